@@ -1,0 +1,131 @@
+package frame
+
+import "time"
+
+// ---- system frames ----
+
+// UserStartedSpeaking is emitted by the turn detector when the user starts a
+// turn. Confidence is the speech probability that crossed the threshold.
+type UserStartedSpeaking struct {
+	Meta
+	Confidence float32
+}
+
+// UserStoppedSpeaking is emitted when the user's turn ends. At is when speech
+// actually stopped (the last voiced chunk), earlier than the emit time by the
+// detector's stop duration.
+type UserStoppedSpeaking struct {
+	Meta
+	At time.Time
+}
+
+// Interruption tells every stage that the bot's current turn was cut off:
+// clear internal buffers (pending text, playout). The pipeline has already
+// advanced the turn and cancelled the turn context when this is seen.
+type Interruption struct {
+	Meta
+	Reason string
+}
+
+// BotStartedSpeaking is emitted by the output transport when the first audio
+// of a reply is played.
+type BotStartedSpeaking struct{ Meta }
+
+// BotStoppedSpeaking is emitted when the playout buffer runs dry (or is
+// cleared by an interruption).
+type BotStoppedSpeaking struct {
+	Meta
+	Interrupted bool
+}
+
+// BotSpoke travels upstream from the output transport: Text was actually
+// played to the user. The agent stage uses it to record in the conversation
+// only what was heard when a reply is interrupted.
+type BotSpoke struct {
+	Meta
+	Text string
+}
+
+// Error reports a failure. Fatal errors end the session.
+type Error struct {
+	Meta
+	Err   error
+	Fatal bool
+}
+
+// Metrics carries one turn's latency breakdown.
+type Metrics struct {
+	Meta
+	Turn TurnMetrics
+}
+
+// TurnMetrics is the latency breakdown of one user→bot turn. Durations are
+// measured from the moment the user stopped speaking (UserStoppedSpeaking.At)
+// and are zero when the stage did not run.
+type TurnMetrics struct {
+	Turn         uint32        `json:"turn"`
+	Endpointing  time.Duration `json:"endpointing"`     // stop detected
+	STTFinal     time.Duration `json:"stt_final"`       // final transcript
+	LLMFirst     time.Duration `json:"llm_first_token"` // first model text
+	SentenceTTS  time.Duration `json:"first_sentence"`  // first sentence sent to TTS
+	TTSFirst     time.Duration `json:"tts_first_audio"` // first synthesized audio
+	AudioOut     time.Duration `json:"audio_out"`       // first audio written to the transport
+	VoiceToVoice time.Duration `json:"voice_to_voice"`  // = AudioOut
+}
+
+// ---- data frames ----
+
+// Transcript is recognized user speech. Interim hypotheses have Final unset
+// and may be superseded; a Final transcript ends the user's utterance.
+type Transcript struct {
+	Meta
+	Text  string
+	Final bool
+	// Typed is set for text the user typed rather than spoke.
+	Typed bool
+}
+
+// LLMText is a delta of the model's streamed answer.
+type LLMText struct {
+	Meta
+	Text string
+}
+
+// TTSText is a sentence about to be synthesized (the bot_text event).
+type TTSText struct {
+	Meta
+	Text string
+}
+
+// ---- control frames ----
+
+// LLMResponseStart opens a model answer.
+type LLMResponseStart struct{ Meta }
+
+// LLMResponseEnd closes a model answer: aggregators flush what they hold.
+type LLMResponseEnd struct{ Meta }
+
+// End asks the pipeline to finish gracefully: every stage drains what it
+// holds (queued audio is played out) and then stops. It is uninterruptible.
+type End struct {
+	Meta
+	Reason string
+}
+
+func (*UserStartedSpeaking) Class() Class { return System }
+func (*UserStoppedSpeaking) Class() Class { return System }
+func (*Interruption) Class() Class        { return System }
+func (*BotStartedSpeaking) Class() Class  { return System }
+func (*BotStoppedSpeaking) Class() Class  { return System }
+func (*BotSpoke) Class() Class            { return System }
+func (*Error) Class() Class               { return System }
+func (*Metrics) Class() Class             { return System }
+
+func (*Transcript) Class() Class { return Data }
+func (*LLMText) Class() Class    { return Data }
+func (*TTSText) Class() Class    { return Data }
+
+func (*LLMResponseStart) Class() Class { return Control }
+func (*LLMResponseEnd) Class() Class   { return Control }
+func (*End) Class() Class              { return Control }
+func (*End) Uninterruptible()          {}
