@@ -1,0 +1,204 @@
+// Package config reads voiced.toml: a typed file decoded strictly (unknown
+// keys are errors, reported with their line). The zero Config, after
+// Defaults, runs the offline demo.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written as a string ("200ms", "1.5s").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Config is the whole file.
+type Config struct {
+	Server Server `toml:"server"`
+	VAD    VAD    `toml:"vad"`
+	STT    STT    `toml:"stt"`
+	TTS    TTS    `toml:"tts"`
+	Agent  Agent  `toml:"agent"`
+	LLM    LLM    `toml:"llm"`
+}
+
+// Server is the HTTP side.
+type Server struct {
+	Addr        string   `toml:"addr"`         // default ":8080"
+	Origins     []string `toml:"origins"`      // extra allowed WebSocket origins
+	MaxSessions int      `toml:"max_sessions"` // default 200
+}
+
+// VAD configures turn detection.
+type VAD struct {
+	Model         string   `toml:"model"`       // silero_vad_v5.onnx path; default from the cache
+	ONNXRuntime   string   `toml:"onnxruntime"` // libonnxruntime.so path; default from the cache
+	Confidence    float32  `toml:"confidence"`
+	StartDuration Duration `toml:"start_duration"`
+	StopDuration  Duration `toml:"stop_duration"`
+	MinVolume     float64  `toml:"min_volume"`
+	NoInterrupt   bool     `toml:"no_interrupt"`
+}
+
+// STT configures recognition.
+type STT struct {
+	Provider string `toml:"provider"` // "sphinx"
+	HMM      string `toml:"hmm"`
+	LM       string `toml:"lm"`
+	Dict     string `toml:"dict"`
+}
+
+// TTS configures synthesis.
+type TTS struct {
+	Provider string `toml:"provider"` // "flite"
+	Voice    string `toml:"voice"`    // slt, awb, rms
+}
+
+// Agent is the session's agent.
+type Agent struct {
+	Name       string `toml:"name"`
+	System     string `toml:"system"`
+	MaxHistory int    `toml:"max_history"`
+}
+
+// LLM selects the chat model.
+type LLM struct {
+	Provider string   `toml:"provider"` // "scripted"
+	Scripted Scripted `toml:"scripted"`
+}
+
+// Scripted configures the offline scripted model.
+type Scripted struct {
+	Fallback        string   `toml:"fallback"`
+	TokenDelay      Duration `toml:"token_delay"`
+	FirstTokenDelay Duration `toml:"first_token_delay"`
+	Rules           []Rule   `toml:"rules"`
+}
+
+// Rule is a scripted pattern → reply.
+type Rule struct {
+	Match string `toml:"match"`
+	Reply string `toml:"reply"`
+}
+
+//go:embed default.toml
+var defaultFile []byte
+
+// Default returns the embedded default configuration (the offline demo).
+func Default() Config {
+	c, err := Parse(defaultFile)
+	if err != nil {
+		panic("config: embedded default.toml: " + err.Error())
+	}
+	return c
+}
+
+// ErrInvalid wraps every configuration error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Load reads a file. Keys it does not set keep the embedded defaults, except
+// that a file's [[llm.scripted.rules]] replace the default rules.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := parseOver(Default(), b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes b over the built-in defaults and validates the result.
+func Parse(b []byte) (Config, error) {
+	var c Config
+	c.applyDefaults()
+	return parseOver(c, b)
+}
+
+func parseOver(c Config, b []byte) (Config, error) {
+	if len(bytes.TrimSpace(b)) > 0 {
+		rules := c.LLM.Scripted.Rules
+		c.LLM.Scripted.Rules = nil
+		d := toml.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&c); err != nil {
+			var sme *toml.StrictMissingError
+			if errors.As(err, &sme) {
+				return c, fmt.Errorf("%w: %s", ErrInvalid, sme.String())
+			}
+			var de *toml.DecodeError
+			if errors.As(err, &de) {
+				row, col := de.Position()
+				return c, fmt.Errorf("%w: line %d column %d: %s", ErrInvalid, row, col, de.Error())
+			}
+			return c, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if c.LLM.Scripted.Rules == nil {
+			c.LLM.Scripted.Rules = rules
+		}
+	}
+	c.applyDefaults()
+	return c, c.Validate()
+}
+
+func (c *Config) applyDefaults() {
+	if c.Server.Addr == "" {
+		c.Server.Addr = ":8080"
+	}
+	if c.STT.Provider == "" {
+		c.STT.Provider = "sphinx"
+	}
+	if c.TTS.Provider == "" {
+		c.TTS.Provider = "flite"
+	}
+	if c.LLM.Provider == "" {
+		c.LLM.Provider = "scripted"
+	}
+	if c.Agent.Name == "" {
+		c.Agent.Name = "assistant"
+	}
+}
+
+// Validate checks values that decoding cannot.
+func (c Config) Validate() error {
+	var errs []error
+	if c.STT.Provider != "sphinx" {
+		errs = append(errs, fmt.Errorf("stt.provider %q: want \"sphinx\"", c.STT.Provider))
+	}
+	if c.TTS.Provider != "flite" {
+		errs = append(errs, fmt.Errorf("tts.provider %q: want \"flite\"", c.TTS.Provider))
+	}
+	if c.LLM.Provider != "scripted" {
+		errs = append(errs, fmt.Errorf("llm.provider %q: want \"scripted\"", c.LLM.Provider))
+	}
+	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {
+		errs = append(errs, fmt.Errorf("vad.confidence %v: want 0..1", c.VAD.Confidence))
+	}
+	if c.Server.MaxSessions < 0 {
+		errs = append(errs, fmt.Errorf("server.max_sessions %d: want >= 0", c.Server.MaxSessions))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}

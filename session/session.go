@@ -1,0 +1,148 @@
+// Package session assembles one conversation's pipeline from its parts:
+// the transport's input and output stages, turn detection, recognition, the
+// agent stage and synthesis, plus observers for client events and latency.
+// The same code serves every transport.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/stt"
+	"github.com/voiced-dev/voiced/processors/tts"
+	"github.com/voiced-dev/voiced/processors/vad"
+	"github.com/voiced-dev/voiced/transport"
+)
+
+// Config holds per-session settings.
+type Config struct {
+	VAD   vad.Config
+	Voice string // TTS voice, "" for the synthesizer's default
+	Agent AgentConfig
+}
+
+// AgentConfig describes the session's agent.
+type AgentConfig struct {
+	Name       string
+	System     string
+	MaxHistory int
+}
+
+// Builder makes pipelines. Its providers are shared by all sessions and must
+// be safe for concurrent use.
+type Builder struct {
+	VAD    vad.Model
+	STT    stt.Recognizer
+	TTS    tts.Synthesizer
+	Model  agents.ChatModel
+	Config Config
+	Logger *slog.Logger
+	// Observers are added to every session's pipeline.
+	Observers []pipeline.Observer
+	// OnMetrics, if set, also receives every turn's latency breakdown.
+	OnMetrics func(sessionID string, m frame.TurnMetrics)
+}
+
+// Run implements transport.Factory: it runs one conversation over s.
+func (b *Builder) Run(ctx context.Context, s *transport.Session) error {
+	log := b.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("session", s.ID)
+	procs, err := b.stages(s)
+	if err != nil {
+		s.Close(err)
+		return err
+	}
+	lat := NewLatency(func(m frame.TurnMetrics) {
+		if s.Notify != nil {
+			s.Notify(&frame.Metrics{Turn: m})
+		}
+		if b.OnMetrics != nil {
+			b.OnMetrics(s.ID, m)
+		}
+		log.Info("turn", "turn", m.Turn, "voice_to_voice", m.VoiceToVoice, "stt_final", m.STTFinal,
+			"llm_first", m.LLMFirst, "tts_first", m.TTSFirst)
+	})
+	obs := append([]pipeline.Observer{lat}, b.Observers...)
+	if s.Observer != nil {
+		obs = append(obs, s.Observer)
+	}
+	p := pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	runc := make(chan error, 1)
+	go func() { runc <- p.Run(ctx) }()
+	feedc := make(chan error, 1)
+	go func() { feedc <- s.Feed(ctx, p) }()
+
+	select {
+	case err = <-runc:
+		s.Close(err)
+		cancel(context.Canceled)
+		<-feedc
+	case ferr := <-feedc:
+		if ferr != nil {
+			// The client went away or misbehaved: stop now.
+			cancel(ferr)
+			err = <-runc
+			if errors.Is(err, ferr) || errors.Is(err, context.Canceled) {
+				err = ferr
+			}
+		} else {
+			err = <-runc // End was pushed: drain
+		}
+		s.Close(err)
+	}
+	return err
+}
+
+func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
+	if b.VAD == nil || b.STT == nil || b.TTS == nil || b.Model == nil {
+		return nil, errors.New("session: builder needs VAD, STT, TTS and Model")
+	}
+	agent, err := agents.NewStage(agents.StageConfig{
+		Agent:      agents.Agent{Name: b.Config.Agent.Name, System: b.Config.Agent.System, Model: b.Model},
+		MaxHistory: b.Config.Agent.MaxHistory,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pf := frame.Mono16k
+	var sttCfg stt.ProcessorConfig
+	if r := b.STT.Format().SampleRate; r != pf.SampleRate {
+		rs, err := audio.NewResampler(pf.SampleRate, r)
+		if err != nil {
+			return nil, fmt.Errorf("session: stt: %w", err)
+		}
+		sttCfg.Resampler = rs
+	}
+	ttsCfg := tts.ProcessorConfig{Voice: b.Config.Voice, Output: s.Out}
+	if in := b.TTS.Format().SampleRate; in != s.Out.SampleRate {
+		rs, err := audio.NewResampler(in, s.Out.SampleRate)
+		if err != nil {
+			return nil, fmt.Errorf("session: tts: %w", err)
+		}
+		ttsCfg.Resampler = rs
+	}
+	synth, err := tts.NewProcessor(b.TTS, ttsCfg)
+	if err != nil {
+		return nil, err
+	}
+	return []pipeline.Processor{
+		s.Input,
+		vad.NewProcessor(b.VAD, pf.SampleRate, b.Config.VAD),
+		stt.NewProcessor(b.STT, sttCfg),
+		agent,
+		synth,
+		s.Output,
+	}, nil
+}

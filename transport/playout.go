@@ -1,0 +1,227 @@
+package transport
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+)
+
+// AudioWriter sends audio to the client. WriteAudio is called from the
+// playout goroutine only; it must not retain pcm and must not block for long
+// (a transport queues the bytes for its connection writer).
+type AudioWriter interface {
+	WriteAudio(pcm []int16) error
+}
+
+// PlayoutConfig configures a Playout. Format is required.
+type PlayoutConfig struct {
+	Format frame.Format
+	// Chunk is the duration of each write (default 20 ms).
+	Chunk time.Duration
+	// Lead is how far ahead of real time audio may be sent (default 100 ms):
+	// enough to ride out network jitter, small enough that a client which
+	// drops its buffer on `interrupted` stops at once.
+	Lead time.Duration
+	// Grace is how long the queue may run dry mid-answer before the bot is
+	// considered to have stopped speaking (default 100 ms).
+	Grace time.Duration
+}
+
+// Playout is the last stage of a transport's pipeline: it queues the bot's
+// OutputAudio in a buffer that an Interruption clears, and writes it to the
+// client paced in real time (Chunk at a time, at most Lead ahead) from its
+// own goroutine. It emits BotStartedSpeaking and BotStoppedSpeaking
+// downstream and, as each sentence finishes playing, BotSpoke upstream.
+type Playout struct {
+	cfg PlayoutConfig
+	w   AudioWriter
+
+	rt  pipeline.Runtime
+	out pipeline.Emitter
+
+	mu       sync.Mutex
+	queue    []int16 // audio not yet sent
+	queueT   uint32  // turn of the queued audio
+	markers  []marker
+	sent     int64 // samples sent in total
+	queued   int64 // samples queued in total (sent + len(queue))
+	speaking bool
+	epStart  time.Time // when the current speaking episode started
+	epSent   int64     // sent at epStart
+	wake     chan struct{}
+	idle     chan struct{} // closed while nothing is queued or playing
+}
+
+type marker struct {
+	at   int64 // sample position where the sentence ends
+	turn uint32
+	text string
+}
+
+// NewPlayout returns a playout stage writing to w.
+func NewPlayout(w AudioWriter, cfg PlayoutConfig) *Playout {
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = 20 * time.Millisecond
+	}
+	if cfg.Lead <= 0 {
+		cfg.Lead = 100 * time.Millisecond
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 100 * time.Millisecond
+	}
+	idle := make(chan struct{})
+	close(idle)
+	return &Playout{cfg: cfg, w: w, wake: make(chan struct{}, 1), idle: idle}
+}
+
+// Name implements pipeline.Namer.
+func (p *Playout) Name() string { return "playout" }
+
+// Start implements pipeline.Starter: it starts the pacing goroutine.
+func (p *Playout) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
+	p.rt, p.out = rt, out
+	rt.Go(p.pace)
+	return nil
+}
+
+// Process implements pipeline.Processor.
+func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	switch f := f.(type) {
+	case *frame.OutputAudio:
+		if f.Turn < p.rt.Turn() {
+			return nil // stale
+		}
+		p.mu.Lock()
+		if len(p.queue) > 0 && f.Turn != p.queueT {
+			p.dropLocked() // a newer turn's answer replaces the old one
+		}
+		if len(p.queue) == 0 && !p.speaking {
+			p.idle = make(chan struct{})
+		}
+		p.queueT = f.Turn
+		p.queue = append(p.queue, f.Samples...)
+		p.queued += int64(len(f.Samples))
+		if f.Spoken != "" {
+			p.markers = append(p.markers, marker{at: p.queued, turn: f.Turn, text: f.Spoken})
+		}
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+		return nil // consumed
+	case *frame.Interruption:
+		p.mu.Lock()
+		was := p.speaking || len(p.queue) > 0
+		p.dropLocked()
+		p.stopLocked()
+		p.mu.Unlock()
+		if was {
+			out.Emit(&frame.BotStoppedSpeaking{Interrupted: true})
+		}
+	}
+	out.Pass(f)
+	return nil
+}
+
+// Drain implements pipeline.Drainer: it waits until the queue has played.
+func (p *Playout) Drain(ctx context.Context, _ pipeline.Emitter) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dropLocked discards queued audio and unplayed markers.
+func (p *Playout) dropLocked() {
+	p.queued -= int64(len(p.queue))
+	p.queue = p.queue[:0]
+	p.markers = p.markers[:0]
+}
+
+func (p *Playout) stopLocked() {
+	if p.speaking {
+		p.speaking = false
+	}
+	if len(p.queue) == 0 {
+		select {
+		case <-p.idle:
+		default:
+			close(p.idle)
+		}
+	}
+}
+
+// pace runs on its own goroutine until the session ends.
+func (p *Playout) pace(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Chunk / 2)
+	defer t.Stop()
+	chunk := p.cfg.Format.Samples(p.cfg.Chunk)
+	buf := make([]int16, chunk)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.wake:
+		}
+		p.tick(time.Now(), buf)
+	}
+}
+
+func (p *Playout) tick(now time.Time, buf []int16) {
+	rate := int64(p.cfg.Format.SampleRate * max(p.cfg.Format.Channels, 1))
+	lead := int64(p.cfg.Format.Samples(p.cfg.Lead))
+	var events []frame.Frame
+	var ups []frame.Frame
+	p.mu.Lock()
+	played := func() int64 {
+		if !p.speaking {
+			return p.sent
+		}
+		return min(p.sent, p.epSent+int64(now.Sub(p.epStart))*rate/int64(time.Second))
+	}
+	for len(p.queue) > 0 {
+		if p.speaking && p.sent-played() >= lead {
+			break
+		}
+		if !p.speaking {
+			p.speaking, p.epStart, p.epSent = true, now, p.sent
+			events = append(events, &frame.BotStartedSpeaking{Meta: frame.Meta{Turn: p.queueT}})
+		} else if played() >= p.sent {
+			// The client ran dry (underrun): its clock restarts now.
+			p.epStart, p.epSent = now, p.sent
+		}
+		n := copy(buf, p.queue)
+		p.queue = p.queue[:copy(p.queue, p.queue[n:])]
+		p.sent += int64(n)
+		p.mu.Unlock()
+		p.w.WriteAudio(buf[:n])
+		p.mu.Lock()
+	}
+	pl := played()
+	for len(p.markers) > 0 && p.markers[0].at <= pl {
+		m := p.markers[0]
+		p.markers = p.markers[1:]
+		ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: m.turn}, Text: m.text})
+	}
+	if p.speaking && len(p.queue) == 0 && now.Sub(p.epStart) >= time.Duration((p.sent-p.epSent)*int64(time.Second)/rate)+p.cfg.Grace {
+		p.stopLocked()
+		events = append(events, &frame.BotStoppedSpeaking{})
+	}
+	p.mu.Unlock()
+	for _, f := range ups {
+		p.out.EmitUp(f)
+	}
+	for _, f := range events {
+		p.out.Emit(f)
+	}
+}
