@@ -1,0 +1,80 @@
+# voiced — make help lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO         ?= go
+ADDR       ?= :8080
+CACHE      ?= $(or $(VOICED_CACHE),$(HOME)/.cache/voiced)
+export VOICED_CACHE := $(CACHE)
+BIN        := bin/voiced
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS    := -X main.version=$(VERSION)
+
+# Debian packages the build and the tests need.
+APT_PACKAGES := gcc pkg-config flite flite1-dev libpocketsphinx-dev libsphinxbase-dev \
+	pocketsphinx-en-us chromium sox nodejs npm
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install missing Debian packages (needs root or sudo)
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: models
+models: ## fetch and verify the Silero VAD model and ONNX Runtime into $(CACHE)
+	@bash scripts/fetch-models.sh
+
+.PHONY: setup
+setup: deps models
+
+.PHONY: build
+build: deps ## build bin/voiced
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/voiced
+
+.PHONY: run
+run: setup build ## install what is missing, build, and serve on $(ADDR)
+	./$(BIN) serve --addr $(ADDR)
+
+.PHONY: test
+test: setup ## go test -race ./... plus the end-to-end tests
+	VOICED_REQUIRE_MODELS=1 $(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: e2e
+e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
+	VOICED_REQUIRE_MODELS=1 VOICED_E2E=1 $(GO) test -count=1 -timeout 10m -run 'TestE2E' -v ./e2e/ 2>&1 | tail -n 40
+	bash e2e/browser/run.sh $(BIN)
+
+.PHONY: check
+check: setup ## formatting, vet, module tidiness, then the tests
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/voiced-go.mod.bak; cp go.sum /tmp/voiced-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then echo "go.mod/go.sum not tidy:"; git --no-pager diff -- go.mod go.sum; \
+		cp /tmp/voiced-go.mod.bak go.mod; cp /tmp/voiced-go.sum.bak go.sum; exit 1; fi
+	$(MAKE) --no-print-directory test
+
+.PHONY: bench
+bench: setup build ## run the benchmarks and write bench/results
+	bash bench/run.sh
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for 30s
+	$(GO) test -run '^$$' -fuzz FuzzReadWAV -fuzztime 30s ./audio/
+	$(GO) test -run '^$$' -fuzz FuzzParseText -fuzztime 30s ./transport/websocket/
+
+.PHONY: clean
+clean: ## remove build outputs (not the model cache)
+	rm -rf bin e2e/out
