@@ -90,9 +90,10 @@ type Runtime interface {
 }
 
 // Starter is implemented by processors that need setup before frames flow.
-// ctx is the session context.
+// ctx is the session context; out is the stage's Emitter, which the
+// processor may keep to emit from its own goroutines.
 type Starter interface {
-	Start(ctx context.Context, rt Runtime) error
+	Start(ctx context.Context, rt Runtime, out Emitter) error
 }
 
 // Drainer is implemented by processors that hold frames of their own (text
@@ -320,7 +321,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var err error
 	for _, s := range p.stages {
 		if st, ok := s.proc.(Starter); ok {
-			if err = st.Start(sess, p); err != nil {
+			if err = st.Start(sess, p, s); err != nil {
 				err = fmt.Errorf("pipeline: start %s: %w", s.name, err)
 				fail(err)
 				break
