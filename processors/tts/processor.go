@@ -1,0 +1,176 @@
+package tts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+)
+
+// Resampler converts audio between rates; audio.Resampler implements it.
+type Resampler interface {
+	Process(dst, src []int16) []int16
+	Reset()
+}
+
+// ProcessorConfig configures a Processor.
+type ProcessorConfig struct {
+	Voice string // "" for the synthesizer's default
+	// Output is the format of the emitted audio (default: the
+	// synthesizer's). When it differs, Resampler must convert to it.
+	Output    frame.Format
+	Resampler Resampler
+	// ChunkDuration is the size of emitted audio frames (default 20 ms).
+	ChunkDuration int // milliseconds
+}
+
+// Flusher is implemented by resamplers that delay their output
+// (audio.Resampler): Flush appends the tail still inside the filter to dst
+// and resets for a new stream. The Processor flushes after each sentence so
+// the sentence's last milliseconds are not cut off.
+type Flusher interface {
+	Flush(dst []int16) []int16
+}
+
+// Processor is the speech-synthesis stage. It gathers LLMText into sentences
+// and, for each, emits a TTSText then the sentence's audio as OutputAudio
+// frames of exactly ChunkDuration (the last one padded with silence and
+// carrying the sentence as Spoken). Synthesis runs on the stage goroutine
+// under the turn context, so barge-in stops it mid-sentence and no audio of
+// the interrupted turn is emitted after that; an Interruption, or text of a
+// newer turn, drops the text held for the old one. Other frames pass on.
+type Processor struct {
+	syn   Synthesizer
+	cfg   ProcessorConfig
+	sent  Sentences
+	turn  uint32 // turn of the text in sent
+	chunk int    // samples per emitted frame
+	conv  []int16
+	hold  []int16 // audio not yet emitted
+}
+
+// ErrFormat is returned by NewProcessor for an output format it cannot make.
+var ErrFormat = errors.New("tts: unsupported output format")
+
+// NewProcessor returns a synthesis stage.
+func NewProcessor(syn Synthesizer, cfg ProcessorConfig) (*Processor, error) {
+	in := syn.Format()
+	if cfg.Output == (frame.Format{}) {
+		cfg.Output = in
+	}
+	if cfg.Output.Channels != 1 || in.Channels != 1 || cfg.Output.SampleRate <= 0 || in.SampleRate <= 0 {
+		return nil, fmt.Errorf("%w: %+v from %+v", ErrFormat, cfg.Output, in)
+	}
+	if cfg.Output.SampleRate != in.SampleRate && cfg.Resampler == nil {
+		return nil, fmt.Errorf("%w: %d Hz needs a resampler from %d Hz", ErrFormat, cfg.Output.SampleRate, in.SampleRate)
+	}
+	if cfg.ChunkDuration <= 0 {
+		cfg.ChunkDuration = 20
+	}
+	chunk := cfg.Output.SampleRate * cfg.ChunkDuration / 1000
+	if chunk <= 0 {
+		return nil, fmt.Errorf("%w: %d ms chunks at %d Hz", ErrFormat, cfg.ChunkDuration, cfg.Output.SampleRate)
+	}
+	return &Processor{syn: syn, cfg: cfg, chunk: chunk}, nil
+}
+
+// Name implements pipeline.Namer.
+func (p *Processor) Name() string { return "tts" }
+
+// Process implements pipeline.Processor.
+func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+	switch f := f.(type) {
+	case *frame.LLMText:
+		p.own(f.Turn)
+		for _, s := range p.sent.Add(f.Text) {
+			if err := p.speak(ctx, f.Turn, s, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *frame.LLMResponseEnd:
+		p.own(f.Turn)
+		if s := p.sent.Flush(); s != "" {
+			if err := p.speak(ctx, f.Turn, s, out); err != nil {
+				return err
+			}
+		}
+	case *frame.Interruption:
+		p.sent.Reset()
+	}
+	out.Pass(f)
+	return nil
+}
+
+// own drops held text of a turn older than turn.
+func (p *Processor) own(turn uint32) {
+	if turn != p.turn {
+		p.sent.Reset()
+		p.turn = turn
+	}
+}
+
+// Drain implements pipeline.Drainer: it speaks what text is left.
+func (p *Processor) Drain(ctx context.Context, out pipeline.Emitter) error {
+	if s := p.sent.Flush(); s != "" {
+		return p.speak(ctx, 0, s, out)
+	}
+	return nil
+}
+
+func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pipeline.Emitter) error {
+	out.Emit(&frame.TTSText{Meta: frame.Meta{Turn: turn}, Text: text})
+	resample := p.cfg.Output.SampleRate != p.syn.Format().SampleRate
+	if resample {
+		p.cfg.Resampler.Reset()
+	}
+	p.hold = p.hold[:0]
+	emit := func(pcm []int16) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // nothing of a cut-off turn goes out
+		}
+		if resample {
+			p.conv = p.cfg.Resampler.Process(p.conv[:0], pcm)
+			pcm = p.conv
+		}
+		p.hold = append(p.hold, pcm...)
+		p.send(turn, out)
+		return nil
+	}
+	err := p.syn.Synthesize(ctx, text, p.cfg.Voice, emit)
+	if err != nil {
+		p.hold = p.hold[:0]
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		out.Emit(&frame.Error{Err: fmt.Errorf("tts: %w", err)})
+		return nil
+	}
+	if fl, ok := p.cfg.Resampler.(Flusher); ok && resample {
+		p.hold = fl.Flush(p.hold)
+	}
+	p.send(turn, out)
+	// The rest, padded to a whole chunk, carries the sentence.
+	last := make([]int16, p.chunk)
+	copy(last, p.hold)
+	p.hold = p.hold[:0]
+	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text})
+	return nil
+}
+
+// send emits whole chunks of held audio, keeping back at least one sample so
+// that the final frame of a sentence, which carries Spoken, is real audio
+// rather than a chunk of padding.
+func (p *Processor) send(turn uint32, out pipeline.Emitter) {
+	i := 0
+	for ; len(p.hold)-i > p.chunk; i += p.chunk {
+		s := make([]int16, p.chunk)
+		copy(s, p.hold[i:])
+		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s})
+	}
+	if i > 0 {
+		p.hold = append(p.hold[:0], p.hold[i:]...)
+	}
+}

@@ -1,0 +1,598 @@
+package tts_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/tts"
+)
+
+// ramp is the audio the fake synthesizer makes: sample j of a sentence.
+// It is never zero, so padding shows.
+func ramp(j int) int16 { return int16(j%20000 + 1) }
+
+// awkward are the sizes of the chunks the fake synthesizer emits, in turn.
+var awkward = []int{1, 7, 100, 333, 1000, 29}
+
+// fakeSynth records what it is asked to say and speaks size(text) samples
+// of the ramp in awkward chunks. Text containing "fail" fails after 700
+// samples. With pace set, it makes one awkward chunk per pace of time and
+// stops when ctx is cancelled.
+type fakeSynth struct {
+	t      testing.TB
+	format frame.Format
+	voice  string
+	size   func(text string) int
+	pace   time.Duration
+
+	mu     sync.Mutex
+	texts  []string
+	causes []error // of cancelled syntheses
+}
+
+var errSynth = errors.New("synthesis failed")
+
+func sizeOf(text string) int { return 1000 + 37*len(text) }
+
+func (s *fakeSynth) Format() frame.Format { return s.format }
+
+func (s *fakeSynth) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {
+	t := s.t
+	if ctx.Err() != nil {
+		t.Errorf("Synthesize(%q) with a done context", text)
+	}
+	if text == "" || strings.TrimSpace(text) != text {
+		t.Errorf("Synthesize(%q): blank or untrimmed text", text)
+	}
+	if voice != s.voice {
+		t.Errorf("Synthesize(%q) voice %q, want %q", text, voice, s.voice)
+	}
+	s.mu.Lock()
+	s.texts = append(s.texts, text)
+	s.mu.Unlock()
+	if strings.Contains(text, "fail") {
+		if err := emit(span(0, 700)); err != nil {
+			return err
+		}
+		return errSynth
+	}
+	size := sizeOf
+	if s.size != nil {
+		size = s.size
+	}
+	n := size(text)
+	for j, i := 0, 0; j < n; i++ {
+		if s.pace > 0 {
+			select {
+			case <-ctx.Done():
+				s.mu.Lock()
+				s.causes = append(s.causes, context.Cause(ctx))
+				s.mu.Unlock()
+				// A careless provider might still emit: the processor
+				// must refuse audio of a cut-off turn.
+				if emit(span(j, j+10)) == nil {
+					t.Errorf("emit accepted audio after the turn was cut off")
+				}
+				return ctx.Err()
+			case <-time.After(s.pace):
+			}
+		}
+		k := min(awkward[i%len(awkward)], n-j)
+		pcm := span(j, j+k)
+		if err := emit(pcm); err != nil {
+			return err
+		}
+		clear(pcm) // emit must not retain pcm
+		j += k
+	}
+	return nil
+}
+
+func (s *fakeSynth) said() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.texts)
+}
+
+func span(from, to int) []int16 {
+	s := make([]int16, 0, to-from)
+	for j := from; j < to; j++ {
+		s = append(s, ramp(j))
+	}
+	return s
+}
+
+// recorder collects the frames leaving the pipeline.
+type recorder struct {
+	mu     sync.Mutex
+	frames []frame.Frame
+}
+
+func (r *recorder) sink(f frame.Frame) {
+	r.mu.Lock()
+	r.frames = append(r.frames, f)
+	r.mu.Unlock()
+}
+
+func (r *recorder) all() []frame.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
+}
+
+func describe(f frame.Frame) string {
+	switch f := f.(type) {
+	case *frame.OutputAudio:
+		if f.Spoken != "" {
+			return fmt.Sprintf("O%d[%s]", len(f.Samples), f.Spoken)
+		}
+		return fmt.Sprintf("O%d", len(f.Samples))
+	case *frame.TTSText:
+		return "S(" + f.Text + ")"
+	case *frame.LLMText:
+		return "L(" + f.Text + ")"
+	case *frame.LLMResponseStart:
+		return "RS"
+	case *frame.LLMResponseEnd:
+		return "RE"
+	case *frame.Interruption:
+		return "Int"
+	case *frame.Error:
+		return "E"
+	case *frame.End:
+		return "End"
+	default:
+		return fmt.Sprintf("%T", f)
+	}
+}
+
+// golden renders frames with runs of equal names collapsed: "O320*4".
+func golden(frames []frame.Frame) string {
+	var out []string
+	prev, n := "", 0
+	flush := func() {
+		switch {
+		case n == 1:
+			out = append(out, prev)
+		case n > 1:
+			out = append(out, fmt.Sprintf("%s*%d", prev, n))
+		}
+	}
+	for _, f := range frames {
+		d := describe(f)
+		if d == prev {
+			n++
+			continue
+		}
+		flush()
+		prev, n = d, 1
+	}
+	flush()
+	return strings.Join(out, " ")
+}
+
+var pass = pipeline.ProcessorFunc(func(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	out.Pass(f)
+	return nil
+})
+
+// run builds [tts, pass] with a recorder and runs it in the background.
+func run(t *testing.T, proc *tts.Processor) (*pipeline.Pipeline, *recorder, chan error) {
+	var rec recorder
+	p := pipeline.New(pipeline.Options{Sink: rec.sink}, proc, pass)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	return p, &rec, done
+}
+
+func push(t *testing.T, p *pipeline.Pipeline, fs ...frame.Frame) {
+	t.Helper()
+	for _, f := range fs {
+		if err := p.Push(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func texts(ts ...string) []frame.Frame {
+	var fs []frame.Frame
+	for _, s := range ts {
+		fs = append(fs, &frame.LLMText{Text: s})
+	}
+	return fs
+}
+
+// checkAudio asserts each sentence's audio is the synthesizer's (want(text)),
+// cut into frames of exactly n samples of format f, padded with zeros, the
+// last one carrying Spoken; and that TTSText precedes it.
+func checkAudio(t *testing.T, frames []frame.Frame, f frame.Format, n int, want func(text string) []int16) {
+	t.Helper()
+	var cur string
+	var got []int16
+	for _, fr := range frames {
+		switch fr := fr.(type) {
+		case *frame.TTSText:
+			if got != nil {
+				t.Errorf("TTSText %q before the end of %q", fr.Text, cur)
+			}
+			cur, got = fr.Text, []int16{}
+		case *frame.OutputAudio:
+			if got == nil {
+				t.Fatalf("OutputAudio before any TTSText")
+			}
+			if fr.Format != f || len(fr.Samples) != n {
+				t.Fatalf("OutputAudio of %d samples %+v, want %d %+v", len(fr.Samples), fr.Format, n, f)
+			}
+			got = append(got, fr.Samples...)
+			if fr.Spoken == "" {
+				continue
+			}
+			if fr.Spoken != cur {
+				t.Errorf("Spoken = %q, want %q", fr.Spoken, cur)
+			}
+			w := want(cur)
+			if len(got) < len(w) || len(got)-len(w) >= n && len(w) > 0 || !slices.Equal(got[:len(w)], w) {
+				t.Errorf("audio of %q: %d samples, want %d then padding", cur, len(got), len(w))
+			} else if slices.ContainsFunc(got[len(w):], func(v int16) bool { return v != 0 }) {
+				t.Errorf("audio of %q: padding is not silence", cur)
+			}
+			got = nil
+		}
+	}
+	if got != nil {
+		t.Errorf("the audio of %q has no frame carrying Spoken", cur)
+	}
+}
+
+func TestGoldenStreaming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k, voice: "anna"}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{Voice: "anna"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, &frame.LLMResponseStart{})
+		push(t, p, texts("Hello", " there.", " How")...)
+		synctest.Wait()
+		// Speech starts before the answer is complete.
+		if got := syn.said(); !slices.Equal(got, []string{"Hello there."}) {
+			t.Fatalf("before the answer's end, synthesized %q, want the first sentence", got)
+		}
+		if got, want := golden(rec.all()), "RS S(Hello there.) O320*4 O320[Hello there.]"; got != want {
+			t.Fatalf("before the answer's end, frames out =\n %q\nwant\n %q", got, want)
+		}
+		push(t, p, texts(" are you?", " Fine")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// sizeOf: 1444 samples for 12 bytes (4 frames + 164), 1148 for 4.
+		want := "RS S(Hello there.) O320*4 O320[Hello there.] S(How are you?) O320*4 O320[How are you?] S(Fine) O320*3 O320[Fine] RE End"
+		if got := golden(rec.all()); got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+		if got := syn.said(); !slices.Equal(got, []string{"Hello there.", "How are you?", "Fine"}) {
+			t.Errorf("synthesized %q", got)
+		}
+		checkAudio(t, rec.all(), frame.Mono16k, 320, func(text string) []int16 { return span(0, sizeOf(text)) })
+		for _, f := range rec.all() {
+			if f.Header().Turn != 1 {
+				t.Errorf("%s stamped turn %d", describe(f), f.Header().Turn)
+			}
+		}
+	})
+}
+
+// TestChunkEdges: audio that fills whole frames ends on a real frame, not
+// on a frame of padding; a sentence with no audio still reports Spoken.
+func TestChunkEdges(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		want string
+	}{
+		{960, "S(One.) O320*2 O320[One.] End"},
+		{961, "S(One.) O320*3 O320[One.] End"},
+		{1, "S(One.) O320[One.] End"},
+		{0, "S(One.) O320[One.] End"},
+	} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				syn := &fakeSynth{t: t, format: frame.Mono16k, size: func(string) int { return tc.size }}
+				proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, rec, done := run(t, proc)
+				push(t, p, texts("One. ")...)
+				push(t, p, &frame.End{})
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if got := golden(rec.all()); got != tc.want {
+					t.Errorf("frames out = %q, want %q", got, tc.want)
+				}
+				checkAudio(t, rec.all(), frame.Mono16k, 320, func(string) []int16 { return span(0, tc.size) })
+			})
+		})
+	}
+}
+
+// TestResampled: 16 kHz synthesis played at 48 kHz comes out in 960-sample
+// frames, and is exactly what one resampler makes of the whole sentence,
+// tail included.
+func TestResampled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k}
+		rs, err := audio.NewResampler(16000, 48000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := frame.Format{SampleRate: 48000, Channels: 1}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{Output: out, Resampler: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, texts("First one. Second", " one is longer.")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := func(text string) []int16 {
+			ref, err := audio.NewResampler(16000, 48000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ref.Flush(ref.Process(nil, span(0, sizeOf(text))))
+		}
+		checkAudio(t, rec.all(), out, 960, want)
+		if got, w := len(want("First one.")), 3*sizeOf("First one."); got <= w {
+			t.Errorf("reference has %d samples for %d input: no tail?", got, w)
+		}
+		if got := syn.said(); !slices.Equal(got, []string{"First one.", "Second one is longer."}) {
+			t.Errorf("synthesized %q", got)
+		}
+	})
+}
+
+// TestInterruptionDropsHeldText: text held for an interrupted answer is not
+// spoken as part of the next one.
+func TestInterruptionDropsHeldText(t *testing.T) {
+	for _, withFrame := range []bool{true, false} {
+		t.Run(fmt.Sprintf("frame=%v", withFrame), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				syn := &fakeSynth{t: t, format: frame.Mono16k, size: func(string) int { return 320 }}
+				proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, rec, done := run(t, proc)
+				push(t, p, texts("Hello there. And then")...)
+				synctest.Wait()
+				p.Interrupt("barge-in")
+				if withFrame {
+					push(t, p, &frame.Interruption{Reason: "barge-in"})
+				}
+				push(t, p, texts("Sure", " thing.")...)
+				push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if got, want := syn.said(), []string{"Hello there.", "Sure thing."}; !slices.Equal(got, want) {
+					t.Errorf("synthesized %q, want %q", got, want)
+				}
+				want := "S(Hello there.) O320[Hello there.] S(Sure thing.) O320[Sure thing.] RE End"
+				if withFrame {
+					want = "S(Hello there.) O320[Hello there.] Int S(Sure thing.) O320[Sure thing.] RE End"
+				}
+				if got := golden(rec.all()); got != want {
+					t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestInterruptionThenEnd: text held when the answer is interrupted is not
+// spoken by Drain either.
+func TestInterruptionThenEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k, size: func(string) int { return 320 }}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, texts("Hello there. And then")...)
+		synctest.Wait()
+		p.Interrupt("barge-in")
+		push(t, p, &frame.Interruption{Reason: "barge-in"})
+		synctest.Wait()
+		push(t, p, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := golden(rec.all()), "S(Hello there.) O320[Hello there.] Int End"; got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+	})
+}
+
+// TestBargeIn: three sentences to a slow synthesizer, then the user barges
+// in 100 ms into the first. The synthesis is cancelled once with
+// ErrInterrupted, no audio of the old turn leaves the pipeline after the
+// interruption, and the next answer is spoken in full.
+func TestBargeIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k, pace: 20 * time.Millisecond}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, &frame.LLMResponseStart{})
+		push(t, p, texts("The first sentence is long. ", "The second one. ", "The third one.")...)
+		push(t, p, &frame.LLMResponseEnd{})
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		heard := len(rec.all())
+		if heard < 2 {
+			t.Fatalf("only %d frames out 100 ms into the first sentence", heard)
+		}
+		p.Interrupt("user started speaking")
+		push(t, p, &frame.Interruption{Reason: "user started speaking"})
+		synctest.Wait()
+		push(t, p, &frame.LLMResponseStart{})
+		push(t, p, texts("New answer.")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := syn.said(), []string{"The first sentence is long.", "New answer."}; !slices.Equal(got, want) {
+			t.Errorf("synthesized %q, want %q", got, want)
+		}
+		if len(syn.causes) != 1 || !errors.Is(syn.causes[0], pipeline.ErrInterrupted) {
+			t.Errorf("synthesis cancellations = %v, want one ErrInterrupted", syn.causes)
+		}
+		frames := rec.all()
+		i := slices.IndexFunc(frames, func(f frame.Frame) bool { _, ok := f.(*frame.Interruption); return ok })
+		if i < 0 {
+			t.Fatalf("no Interruption out: %s", golden(frames))
+		}
+		for _, f := range frames[i+1:] {
+			if a, ok := f.(*frame.OutputAudio); ok && a.Turn != 2 {
+				t.Fatalf("audio of turn %d left after the interruption: %s", a.Turn, golden(frames))
+			}
+		}
+		// Before: the start of the first sentence, cut off (no Spoken).
+		// After: the new answer, whole. 1000+37*11 = 1407 samples.
+		if got := golden(frames[:i]); !strings.HasPrefix(got, "RS S(The first sentence is long.) O320") || strings.Contains(got, "[") {
+			t.Errorf("frames before the interruption = %q", got)
+		}
+		if got, want := golden(frames[i:]), "Int RS S(New answer.) O320*4 O320[New answer.] RE End"; got != want {
+			t.Errorf("frames from the interruption =\n %q\nwant\n %q", got, want)
+		}
+	})
+}
+
+// TestDrain: text left when End arrives without LLMResponseEnd is spoken.
+func TestDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k, size: func(string) int { return 700 }}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, texts("Done. Unfinished", " thought")...)
+		push(t, p, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := "S(Done.) O320*2 O320[Done.] S(Unfinished thought) O320*2 O320[Unfinished thought] End"
+		if got := golden(rec.all()); got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+	})
+}
+
+// TestSynthError: a failed sentence becomes an Error frame without Spoken,
+// and the answer goes on.
+func TestSynthError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k, size: func(string) int { return 320 }}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, texts("This will fail. Next.")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// 700 samples then the error: two whole frames were out already.
+		// The Error frame is a system frame, free to overtake the audio
+		// queued at the next stage, so it is checked on its own.
+		var data []frame.Frame
+		var errs []error
+		for _, f := range rec.all() {
+			if e, ok := f.(*frame.Error); ok {
+				errs = append(errs, e.Err)
+				continue
+			}
+			data = append(data, f)
+		}
+		want := "S(This will fail.) O320*2 S(Next.) O320[Next.] RE End"
+		if got := golden(data); got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+		if len(errs) != 1 || !errors.Is(errs[0], errSynth) {
+			t.Errorf("error frames %v, want one %v", errs, errSynth)
+		}
+	})
+}
+
+func TestNewProcessorFormats(t *testing.T) {
+	rs, err := audio.NewResampler(16000, 48000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   frame.Format
+		cfg  tts.ProcessorConfig
+		ok   bool
+	}{
+		{"default", frame.Mono16k, tts.ProcessorConfig{}, true},
+		{"same rate", frame.Mono16k, tts.ProcessorConfig{Output: frame.Mono16k}, true},
+		{"resampled", frame.Mono16k, tts.ProcessorConfig{Output: frame.Format{SampleRate: 48000, Channels: 1}, Resampler: rs}, true},
+		{"no resampler", frame.Mono16k, tts.ProcessorConfig{Output: frame.Format{SampleRate: 48000, Channels: 1}}, false},
+		{"stereo out", frame.Mono16k, tts.ProcessorConfig{Output: frame.Format{SampleRate: 16000, Channels: 2}}, false},
+		{"stereo in", frame.Format{SampleRate: 16000, Channels: 2}, tts.ProcessorConfig{}, false},
+		{"no rate", frame.Format{Channels: 1}, tts.ProcessorConfig{}, false},
+	} {
+		_, err := tts.NewProcessor(&fakeSynth{t: t, format: tc.in}, tc.cfg)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, tts.ErrFormat) {
+			t.Errorf("%s: NewProcessor = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+type nopEmitter struct{ n int }
+
+func (e *nopEmitter) Emit(frame.Frame)   { e.n++ }
+func (e *nopEmitter) EmitUp(frame.Frame) { e.n++ }
+func (e *nopEmitter) Pass(frame.Frame)   { e.n++ }
+
+// BenchmarkSentence measures the stage's own cost of speaking a sentence of
+// one second (50 frames of 20 ms) delivered in awkward chunks: re-chunking
+// and frame allocation, not synthesis.
+func BenchmarkSentence(b *testing.B) {
+	syn := &fakeSynth{t: b, format: frame.Mono16k, size: func(string) int { return 16000 }}
+	proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var out nopEmitter
+	b.ReportAllocs()
+	for b.Loop() {
+		syn.texts = syn.texts[:0]
+		if err := proc.Process(ctx, &frame.LLMText{Text: "A sentence. "}, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/frame")
+}

@@ -1,0 +1,210 @@
+package vad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+)
+
+// Config tunes the turn state machine. The zero value gives defaults.
+type Config struct {
+	// Confidence is the speech probability at or above which a chunk is
+	// voiced (default 0.5). A speaking user stays speaking until the
+	// probability falls below Confidence-0.15.
+	Confidence float32 `toml:"confidence"`
+	// StartDuration of voiced audio starts a turn (default 200 ms).
+	StartDuration time.Duration `toml:"start_duration"`
+	// StopDuration of unvoiced audio ends it (default 500 ms).
+	StopDuration time.Duration `toml:"stop_duration"`
+	// MinVolume is the RMS level in dBFS below which a chunk is never
+	// voiced, whatever the model says (default -50).
+	MinVolume float64 `toml:"min_volume"`
+	// NoInterrupt disables barge-in: user speech does not cut off the bot.
+	NoInterrupt bool `toml:"no_interrupt"`
+}
+
+func (c *Config) defaults() {
+	if c.Confidence <= 0 {
+		c.Confidence = 0.5
+	}
+	if c.StartDuration <= 0 {
+		c.StartDuration = 200 * time.Millisecond
+	}
+	if c.StopDuration <= 0 {
+		c.StopDuration = 500 * time.Millisecond
+	}
+	if c.MinVolume == 0 {
+		c.MinVolume = -50
+	}
+}
+
+// ErrFormat is returned (wrapped) for input audio the detector cannot score:
+// it must be mono at the sample rate given to NewProcessor.
+var ErrFormat = errors.New("vad: unsupported input format")
+
+// State is where the turn state machine is.
+type State uint8
+
+const (
+	Quiet    State = iota // user silent
+	Starting              // voiced audio, not yet long enough to start a turn
+	Speaking              // in a user turn
+	Stopping              // unvoiced audio, not yet long enough to end the turn
+)
+
+// Processor is the turn-detection stage. It passes every frame on, scores
+// input audio in the analyzer's chunk size, and emits UserStartedSpeaking
+// (preceded, unless NoInterrupt, by an interruption of the bot's turn) and
+// UserStoppedSpeaking. Input audio must be mono at the analyzer's rate;
+// other audio fails the pipeline with ErrFormat. The events of a new user
+// turn are stamped with the turn that Runtime.Interrupt started.
+type Processor struct {
+	cfg   Config
+	model Model
+	rate  int
+
+	an      Analyzer
+	rt      pipeline.Runtime
+	buf     []int16
+	chunkD  time.Duration
+	state   State
+	acc     time.Duration // time in the Starting or Stopping state
+	lastVoi time.Time     // wall time of the last voiced chunk
+	now     func() time.Time
+}
+
+// NewProcessor returns a turn detector using model at sampleRate.
+func NewProcessor(model Model, sampleRate int, cfg Config) *Processor {
+	cfg.defaults()
+	return &Processor{cfg: cfg, model: model, rate: sampleRate, now: time.Now}
+}
+
+// Name implements pipeline.Namer.
+func (p *Processor) Name() string { return "vad" }
+
+// State returns the state machine's state (stage goroutine only).
+func (p *Processor) State() State { return p.state }
+
+// Start implements pipeline.Starter.
+func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+	an, err := p.model.NewAnalyzer(p.rate)
+	if err != nil {
+		return fmt.Errorf("vad: %w", err)
+	}
+	if an.ChunkSamples() <= 0 {
+		an.Close()
+		return fmt.Errorf("vad: analyzer chunk of %d samples", an.ChunkSamples())
+	}
+	p.an, p.rt = an, rt
+	p.buf = make([]int16, 0, an.ChunkSamples())
+	p.chunkD = time.Duration(an.ChunkSamples()) * time.Second / time.Duration(p.rate)
+	return nil
+}
+
+// Close implements io.Closer.
+func (p *Processor) Close() error {
+	if p.an != nil {
+		return p.an.Close()
+	}
+	return nil
+}
+
+// Process implements pipeline.Processor.
+func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+	a, ok := f.(*frame.InputAudio)
+	if !ok {
+		out.Pass(f)
+		return nil
+	}
+	if a.Format.SampleRate != p.rate || a.Format.Channels != 1 {
+		return fmt.Errorf("%w: %+v, want mono %d Hz", ErrFormat, a.Format, p.rate)
+	}
+	out.Pass(f)
+	n := cap(p.buf)
+	s := a.Samples
+	for len(s) > 0 {
+		k := min(n-len(p.buf), len(s))
+		p.buf = append(p.buf, s[:k]...)
+		s = s[k:]
+		if len(p.buf) < n {
+			break
+		}
+		level := Level(p.buf) // before Speech, which may use buf as scratch
+		prob, err := p.an.Speech(p.buf)
+		if err != nil {
+			return fmt.Errorf("vad: %w", err)
+		}
+		p.step(prob, level, out)
+		p.buf = p.buf[:0]
+	}
+	return nil
+}
+
+func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
+	loud := level >= p.cfg.MinVolume
+	voiced := loud && prob >= p.cfg.Confidence
+	holding := loud && prob >= p.cfg.Confidence-0.15
+	now := p.now()
+	switch p.state {
+	case Quiet:
+		if voiced {
+			p.state, p.acc = Starting, p.chunkD
+			p.lastVoi = now
+		}
+	case Starting:
+		if !voiced {
+			p.state = Quiet
+			break
+		}
+		p.lastVoi = now
+		p.acc += p.chunkD
+	case Speaking:
+		if holding {
+			p.lastVoi = now
+			break
+		}
+		p.state, p.acc = Stopping, p.chunkD
+	case Stopping:
+		if holding {
+			p.state, p.lastVoi = Speaking, now
+			break
+		}
+		p.acc += p.chunkD
+	}
+	switch {
+	case p.state == Starting && p.acc >= p.cfg.StartDuration:
+		p.state = Speaking
+		var m frame.Meta
+		if !p.cfg.NoInterrupt {
+			m.Turn = p.rt.Interrupt("user started speaking")
+			out.Emit(&frame.Interruption{Meta: m, Reason: "user started speaking"})
+		}
+		out.Emit(&frame.UserStartedSpeaking{Meta: m, Confidence: prob})
+	case p.state == Stopping && p.acc >= p.cfg.StopDuration:
+		p.state = Quiet
+		out.Emit(&frame.UserStoppedSpeaking{At: p.lastVoi})
+	}
+}
+
+// Level returns the RMS level of pcm in dBFS (-inf for digital silence is
+// reported as -120).
+func Level(pcm []int16) float64 {
+	if len(pcm) == 0 {
+		return -120
+	}
+	var sum float64
+	for _, v := range pcm {
+		x := float64(v)
+		sum += x * x
+	}
+	rms := math.Sqrt(sum/float64(len(pcm))) / 32768
+	if rms <= 1e-6 {
+		return -120
+	}
+	return 20 * math.Log10(rms)
+}
