@@ -16,8 +16,10 @@ type AudioWriter interface {
 	WriteAudio(pcm []int16) error
 }
 
-// PlayoutConfig configures a Playout. Format is required.
+// PlayoutConfig configures a Playout.
 type PlayoutConfig struct {
+	// Format is the format of the OutputAudio the stage receives and of the
+	// audio it writes (default frame.Mono16k; Channels 0 means mono).
 	Format frame.Format
 	// Chunk is the duration of each write (default 20 ms).
 	Chunk time.Duration
@@ -35,12 +37,24 @@ type PlayoutConfig struct {
 // client paced in real time (Chunk at a time, at most Lead ahead) from its
 // own goroutine. It emits BotStartedSpeaking and BotStoppedSpeaking
 // downstream and, as each sentence finishes playing, BotSpoke upstream.
+//
+// A chunk is written only while the audio sent stays within Lead of what the
+// client has played (assumed to play in real time from the first chunk of a
+// speaking episode). An Interruption drops the queue and every sentence not
+// yet played; the BotStoppedSpeaking{Interrupted: true} it causes is always
+// emitted after the BotStartedSpeaking of the episode it ends. Playout must
+// be the last stage of its pipeline.
 type Playout struct {
 	cfg PlayoutConfig
 	w   AudioWriter
 
 	rt  pipeline.Runtime
 	out pipeline.Emitter
+
+	// emitMu orders the speaking events: it is held by the pacing goroutine
+	// across a tick's writes and downstream events, and by Process while it
+	// handles an Interruption. It is taken before mu.
+	emitMu sync.Mutex
 
 	mu       sync.Mutex
 	queue    []int16 // audio not yet sent
@@ -72,6 +86,12 @@ func NewPlayout(w AudioWriter, cfg PlayoutConfig) *Playout {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 100 * time.Millisecond
 	}
+	if cfg.Format.SampleRate <= 0 {
+		cfg.Format.SampleRate = frame.Mono16k.SampleRate
+	}
+	if cfg.Format.Channels <= 0 {
+		cfg.Format.Channels = 1
+	}
 	idle := make(chan struct{})
 	close(idle)
 	return &Playout{cfg: cfg, w: w, wake: make(chan struct{}, 1), idle: idle}
@@ -94,12 +114,19 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		if f.Turn < p.rt.Turn() {
 			return nil // stale
 		}
+		if len(f.Samples) == 0 && f.Spoken == "" {
+			return nil
+		}
 		p.mu.Lock()
 		if len(p.queue) > 0 && f.Turn != p.queueT {
 			p.dropLocked() // a newer turn's answer replaces the old one
 		}
-		if len(p.queue) == 0 && !p.speaking {
-			p.idle = make(chan struct{})
+		if len(f.Samples) > 0 {
+			select {
+			case <-p.idle:
+				p.idle = make(chan struct{}) // busy until this has played
+			default:
+			}
 		}
 		p.queueT = f.Turn
 		p.queue = append(p.queue, f.Samples...)
@@ -114,14 +141,17 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		}
 		return nil // consumed
 	case *frame.Interruption:
+		p.emitMu.Lock()
 		p.mu.Lock()
-		was := p.speaking || len(p.queue) > 0
+		was := p.speaking // queued audio not yet sent was never heard
 		p.dropLocked()
-		p.stopLocked()
+		p.speaking = false
+		p.settleLocked()
 		p.mu.Unlock()
 		if was {
 			out.Emit(&frame.BotStoppedSpeaking{Interrupted: true})
 		}
+		p.emitMu.Unlock()
 	}
 	out.Pass(f)
 	return nil
@@ -147,16 +177,16 @@ func (p *Playout) dropLocked() {
 	p.markers = p.markers[:0]
 }
 
-func (p *Playout) stopLocked() {
-	if p.speaking {
-		p.speaking = false
+// settleLocked marks the stage idle (releasing Drain) once nothing is
+// queued or playing.
+func (p *Playout) settleLocked() {
+	if p.speaking || len(p.queue) > 0 {
+		return
 	}
-	if len(p.queue) == 0 {
-		select {
-		case <-p.idle:
-		default:
-			close(p.idle)
-		}
+	select {
+	case <-p.idle:
+	default:
+		close(p.idle)
 	}
 }
 
@@ -164,7 +194,7 @@ func (p *Playout) stopLocked() {
 func (p *Playout) pace(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Chunk / 2)
 	defer t.Stop()
-	chunk := p.cfg.Format.Samples(p.cfg.Chunk)
+	chunk := max(p.cfg.Format.Samples(p.cfg.Chunk), 1)
 	buf := make([]int16, chunk)
 	for {
 		select {
@@ -182,6 +212,7 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 	lead := int64(p.cfg.Format.Samples(p.cfg.Lead))
 	var events []frame.Frame
 	var ups []frame.Frame
+	p.emitMu.Lock()
 	p.mu.Lock()
 	played := func() int64 {
 		if !p.speaking {
@@ -190,12 +221,20 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 		return min(p.sent, p.epSent+int64(now.Sub(p.epStart))*rate/int64(time.Second))
 	}
 	for len(p.queue) > 0 {
-		if p.speaking && p.sent-played() >= lead {
+		// Send a chunk only if, once sent, it stays within the lead.
+		if p.speaking && p.sent+int64(min(len(buf), len(p.queue)))-played() > lead {
 			break
 		}
 		if !p.speaking {
 			p.speaking, p.epStart, p.epSent = true, now, p.sent
-			events = append(events, &frame.BotStartedSpeaking{Meta: frame.Meta{Turn: p.queueT}})
+			// Announce the episode before its first audio.
+			turn := p.queueT
+			p.mu.Unlock()
+			p.out.Emit(&frame.BotStartedSpeaking{Meta: frame.Meta{Turn: turn}})
+			p.mu.Lock()
+			if len(p.queue) == 0 {
+				break
+			}
 		} else if played() >= p.sent {
 			// The client ran dry (underrun): its clock restarts now.
 			p.epStart, p.epSent = now, p.sent
@@ -214,14 +253,19 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 		ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: m.turn}, Text: m.text})
 	}
 	if p.speaking && len(p.queue) == 0 && now.Sub(p.epStart) >= time.Duration((p.sent-p.epSent)*int64(time.Second)/rate)+p.cfg.Grace {
-		p.stopLocked()
-		events = append(events, &frame.BotStoppedSpeaking{})
+		p.speaking = false
+		events = append(events, &frame.BotStoppedSpeaking{Meta: frame.Meta{Turn: p.queueT}})
 	}
 	p.mu.Unlock()
-	for _, f := range ups {
-		p.out.EmitUp(f)
-	}
 	for _, f := range events {
 		p.out.Emit(f)
+	}
+	// Only now may Drain return, so that End follows BotStoppedSpeaking.
+	p.mu.Lock()
+	p.settleLocked()
+	p.mu.Unlock()
+	p.emitMu.Unlock()
+	for _, f := range ups {
+		p.out.EmitUp(f)
 	}
 }
