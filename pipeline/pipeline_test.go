@@ -167,7 +167,10 @@ func TestSystemFramesOvertakeData(t *testing.T) {
 // barger interrupts the turn when it sees the transcript "stop".
 type barger struct{ rt pipeline.Runtime }
 
-func (b *barger) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error { b.rt = rt; return nil }
+func (b *barger) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+	b.rt = rt
+	return nil
+}
 
 func (b *barger) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	if t, ok := f.(*frame.Transcript); ok && t.Text == "stop" {
@@ -318,7 +321,10 @@ func TestCancelStopsNow(t *testing.T) {
 
 type goStarter struct{ fn func(ctx context.Context) }
 
-func (g *goStarter) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error { rt.Go(g.fn); return nil }
+func (g *goStarter) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+	rt.Go(g.fn)
+	return nil
+}
 func (g *goStarter) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
 	out.Pass(f)
 	return nil
