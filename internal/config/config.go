@@ -56,6 +56,7 @@ type VAD struct {
 	StopDuration  Duration `toml:"stop_duration"`
 	MinVolume     float64  `toml:"min_volume"`
 	NoInterrupt   bool     `toml:"no_interrupt"`
+	ResetEvery    Duration `toml:"reset_every"`
 }
 
 // STT configures recognition.

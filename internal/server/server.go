@@ -105,6 +105,7 @@ func (s *Server) Load() error {
 				StopDuration:  time.Duration(cfg.VAD.StopDuration),
 				MinVolume:     cfg.VAD.MinVolume,
 				NoInterrupt:   cfg.VAD.NoInterrupt,
+				ResetEvery:    time.Duration(cfg.VAD.ResetEvery),
 			},
 			Voice: cfg.TTS.Voice,
 			Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},

@@ -26,9 +26,17 @@ type Config struct {
 	MinVolume float64 `toml:"min_volume"`
 	// NoInterrupt disables barge-in: user speech does not cut off the bot.
 	NoInterrupt bool `toml:"no_interrupt"`
+	// ResetEvery is how often the analyzer's recurrent state is reset while
+	// the user is quiet (default 5 s). Silero's state drifts over long
+	// silences (digital silence especially) until it stops hearing speech
+	// onsets; a reset between turns costs nothing.
+	ResetEvery time.Duration `toml:"reset_every"`
 }
 
 func (c *Config) defaults() {
+	if c.ResetEvery <= 0 {
+		c.ResetEvery = 5 * time.Second
+	}
 	if c.Confidence <= 0 {
 		c.Confidence = 0.5
 	}
@@ -75,6 +83,7 @@ type Processor struct {
 	state   State
 	acc     time.Duration // time in the Starting or Stopping state
 	lastVoi time.Time     // wall time of the last voiced chunk
+	quiet   time.Duration // time Quiet since the analyzer was last reset
 	now     func() time.Time
 }
 
@@ -141,6 +150,13 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 		}
 		p.step(prob, level, out)
 		p.buf = p.buf[:0]
+		p.quiet += p.chunkD
+		if p.state != Quiet {
+			p.quiet = 0
+		} else if p.quiet >= p.cfg.ResetEvery {
+			p.an.Reset()
+			p.quiet = 0
+		}
 	}
 	return nil
 }

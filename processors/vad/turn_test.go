@@ -81,10 +81,11 @@ type fakeAnalyzer struct {
 	size   int
 	chunks int // chunks scored
 	closed int
+	resets []int // chunks scored at each Reset
 }
 
 func (a *fakeAnalyzer) ChunkSamples() int { return a.size }
-func (a *fakeAnalyzer) Reset()            {}
+func (a *fakeAnalyzer) Reset()            { a.resets = append(a.resets, a.chunks) }
 func (a *fakeAnalyzer) Close() error      { a.closed++; return nil }
 
 func (a *fakeAnalyzer) Speech(c []int16) (float32, error) {
@@ -529,4 +530,39 @@ func BenchmarkProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestResetWhileQuiet: the analyzer's state is reset every ResetEvery of
+// quiet, never during a user turn.
+func TestResetWhileQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 32 ms chunks: 200 quiet (6.4 s), 100 voiced (a turn), 200 quiet.
+		script := expand(seg{0, 200}, seg{0.9, 100}, seg{0, 200})
+		m := &fakeModel{t: t, script: script, signal: func(k int) int16 { return int16(k%2000 + 1000) }}
+		p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{ResetEvery: 2 * time.Second}))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		pcm := make([]int16, len(script)*chunk)
+		for k := range pcm {
+			pcm[k] = m.signal(k)
+		}
+		p.Push(ctx, &frame.InputAudio{Format: frame.Mono16k, Samples: pcm})
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// 2 s is 62.5 chunks: resets after chunks 63, 126, 189 while quiet;
+		// the turn (chunks 200..~315 with the stop) holds none; then every
+		// 63 chunks of quiet again.
+		got := m.an.resets
+		if len(got) < 4 || got[0] != 63 || got[1] != 126 || got[2] != 189 {
+			t.Fatalf("resets after chunks %v", got)
+		}
+		for _, r := range got {
+			if r > 200 && r < 300+16 {
+				t.Fatalf("reset after chunk %d, inside the user's turn (resets %v)", r, got)
+			}
+		}
+	})
 }
