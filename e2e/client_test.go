@@ -105,6 +105,13 @@ func abs(x int) int {
 // stream sends pcm in real time, 20 ms per message, and returns the wall
 // time at which its last audible sample was sent (zero if none).
 func (c *client) stream(pcm []int16) (lastVoice time.Time) {
+	_, lastVoice = c.streamVoice(pcm)
+	return lastVoice
+}
+
+// streamVoice is stream, also returning when the first audible sample was
+// sent.
+func (c *client) streamVoice(pcm []int16) (firstVoice, lastVoice time.Time) {
 	chunk := c.rate / 50
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -113,17 +120,20 @@ func (c *client) stream(pcm []int16) (lastVoice time.Time) {
 		end := min(i+chunk, len(pcm))
 		if err := c.ws.WriteMessage(gws.BinaryMessage, audio.EncodePCM16(nil, pcm[i:end])); err != nil {
 			c.t.Errorf("send audio: %v", err)
-			return
+			return firstVoice, lastVoice
 		}
 		for _, v := range pcm[i:end] {
 			if abs(int(v)) > thresh {
 				lastVoice = time.Now()
+				if firstVoice.IsZero() {
+					firstVoice = lastVoice
+				}
 				break
 			}
 		}
 		<-tick.C
 	}
-	return lastVoice
+	return firstVoice, lastVoice
 }
 
 // silence streams d of digital silence in real time.

@@ -214,8 +214,7 @@ func TestE2EBargeIn(t *testing.T) {
 			t.Fatalf("round %d: the story did not start", round)
 		}
 		c.silence(1500 * time.Millisecond) // let it talk
-		barge := time.Now()
-		c.stream(interruption)
+		barge, _ := c.streamVoice(interruption)
 		if !c.silenceUntil(5*time.Second, func() bool { return c.count("interrupted", barge) > 0 }) {
 			evs, _ := c.snapshot()
 			t.Fatalf("round %d: no interrupted event; events %v", round, types(evs))
@@ -240,6 +239,14 @@ func TestE2EBargeIn(t *testing.T) {
 			t.Errorf("round %d: %.0f ms of the old answer's audio arrived after `interrupted`", round, afterMs)
 		}
 		lat := intr.At.Sub(barge)
+		if testing.Verbose() {
+			evs, _ := c.snapshot()
+			for _, e := range evs {
+				if e.At.After(barge.Add(-2 * time.Second)) {
+					t.Logf("  %+6dms %s %q turn=%d", e.At.Sub(barge).Milliseconds(), e.Type, e.Text, e.Turn)
+				}
+			}
+		}
 		res.BargeInMs = append(res.BargeInMs, ms(lat))
 		res.AudioAfterInterruptMs = append(res.AudioAfterInterruptMs, afterMs)
 		t.Logf("round %d: interrupted %v after the user started speaking; %.0f ms of old audio after it", round, lat.Round(time.Millisecond), afterMs)

@@ -125,7 +125,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		}
 		sttCfg.Resampler = rs
 	}
-	ttsCfg := tts.ProcessorConfig{Voice: b.Config.Voice, Output: s.Out}
+	ttsCfg := tts.ProcessorConfig{Voice: b.Config.Voice, Output: s.Out, TrimLeadingSilence: true}
 	if in := b.TTS.Format().SampleRate; in != s.Out.SampleRate {
 		rs, err := audio.NewResampler(in, s.Out.SampleRate)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
@@ -24,7 +25,16 @@ type ProcessorConfig struct {
 	Resampler Resampler
 	// ChunkDuration is the size of emitted audio frames (default 20 ms).
 	ChunkDuration int // milliseconds
+	// TrimLeadingSilence drops the silence a synthesizer puts before the
+	// first sentence of each answer (flite's voices start with about 200 ms
+	// of it), keeping 10 ms before the first audible sample: the answer is
+	// heard that much sooner. Later sentences keep their pauses.
+	TrimLeadingSilence bool
 }
+
+// trimLevel is the sample magnitude (about -45 dBFS) below which leading
+// audio counts as silence.
+const trimLevel = 184
 
 // Flusher is implemented by resamplers that delay their output
 // (audio.Resampler): Flush appends the tail still inside the filter to dst
@@ -42,6 +52,7 @@ type Flusher interface {
 // the interrupted turn is emitted after that; an Interruption, or text of a
 // newer turn, drops the text held for the old one. Other frames pass on.
 type Processor struct {
+	fresh bool // the next sentence is the first of an answer
 	syn   Synthesizer
 	cfg   ProcessorConfig
 	sent  Sentences
@@ -97,6 +108,8 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 				return err
 			}
 		}
+	case *frame.LLMResponseStart:
+		p.fresh = true
 	case *frame.Interruption:
 		p.sent.Reset()
 	}
@@ -127,6 +140,9 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 		p.cfg.Resampler.Reset()
 	}
 	p.hold = p.hold[:0]
+	trim := p.cfg.TrimLeadingSilence && p.fresh
+	p.fresh = false
+	keep := p.cfg.Output.SampleRate / 100 // 10 ms before the onset
 	emit := func(pcm []int16) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx) // nothing of a cut-off turn goes out
@@ -134,6 +150,13 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 		if resample {
 			p.conv = p.cfg.Resampler.Process(p.conv[:0], pcm)
 			pcm = p.conv
+		}
+		if trim {
+			i := slices.IndexFunc(pcm, func(v int16) bool { return v > trimLevel || v < -trimLevel })
+			if i < 0 {
+				return nil
+			}
+			pcm, trim = pcm[max(0, i-keep):], false
 		}
 		p.hold = append(p.hold, pcm...)
 		p.send(turn, out)

@@ -596,3 +596,67 @@ func BenchmarkSentence(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/frame")
 }
+
+// silentStart speaks 200 ms of silence, then 100 ms of a tone, in 500-sample
+// chunks.
+type silentStart struct{}
+
+func (silentStart) Format() frame.Format { return frame.Mono16k }
+func (silentStart) Synthesize(ctx context.Context, text, voice string, emit func([]int16) error) error {
+	pcm := make([]int16, 3200+1600)
+	for i := 3200; i < len(pcm); i++ {
+		pcm[i] = 1000
+	}
+	for i := 0; i < len(pcm); i += 500 {
+		if err := emit(pcm[i:min(i+500, len(pcm))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestTrimLeadingSilence: the first sentence of each answer starts 10 ms
+// before its first audible sample; later sentences keep their silence.
+func TestTrimLeadingSilence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		proc, err := tts.NewProcessor(silentStart{}, tts.ProcessorConfig{TrimLeadingSilence: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var sentences [][]int16
+		var cur []int16
+		sink := func(f frame.Frame) {
+			if a, ok := f.(*frame.OutputAudio); ok {
+				mu.Lock()
+				cur = append(cur, a.Samples...)
+				if a.Spoken != "" {
+					sentences = append(sentences, cur)
+					cur = nil
+				}
+				mu.Unlock()
+			}
+		}
+		p := pipeline.New(pipeline.Options{Sink: sink}, proc)
+		ctx := context.Background()
+		for _, f := range []frame.Frame{
+			&frame.LLMResponseStart{}, &frame.LLMText{Text: "One. Two."}, &frame.LLMResponseEnd{},
+			&frame.LLMResponseStart{}, &frame.LLMText{Text: "Three."}, &frame.LLMResponseEnd{},
+			&frame.End{},
+		} {
+			p.Push(ctx, f)
+		}
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(sentences) != 3 {
+			t.Fatalf("%d sentences", len(sentences))
+		}
+		onset := func(s []int16) int { return slices.IndexFunc(s, func(v int16) bool { return v != 0 }) }
+		for i, want := range []int{160, 3200, 160} {
+			if got := onset(sentences[i]); got != want {
+				t.Errorf("sentence %d: first audible sample at %d, want %d", i, got, want)
+			}
+		}
+	})
+}
