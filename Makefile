@@ -13,7 +13,7 @@ LDFLAGS    := -X main.version=$(VERSION)
 
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config flite flite1-dev libpocketsphinx-dev libsphinxbase-dev \
-	pocketsphinx-en-us chromium sox curl nodejs npm
+	pocketsphinx-en-us chromium sox curl
 
 .PHONY: help
 help: ## list the targets
@@ -24,6 +24,8 @@ deps: ## install missing Debian packages (needs root or sudo)
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -150,7 +150,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 			t.Fatalf("history = %+v, want %+v", h, want)
 		}
 		for i := range want {
-			if h[i] != want[i] {
+			if h[i].Role != want[i].Role || h[i].Content != want[i].Content || h[i].Interrupted != want[i].Interrupted {
 				t.Fatalf("history[%d] = %+v, want %+v", i, h[i], want[i])
 			}
 		}
