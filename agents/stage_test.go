@@ -128,8 +128,9 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 		p.Push(ctx, &frame.Transcript{Text: "partial", Final: false})
 		p.Push(ctx, &frame.Transcript{Text: "tell me things", Final: true})
 		// Words every 100 ms: "First sentence here." ends at 300 ms and is
-		// spoken at 350 ms; we interrupt at 600 ms, mid second sentence.
-		time.Sleep(600 * time.Millisecond)
+		// spoken at 350 ms; we interrupt at 650 ms, mid second sentence
+		// (between the words at 600 and 700 ms).
+		time.Sleep(650 * time.Millisecond)
 		p.Push(ctx, &frame.Transcript{Text: "STOP"})
 		synctest.Wait()
 		p.Push(ctx, &frame.Transcript{Text: "and now", Final: true})
@@ -167,7 +168,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 		}
 		// Nothing of the interrupted answer after "Second one" reached the end.
 		got := strings.Join(texts, "")
-		if got != "First sentence here. Second one Okay." {
+		if got != "First sentence here. Second one is Okay." {
 			t.Fatalf("text out = %q", got)
 		}
 	})
