@@ -17,7 +17,9 @@
 //
 // Pushing a frame.End drains gracefully: each stage's Drainer runs (the output
 // stage plays out its queue) before End moves on, and Run returns nil once End
-// has left the last stage. Cancelling the session context stops at once. No
+// has left the last stage. A stage may also emit End itself (ending the
+// session from inside, say after an idle timeout): the stages after it drain,
+// the ones before it are stopped. Cancelling the session context stops at once. No
 // goroutine started by the pipeline (or through Runtime.Go) outlives Run.
 package pipeline
 
@@ -42,6 +44,8 @@ var (
 	ErrStopped = errors.New("pipeline: stopped")
 	// ErrRunning is returned by Run on a pipeline that was already run.
 	ErrRunning = errors.New("pipeline: already run")
+
+	errEnded = errors.New("pipeline: ended")
 )
 
 // Processor handles the frames of one stage, one at a time, on the stage's
@@ -337,12 +341,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				defer close(s.done)
 				if serr := s.run(sess); serr != nil {
 					fail(serr)
+				} else if s.ended && s.idx == len(p.stages)-1 {
+					// End has left the pipeline: stages before the one
+					// that emitted it (if it did not come from Push) stop.
+					fail(errEnded)
 				}
 			}()
 		}
 		g.Wait()
 		if sess.Err() != nil {
-			err = context.Cause(sess)
+			if err = context.Cause(sess); errors.Is(err, errEnded) {
+				err = nil
+			}
 		}
 	}
 	fail(ErrStopped)
@@ -381,6 +391,7 @@ type stage struct {
 	sys, up, data chan frame.Frame
 	done          chan struct{}
 
+	ended    bool          // End passed this stage (set before run returns)
 	procTurn atomic.Uint32 // turn of the frame being processed
 	dir      Direction     // direction of the frame being processed (stage goroutine only)
 }
@@ -415,6 +426,7 @@ func (s *stage) run(ctx context.Context) error {
 				}
 			}
 			s.Emit(e)
+			s.ended = true
 			return nil
 		}
 		s.procTurn.Store(t.n)

@@ -437,3 +437,31 @@ func benchStages(b *testing.B, n int) {
 	cancel()
 	<-done
 }
+
+// TestEndFromAStage: a stage that emits End ends the pipeline; the stages
+// after it drain, the ones before it stop, and Run returns nil.
+func TestEndFromAStage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec recorder
+		ender := pipeline.ProcessorFunc(func(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+			if tr, ok := f.(*frame.Transcript); ok && tr.Text == "bye" {
+				out.Emit(&frame.LLMText{Text: "goodbye"})
+				out.Emit(&frame.End{Reason: "idle"})
+				return nil
+			}
+			out.Pass(f)
+			return nil
+		})
+		p := pipeline.New(pipeline.Options{Sink: rec.sink}, pass, ender, &holder{}, pass)
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		p.Push(ctx, &frame.Transcript{Text: "bye"})
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+		if got, want := rec.names(), "L(goodbye) End"; got != want {
+			t.Fatalf("frames out = %q, want %q", got, want)
+		}
+	})
+}
