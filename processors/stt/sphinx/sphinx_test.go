@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/processors/stt"
 )
@@ -50,22 +51,18 @@ func synth(tb testing.TB, text string) []int16 {
 	if b, err := exec.Command(bin, "-voice", "slt", "-t", text, "-o", out).CombinedOutput(); err != nil {
 		tb.Fatalf("flite %q: %v: %s", text, err, b)
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w, err := parseWAV(b)
+	f, samples, err := audio.LoadWAV(out)
 	if err != nil {
 		tb.Fatalf("flite output: %v", err)
 	}
-	if w.rate != 16000 || w.channels != 1 {
-		tb.Fatalf("flite wrote %d Hz × %d channels, want 16 kHz mono", w.rate, w.channels)
+	if f.SampleRate != 16000 || f.Channels != 1 {
+		tb.Fatalf("flite wrote %d Hz × %d channels, want 16 kHz mono", f.SampleRate, f.Channels)
 	}
-	if len(w.samples) < 16000/2 {
-		tb.Fatalf("flite wrote only %d samples for %q", len(w.samples), text)
+	if len(samples) < 16000/2 {
+		tb.Fatalf("flite wrote only %d samples for %q", len(samples), text)
 	}
-	synthCache.Store(text, w.samples)
-	return w.samples
+	synthCache.Store(text, samples)
+	return samples
 }
 
 func newRecognizer(tb testing.TB, cfg Config) *Recognizer {

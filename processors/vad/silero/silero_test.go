@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/processors/vad"
 )
 
@@ -76,21 +77,17 @@ func synth(t testing.TB, text string) []int16 {
 	if b, err := exec.Command(flite, "-voice", "slt", "-t", text, "-o", out).CombinedOutput(); err != nil {
 		t.Fatalf("flite: %v: %s", err, b)
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := parseWAV(b)
+	f, samples, err := audio.LoadWAV(out)
 	if err != nil {
 		t.Fatalf("flite output: %v", err)
 	}
-	if w.rate != 16000 {
-		t.Fatalf("flite wrote %d Hz, want 16000", w.rate)
+	if f.SampleRate != 16000 {
+		t.Fatalf("flite wrote %d Hz, want 16000", f.SampleRate)
 	}
-	if len(w.samples) < 16000 {
-		t.Fatalf("flite wrote only %d samples", len(w.samples))
+	if len(samples) < 16000 {
+		t.Fatalf("flite wrote only %d samples", len(samples))
 	}
-	return w.samples
+	return samples
 }
 
 const sentence = "The quick brown fox jumps over the lazy dog. Voice agents must listen while they speak."
