@@ -14,6 +14,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
 	"github.com/voiced-dev/voiced/processors/stt"
 )
 
@@ -218,66 +219,7 @@ func (d *decimator) Process(dst, src []int16) []int16 {
 	return dst
 }
 
-// recorder collects the frames leaving the pipeline.
-type recorder struct {
-	mu     sync.Mutex
-	frames []frame.Frame
-}
-
-func (r *recorder) sink(f frame.Frame) {
-	r.mu.Lock()
-	r.frames = append(r.frames, f)
-	r.mu.Unlock()
-}
-
-func describe(f frame.Frame) string {
-	switch f := f.(type) {
-	case *frame.InputAudio:
-		return fmt.Sprintf("A%d", len(f.Samples))
-	case *frame.UserStartedSpeaking:
-		return "Start"
-	case *frame.UserStoppedSpeaking:
-		return "Stop"
-	case *frame.Transcript:
-		if f.Final {
-			return "F(" + f.Text + ")"
-		}
-		return "T(" + f.Text + ")"
-	case *frame.Error:
-		return "E"
-	case *frame.End:
-		return "End"
-	default:
-		return fmt.Sprintf("%T", f)
-	}
-}
-
-// golden renders the frames with runs of equal names collapsed: "A300*3".
-func (r *recorder) golden() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	prev, n := "", 0
-	flush := func() {
-		switch {
-		case n == 1:
-			out = append(out, prev)
-		case n > 1:
-			out = append(out, fmt.Sprintf("%s*%d", prev, n))
-		}
-	}
-	for _, f := range r.frames {
-		d := describe(f)
-		if d == prev {
-			n++
-			continue
-		}
-		flush()
-		prev, n = d, 1
-	}
-	flush()
-	return strings.Join(out, " ")
-}
+type recorder = pipelinetest.Recorder
 
 // feeder pushes a script into a pipeline: "3a" is three audio frames of the
 // ramp, "start"/"stop" the VAD events, "end" End. It waits for the pipeline
@@ -422,7 +364,7 @@ func TestGolden(t *testing.T) {
 				cfg.PreRoll = pre
 				cfg.PassAudio = true // the goldens show where audio falls between events
 				var out recorder
-				p := pipeline.New(pipeline.Options{Sink: out.sink}, stt.NewProcessor(rec, cfg))
+				p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, cfg))
 				ctx := context.Background()
 				done := make(chan error)
 				go func() { done <- p.Run(ctx) }()
@@ -430,12 +372,12 @@ func TestGolden(t *testing.T) {
 				if err := <-done; err != nil {
 					t.Fatalf("Run: %v", err)
 				}
-				if got := out.golden(); got != tc.want {
+				if got := out.Golden(); got != tc.want {
 					t.Errorf("frames out =\n %q\nwant\n %q", got, tc.want)
 				}
 				checkStreams(t, rec, tc.sent)
 				var errs []error
-				for _, f := range out.frames {
+				for _, f := range out.Frames() {
 					if e, ok := f.(*frame.Error); ok {
 						errs = append(errs, e.Err)
 						if e.Fatal {
@@ -512,7 +454,7 @@ func TestFinalSurvivesBargeIn(t *testing.T) {
 			out.Pass(f)
 			return nil
 		})
-		p := pipeline.New(pipeline.Options{Sink: out.sink}, stt.NewProcessor(rec, stt.ProcessorConfig{PassAudio: true}), pass)
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{PassAudio: true}), pass)
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
@@ -525,10 +467,10 @@ func TestFinalSurvivesBargeIn(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got, want := out.golden(), "A300*2 Start A300*2 Stop F(final 1200) End"; got != want {
+		if got, want := out.Golden(), "A300*2 Start A300*2 Stop F(final 1200) End"; got != want {
 			t.Fatalf("frames out =\n %q\nwant\n %q", got, want)
 		}
-		for _, f := range out.frames {
+		for _, f := range out.Frames() {
 			if tr, ok := f.(*frame.Transcript); ok && tr.Turn != 2 {
 				t.Errorf("transcript stamped turn %d, want 2", tr.Turn)
 			}
@@ -542,7 +484,7 @@ func TestConsumesAudioByDefault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &fakeRec{t: t, format: frame.Mono16k}
 		var out recorder
-		p := pipeline.New(pipeline.Options{Sink: out.sink}, stt.NewProcessor(rec, stt.ProcessorConfig{}))
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{}))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
@@ -550,7 +492,7 @@ func TestConsumesAudioByDefault(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got, want := out.golden(), "Start Stop F(final 1200) End"; got != want {
+		if got, want := out.Golden(), "Start Stop F(final 1200) End"; got != want {
 			t.Fatalf("frames out =\n %q\nwant\n %q", got, want)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
 	"github.com/voiced-dev/voiced/processors/tts"
 )
 
@@ -112,84 +113,17 @@ func span(from, to int) []int16 {
 	return s
 }
 
-// recorder collects the frames leaving the pipeline.
-type recorder struct {
-	mu     sync.Mutex
-	frames []frame.Frame
-}
+type recorder = pipelinetest.Recorder
 
-func (r *recorder) sink(f frame.Frame) {
-	r.mu.Lock()
-	r.frames = append(r.frames, f)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []frame.Frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.frames)
-}
-
-func describe(f frame.Frame) string {
-	switch f := f.(type) {
-	case *frame.OutputAudio:
-		if f.Spoken != "" {
-			return fmt.Sprintf("O%d[%s]", len(f.Samples), f.Spoken)
-		}
-		return fmt.Sprintf("O%d", len(f.Samples))
-	case *frame.TTSText:
-		return "S(" + f.Text + ")"
-	case *frame.LLMText:
-		return "L(" + f.Text + ")"
-	case *frame.LLMResponseStart:
-		return "RS"
-	case *frame.LLMResponseEnd:
-		return "RE"
-	case *frame.Interruption:
-		return "Int"
-	case *frame.Error:
-		return "E"
-	case *frame.End:
-		return "End"
-	default:
-		return fmt.Sprintf("%T", f)
-	}
-}
-
-// golden renders frames with runs of equal names collapsed: "O320*4".
-func golden(frames []frame.Frame) string {
-	var out []string
-	prev, n := "", 0
-	flush := func() {
-		switch {
-		case n == 1:
-			out = append(out, prev)
-		case n > 1:
-			out = append(out, fmt.Sprintf("%s*%d", prev, n))
-		}
-	}
-	for _, f := range frames {
-		d := describe(f)
-		if d == prev {
-			n++
-			continue
-		}
-		flush()
-		prev, n = d, 1
-	}
-	flush()
-	return strings.Join(out, " ")
-}
-
-var pass = pipeline.ProcessorFunc(func(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
-	out.Pass(f)
-	return nil
-})
+var (
+	golden = pipelinetest.Golden
+	pass   = pipelinetest.Pass
+)
 
 // run builds [tts, pass] with a recorder and runs it in the background.
 func run(t *testing.T, proc *tts.Processor) (*pipeline.Pipeline, *recorder, chan error) {
 	var rec recorder
-	p := pipeline.New(pipeline.Options{Sink: rec.sink}, proc, pass)
+	p := pipeline.New(pipeline.Options{Sink: rec.Sink}, proc, pass)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(context.Background()) }()
 	return p, &rec, done
@@ -269,7 +203,7 @@ func TestGoldenStreaming(t *testing.T) {
 		if got := syn.said(); !slices.Equal(got, []string{"Hello there."}) {
 			t.Fatalf("before the answer's end, synthesized %q, want the first sentence", got)
 		}
-		if got, want := golden(rec.all()), "RS S(Hello there.) O320*4 O320[Hello there.]"; got != want {
+		if got, want := golden(rec.Frames()), "RS S(Hello there.) O320*4 O320[Hello there.]"; got != want {
 			t.Fatalf("before the answer's end, frames out =\n %q\nwant\n %q", got, want)
 		}
 		push(t, p, texts(" are you?", " Fine")...)
@@ -279,16 +213,16 @@ func TestGoldenStreaming(t *testing.T) {
 		}
 		// sizeOf: 1444 samples for 12 bytes (4 frames + 164), 1148 for 4.
 		want := "RS S(Hello there.) O320*4 O320[Hello there.] S(How are you?) O320*4 O320[How are you?] S(Fine) O320*3 O320[Fine] RE End"
-		if got := golden(rec.all()); got != want {
+		if got := golden(rec.Frames()); got != want {
 			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
 		}
 		if got := syn.said(); !slices.Equal(got, []string{"Hello there.", "How are you?", "Fine"}) {
 			t.Errorf("synthesized %q", got)
 		}
-		checkAudio(t, rec.all(), frame.Mono16k, 320, func(text string) []int16 { return span(0, sizeOf(text)) })
-		for _, f := range rec.all() {
+		checkAudio(t, rec.Frames(), frame.Mono16k, 320, func(text string) []int16 { return span(0, sizeOf(text)) })
+		for _, f := range rec.Frames() {
 			if f.Header().Turn != 1 {
-				t.Errorf("%s stamped turn %d", describe(f), f.Header().Turn)
+				t.Errorf("%s stamped turn %d", pipelinetest.Describe(f), f.Header().Turn)
 			}
 		}
 	})
@@ -319,10 +253,10 @@ func TestChunkEdges(t *testing.T) {
 				if err := <-done; err != nil {
 					t.Fatal(err)
 				}
-				if got := golden(rec.all()); got != tc.want {
+				if got := golden(rec.Frames()); got != tc.want {
 					t.Errorf("frames out = %q, want %q", got, tc.want)
 				}
-				checkAudio(t, rec.all(), frame.Mono16k, 320, func(string) []int16 { return span(0, tc.size) })
+				checkAudio(t, rec.Frames(), frame.Mono16k, 320, func(string) []int16 { return span(0, tc.size) })
 			})
 		})
 	}
@@ -356,7 +290,7 @@ func TestResampled(t *testing.T) {
 			}
 			return ref.Flush(ref.Process(nil, span(0, sizeOf(text))))
 		}
-		checkAudio(t, rec.all(), out, 960, want)
+		checkAudio(t, rec.Frames(), out, 960, want)
 		if got, w := len(want("First one.")), 3*sizeOf("First one."); got <= w {
 			t.Errorf("reference has %d samples for %d input: no tail?", got, w)
 		}
@@ -396,7 +330,7 @@ func TestInterruptionDropsHeldText(t *testing.T) {
 				if withFrame {
 					want = "S(Hello there.) O320[Hello there.] Int S(Sure thing.) O320[Sure thing.] RE End"
 				}
-				if got := golden(rec.all()); got != want {
+				if got := golden(rec.Frames()); got != want {
 					t.Errorf("frames out =\n %q\nwant\n %q", got, want)
 				}
 			})
@@ -423,7 +357,7 @@ func TestInterruptionThenEnd(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if got, want := golden(rec.all()), "S(Hello there.) O320[Hello there.] Int End"; got != want {
+		if got, want := golden(rec.Frames()), "S(Hello there.) O320[Hello there.] Int End"; got != want {
 			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
 		}
 	})
@@ -446,7 +380,7 @@ func TestBargeIn(t *testing.T) {
 		push(t, p, &frame.LLMResponseEnd{})
 		time.Sleep(100 * time.Millisecond)
 		synctest.Wait()
-		heard := len(rec.all())
+		heard := len(rec.Frames())
 		if heard < 2 {
 			t.Fatalf("only %d frames out 100 ms into the first sentence", heard)
 		}
@@ -465,7 +399,7 @@ func TestBargeIn(t *testing.T) {
 		if len(syn.causes) != 1 || !errors.Is(syn.causes[0], pipeline.ErrInterrupted) {
 			t.Errorf("synthesis cancellations = %v, want one ErrInterrupted", syn.causes)
 		}
-		frames := rec.all()
+		frames := rec.Frames()
 		i := slices.IndexFunc(frames, func(f frame.Frame) bool { _, ok := f.(*frame.Interruption); return ok })
 		if i < 0 {
 			t.Fatalf("no Interruption out: %s", golden(frames))
@@ -501,7 +435,7 @@ func TestDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := "S(Done.) O320*2 O320[Done.] S(Unfinished thought) O320*2 O320[Unfinished thought] End"
-		if got := golden(rec.all()); got != want {
+		if got := golden(rec.Frames()); got != want {
 			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
 		}
 	})
@@ -527,7 +461,7 @@ func TestSynthError(t *testing.T) {
 		// queued at the next stage, so it is checked on its own.
 		var data []frame.Frame
 		var errs []error
-		for _, f := range rec.all() {
+		for _, f := range rec.Frames() {
 			if e, ok := f.(*frame.Error); ok {
 				errs = append(errs, e.Err)
 				continue
