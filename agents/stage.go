@@ -2,7 +2,9 @@ package agents
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"sync"
 
@@ -10,54 +12,108 @@ import (
 	"github.com/voiced-dev/voiced/pipeline"
 )
 
-// Agent is a persona: instructions and the model that speaks for it.
+// Agent is a persona answering with a model alone (no tools, no
+// handoffs); NewStage hosts it as a Runnable.
 type Agent struct {
 	Name   string
 	System string
 	Model  ChatModel
 }
 
-// StageConfig configures a Stage.
-type StageConfig struct {
-	Agent Agent
-	// MaxHistory bounds the messages kept (default 20).
-	MaxHistory int
+// modelAgent runs an Agent: one model call per answer.
+type modelAgent struct{ a Agent }
+
+func (m *modelAgent) Name() string { return m.a.Name }
+
+func (m *modelAgent) Run(ctx context.Context, in Input) iter.Seq2[AgentEvent, error] {
+	return func(yield func(AgentEvent, error) bool) {
+		req := Request{System: m.a.System, Messages: in.Messages}
+		for ev, err := range m.a.Model.Stream(ctx, req) {
+			if err != nil {
+				yield(AgentEvent{}, err)
+				return
+			}
+			if ev.Text != "" && !yield(AgentEvent{Agent: m.a.Name, Kind: EventText, Text: ev.Text}, nil) {
+				return
+			}
+		}
+	}
 }
 
-// Stage is the pipeline stage that runs the active agent. For each final
-// user transcript it asks the model under the turn context and streams the
-// answer downstream as LLMResponseStart, LLMText..., LLMResponseEnd. The
-// assistant's side of the history is written from BotSpoke frames coming
-// back upstream from the output transport, so an interrupted answer is
-// recorded as only what the user heard.
-//
-// A Stage serves one session. History is safe to call from any goroutine.
-type Stage struct {
-	cfg StageConfig
-	rt  pipeline.Runtime
-	out pipeline.Emitter
+// StageConfig configures a Stage.
+type StageConfig struct {
+	// Agent, if its Model is set, is hosted (first) as a plain model agent.
+	Agent Agent
+	// Agents are the agents the session can talk to, by Name. A handoff to
+	// one of them makes it the active agent for the following turns.
+	Agents []Runnable
+	// Entry names the agent active at the start (default: the first).
+	Entry string
+	// Voices maps agent names to TTS voices ("" or missing: the default).
+	Voices map[string]string
+	// MaxHistory bounds the messages kept (default 20).
+	MaxHistory int
+	// SessionID is given to agents and tools through the context
+	// (SessionFromContext).
+	SessionID string
+}
 
+// ErrNoAgent is returned by NewStage without agents, or with an Entry that
+// is not one of them.
+var ErrNoAgent = errors.New("agents: no such agent")
+
+// Stage is the pipeline stage that runs the session's active agent. For each
+// final user transcript it runs the agent under the turn context (barge-in
+// cancels the model and any tool in flight) and streams the answer
+// downstream as LLMResponseStart, LLMText..., LLMResponseEnd, with Handoff,
+// ToolCall and ToolResult frames as they happen. The assistant's side of the
+// history is written from BotSpoke frames coming back upstream from the
+// output transport, so an interrupted answer is recorded as only what the
+// user heard.
+//
+// A Stage serves one session. History, Active and Say are safe to call from
+// any goroutine.
+type Stage struct {
+	cfg    StageConfig
+	byName map[string]Runnable
+	rt     pipeline.Runtime
+	out    pipeline.Emitter
+
+	mu     sync.Mutex
+	active string
 	// last is closed when the latest answer's goroutine ends; answers run
 	// one after another.
-	last chan struct{}
-
-	mu      sync.Mutex
+	last    chan struct{}
 	history []Message
 	// reply is the index in history of the answer being spoken, and its turn.
 	reply     int
 	replyTurn uint32
-	replyFull string // everything the model said for that answer
+	replyFull string // everything the agent said for that answer
 }
 
 // NewStage returns the agent stage.
 func NewStage(cfg StageConfig) (*Stage, error) {
-	if cfg.Agent.Model == nil {
-		return nil, fmt.Errorf("agents: agent %q has no model", cfg.Agent.Name)
+	if cfg.Agent.Model != nil {
+		cfg.Agents = append([]Runnable{&modelAgent{a: cfg.Agent}}, cfg.Agents...)
+	}
+	if len(cfg.Agents) == 0 {
+		return nil, fmt.Errorf("%w: the stage needs at least one agent", ErrNoAgent)
 	}
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
 	}
-	return &Stage{cfg: cfg, reply: -1}, nil
+	s := &Stage{cfg: cfg, byName: map[string]Runnable{}, reply: -1}
+	for _, a := range cfg.Agents {
+		s.byName[a.Name()] = a
+	}
+	s.active = cfg.Entry
+	if s.active == "" {
+		s.active = cfg.Agents[0].Name()
+	}
+	if s.byName[s.active] == nil {
+		return nil, fmt.Errorf("%w: entry %q", ErrNoAgent, s.active)
+	}
+	return s, nil
 }
 
 // Name implements pipeline.Namer.
@@ -67,6 +123,13 @@ func (s *Stage) Name() string { return "agent" }
 func (s *Stage) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	s.rt, s.out = rt, out
 	return nil
+}
+
+// Active returns the name of the active agent.
+func (s *Stage) Active() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
 }
 
 // History returns a copy of the conversation so far.
@@ -84,17 +147,9 @@ func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter
 			out.Pass(f)
 			return nil
 		}
-		// The answer streams on its own goroutine so this stage keeps
-		// taking frames (BotSpoke from upstream, interruptions) meanwhile.
-		prev, done := s.last, make(chan struct{})
-		s.last = done
-		s.rt.Go(func(context.Context) {
-			defer close(done)
-			if prev != nil {
-				<-prev
-			}
-			s.answer(ctx, f, s.out)
-		})
+		// The answer runs on its own goroutine so this stage keeps taking
+		// frames (BotSpoke from upstream, interruptions) meanwhile.
+		s.queue(func() { s.answer(ctx, f.Turn, strings.TrimSpace(f.Text)) })
 		return nil
 	case *frame.BotSpoke:
 		s.spoke(f)
@@ -104,21 +159,59 @@ func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter
 	return nil
 }
 
-// answer runs the model for one user message under the turn context.
-func (s *Stage) answer(ctx context.Context, t *frame.Transcript, out pipeline.Emitter) {
+// queue runs fn on a pipeline goroutine after the answers before it.
+func (s *Stage) queue(fn func()) {
+	s.mu.Lock()
+	prev, done := s.last, make(chan struct{})
+	s.last = done
+	s.mu.Unlock()
+	s.rt.Go(func(context.Context) {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		fn()
+	})
+}
+
+// Say speaks text as the active agent, after any answer in progress: a
+// workflow's announcement, say. It can be interrupted like any answer.
+func (s *Stage) Say(text string) {
+	text = strings.TrimSpace(text)
+	if text == "" || s.rt == nil {
+		return
+	}
+	s.queue(func() {
+		turn := s.rt.Turn()
+		s.mu.Lock()
+		s.settle()
+		s.push(Message{Role: RoleAssistant, Name: s.active})
+		s.reply, s.replyTurn, s.replyFull = len(s.history)-1, turn, strings.Join(strings.Fields(text), " ")
+		s.mu.Unlock()
+		s.out.Emit(&frame.LLMResponseStart{Meta: frame.Meta{Turn: turn}})
+		s.out.Emit(&frame.LLMText{Meta: frame.Meta{Turn: turn}, Text: text})
+		s.out.Emit(&frame.LLMResponseEnd{Meta: frame.Meta{Turn: turn}})
+	})
+}
+
+// answer runs the active agent for one user message under the turn context.
+func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 	if ctx.Err() != nil {
 		return // interrupted before it started
 	}
-	turn := t.Turn
+	out := s.out
 	s.mu.Lock()
 	s.settle()
-	s.push(Message{Role: RoleUser, Content: strings.TrimSpace(t.Text)})
-	req := Request{System: s.cfg.Agent.System, Messages: append([]Message(nil), s.history...)}
-	s.push(Message{Role: RoleAssistant})
-	s.reply, s.replyTurn = len(s.history)-1, turn
+	s.push(Message{Role: RoleUser, Content: text})
+	in := Input{Messages: append([]Message(nil), s.history...)}
+	agent := s.byName[s.active]
+	s.push(Message{Role: RoleAssistant, Name: agent.Name()})
+	s.reply, s.replyTurn, s.replyFull = len(s.history)-1, turn, ""
 	s.mu.Unlock()
 
-	out.Emit(&frame.LLMResponseStart{Meta: frame.Meta{Turn: turn}})
+	ctx = WithSession(ctx, SessionInfo{ID: s.cfg.SessionID, Say: s.Say})
+	meta := frame.Meta{Turn: turn}
+	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	var full strings.Builder
 	defer func() {
 		s.mu.Lock()
@@ -127,24 +220,52 @@ func (s *Stage) answer(ctx context.Context, t *frame.Transcript, out pipeline.Em
 		}
 		s.mu.Unlock()
 	}()
-	for ev, err := range s.cfg.Agent.Model.Stream(ctx, req) {
+	for ev, err := range agent.Run(ctx, in) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			out.Emit(&frame.Error{Err: fmt.Errorf("agents: %s: %w", s.cfg.Agent.Name, err)})
+			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agents: %s: %w", agent.Name(), err)})
 			break
 		}
-		if ev.Text != "" {
-			full.WriteString(ev.Text)
-			out.Emit(&frame.LLMText{Meta: frame.Meta{Turn: turn}, Text: ev.Text})
+		switch ev.Kind {
+		case EventText:
+			if ev.Text != "" {
+				full.WriteString(ev.Text)
+				out.Emit(&frame.LLMText{Meta: meta, Text: ev.Text})
+			}
+		case EventHandoff:
+			if ev.Handoff == nil {
+				continue
+			}
+			s.mu.Lock()
+			if s.byName[ev.Handoff.To] != nil {
+				s.active = ev.Handoff.To
+			}
+			if s.reply >= 0 {
+				s.history[s.reply].Name = ev.Handoff.To
+			}
+			s.mu.Unlock()
+			out.Emit(&frame.Handoff{Meta: meta, From: ev.Handoff.From, To: ev.Handoff.To, Voice: s.cfg.Voices[ev.Handoff.To]})
+		case EventToolCall:
+			if c := ev.ToolCall; c != nil {
+				out.Emit(&frame.ToolCall{Meta: meta, Agent: ev.Agent, Name: c.Name, CallID: c.ID, Arguments: c.Arguments})
+			}
+		case EventToolResult:
+			if r := ev.ToolResult; r != nil {
+				tr := &frame.ToolResult{Meta: meta, Agent: ev.Agent, Name: r.Name, CallID: r.CallID}
+				if r.Err != nil {
+					tr.Err = r.Err.Error()
+				}
+				out.Emit(tr)
+			}
 		}
 	}
-	out.Emit(&frame.LLMResponseEnd{Meta: frame.Meta{Turn: turn}})
+	out.Emit(&frame.LLMResponseEnd{Meta: meta})
 }
 
 // settle closes the previous answer before a new one: if less was played
-// than the model said, it was interrupted. s.mu held.
+// than the agent said, it was interrupted. s.mu held.
 func (s *Stage) settle() {
 	if s.reply >= 0 && strings.Join(strings.Fields(s.history[s.reply].Content), " ") != s.replyFull {
 		s.history[s.reply].Interrupted = true
@@ -185,4 +306,24 @@ func (s *Stage) push(m Message) {
 			i--
 		}
 	}
+}
+
+// SessionInfo is what agents and tools know of the session they serve.
+type SessionInfo struct {
+	ID string
+	// Say speaks text to the session as the active agent (goroutine-safe).
+	Say func(text string)
+}
+
+type sessionKey struct{}
+
+// WithSession returns ctx carrying info.
+func WithSession(ctx context.Context, info SessionInfo) context.Context {
+	return context.WithValue(ctx, sessionKey{}, info)
+}
+
+// SessionFromContext returns the session a tool or agent runs for.
+func SessionFromContext(ctx context.Context) (SessionInfo, bool) {
+	info, ok := ctx.Value(sessionKey{}).(SessionInfo)
+	return info, ok
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
 )
 
 // fakeModel answers from a list, one word per 100 ms, and records requests.
@@ -177,5 +178,124 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 func TestStageNeedsModel(t *testing.T) {
 	if _, err := agents.NewStage(agents.StageConfig{}); err == nil {
 		t.Fatal("NewStage without a model succeeded")
+	}
+}
+
+// scriptAgent is a Runnable that plays a fixed list of events and records
+// the inputs and sessions it was run with.
+type scriptAgent struct {
+	name   string
+	events []agents.AgentEvent
+	mu     sync.Mutex
+	inputs []agents.Input
+	sess   []agents.SessionInfo
+}
+
+func (a *scriptAgent) Name() string { return a.name }
+
+func (a *scriptAgent) Run(ctx context.Context, in agents.Input) iter.Seq2[agents.AgentEvent, error] {
+	return func(yield func(agents.AgentEvent, error) bool) {
+		info, _ := agents.SessionFromContext(ctx)
+		a.mu.Lock()
+		a.inputs = append(a.inputs, in)
+		a.sess = append(a.sess, info)
+		a.mu.Unlock()
+		for _, ev := range a.events {
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}
+}
+
+func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		triage := &scriptAgent{name: "triage", events: []agents.AgentEvent{
+			{Agent: "triage", Kind: agents.EventText, Text: "Let me get billing. "},
+			{Agent: "triage", Kind: agents.EventHandoff, Handoff: &agents.Handoff{From: "triage", To: "billing"}},
+			{Agent: "billing", Kind: agents.EventToolCall, ToolCall: &agents.ToolCall{ID: "c1", Name: "lookup_invoice", Arguments: `{"id":"42"}`}},
+			{Agent: "billing", Kind: agents.EventToolResult, ToolResult: &agents.ToolResult{CallID: "c1", Name: "lookup_invoice", Content: "paid"}},
+			{Agent: "billing", Kind: agents.EventText, Text: "Invoice 42 is paid."},
+		}}
+		billing := &scriptAgent{name: "billing", events: []agents.AgentEvent{{Agent: "billing", Kind: agents.EventText, Text: "Anything else?"}}}
+		st, err := agents.NewStage(agents.StageConfig{
+			Agents:    []agents.Runnable{triage, billing},
+			Voices:    map[string]string{"billing": "awb"},
+			SessionID: "s1",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec pipelinetest.Recorder
+		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, st)
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		p.Push(ctx, &frame.Transcript{Text: "I was charged twice", Final: true})
+		synctest.Wait()
+		if st.Active() != "billing" {
+			t.Fatalf("active agent %q after the handoff, want billing", st.Active())
+		}
+		p.Push(ctx, &frame.Transcript{Text: "thanks", Final: true})
+		synctest.Wait()
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := "RS L(Let me get billing. ) H(triage>billing) Tool(lookup_invoice) Result(lookup_invoice) L(Invoice 42 is paid.) RE RS L(Anything else?) RE End"
+		if got := rec.Golden(); got != want {
+			t.Fatalf("frames out =\n %q\nwant\n %q", got, want)
+		}
+		for _, f := range rec.Frames() {
+			switch f := f.(type) {
+			case *frame.Handoff:
+				if f.From != "triage" || f.To != "billing" || f.Voice != "awb" {
+					t.Errorf("handoff frame %+v", f)
+				}
+			case *frame.ToolCall:
+				if f.Name != "lookup_invoice" || f.Agent != "billing" || f.Arguments != `{"id":"42"}` {
+					t.Errorf("tool call frame %+v", f)
+				}
+			}
+		}
+		if len(billing.inputs) != 1 || billing.inputs[0].Text() != "thanks" || len(triage.inputs) != 1 {
+			t.Fatalf("triage ran %d times, billing %d (%+v)", len(triage.inputs), len(billing.inputs), billing.inputs)
+		}
+		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil {
+			t.Fatalf("agent's session info %+v", triage.sess[0])
+		}
+	})
+}
+
+func TestStageSay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := &scriptAgent{name: "a"}
+		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		var rec pipelinetest.Recorder
+		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, st)
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		synctest.Wait()
+		st.Say("Your return is approved.")
+		synctest.Wait()
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := rec.Golden(), "RS L(Your return is approved.) RE End"; got != want {
+			t.Fatalf("frames out = %q, want %q", got, want)
+		}
+	})
+}
+
+func TestStageEntry(t *testing.T) {
+	a, b := &scriptAgent{name: "a"}, &scriptAgent{name: "b"}
+	st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a, b}, Entry: "b"})
+	if err != nil || st.Active() != "b" {
+		t.Fatalf("NewStage = %v, active %q", err, st.Active())
+	}
+	if _, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agents.ErrNoAgent) {
+		t.Fatalf("unknown entry: %v", err)
 	}
 }

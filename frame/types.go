@@ -129,3 +129,34 @@ func (*LLMResponseStart) Class() Class { return Control }
 func (*LLMResponseEnd) Class() Class   { return Control }
 func (*End) Class() Class              { return Control }
 func (*End) Uninterruptible()          {}
+
+// ---- agent frames ----
+
+// Handoff reports that the session's active agent changed. Voice is the
+// new agent's TTS voice ("" for the default). It is uninterruptible: the
+// change holds even if the answer is cut off.
+type Handoff struct {
+	Meta
+	From, To string
+	Voice    string
+}
+
+// ToolCall reports that the agent started a tool (for observers and the
+// client's event feed).
+type ToolCall struct {
+	Meta
+	Agent, Name, CallID string
+	Arguments           string
+}
+
+// ToolResult reports that a tool finished. Err is its error text, if any.
+type ToolResult struct {
+	Meta
+	Agent, Name, CallID string
+	Err                 string
+}
+
+func (*Handoff) Class() Class     { return Control }
+func (*Handoff) Uninterruptible() {}
+func (*ToolCall) Class() Class    { return System }
+func (*ToolResult) Class() Class  { return System }

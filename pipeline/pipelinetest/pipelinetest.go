@@ -83,6 +83,12 @@ func Describe(f frame.Frame) string {
 		return "E"
 	case *frame.Metrics:
 		return "M"
+	case *frame.Handoff:
+		return "H(" + f.From + ">" + f.To + ")"
+	case *frame.ToolCall:
+		return "Tool(" + f.Name + ")"
+	case *frame.ToolResult:
+		return "Result(" + f.Name + ")"
 	case *frame.End:
 		return "End"
 	}

@@ -50,9 +50,11 @@ type Flusher interface {
 // carrying the sentence as Spoken). Synthesis runs on the stage goroutine
 // under the turn context, so barge-in stops it mid-sentence and no audio of
 // the interrupted turn is emitted after that; an Interruption, or text of a
-// newer turn, drops the text held for the old one. Other frames pass on.
+// newer turn, drops the text held for the old one. A Handoff switches to the
+// new agent's voice. Other frames pass on.
 type Processor struct {
-	fresh bool // the next sentence is the first of an answer
+	fresh bool   // the next sentence is the first of an answer
+	voice string // the active agent's voice
 	syn   Synthesizer
 	cfg   ProcessorConfig
 	sent  Sentences
@@ -84,7 +86,7 @@ func NewProcessor(syn Synthesizer, cfg ProcessorConfig) (*Processor, error) {
 	if chunk <= 0 {
 		return nil, fmt.Errorf("%w: %d ms chunks at %d Hz", ErrFormat, cfg.ChunkDuration, cfg.Output.SampleRate)
 	}
-	return &Processor{syn: syn, cfg: cfg, chunk: chunk}, nil
+	return &Processor{syn: syn, cfg: cfg, chunk: chunk, voice: cfg.Voice}, nil
 }
 
 // Name implements pipeline.Namer.
@@ -110,6 +112,18 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 		}
 	case *frame.LLMResponseStart:
 		p.fresh = true
+	case *frame.Handoff:
+		// Text the previous agent said is spoken in its voice; what
+		// follows in the new agent's (or the default).
+		if s := p.sent.Flush(); s != "" {
+			if err := p.speak(ctx, f.Turn, s, out); err != nil {
+				return err
+			}
+		}
+		p.voice = f.Voice
+		if p.voice == "" {
+			p.voice = p.cfg.Voice
+		}
 	case *frame.Interruption:
 		p.sent.Reset()
 	}
@@ -162,7 +176,7 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 		p.send(turn, out)
 		return nil
 	}
-	err := p.syn.Synthesize(ctx, text, p.cfg.Voice, emit)
+	err := p.syn.Synthesize(ctx, text, p.voice, emit)
 	if err != nil {
 		p.hold = p.hold[:0]
 		if ctx.Err() != nil {

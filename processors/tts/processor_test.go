@@ -594,3 +594,46 @@ func TestTrimLeadingSilence(t *testing.T) {
 		}
 	})
 }
+
+// TestHandoffSwitchesVoice: text before a handoff is spoken in the old voice,
+// text after it in the new agent's voice, and an empty voice means the
+// default.
+func TestHandoffSwitchesVoice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &voiceLog{}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{Voice: "slt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := pipeline.New(pipeline.Options{}, proc)
+		ctx := context.Background()
+		for _, f := range []frame.Frame{
+			&frame.LLMResponseStart{},
+			&frame.LLMText{Text: "One moment, please"},
+			&frame.Handoff{From: "triage", To: "billing", Voice: "awb"},
+			&frame.LLMText{Text: "Billing here. "},
+			&frame.Handoff{From: "billing", To: "triage"},
+			&frame.LLMText{Text: "Back to triage."},
+			&frame.LLMResponseEnd{},
+			&frame.End{},
+		} {
+			p.Push(ctx, f)
+		}
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"slt:One moment, please", "awb:Billing here.", "slt:Back to triage."}
+		if !slices.Equal(syn.calls, want) {
+			t.Fatalf("synthesized %q, want %q", syn.calls, want)
+		}
+	})
+}
+
+// voiceLog records voice:text of each synthesis and makes 20 ms of audio.
+type voiceLog struct{ calls []string }
+
+func (v *voiceLog) Format() frame.Format { return frame.Mono16k }
+func (v *voiceLog) Synthesize(ctx context.Context, text, voice string, emit func([]int16) error) error {
+	v.calls = append(v.calls, voice+":"+text)
+	return emit(make([]int16, 320))
+}

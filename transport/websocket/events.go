@@ -26,6 +26,12 @@ type event struct {
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
 
+	Agent     string `json:"agent,omitempty"`
+	Name      string `json:"name,omitempty"`
+	CallID    string `json:"call_id,omitempty"`
+	Arguments string `json:"arguments,omitempty"`
+	Error     string `json:"error,omitempty"`
+
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 
@@ -75,6 +81,12 @@ func eventFor(f frame.Frame) (event, bool) {
 			return ev, false
 		}
 		ev.Type, ev.Code, ev.Message = "error", "internal", f.Err.Error()
+	case *frame.Handoff:
+		ev.Type, ev.From, ev.To = "handoff", f.From, f.To
+	case *frame.ToolCall:
+		ev.Type, ev.Agent, ev.Name, ev.CallID, ev.Arguments = "tool_call", f.Agent, f.Name, f.CallID, f.Arguments
+	case *frame.ToolResult:
+		ev.Type, ev.Agent, ev.Name, ev.CallID, ev.Error = "tool_result", f.Agent, f.Name, f.CallID, f.Err
 	case *frame.Metrics:
 		m := f.Turn
 		ev.Type, ev.Turn = "metrics", m.Turn
