@@ -3,6 +3,7 @@ package scripted_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -109,4 +110,116 @@ func TestStreamCancelled(t *testing.T) {
 			t.Fatalf("Generate = %q, %v", got, err)
 		}
 	})
+}
+
+func offer(r agents.Request, tools ...string) agents.Request {
+	for _, t := range tools {
+		r.Tools = append(r.Tools, agents.ToolSpec{Name: t})
+	}
+	return r
+}
+
+func TestToolRules(t *testing.T) {
+	m, err := scripted.New(scripted.Config{Rules: []scripted.Rule{
+		{Match: `charged twice|refund`, Handoff: "Billing"},
+		{Match: `look up (.+)`, Reply: "One moment.", Tool: "lookup", Args: `{"q": "$1", "before": "{previous}"}`,
+			Calls: []scripted.Call{{Tool: "audit"}}},
+		{Match: `refund`, AfterTool: `^(\d+) (.*)`, Reply: "Refund of $1: {result}"},
+		{AfterTool: `error`, Reply: "That failed."},
+	}, Fallback: "fallback", ToolFallback: "Result: {result}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(id, name, args string) agents.ToolCall {
+		return agents.ToolCall{ID: id, Name: name, Arguments: args}
+	}
+	quoted := user("say \"hi\"", `look up a "b" \ c`)
+	afterTools := func(userText string, results ...string) agents.Request {
+		r := user(userText)
+		var calls []agents.ToolCall
+		for i := range results {
+			calls = append(calls, call(string(rune('1'+i)), "lookup", "{}"))
+		}
+		r.Messages = append(r.Messages, agents.Message{Role: agents.RoleAssistant, ToolCalls: calls})
+		for i, res := range results {
+			r.Messages = append(r.Messages, agents.Message{Role: agents.RoleTool, ToolCallID: calls[i].ID, Content: res})
+		}
+		return r
+	}
+	handedOff := user("I want a refund")
+	handedOff.Messages = append(handedOff.Messages,
+		agents.Message{Role: agents.RoleAssistant, ToolCalls: []agents.ToolCall{call("call_1", "transfer_to_billing", "{}")}},
+		agents.Message{Role: agents.RoleTool, ToolCallID: "call_1", Content: "Transferred to Billing."}) // no Name: found by ID
+	for _, tc := range []struct {
+		name string
+		req  agents.Request
+		want scripted.Answer
+	}{
+		{"handoff offered", offer(user("I was charged twice"), "transfer_to_billing"),
+			scripted.Answer{ToolCalls: []agents.ToolCall{call("call_1", "transfer_to_billing", "{}")}}},
+		{"handoff not offered", user("I was charged twice"), scripted.Answer{Text: "fallback"}},
+		{"tools, escaped", offer(quoted, "lookup", "audit"), scripted.Answer{Text: "One moment.", ToolCalls: []agents.ToolCall{
+			call("call_1", "lookup", `{"q": "a \"b\" \\ c", "before": "say \"hi\""}`), call("call_2", "audit", "{}")}}},
+		{"one tool missing", offer(quoted, "lookup"), scripted.Answer{Text: "fallback"}},
+		{"after tool", afterTools("refund please", "42 euros back"), scripted.Answer{Text: "Refund of 42: 42 euros back"}},
+		{"after tool, match fails", afterTools("hello", "42 euros back"), scripted.Answer{Text: "Result: 42 euros back"}},
+		{"after tools", afterTools("hello", "ok", "error: down"), scripted.Answer{Text: "That failed."}},
+		{"after handoff", offer(handedOff, "lookup", "audit"), scripted.Answer{Text: "fallback"}},
+	} {
+		got, err := m.Answer(tc.req)
+		if err != nil || got.Text != tc.want.Text || !slices.Equal(got.ToolCalls, tc.want.ToolCalls) {
+			t.Errorf("%s: Answer = %+v, %v\nwant %+v", tc.name, got, err, tc.want)
+		}
+	}
+	// Call IDs continue the conversation's numbering.
+	r := offer(afterTools("look up x", "r1", "r2"), "lookup", "audit")
+	r.Messages = append(r.Messages, agents.Message{Role: agents.RoleUser, Content: "look up y"})
+	got, _ := m.Answer(r)
+	if len(got.ToolCalls) != 2 || got.ToolCalls[0].ID != "call_3" || got.ToolCalls[1].ID != "call_4" {
+		t.Fatalf("IDs %+v", got.ToolCalls)
+	}
+}
+
+func TestStreamToolCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := scripted.New(scripted.Config{Rules: []scripted.Rule{{Match: "x", Reply: "a b", Tool: "t", Args: `{}`}}, FirstTokenDelay: time.Second})
+		var got []string
+		for ev, err := range m.Stream(context.Background(), offer(user("x"), "t")) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := ev.Text
+			if ev.ToolCall != nil {
+				s = "call " + ev.ToolCall.Name
+			}
+			got = append(got, s+"|"+ev.FinishReason)
+		}
+		if strings.Join(got, ",") != "a |,b|,call t|tool_calls" {
+			t.Fatalf("events %q", got)
+		}
+		m, _ = scripted.New(scripted.Config{Rules: []scripted.Rule{{Match: "x", Tool: "t"}}, FirstTokenDelay: time.Second})
+		start := time.Now()
+		n := 0
+		for ev, err := range m.Stream(context.Background(), offer(user("x"), "t")) {
+			if err != nil || ev.ToolCall == nil || ev.Text != "" || time.Since(start) != time.Second {
+				t.Fatalf("event %+v, %v at %v", ev, err, time.Since(start))
+			}
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("%d events", n)
+		}
+	})
+}
+
+func TestBadToolRules(t *testing.T) {
+	for _, r := range []scripted.Rule{
+		{Args: "{}"},
+		{Calls: []scripted.Call{{Args: "{}"}}},
+		{AfterTool: "("},
+	} {
+		if _, err := scripted.New(scripted.Config{Rules: []scripted.Rule{r}}); !errors.Is(err, scripted.ErrBadRule) {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
 }
