@@ -13,7 +13,7 @@ LDFLAGS    := -X main.version=$(VERSION)
 
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config flite flite1-dev libpocketsphinx-dev libsphinxbase-dev \
-	pocketsphinx-en-us chromium sox curl
+	pocketsphinx-en-us chromium sox curl redis-server
 
 .PHONY: help
 help: ## list the targets

@@ -1,0 +1,419 @@
+package durable
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Options configure an Engine. The zero value works.
+type Options struct {
+	// Logger receives step and run events. Nil: discard.
+	Logger *slog.Logger
+	// Clock drives timers, backoff and timeouts. Nil: the system clock.
+	Clock Clock
+	// Notify receives RunContext.Notify messages, on the step's goroutine;
+	// it must not block for long. Nil: messages are dropped. A program
+	// routes them by run ID, for example to a session's speech output.
+	Notify func(runID, message string)
+}
+
+// Engine runs workflows and keeps their state in a Store. Its methods are
+// safe for concurrent use. Each run executes on a goroutine of its own that
+// lives until the run finishes or Close is called.
+type Engine struct {
+	store  Store
+	log    *slog.Logger
+	clock  Clock
+	notify func(runID, message string)
+
+	ctx    context.Context // cancelled with errClosing by Close
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	workflows map[string]*Workflow
+	runners   map[string]*runner
+	waiters   map[string]chan struct{} // closed when the run finishes here
+}
+
+// errClosing is the cause that Close cancels runs with; a run stopped by
+// it is left unfinished in the store, to be resumed.
+var errClosing = fmt.Errorf("%w", ErrClosed)
+
+// New returns an Engine over store. It runs nothing until Start or Resume.
+func New(store Store, opts Options) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("durable: nil store")
+	}
+	e := &Engine{
+		store:     store,
+		log:       opts.Logger,
+		clock:     opts.Clock,
+		notify:    opts.Notify,
+		workflows: make(map[string]*Workflow),
+		runners:   make(map[string]*runner),
+		waiters:   make(map[string]chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.clock == nil {
+		e.clock = realClock{}
+	}
+	e.ctx, e.cancel = context.WithCancelCause(context.Background())
+	return e, nil
+}
+
+// Register adds a workflow. Names of workflows, and of steps within one,
+// must be unique and non-empty; every step needs a Run function.
+func (e *Engine) Register(wf Workflow) error {
+	if wf.Name == "" || len(wf.Steps) == 0 {
+		return fmt.Errorf("%w: %q needs a name and steps", ErrInvalidWorkflow, wf.Name)
+	}
+	seen := make(map[string]bool)
+	for _, s := range wf.Steps {
+		if s.Name == "" || s.Run == nil || seen[s.Name] {
+			return fmt.Errorf("%w: %q: step %q needs a unique name and a Run function", ErrInvalidWorkflow, wf.Name, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	wf.Steps = append([]Step(nil), wf.Steps...)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.workflows[wf.Name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicate, wf.Name)
+	}
+	e.workflows[wf.Name] = &wf
+	return nil
+}
+
+// Start begins a run of the named workflow with input (a json.RawMessage
+// is used as is; anything else is encoded as JSON) and returns its ID once
+// the run is stored. ctx bounds only that write: the run itself lives on
+// until it finishes or the Engine closes (a barge-in does not cancel it).
+func (e *Engine) Start(ctx context.Context, workflow string, input any) (string, error) {
+	in, err := encode(input)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	wf, ok := e.workflows[workflow]
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return "", ErrClosed
+	}
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
+	}
+	now := e.clock.Now()
+	rec := &runRecord{
+		V: 1, ID: newRunID(), Workflow: workflow, Input: in, Status: StatusRunning,
+		Created: now, Updated: now,
+	}
+	if wf.Timeout > 0 {
+		rec.Deadline = now.Add(wf.Timeout)
+	}
+	for _, s := range wf.Steps {
+		rec.Steps = append(rec.Steps, stepRecord{Name: s.Name})
+	}
+	if err := e.put(ctx, rec); err != nil {
+		return "", err
+	}
+	e.log.Info("durable: run started", "run", rec.ID, "workflow", workflow)
+	if err := e.launch(wf, rec); err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+// Resume starts every unfinished run in the store that is not running
+// already, continuing each after its last checkpoint. Call it once the
+// workflows are registered, typically at startup. Runs of workflows that
+// are not registered are skipped (and logged). A run that cannot be
+// loaded does not stop the others: its error is joined into the returned
+// one. It returns how many runs it resumed.
+func (e *Engine) Resume(ctx context.Context) (int, error) {
+	ids, err := e.store.ActiveRuns(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("durable: list runs: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, id := range ids {
+		e.mu.Lock()
+		_, running := e.runners[id]
+		e.mu.Unlock()
+		if running {
+			continue
+		}
+		rec, err := e.get(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rec.Status.Finished() {
+			continue
+		}
+		e.mu.Lock()
+		wf, ok := e.workflows[rec.Workflow]
+		e.mu.Unlock()
+		if !ok {
+			e.log.Warn("durable: run of unregistered workflow not resumed", "run", id, "workflow", rec.Workflow)
+			continue
+		}
+		if err := e.launch(wf, rec); err != nil {
+			return n, err
+		}
+		e.log.Info("durable: run resumed", "run", id, "workflow", rec.Workflow)
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// Signal stores a named signal with a payload (encoded like Start's input)
+// for run runID, and wakes the run if it waits for it here. The signal is
+// kept even if no process runs the workflow now; it is delivered after a
+// resume. It fails with ErrNotFound for an unknown run and ErrRunFinished
+// for a finished one.
+func (e *Engine) Signal(ctx context.Context, runID, name string, payload any) error {
+	p, err := encode(payload)
+	if err != nil {
+		return err
+	}
+	rec, err := e.get(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if rec.Status.Finished() {
+		return fmt.Errorf("%w: %s", ErrRunFinished, runID)
+	}
+	b, err := json.Marshal(signalRecord{Name: name, Payload: p, At: e.clock.Now()})
+	if err != nil {
+		return fmt.Errorf("durable: encode signal: %w", err)
+	}
+	if err := e.store.AppendSignal(ctx, runID, b); err != nil {
+		return fmt.Errorf("durable: store signal: %w", err)
+	}
+	e.mu.Lock()
+	r := e.runners[runID]
+	e.mu.Unlock()
+	if r != nil {
+		r.poke()
+	}
+	return nil
+}
+
+// Status describes run runID as stored.
+func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
+	rec, err := e.get(ctx, runID)
+	if err != nil {
+		return RunInfo{}, err
+	}
+	info := RunInfo{
+		ID: rec.ID, Workflow: rec.Workflow, Status: rec.Status,
+		Created: rec.Created, Updated: rec.Updated, Error: rec.Error,
+	}
+	for _, s := range rec.Steps {
+		if !s.Done && info.Step == "" && !rec.Status.Finished() {
+			info.Step = s.Name
+		}
+		info.Steps = append(info.Steps, StepInfo{
+			Name: s.Name, Completed: s.Done, Attempts: s.Attempt, Resumes: s.Resumes, LastError: s.LastError,
+		})
+	}
+	return info, nil
+}
+
+// Result returns the result of a finished run: the last step's output for
+// a completed run, an error wrapping ErrRunFailed or ErrRunTimeout for a
+// failed or timed-out one, and ErrNotFinished while it runs.
+func (e *Engine) Result(ctx context.Context, runID string) (json.RawMessage, error) {
+	rec, err := e.get(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	return rec.result()
+}
+
+// Wait blocks until run runID finishes on this Engine, or ctx ends, and
+// returns what Result returns. A run that is unfinished in the store but
+// not running here is waited for until Resume runs it.
+func (e *Engine) Wait(ctx context.Context, runID string) (json.RawMessage, error) {
+	for {
+		e.mu.Lock()
+		ch, ok := e.waiters[runID]
+		if !ok {
+			ch = make(chan struct{})
+			e.waiters[runID] = ch
+		}
+		e.mu.Unlock()
+		rec, err := e.get(ctx, runID)
+		if err != nil {
+			e.dropWaiter(runID, ch)
+			return nil, err
+		}
+		if rec.Status.Finished() {
+			e.dropWaiter(runID, ch)
+			return rec.result()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+func (e *Engine) dropWaiter(runID string, ch chan struct{}) {
+	e.mu.Lock()
+	if e.waiters[runID] == ch {
+		delete(e.waiters, runID)
+	}
+	e.mu.Unlock()
+}
+
+// Close stops every run at once without recording anything: interrupted
+// steps stay unfinished in the store and run again after a Resume (on this
+// store, by a new Engine). It waits for the runs' goroutines, refuses new
+// runs, and does not close the store. It is idempotent.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel(errClosing)
+	e.wg.Wait()
+	return nil
+}
+
+func (r *runRecord) result() (json.RawMessage, error) {
+	switch r.Status {
+	case StatusCompleted:
+		return r.Result, nil
+	case StatusFailed:
+		return nil, fmt.Errorf("%w: %s", ErrRunFailed, r.Error)
+	case StatusTimedOut:
+		return nil, fmt.Errorf("%w: %s", ErrRunTimeout, r.Error)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNotFinished, r.ID)
+}
+
+func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if _, ok := e.runners[rec.ID]; ok {
+		return nil
+	}
+	r := &runner{e: e, wf: wf, rec: rec, wake: make(chan struct{}, 1)}
+	e.runners[rec.ID] = r
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		r.run()
+		e.mu.Lock()
+		delete(e.runners, rec.ID)
+		if ch, ok := e.waiters[rec.ID]; ok {
+			close(ch)
+			delete(e.waiters, rec.ID)
+		}
+		e.mu.Unlock()
+	}()
+	return nil
+}
+
+func (e *Engine) put(ctx context.Context, rec *runRecord) error {
+	rec.Updated = e.clock.Now()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("durable: encode run: %w", err)
+	}
+	if err := e.store.PutRun(ctx, rec.ID, b, rec.Status.Finished()); err != nil {
+		return fmt.Errorf("durable: store run %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+func (e *Engine) get(ctx context.Context, id string) (*runRecord, error) {
+	b, err := e.store.GetRun(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("durable: load run %s: %w", id, err)
+	}
+	rec := new(runRecord)
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, fmt.Errorf("durable: decode run %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// sleepUntil waits until the clock reaches t, or ctx ends.
+func (e *Engine) sleepUntil(ctx context.Context, t time.Time) error {
+	d := t.Sub(e.clock.Now())
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := e.clock.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C():
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// withDeadline returns a context cancelled with cause once the clock
+// reaches at.
+func (e *Engine) withDeadline(parent context.Context, at time.Time, cause error) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	d := at.Sub(e.clock.Now())
+	if d <= 0 {
+		cancel(cause)
+		return ctx, func() { cancel(context.Canceled) }
+	}
+	tm := e.clock.NewTimer(d)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-tm.C():
+			cancel(cause)
+		case <-ctx.Done():
+			tm.Stop()
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled); <-done }
+}
+
+func encode(v any) (json.RawMessage, error) {
+	switch v := v.(type) {
+	case nil:
+		return json.RawMessage("null"), nil
+	case json.RawMessage:
+		if !json.Valid(v) {
+			return nil, fmt.Errorf("%w: not JSON", ErrInvalidInput)
+		}
+		return v, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	return b, nil
+}
+
+func newRunID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return "run_" + hex.EncodeToString(b[:])
+}
