@@ -50,7 +50,7 @@ run: setup build ## install what is missing, build, and serve on $(ADDR)
 
 .PHONY: test
 test: setup build ## go test -race ./... (WebSocket end-to-end included) and the browser test
-	VOICED_REQUIRE_MODELS=1 $(GO) test -race -count=1 -timeout 20m ./...
+	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m ./...
 	bash e2e/browser/run.sh $(BIN)
 
 .PHONY: e2e

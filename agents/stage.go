@@ -80,6 +80,7 @@ type Stage struct {
 	out    pipeline.Emitter
 
 	mu     sync.Mutex
+	closed bool
 	active string
 	// last is closed when the latest answer's goroutine ends; answers run
 	// one after another.
@@ -159,9 +160,22 @@ func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter
 	return nil
 }
 
+// Close implements io.Closer: after it, Say does nothing (the session is
+// over).
+func (s *Stage) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
 // queue runs fn on a pipeline goroutine after the answers before it.
 func (s *Stage) queue(fn func()) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	prev, done := s.last, make(chan struct{})
 	s.last = done
 	s.mu.Unlock()

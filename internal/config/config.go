@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/voiced-dev/voiced/agents/llm/scripted"
 )
 
 // Duration is a time.Duration written as a string ("200ms", "1.5s").
@@ -38,6 +40,14 @@ type Config struct {
 	TTS    TTS    `toml:"tts"`
 	Agent  Agent  `toml:"agent"`
 	LLM    LLM    `toml:"llm"`
+	// Models are extra named models, for agents, routers, supervisors and
+	// failover ([llm] is the model named "default").
+	Models []NamedModel `toml:"models"`
+	// Agents declares the agents; none means one agent from [agent].
+	Agents        []AgentSpec   `toml:"agents"`
+	Orchestration Orchestration `toml:"orchestration"`
+	Durable       Durable       `toml:"durable"`
+	Telemetry     Telemetry     `toml:"telemetry"`
 }
 
 // Server is the HTTP side.
@@ -80,24 +90,116 @@ type Agent struct {
 	MaxHistory int    `toml:"max_history"`
 }
 
-// LLM selects the chat model.
+// LLM is a chat model: the default one ([llm]) or a named one ([[models]]).
 type LLM struct {
-	Provider string   `toml:"provider"` // "scripted"
-	Scripted Scripted `toml:"scripted"`
+	Provider   string     `toml:"provider"` // "scripted" or "openai"
+	Scripted   Scripted   `toml:"scripted"`
+	OpenAI     OpenAI     `toml:"openai"`
+	Resilience Resilience `toml:"resilience"`
+}
+
+// NamedModel is an entry of [[models]].
+type NamedModel struct {
+	Name string `toml:"name"`
+	LLM
 }
 
 // Scripted configures the offline scripted model.
 type Scripted struct {
 	Fallback        string   `toml:"fallback"`
+	ToolFallback    string   `toml:"tool_fallback"`
 	TokenDelay      Duration `toml:"token_delay"`
 	FirstTokenDelay Duration `toml:"first_token_delay"`
 	Rules           []Rule   `toml:"rules"`
 }
 
-// Rule is a scripted pattern → reply.
-type Rule struct {
-	Match string `toml:"match"`
-	Reply string `toml:"reply"`
+// Rule is a scripted pattern → reply, tool calls or a handoff
+// (see agents/llm/scripted.Rule).
+type Rule = scripted.Rule
+
+// OpenAI configures an OpenAI-compatible endpoint.
+type OpenAI struct {
+	BaseURL string `toml:"base_url"` // default https://api.openai.com/v1
+	Model   string `toml:"model"`
+	// APIKeyEnv names the environment variable holding the key (keys do
+	// not belong in files); default OPENAI_API_KEY for api.openai.com.
+	APIKeyEnv string            `toml:"api_key_env"`
+	Timeout   Duration          `toml:"timeout"`
+	Headers   map[string]string `toml:"headers"`
+}
+
+// Resilience wraps a model with retries, a timeout, a circuit breaker and
+// failover.
+type Resilience struct {
+	Retries         int      `toml:"retries"`          // default 0: none
+	Backoff         Duration `toml:"backoff"`          // first retry's wait (default 200ms)
+	Timeout         Duration `toml:"timeout"`          // per call, 0: none
+	BreakerFailures int      `toml:"breaker_failures"` // 0: no breaker
+	BreakerCooldown Duration `toml:"breaker_cooldown"` // default 30s
+	Failover        []string `toml:"failover"`         // named models to fall back to
+}
+
+// AgentSpec declares one agent of [[agents]].
+type AgentSpec struct {
+	Name string `toml:"name"`
+	// Role describes the agent to others: its handoff tool, its route, its
+	// job as a worker.
+	Role     string   `toml:"role"`
+	System   string   `toml:"system"`
+	Model    string   `toml:"model"` // a [[models]] name; "" for [llm]
+	Tools    []string `toml:"tools"`
+	Handoffs []string `toml:"handoffs"`
+	Voice    string   `toml:"voice"`
+	Enabled  *bool    `toml:"enabled"` // default true
+	MaxSteps int      `toml:"max_steps"`
+	// Rules give the agent its own scripted model (with the model's other
+	// scripted settings) when its model is scripted.
+	Rules []Rule `toml:"rules"`
+}
+
+// IsEnabled reports whether the agent is on.
+func (a AgentSpec) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+
+// Orchestration says how the agents answer together.
+type Orchestration struct {
+	// Mode: "handoff" (default: agents hand the conversation to each
+	// other), "route", "collaborative", "sequential", "loop", "mixed",
+	// "supervisor".
+	Mode   string   `toml:"mode"`
+	Entry  string   `toml:"entry"`  // handoff: the first active agent
+	Agents []string `toml:"agents"` // members (default: every enabled agent)
+	Model  string   `toml:"model"`  // router, supervisor, synthesis model ("" for [llm])
+	// Timeout bounds one answer (default none).
+	Timeout       Duration `toml:"timeout"`
+	MaxIterations int      `toml:"max_iterations"` // loop (default 3)
+	Until         string   `toml:"until"`          // loop: stop once the output matches this pattern
+	Parallel      bool     `toml:"parallel"`       // supervisor: delegate in parallel
+	// Stages, for mixed: agents of a stage run in parallel, stages in
+	// sequence.
+	Stages [][]string `toml:"stages"`
+	// Synthesize combines parallel results with the model (collaborative,
+	// mixed); otherwise they are joined.
+	Synthesize *bool `toml:"synthesize"`
+}
+
+// Durable configures durable workflows.
+type Durable struct {
+	Store string `toml:"store"` // "bbolt" (default) or "redis"
+	Path  string `toml:"path"`  // bbolt file (default $VOICED_DATA/voiced.db)
+	Redis string `toml:"redis"` // redis address host:port
+	// AutoApprove is how long the returns workflow waits for an approval
+	// signal before approving by itself (default 1m).
+	AutoApprove Duration `toml:"auto_approve"`
+}
+
+// Telemetry configures traces and metrics.
+type Telemetry struct {
+	Traces      string  `toml:"traces"` // "none" (default), "stdout", "otlp-http", "otlp-grpc"
+	Endpoint    string  `toml:"endpoint"`
+	Insecure    bool    `toml:"insecure"`
+	ServiceName string  `toml:"service_name"`
+	SampleRatio float64 `toml:"sample_ratio"`
+	Metrics     *bool   `toml:"metrics"` // Prometheus /metrics (default true)
 }
 
 //go:embed default.toml
@@ -189,9 +291,8 @@ func (c Config) Validate() error {
 	if c.TTS.Provider != "flite" {
 		errs = append(errs, fmt.Errorf("tts.provider %q: want \"flite\"", c.TTS.Provider))
 	}
-	if c.LLM.Provider != "scripted" {
-		errs = append(errs, fmt.Errorf("llm.provider %q: want \"scripted\"", c.LLM.Provider))
-	}
+	errs = append(errs, c.validateModels()...)
+	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {
 		errs = append(errs, fmt.Errorf("vad.confidence %v: want 0..1", c.VAD.Confidence))
 	}

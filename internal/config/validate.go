@@ -1,0 +1,150 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// Modes are the orchestration modes.
+var Modes = []string{"handoff", "route", "collaborative", "sequential", "loop", "mixed", "supervisor"}
+
+func validateLLM(where string, m LLM) []error {
+	var errs []error
+	switch m.Provider {
+	case "scripted":
+	case "openai":
+		if m.OpenAI.Model == "" {
+			errs = append(errs, fmt.Errorf("%s.openai.model: required for provider openai", where))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s.provider %q: want \"scripted\" or \"openai\"", where, m.Provider))
+	}
+	if m.Resilience.Retries < 0 || m.Resilience.BreakerFailures < 0 {
+		errs = append(errs, fmt.Errorf("%s.resilience: negative counts", where))
+	}
+	return errs
+}
+
+// ModelNames returns "default" and the [[models]] names.
+func (c Config) ModelNames() []string {
+	names := []string{"default"}
+	for _, m := range c.Models {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+func (c Config) validateModels() []error {
+	errs := validateLLM("llm", c.LLM)
+	names := map[string]bool{"default": true}
+	for i, m := range c.Models {
+		where := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: required", where))
+		} else if names[m.Name] {
+			errs = append(errs, fmt.Errorf("%s.name %q: duplicate", where, m.Name))
+		}
+		names[m.Name] = true
+		if m.Provider == "" {
+			m.Provider = "scripted"
+		}
+		errs = append(errs, validateLLM(where, m.LLM)...)
+	}
+	check := func(where string, refs []string) {
+		for _, r := range refs {
+			if !names[r] {
+				errs = append(errs, fmt.Errorf("%s: unknown model %q", where, r))
+			}
+		}
+	}
+	check("llm.resilience.failover", c.LLM.Resilience.Failover)
+	for i, m := range c.Models {
+		check(fmt.Sprintf("models[%d].resilience.failover", i), m.Resilience.Failover)
+	}
+	for i, a := range c.Agents {
+		if a.Model != "" {
+			check(fmt.Sprintf("agents[%d].model", i), []string{a.Model})
+		}
+	}
+	if c.Orchestration.Model != "" {
+		check("orchestration.model", []string{c.Orchestration.Model})
+	}
+	return errs
+}
+
+func (c Config) validateAgents() []error {
+	var errs []error
+	names := map[string]bool{}
+	for i, a := range c.Agents {
+		where := fmt.Sprintf("agents[%d]", i)
+		switch {
+		case a.Name == "":
+			errs = append(errs, fmt.Errorf("%s.name: required", where))
+		case !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(a.Name):
+			errs = append(errs, fmt.Errorf("%s.name %q: use letters, digits, - and _", where, a.Name))
+		case names[a.Name]:
+			errs = append(errs, fmt.Errorf("%s.name %q: duplicate", where, a.Name))
+		}
+		names[a.Name] = true
+		for j, r := range a.Rules {
+			if _, err := regexp.Compile(r.Match); err != nil {
+				errs = append(errs, fmt.Errorf("%s.rules[%d].match: %v", where, j, err))
+			}
+		}
+	}
+	known := func(where, n string) {
+		if !names[n] {
+			errs = append(errs, fmt.Errorf("%s: unknown agent %q", where, n))
+		}
+	}
+	for i, a := range c.Agents {
+		for _, h := range a.Handoffs {
+			known(fmt.Sprintf("agents[%d].handoffs", i), h)
+		}
+	}
+	o := c.Orchestration
+	if o.Mode != "" && !slices.Contains(Modes, o.Mode) {
+		errs = append(errs, fmt.Errorf("orchestration.mode %q: want one of %v", o.Mode, Modes))
+	}
+	if len(c.Agents) == 0 && (o.Mode != "" && o.Mode != "handoff") {
+		errs = append(errs, fmt.Errorf("orchestration.mode %q needs [[agents]]", o.Mode))
+	}
+	if o.Entry != "" {
+		known("orchestration.entry", o.Entry)
+	}
+	for _, n := range o.Agents {
+		known("orchestration.agents", n)
+	}
+	for _, st := range o.Stages {
+		for _, n := range st {
+			known("orchestration.stages", n)
+		}
+	}
+	if o.Mode == "mixed" && len(o.Stages) == 0 {
+		errs = append(errs, fmt.Errorf("orchestration.stages: required for mode mixed"))
+	}
+	if o.Until != "" {
+		if _, err := regexp.Compile(o.Until); err != nil {
+			errs = append(errs, fmt.Errorf("orchestration.until: %v", err))
+		}
+	}
+	if o.MaxIterations < 0 {
+		errs = append(errs, fmt.Errorf("orchestration.max_iterations %d: want >= 0", o.MaxIterations))
+	}
+	switch c.Durable.Store {
+	case "", "bbolt":
+	case "redis":
+		if c.Durable.Redis == "" {
+			errs = append(errs, fmt.Errorf("durable.redis: address required for store redis"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("durable.store %q: want \"bbolt\" or \"redis\"", c.Durable.Store))
+	}
+	switch c.Telemetry.Traces {
+	case "", "none", "stdout", "otlp-http", "otlp-grpc":
+	default:
+		errs = append(errs, fmt.Errorf("telemetry.traces %q: want none, stdout, otlp-http or otlp-grpc", c.Telemetry.Traces))
+	}
+	return errs
+}
