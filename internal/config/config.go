@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/voiced-dev/voiced/agents/llm/scripted"
+	"github.com/voiced-dev/voiced/telemetry"
 )
 
 // Duration is a time.Duration written as a string ("200ms", "1.5s").
@@ -192,15 +193,8 @@ type Durable struct {
 	AutoApprove Duration `toml:"auto_approve"`
 }
 
-// Telemetry configures traces and metrics.
-type Telemetry struct {
-	Traces      string  `toml:"traces"` // "none" (default), "stdout", "otlp-http", "otlp-grpc"
-	Endpoint    string  `toml:"endpoint"`
-	Insecure    bool    `toml:"insecure"`
-	ServiceName string  `toml:"service_name"`
-	SampleRatio float64 `toml:"sample_ratio"`
-	Metrics     *bool   `toml:"metrics"` // Prometheus /metrics (default true)
-}
+// Telemetry configures traces and metrics (see telemetry.Config).
+type Telemetry = telemetry.Config
 
 //go:embed default.toml
 var defaultFile []byte

@@ -141,10 +141,5 @@ func (c Config) validateAgents() []error {
 	default:
 		errs = append(errs, fmt.Errorf("durable.store %q: want \"bbolt\" or \"redis\"", c.Durable.Store))
 	}
-	switch c.Telemetry.Traces {
-	case "", "none", "stdout", "otlp-http", "otlp-grpc":
-	default:
-		errs = append(errs, fmt.Errorf("telemetry.traces %q: want none, stdout, otlp-http or otlp-grpc", c.Telemetry.Traces))
-	}
 	return errs
 }
