@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
+	"github.com/voiced-dev/voiced/processors/turn"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/transport"
 )
@@ -25,6 +29,32 @@ type Config struct {
 	VAD   vad.Config
 	Voice string // TTS voice, "" for the synthesizer's default
 	Agent AgentConfig
+	// Turn configures the turn-taking stage between recognition and the
+	// agent: false-interruption rules and endpointing.
+	Turn turn.Config
+	// ImmediateInterruption leaves barge-in to the VAD, which interrupts
+	// the bot on every start of user speech, and drops the turn-taking
+	// stage (no false-interruption rules, no STT-aware endpointing).
+	ImmediateInterruption bool
+	// EchoCancel adds server-side echo cancellation for clients that do
+	// not cancel their own echo, configured by Echo. Its residual guard
+	// sets VAD.BotConfidence to DefaultBotConfidence unless set.
+	EchoCancel bool
+	Echo       echo.Config
+	// Idle, when IdleEnabled, prompts a user who has gone quiet and ends
+	// the session after Idle.MaxPrompts prompts.
+	IdleEnabled bool
+	Idle        idle.Config
+}
+
+// DefaultBotConfidence is the VAD confidence needed to start a user turn
+// while the bot speaks when echo cancellation is on.
+const DefaultBotConfidence = 0.85
+
+// tapper is implemented by output stages that can copy what they play
+// (transport.Playout).
+type tapper interface {
+	SetTap(t transport.AudioTap)
 }
 
 // AgentConfig describes the session's agent.
@@ -137,12 +167,39 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []pipeline.Processor{
-		s.Input,
-		vad.NewProcessor(b.VAD, pf.SampleRate, b.Config.VAD),
+	vcfg := b.Config.VAD
+	procs := []pipeline.Processor{s.Input}
+	if b.Config.EchoCancel {
+		t, ok := s.Output.(tapper)
+		if !ok {
+			return nil, fmt.Errorf("session: echo: output stage %T cannot share what it plays", s.Output)
+		}
+		ref, err := echo.NewReference(s.Out, pf.SampleRate, 2*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+		ec, err := echo.New(ref, pf.SampleRate, b.Config.Echo)
+		if err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+		t.SetTap(ref)
+		procs = append(procs, ec)
+		if vcfg.BotConfidence == 0 {
+			vcfg.BotConfidence = DefaultBotConfidence
+		}
+	}
+	useTurn := !b.Config.ImmediateInterruption && !vcfg.NoInterrupt
+	vcfg.Defer = useTurn
+	procs = append(procs,
+		vad.NewProcessor(b.VAD, pf.SampleRate, vcfg),
 		stt.NewProcessor(b.STT, sttCfg),
-		agent,
-		synth,
-		s.Output,
-	}, nil
+	)
+	if useTurn {
+		procs = append(procs, turn.New(b.Config.Turn))
+	}
+	procs = append(procs, agent)
+	if b.Config.IdleEnabled {
+		procs = append(procs, idle.New(b.Config.Idle))
+	}
+	return append(procs, synth, s.Output), nil
 }

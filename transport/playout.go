@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,16 @@ import (
 // (a transport queues the bytes for its connection writer).
 type AudioWriter interface {
 	WriteAudio(pcm []int16) error
+}
+
+// AudioTap receives a copy of the audio the playout sends, for an echo
+// canceller's reference. Played is called on the playout goroutine, once per
+// chunk written, with the wall time at which the client is expected to start
+// playing the chunk (the playout assumes the client plays in real time from
+// the first chunk of a speaking episode). It must not retain pcm and must
+// not block.
+type AudioTap interface {
+	Played(pcm []int16, at time.Time)
 }
 
 // PlayoutConfig configures a Playout.
@@ -36,7 +47,17 @@ type PlayoutConfig struct {
 // OutputAudio in a buffer that an Interruption clears, and writes it to the
 // client paced in real time (Chunk at a time, at most Lead ahead) from its
 // own goroutine. It emits BotStartedSpeaking and BotStoppedSpeaking
-// downstream and, as each sentence finishes playing, BotSpoke upstream.
+// downstream, then sends the same frame upstream so that earlier stages
+// (the turn-taking stage, the VAD) know whether the bot is speaking;
+// observers see it once, as a new frame, on the downstream hop. As each
+// sentence finishes playing it sends BotSpoke upstream.
+//
+// On an Interruption, the words of the sentence being played are estimated
+// in proportion to how much of its audio was played (by characters, a word
+// counting once half of it was heard) and sent upstream as a BotSpoke of that
+// sentence's turn, so the conversation keeps only what the user heard.
+// Sentences start at their TTSText (or at the end of the previous sentence)
+// and end at the OutputAudio whose Spoken names them.
 //
 // A chunk is written only while the audio sent stays within Lead of what the
 // client has played (assumed to play in real time from the first chunk of a
@@ -47,6 +68,7 @@ type PlayoutConfig struct {
 type Playout struct {
 	cfg PlayoutConfig
 	w   AudioWriter
+	tap AudioTap
 
 	rt  pipeline.Runtime
 	out pipeline.Emitter
@@ -67,9 +89,16 @@ type Playout struct {
 	epSent   int64     // sent at epStart
 	wake     chan struct{}
 	idle     chan struct{} // closed while nothing is queued or playing
+
+	// The sentence whose audio is being queued: where it starts, and its
+	// text and turn once its TTSText was seen.
+	sentFrom int64
+	sentText string
+	sentTurn uint32
 }
 
 type marker struct {
+	from int64 // sample position where the sentence starts
 	at   int64 // sample position where the sentence ends
 	turn uint32
 	text string
@@ -99,6 +128,10 @@ func NewPlayout(w AudioWriter, cfg PlayoutConfig) *Playout {
 
 // Name implements pipeline.Namer.
 func (p *Playout) Name() string { return "playout" }
+
+// SetTap makes the playout copy every chunk it writes to t (nil for none).
+// It must be called before Start.
+func (p *Playout) SetTap(t AudioTap) { p.tap = t }
 
 // Start implements pipeline.Starter: it starts the pacing goroutine.
 func (p *Playout) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
@@ -132,7 +165,8 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		p.queue = append(p.queue, f.Samples...)
 		p.queued += int64(len(f.Samples))
 		if f.Spoken != "" {
-			p.markers = append(p.markers, marker{at: p.queued, turn: f.Turn, text: f.Spoken})
+			p.markers = append(p.markers, marker{from: p.sentFrom, at: p.queued, turn: f.Turn, text: f.Spoken})
+			p.sentFrom, p.sentText = p.queued, ""
 		}
 		p.mu.Unlock()
 		select {
@@ -140,18 +174,38 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		default:
 		}
 		return nil // consumed
+	case *frame.TTSText:
+		p.mu.Lock()
+		if p.queueT != f.Turn {
+			// A new answer: whatever is queued will be replaced.
+			p.sentFrom = p.queued - int64(len(p.queue))
+		} else {
+			p.sentFrom = p.queued
+		}
+		p.sentText, p.sentTurn = f.Text, f.Turn
+		p.mu.Unlock()
 	case *frame.Interruption:
 		p.emitMu.Lock()
 		p.mu.Lock()
 		was := p.speaking // queued audio not yet sent was never heard
+		var ups []frame.Frame
+		if was {
+			ups = p.heardLocked(p.playedLocked(time.Now()))
+		}
 		p.dropLocked()
+		p.sentText = ""
 		p.speaking = false
 		p.settleLocked()
 		p.mu.Unlock()
 		if was {
-			out.Emit(&frame.BotStoppedSpeaking{Interrupted: true})
+			stop := &frame.BotStoppedSpeaking{Interrupted: true}
+			out.Emit(stop)
+			out.EmitUp(stop)
 		}
 		p.emitMu.Unlock()
+		for _, u := range ups {
+			out.EmitUp(u)
+		}
 	}
 	out.Pass(f)
 	return nil
@@ -175,6 +229,68 @@ func (p *Playout) dropLocked() {
 	p.queued -= int64(len(p.queue))
 	p.queue = p.queue[:0]
 	p.markers = p.markers[:0]
+	p.sentFrom = p.queued
+}
+
+// playedLocked is the sample position the client has played by now.
+func (p *Playout) playedLocked(now time.Time) int64 {
+	if !p.speaking {
+		return p.sent
+	}
+	rate := int64(p.cfg.Format.SampleRate * p.cfg.Format.Channels)
+	return min(p.sent, p.epSent+int64(now.Sub(p.epStart))*rate/int64(time.Second))
+}
+
+// heardLocked returns BotSpoke frames for what was played up to position pl
+// of the sentences still held: whole sentences played but not yet reported,
+// then the words heard of the one cut off.
+func (p *Playout) heardLocked(pl int64) []frame.Frame {
+	var ups []frame.Frame
+	for _, m := range p.markers {
+		if m.at <= pl {
+			ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: m.turn}, Text: m.text})
+			continue
+		}
+		if pl > m.from {
+			if w := PlayedWords(m.text, float64(pl-m.from)/float64(m.at-m.from)); w != "" {
+				ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: m.turn}, Text: w})
+			}
+		}
+		return ups
+	}
+	// The sentence being queued has no end yet: its audio so far is all
+	// that is known of its length, so this overestimates what was heard.
+	if p.sentText != "" && p.sentTurn == p.queueT && pl > p.sentFrom && p.queued > p.sentFrom {
+		if w := PlayedWords(p.sentText, float64(pl-p.sentFrom)/float64(p.queued-p.sentFrom)); w != "" {
+			ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: p.sentTurn}, Text: w})
+		}
+	}
+	return ups
+}
+
+// PlayedWords returns the words of text heard when the fraction played of
+// its audio was played, assuming speech proportional to characters: a word
+// counts as heard once the first half of it was played.
+func PlayedWords(text string, played float64) string {
+	ws := strings.Fields(text)
+	total := 0
+	for _, w := range ws {
+		total += len(w) + 1
+	}
+	total--
+	if total <= 0 || played <= 0 {
+		return ""
+	}
+	upTo := played * float64(total)
+	pos, n := 0, 0
+	for _, w := range ws {
+		if float64(pos)+float64(len(w))/2 > upTo {
+			break
+		}
+		pos += len(w) + 1
+		n++
+	}
+	return strings.Join(ws[:n], " ")
 }
 
 // settleLocked marks the stage idle (releasing Drain) once nothing is
@@ -214,12 +330,7 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 	var ups []frame.Frame
 	p.emitMu.Lock()
 	p.mu.Lock()
-	played := func() int64 {
-		if !p.speaking {
-			return p.sent
-		}
-		return min(p.sent, p.epSent+int64(now.Sub(p.epStart))*rate/int64(time.Second))
-	}
+	played := func() int64 { return p.playedLocked(now) }
 	for len(p.queue) > 0 {
 		// Send a chunk only if, once sent, it stays within the lead.
 		if p.speaking && p.sent+int64(min(len(buf), len(p.queue)))-played() > lead {
@@ -230,7 +341,9 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 			// Announce the episode before its first audio.
 			turn := p.queueT
 			p.mu.Unlock()
-			p.out.Emit(&frame.BotStartedSpeaking{Meta: frame.Meta{Turn: turn}})
+			start := &frame.BotStartedSpeaking{Meta: frame.Meta{Turn: turn}}
+			p.out.Emit(start)
+			p.out.EmitUp(start)
 			p.mu.Lock()
 			if len(p.queue) == 0 {
 				break
@@ -241,9 +354,13 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 		}
 		n := copy(buf, p.queue)
 		p.queue = p.queue[:copy(p.queue, p.queue[n:])]
+		at := p.epStart.Add(time.Duration((p.sent - p.epSent) * int64(time.Second) / rate))
 		p.sent += int64(n)
 		p.mu.Unlock()
 		p.w.WriteAudio(buf[:n])
+		if p.tap != nil {
+			p.tap.Played(buf[:n], at)
+		}
 		p.mu.Lock()
 	}
 	pl := played()
@@ -259,6 +376,7 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 	p.mu.Unlock()
 	for _, f := range events {
 		p.out.Emit(f)
+		p.out.EmitUp(f)
 	}
 	// Only now may Drain return, so that End follows BotStoppedSpeaking.
 	p.mu.Lock()

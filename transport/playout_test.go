@@ -206,7 +206,9 @@ func TestPlayoutPacing(t *testing.T) {
 				end := cfg.Format.Duration(tc.n)
 				want := []string{
 					"down *frame.BotStartedSpeaking@0",
+					"up *frame.BotStartedSpeaking@0",
 					fmt.Sprintf("down *frame.BotStoppedSpeaking@%d", ceilTo(end+cfg.Grace, cfg.Chunk/2).Milliseconds()),
+					fmt.Sprintf("up *frame.BotStoppedSpeaking@%d", ceilTo(end+cfg.Grace, cfg.Chunk/2).Milliseconds()),
 				}
 				if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("frames %q, want %q", got, want)
@@ -231,10 +233,12 @@ func TestPlayoutSpoke(t *testing.T) {
 		h.stop()
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@200 one",
 			"up *frame.BotSpoke@450 two",
 			"up *frame.BotSpoke@550 three",
 			"down *frame.BotStoppedSpeaking@650",
+			"up *frame.BotStoppedSpeaking@650",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames\n%q, want\n%q", got, want)
@@ -279,12 +283,17 @@ func TestPlayoutInterruption(t *testing.T) {
 
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@200 one",
 			"down *frame.BotStoppedSpeaking@350 interrupted",
+			"up *frame.BotStoppedSpeaking@350 interrupted",
+			"up *frame.BotSpoke@350 two", // three quarters of it played
 			"pass *frame.Interruption@350",
 			"down *frame.BotStartedSpeaking@1350",
+			"up *frame.BotStartedSpeaking@1350",
 			"up *frame.BotSpoke@1450 new",
 			"down *frame.BotStoppedSpeaking@1550",
+			"up *frame.BotStoppedSpeaking@1550",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames\n%q, want\n%q", got, want)
@@ -322,7 +331,9 @@ func TestPlayoutInterruptionWhenSilent(t *testing.T) {
 		h.stop()
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"down *frame.BotStoppedSpeaking@120",
+			"up *frame.BotStoppedSpeaking@120",
 			"pass *frame.Interruption@500",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -349,7 +360,10 @@ func TestPlayoutStale(t *testing.T) {
 				t.Fatalf("stale audio written: %v", w.pcm[:4])
 			}
 		}
-		want := []string{"down *frame.BotStartedSpeaking@0", "down *frame.BotStoppedSpeaking@120"}
+		want := []string{
+			"down *frame.BotStartedSpeaking@0", "up *frame.BotStartedSpeaking@0",
+			"down *frame.BotStoppedSpeaking@120", "up *frame.BotStoppedSpeaking@120",
+		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames %q, want %q", got, want)
 		}
@@ -381,8 +395,10 @@ func TestPlayoutNewTurnReplacesQueue(t *testing.T) {
 		// has played down to the lead: 3200 samples in all play by 200 ms.
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@200 new",
 			"down *frame.BotStoppedSpeaking@300",
+			"up *frame.BotStoppedSpeaking@300",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames %q, want %q", got, want)
@@ -402,9 +418,11 @@ func TestPlayoutUnderrun(t *testing.T) {
 		h.stop()
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@100 a",
 			"up *frame.BotSpoke@350 b",
 			"down *frame.BotStoppedSpeaking@450",
+			"up *frame.BotStoppedSpeaking@450",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames %q, want %q", got, want)
@@ -441,8 +459,10 @@ func TestPlayoutDrain(t *testing.T) {
 		}
 		want := []string{
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@300 end",
 			"down *frame.BotStoppedSpeaking@400",
+			"up *frame.BotStoppedSpeaking@400",
 		}
 		if got := h.tape.frames(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("frames %q, want %q", got, want)
@@ -477,8 +497,10 @@ func TestPlayoutMarkerOnly(t *testing.T) {
 		want := []string{
 			"up *frame.BotSpoke@0 silent",
 			"down *frame.BotStartedSpeaking@0",
+			"up *frame.BotStartedSpeaking@0",
 			"up *frame.BotSpoke@100 after audio",
 			"down *frame.BotStoppedSpeaking@200",
+			"up *frame.BotStoppedSpeaking@200",
 		}
 		got := h.tape.frames()
 		if fmt.Sprint(got) != fmt.Sprint(want) {

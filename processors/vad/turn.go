@@ -26,6 +26,19 @@ type Config struct {
 	MinVolume float64 `toml:"min_volume"`
 	// NoInterrupt disables barge-in: user speech does not cut off the bot.
 	NoInterrupt bool `toml:"no_interrupt"`
+	// Defer leaves the interruption to a later stage (processors/turn):
+	// the detector emits UserStartedSpeaking without interrupting, and
+	// UserSpeaking on each voiced chunk of the user's speech so that stage
+	// can wait for speech that lasts. Unset, a start interrupts at once
+	// (unless NoInterrupt).
+	Defer bool `toml:"defer_interruption"`
+	// BotConfidence and BotMinVolume, when set, replace Confidence and
+	// MinVolume for starting a user turn while the bot speaks (between
+	// BotStartedSpeaking and BotStoppedSpeaking, which the output stage
+	// sends upstream): a guard against the residue of the bot's own voice
+	// coming back through the user's microphone.
+	BotConfidence float32 `toml:"bot_confidence"`
+	BotMinVolume  float64 `toml:"bot_min_volume"`
 	// ResetEvery is how often the analyzer's recurrent state is reset while
 	// the user is quiet (default 5 s). Silero's state drifts over long
 	// silences (digital silence especially) until it stops hearing speech
@@ -67,7 +80,8 @@ const (
 
 // Processor is the turn-detection stage. It passes every frame on, scores
 // input audio in the analyzer's chunk size, and emits UserStartedSpeaking
-// (preceded, unless NoInterrupt, by an interruption of the bot's turn) and
+// (preceded, unless NoInterrupt or Defer, by an interruption of the bot's
+// turn), UserSpeaking while the user speaks (with Defer) and
 // UserStoppedSpeaking. Input audio must be mono at the analyzer's rate;
 // other audio fails the pipeline with ErrFormat. The events of a new user
 // turn are stamped with the turn that Runtime.Interrupt started.
@@ -84,6 +98,8 @@ type Processor struct {
 	acc     time.Duration // time in the Starting or Stopping state
 	lastVoi time.Time     // wall time of the last voiced chunk
 	quiet   time.Duration // time Quiet since the analyzer was last reset
+	voiced  time.Duration // voiced audio in the current user speech
+	bot     bool          // the bot is speaking
 	now     func() time.Time
 }
 
@@ -127,6 +143,12 @@ func (p *Processor) Close() error {
 func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	a, ok := f.(*frame.InputAudio)
 	if !ok {
+		switch f.(type) {
+		case *frame.BotStartedSpeaking:
+			p.bot = true
+		case *frame.BotStoppedSpeaking:
+			p.bot = false
+		}
 		out.Pass(f)
 		return nil
 	}
@@ -165,15 +187,23 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 	loud := level >= p.cfg.MinVolume
 	voiced := loud && prob >= p.cfg.Confidence
 	holding := loud && prob >= p.cfg.Confidence-0.15
+	starts := voiced
+	if p.bot {
+		conf, vol := max(p.cfg.Confidence, p.cfg.BotConfidence), p.cfg.MinVolume
+		if p.cfg.BotMinVolume != 0 {
+			vol = max(vol, p.cfg.BotMinVolume)
+		}
+		starts = level >= vol && prob >= conf
+	}
 	now := p.now()
 	switch p.state {
 	case Quiet:
-		if voiced {
+		if starts {
 			p.state, p.acc = Starting, p.chunkD
 			p.lastVoi = now
 		}
 	case Starting:
-		if !voiced {
+		if !starts {
 			p.state = Quiet
 			break
 		}
@@ -182,6 +212,12 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 	case Speaking:
 		if holding {
 			p.lastVoi = now
+			if voiced {
+				p.voiced += p.chunkD
+			}
+			if p.cfg.Defer {
+				out.Emit(&frame.UserSpeaking{Voiced: p.voiced})
+			}
 			break
 		}
 		p.state, p.acc = Stopping, p.chunkD
@@ -195,8 +231,9 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 	switch {
 	case p.state == Starting && p.acc >= p.cfg.StartDuration:
 		p.state = Speaking
+		p.voiced = p.acc
 		var m frame.Meta
-		if !p.cfg.NoInterrupt {
+		if !p.cfg.NoInterrupt && !p.cfg.Defer {
 			m.Turn = p.rt.Interrupt("user started speaking")
 			out.Emit(&frame.Interruption{Meta: m, Reason: "user started speaking"})
 		}

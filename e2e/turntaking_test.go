@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+
+	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/processors/tts/flite"
+	"github.com/voiced-dev/voiced/processors/vad/silero"
+)
+
+// speakerphone is a client without echo cancellation: it plays what the
+// server sends in real time (dropping it on `interrupted`, like the demo),
+// and its microphone hears that playback again `delay` later at `gain`,
+// plus whatever the test says into it.
+type speakerphone struct {
+	t     *testing.T
+	ws    *gws.Conn
+	delay int
+	gain  float64
+
+	mu     sync.Mutex
+	play   []int16 // received, not yet played
+	line   []int16 // played, on its way back to the microphone
+	events []Event
+}
+
+func dialSpeakerphone(t *testing.T, url string, delay time.Duration, gain float64) *speakerphone {
+	ws, _, err := gws.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	start, _ := json.Marshal(map[string]any{"type": "start", "sample_rate": 16000})
+	ws.WriteMessage(gws.TextMessage, start)
+	sp := &speakerphone{t: t, ws: ws, delay: int(delay.Seconds() * 16000), gain: gain}
+	sp.line = make([]int16, sp.delay)
+	go func() {
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			sp.mu.Lock()
+			if typ == gws.BinaryMessage {
+				pcm, _ := audio.DecodePCM16(nil, data)
+				sp.play = append(sp.play, pcm...)
+			} else {
+				var ev Event
+				if json.Unmarshal(data, &ev) == nil {
+					ev.At = time.Now()
+					sp.events = append(sp.events, ev)
+					if ev.Type == "interrupted" {
+						sp.play = sp.play[:0]
+					}
+				}
+			}
+			sp.mu.Unlock()
+		}
+	}()
+	return sp
+}
+
+// talk runs the room in real time for d, saying voice (if any) into the
+// microphone from the start.
+func (sp *speakerphone) talk(d time.Duration, voice []int16) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < int(d/(20*time.Millisecond)); i++ {
+		sp.mu.Lock()
+		n := min(320, len(sp.play))
+		sp.line = append(sp.line, sp.play[:n]...)
+		sp.line = append(sp.line, make([]int16, 320-n)...)
+		sp.play = sp.play[:copy(sp.play, sp.play[n:])]
+		mic := make([]int16, 320)
+		for k := range mic {
+			v := sp.gain * float64(sp.line[k])
+			if j := i*320 + k; j < len(voice) {
+				v += float64(voice[j])
+			}
+			mic[k] = int16(max(-32768, min(32767, v)))
+		}
+		sp.line = sp.line[:copy(sp.line, sp.line[320:])]
+		sp.mu.Unlock()
+		if err := sp.ws.WriteMessage(gws.BinaryMessage, audio.EncodePCM16(nil, mic)); err != nil {
+			sp.t.Errorf("send: %v", err)
+			return
+		}
+		<-tick.C
+	}
+}
+
+func (sp *speakerphone) count(typ string) int {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	n := 0
+	for _, e := range sp.events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func (sp *speakerphone) dump() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	t0 := sp.events[0].At
+	for _, e := range sp.events {
+		sp.t.Logf("%6dms %s %q turn=%d", e.At.Sub(t0).Milliseconds(), e.Type, e.Text, e.Turn)
+	}
+}
+
+// cough is a burst of noise, d long, at about -12 dBFS.
+func cough(d time.Duration) []int16 {
+	r := rand.New(rand.NewPCG(1, 2))
+	pcm := make([]int16, int(d.Seconds()*16000))
+	for i := range pcm {
+		pcm[i] = int16(r.NormFloat64() * 8000)
+	}
+	return pcm
+}
+
+func startTurnServer(t *testing.T) string {
+	t.Helper()
+	dir, err := silero.DefaultCacheDir()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
+	}
+	if err != nil {
+		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
+			t.Fatalf("VAD model missing (%v): run `make models`", err)
+		}
+		t.Skipf("VAD model missing (%v): run `make models`", err)
+	}
+	s := server.New(config.Default(), nil)
+	if err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	s.Builder().Config.EchoCancel = true
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+		s.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+}
+
+// TestE2ETurnTaking: over a speakerphone (the bot's voice comes back 80 ms
+// later at -6 dB), the bot's own echo and a 150 ms cough do not interrupt
+// it; the user's own words (another voice) do.
+func TestE2ETurnTaking(t *testing.T) {
+	url := startTurnServer(t)
+	sp := dialSpeakerphone(t, url, 80*time.Millisecond, 0.5)
+	sp.talk(500*time.Millisecond, nil)
+	b, _ := json.Marshal(map[string]string{"type": "text", "text": "tell me a story"})
+	sp.ws.WriteMessage(gws.TextMessage, b)
+	for i := 0; i < 50 && sp.count("bot_started_speaking") == 0; i++ {
+		sp.talk(100*time.Millisecond, nil)
+	}
+	if sp.count("bot_started_speaking") == 0 {
+		t.Fatal("the story did not start")
+	}
+	sp.talk(4*time.Second, nil) // echo only
+	if n := sp.count("interrupted"); n != 0 {
+		sp.dump()
+		t.Fatalf("the bot interrupted itself %d times on its own echo", n)
+	}
+	sp.talk(2*time.Second, cough(150*time.Millisecond))
+	if n := sp.count("interrupted"); n != 0 {
+		t.Fatalf("a 150 ms cough interrupted the bot")
+	}
+	if sp.count("bot_stopped_speaking") != 0 {
+		t.Fatal("the story ended before the user spoke: make it longer")
+	}
+	sp.talk(4*time.Second, speechVoice(t, "awb", "wait, stop please, I have a question"))
+	if n := sp.count("interrupted"); n != 1 {
+		t.Fatalf("the user's words over the echo: %d interruptions, want 1", n)
+	}
+}
+
+// speechVoice is speech in another flite voice.
+func speechVoice(t *testing.T, voice, text string) []int16 {
+	t.Helper()
+	syn, err := flite.New(flite.Config{Voice: voice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pcm []int16
+	if err := syn.Synthesize(context.Background(), text, "", func(c []int16) error {
+		pcm = append(pcm, c...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}

@@ -1,0 +1,326 @@
+// Package turn decides, between recognition and the agent, when the user
+// has the floor: whether speech heard while the bot talks is an
+// interruption or only a noise or a backchannel ("mm-hm"), and when the
+// user's turn has ended (endpointing that waits for the recognizer's final
+// transcript and for sentences that sound unfinished).
+package turn
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+)
+
+// Config tunes the stage. The zero value gives the defaults; a negative
+// duration or count disables that rule.
+type Config struct {
+	// MinDuration is the voiced audio (counted by the turn detector from
+	// the onset, its StartDuration included) that user speech needs while
+	// the bot speaks before it interrupts (default 400 ms).
+	MinDuration time.Duration `toml:"min_duration"`
+	// MinWords is how many words, not counting Backchannels, the
+	// transcript of that speech needs before it interrupts (default 1).
+	MinWords int `toml:"min_words"`
+	// Backchannels are words that never count toward MinWords (default
+	// DefaultBackchannels).
+	Backchannels []string `toml:"backchannels"`
+
+	// FinalWait bounds how long after UserStoppedSpeaking the stage waits
+	// for the recognizer's final transcript; past it the latest interim
+	// hypothesis is taken as final (default 500 ms).
+	FinalWait time.Duration `toml:"final_wait"`
+	// Hold is how much longer the turn is kept open when its final
+	// transcript ends with one of Continuations ("and", "um"): if the user
+	// speaks again within Hold, both parts make one message; otherwise it is
+	// answered when Hold runs out (default 700 ms). Longer holds cut users
+	// off less and answer them later.
+	Hold time.Duration `toml:"hold"`
+	// Continuations are the words that make a transcript sound unfinished
+	// (default DefaultContinuations).
+	Continuations []string `toml:"continuations"`
+}
+
+// DefaultBackchannels are the words that do not interrupt the bot.
+var DefaultBackchannels = []string{
+	"mm", "mhm", "mm-hm", "mm-hmm", "hm", "hmm", "uh-huh", "uh", "huh", "um",
+	"ah", "aha", "oh", "yeah", "yep", "yes", "ok", "okay", "right", "sure",
+}
+
+// DefaultContinuations are the words after which a user is probably not done.
+var DefaultContinuations = []string{
+	"and", "but", "or", "so", "because", "um", "uh", "er", "like", "the", "a", "to", "with", "if",
+}
+
+func (c *Config) defaults() {
+	if c.MinDuration == 0 {
+		c.MinDuration = 400 * time.Millisecond
+	}
+	if c.MinWords == 0 {
+		c.MinWords = 1
+	}
+	if c.Backchannels == nil {
+		c.Backchannels = DefaultBackchannels
+	}
+	if c.FinalWait == 0 {
+		c.FinalWait = 500 * time.Millisecond
+	}
+	if c.Hold == 0 {
+		c.Hold = 700 * time.Millisecond
+	}
+	if c.Continuations == nil {
+		c.Continuations = DefaultContinuations
+	}
+}
+
+type due uint8
+
+const (
+	none      due = iota
+	waitFinal     // UserStoppedSpeaking seen, final transcript not yet
+	holding       // an unfinished-sounding transcript is held
+)
+
+// Processor is the turn-taking stage; it goes after speech recognition and
+// before the agent, with a turn detector before it that leaves
+// interruptions to it (vad.Config.Defer).
+//
+// While the bot is silent (as told by BotStartedSpeaking and
+// BotStoppedSpeaking coming upstream from the output stage), a
+// UserStartedSpeaking interrupts the turn at once, cancelling any answer
+// being prepared. While the bot speaks, the user's speech must qualify
+// first (MinDuration of voiced audio, from UserSpeaking, and MinWords in a
+// transcript); then the stage calls Runtime.Interrupt and emits an
+// Interruption. If the speech ends without qualifying, the bot was never
+// stopped: its final transcript is dropped and a UserBackchannel emitted
+// instead.
+//
+// Final transcripts are released to the agent stamped with the current turn
+// when the endpointing rules allow (see Config); typed text passes at once.
+// Timers run on a goroutine of the pipeline's (Runtime.Go) that emits from
+// there; the state is guarded, so Process and the timers may race safely.
+// UserSpeaking frames are consumed; every other frame is passed on.
+type Processor struct {
+	cfg  Config
+	back map[string]bool
+	cont map[string]bool
+
+	rt  pipeline.Runtime
+	out pipeline.Emitter
+
+	mu        sync.Mutex
+	timer     *time.Timer
+	due       due
+	bot       bool // the bot is speaking
+	pending   bool // speech over the bot that has not qualified yet
+	voiced    time.Duration
+	words     int
+	stopped   bool   // the user stopped speaking (waiting for the final)
+	held      string // transcript held for endpointing
+	interim   string // latest interim hypothesis since the user started
+	skipFinal bool   // an interim was released in place of the coming final
+}
+
+// New returns a turn-taking stage.
+func New(cfg Config) *Processor {
+	cfg.defaults()
+	set := func(ws []string) map[string]bool {
+		m := make(map[string]bool, len(ws))
+		for _, w := range ws {
+			m[strings.ToLower(w)] = true
+		}
+		return m
+	}
+	return &Processor{cfg: cfg, back: set(cfg.Backchannels), cont: set(cfg.Continuations)}
+}
+
+// Name implements pipeline.Namer.
+func (p *Processor) Name() string { return "turn" }
+
+// Start implements pipeline.Starter: it starts the timer goroutine.
+func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
+	p.rt, p.out = rt, out
+	p.timer = time.NewTimer(time.Hour)
+	p.timer.Stop()
+	rt.Go(func(ctx context.Context) {
+		defer p.timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.timer.C:
+				p.fire()
+			}
+		}
+	})
+	return nil
+}
+
+// Process implements pipeline.Processor.
+func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch f := f.(type) {
+	case *frame.BotStartedSpeaking:
+		p.bot = true
+	case *frame.BotStoppedSpeaking:
+		p.bot = false
+	case *frame.UserStartedSpeaking:
+		p.interim, p.stopped, p.skipFinal = "", false, false
+		if p.due != none {
+			p.setDue(none, 0) // the user goes on: hold what was said
+		}
+		if p.bot {
+			p.pending, p.voiced, p.words = true, 0, 0
+			break
+		}
+		p.pending = false
+		p.interrupt(out, "user started speaking")
+	case *frame.UserSpeaking:
+		if p.pending {
+			p.voiced = max(p.voiced, f.Voiced)
+			p.check(out)
+		}
+		return nil // consumed
+	case *frame.UserStoppedSpeaking:
+		p.stopped = true
+		if !p.pending {
+			p.setDue(waitFinal, p.cfg.FinalWait)
+		}
+	case *frame.Transcript:
+		if f.Typed {
+			break
+		}
+		if !f.Final {
+			p.interim = f.Text
+			if p.pending {
+				p.words = max(p.words, p.count(f.Text))
+				p.check(out)
+			}
+			break
+		}
+		if p.pending {
+			p.words = max(p.words, p.count(f.Text))
+			p.pending = false
+			if !p.qualifies() {
+				out.Emit(&frame.UserBackchannel{Text: f.Text})
+				return nil
+			}
+			p.interrupt(out, "user interrupted")
+		}
+		p.final(f.Text, out)
+		return nil
+	}
+	out.Pass(f)
+	return nil
+}
+
+// check interrupts once pending speech qualifies. p.mu held.
+func (p *Processor) check(out pipeline.Emitter) {
+	if p.qualifies() {
+		p.pending = false
+		p.interrupt(out, "user interrupted")
+	}
+}
+
+func (p *Processor) qualifies() bool {
+	return (p.cfg.MinDuration < 0 || p.voiced >= p.cfg.MinDuration) &&
+		(p.cfg.MinWords < 0 || p.words >= p.cfg.MinWords)
+}
+
+// interrupt starts a new turn and tells every stage. p.mu held.
+func (p *Processor) interrupt(out pipeline.Emitter, reason string) {
+	n := p.rt.Interrupt(reason)
+	out.Emit(&frame.Interruption{Meta: frame.Meta{Turn: n}, Reason: reason})
+}
+
+// final handles the recognizer's final transcript. p.mu held.
+func (p *Processor) final(text string, out pipeline.Emitter) {
+	if p.skipFinal {
+		p.skipFinal = false
+		return // its interim was released already
+	}
+	p.setDue(none, 0)
+	text = join(p.held, text)
+	p.held, p.interim = "", ""
+	if text == "" {
+		return
+	}
+	if p.cfg.Hold > 0 && p.unfinished(text) {
+		p.held = text
+		p.setDue(holding, p.cfg.Hold)
+		return
+	}
+	p.release(text, out)
+}
+
+func (p *Processor) release(text string, out pipeline.Emitter) {
+	out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: p.rt.Turn()}, Text: text, Final: true})
+}
+
+// fire runs on the timer goroutine.
+func (p *Processor) fire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.due {
+	case waitFinal:
+		// The recognizer is late: answer its latest hypothesis.
+		p.due = none
+		if text := join(p.held, p.interim); strings.TrimSpace(p.interim) != "" {
+			p.held, p.interim, p.skipFinal = "", "", true
+			p.release(text, p.out)
+		}
+	case holding:
+		p.due = none
+		text := p.held
+		p.held = ""
+		p.release(text, p.out)
+	}
+}
+
+// setDue arms (d > 0) or disarms the timer. p.mu held.
+func (p *Processor) setDue(what due, d time.Duration) {
+	p.due = what
+	if what == none || d <= 0 {
+		p.due = none
+		p.timer.Stop()
+		return
+	}
+	p.timer.Reset(d)
+}
+
+// count returns the words of s that are not backchannels.
+func (p *Processor) count(s string) int {
+	n := 0
+	for _, w := range words(s) {
+		if !p.back[w] {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Processor) unfinished(s string) bool {
+	ws := words(s)
+	return len(ws) > 0 && p.cont[ws[len(ws)-1]]
+}
+
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '\'' || r == '-' || r > 127)
+	})
+}
+
+func join(a, b string) string {
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + " " + b
+}

@@ -1,0 +1,312 @@
+package turn_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/turn"
+)
+
+// step is a frame pushed after a pause.
+type step struct {
+	after time.Duration
+	f     frame.Frame
+}
+
+func wait(d time.Duration, f frame.Frame) step { return step{d, f} }
+
+// recorder renders the frames leaving the stage with their time.
+type recorder struct {
+	start time.Time
+	mu    sync.Mutex
+	out   []string
+	turns []uint32 // of released transcripts
+}
+
+func (r *recorder) sink(f frame.Frame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at := time.Since(r.start).Milliseconds()
+	var d string
+	switch f := f.(type) {
+	case *frame.Interruption:
+		d = fmt.Sprintf("Int(%d)", f.Turn)
+	case *frame.UserStartedSpeaking:
+		d = "Start"
+	case *frame.UserStoppedSpeaking:
+		d = "Stop"
+	case *frame.UserSpeaking:
+		d = "Speaking" // must not come out
+	case *frame.BotStartedSpeaking, *frame.BotStoppedSpeaking:
+		return
+	case *frame.End:
+		d = "End"
+	case *frame.UserBackchannel:
+		d = fmt.Sprintf("Back(%s)", f.Text)
+	case *frame.Transcript:
+		if !f.Final {
+			d = fmt.Sprintf("interim(%s)", f.Text)
+			break
+		}
+		d = fmt.Sprintf("Final(%s)@%d", f.Text, at)
+		r.turns = append(r.turns, f.Turn)
+	default:
+		d = fmt.Sprintf("%T", f)
+	}
+	r.out = append(r.out, d)
+}
+
+func run(t *testing.T, cfg turn.Config, steps []step) (string, uint32, []uint32) {
+	t.Helper()
+	var out string
+	var last uint32
+	var turns []uint32
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{start: time.Now()}
+		p := pipeline.New(pipeline.Options{Sink: rec.sink}, turn.New(cfg))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		for _, s := range steps {
+			time.Sleep(s.after)
+			if tr, ok := s.f.(*frame.Transcript); ok {
+				tr.Turn = p.Turn() // as the recognizer stamps it
+			}
+			p.Push(ctx, s.f)
+			synctest.Wait()
+		}
+		time.Sleep(5 * time.Second) // every timer runs out
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		out = strings.Join(rec.out, " ")
+		turns = rec.turns
+		rec.mu.Unlock()
+		last = p.Turn()
+	})
+	return out, last, turns
+}
+
+func speaking(ms int) *frame.UserSpeaking {
+	return &frame.UserSpeaking{Voiced: time.Duration(ms) * time.Millisecond}
+}
+func interim(s string) *frame.Transcript { return &frame.Transcript{Text: s} }
+func final(s string) *frame.Transcript   { return &frame.Transcript{Text: s, Final: true} }
+
+var (
+	botOn  = &frame.BotStartedSpeaking{}
+	botOff = &frame.BotStoppedSpeaking{}
+)
+
+func TestTurnGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   turn.Config
+		steps []step
+		want  string
+		turn  uint32
+	}{{
+		name: "bot silent: speech starts a turn at once",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(300*time.Millisecond, interim("hello")),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("hello there")),
+		},
+		want: "Int(2) Start interim(hello) Stop Final(hello there)@900 End",
+		turn: 2,
+	}, {
+		// A cough: the detector started (224 ms voiced), it stopped short
+		// of MinDuration and the recognizer heard nothing.
+		name: "cough over the bot",
+		steps: []step{
+			wait(0, botOn),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("")),
+		},
+		want: "Start Stop Back() End",
+		turn: 1,
+	}, {
+		// Long enough, but only backchannel words.
+		name: "backchannel over the bot",
+		steps: []step{
+			wait(0, botOn),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(300*time.Millisecond, speaking(500)),
+			wait(0, interim("yeah")),
+			wait(300*time.Millisecond, speaking(700)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("mm-hm yeah")),
+		},
+		want: "Start interim(yeah) Stop Back(mm-hm yeah) End",
+		turn: 1,
+	}, {
+		// Words and duration: the interruption comes when both are there,
+		// mid-speech, and the final is answered in the new turn.
+		name: "real interruption",
+		steps: []step{
+			wait(0, botOn),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, speaking(320)),
+			wait(0, interim("wait")),
+			wait(100*time.Millisecond, speaking(416)),
+			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("wait stop please")),
+		},
+		want: "Start interim(wait) Int(2) Stop Final(wait stop please)@1650 End",
+		turn: 2,
+	}, {
+		name: "words not needed",
+		cfg:  turn.Config{MinWords: -1},
+		steps: []step{
+			wait(0, botOn),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, speaking(400)),
+		},
+		want: "Start Int(2) End",
+		turn: 2,
+	}, {
+		// The bot stopped talking before the user did: same rules.
+		name: "backchannel as the bot ends",
+		steps: []step{
+			wait(0, botOn),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, botOff),
+			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("okay")),
+		},
+		want: "Start Stop Back(okay) End",
+		turn: 1,
+	}, {
+		name: "final late: the interim is answered",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(300*time.Millisecond, interim("what time is it")),
+			wait(300*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(time.Second, final("what time is it now")),
+		},
+		want: "Int(2) Start interim(what time is it) Stop Final(what time is it)@1100 End",
+		turn: 2,
+	}, {
+		name: "unfinished: held, then answered",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("I want a pizza and")),
+		},
+		want: "Int(2) Start Stop Final(I want a pizza and)@1400 End",
+		turn: 2,
+	}, {
+		name: "unfinished: the user goes on",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("I want a pizza um")),
+			wait(400*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("with olives")),
+		},
+		want: "Int(2) Start Stop Int(3) Start Stop Final(I want a pizza um with olives)@1700 End",
+		turn: 3,
+	}, {
+		name: "hold disabled",
+		cfg:  turn.Config{Hold: -1},
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("I want a pizza and")),
+		},
+		want: "Int(2) Start Stop Final(I want a pizza and)@700 End",
+		turn: 2,
+	}, {
+		name: "typed text passes",
+		steps: []step{
+			wait(0, &frame.Transcript{Text: "hi", Final: true, Typed: true}),
+		},
+		want: "Final(hi)@0 End",
+		turn: 1,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, last, turns := run(t, tc.cfg, tc.steps)
+			if got != tc.want {
+				t.Errorf("frames out\n %s\nwant\n %s", got, tc.want)
+			}
+			if last != tc.turn {
+				t.Errorf("turn %d, want %d", last, tc.turn)
+			}
+			for _, n := range turns {
+				if n != tc.turn {
+					t.Errorf("final transcript stamped turn %d, want %d", n, tc.turn)
+				}
+			}
+		})
+	}
+}
+
+// TestInterruptCancelsAnswer: the turn context of a stage busy with the
+// answer is cancelled when real speech qualifies, not before.
+func TestInterruptCancelsAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var cause error
+		busy := make(chan struct{})
+		ans := pipeline.ProcessorFunc(func(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+			if _, ok := f.(*frame.LLMResponseStart); ok {
+				close(busy)
+				<-ctx.Done()
+				cause = context.Cause(ctx)
+				return ctx.Err()
+			}
+			out.Pass(f)
+			return nil
+		})
+		p := pipeline.New(pipeline.Options{}, turn.New(turn.Config{}), ans)
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		p.Push(ctx, botOn)
+		p.Push(ctx, &frame.LLMResponseStart{})
+		<-busy
+		p.Push(ctx, &frame.UserStartedSpeaking{})
+		p.Push(ctx, speaking(600))
+		synctest.Wait()
+		if cause != nil {
+			t.Fatalf("answer cancelled (%v) before any word", cause)
+		}
+		p.Push(ctx, &frame.Transcript{Meta: frame.Meta{Turn: 1}, Text: "no thanks"})
+		synctest.Wait()
+		if cause != pipeline.ErrInterrupted {
+			t.Fatalf("answer cause %v, want ErrInterrupted", cause)
+		}
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkTurnInterim(b *testing.B) {
+	p := turn.New(turn.Config{})
+	f := &frame.Transcript{Text: "I would like to hear the rest of it"}
+	var e nopEmitter
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Process(context.Background(), f, e)
+	}
+}
+
+type nopEmitter struct{}
+
+func (nopEmitter) Emit(frame.Frame)   {}
+func (nopEmitter) EmitUp(frame.Frame) {}
+func (nopEmitter) Pass(frame.Frame)   {}
