@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"unicode"
 	"sync"
 	"time"
 )
@@ -187,6 +188,10 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 	a.mu.RUnlock()
 
 	msgs := slices.Clone(in.Messages)
+	// spaced is false when the answer so far ends in a non-space: a later
+	// step's text then starts with a space, so "...invoice." and "I found
+	// it." do not run together into one sentence.
+	spaced := true
 	for range a.cfg.MaxSteps {
 		enabled := make(map[string]HandoffSpec, len(handoffs))
 		tools := slices.Clip(a.specs)
@@ -215,7 +220,12 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 			}
 			if ev.Text != "" {
 				text.WriteString(ev.Text)
-				if !emit(AgentEvent{Kind: EventText, Text: ev.Text}) {
+				out := ev.Text
+				if !spaced && text.Len() == len(ev.Text) && !unicode.IsSpace(rune(out[0])) {
+					out = " " + out
+				}
+				spaced = unicode.IsSpace(rune(out[len(out)-1]))
+				if !emit(AgentEvent{Kind: EventText, Text: out}) {
 					return errStopped
 				}
 			}

@@ -145,7 +145,7 @@ func TestAgentToolLoop(t *testing.T) {
 		"Concierge text Checking.",
 		`Concierge tool_call get_weather {"city":"Paris"}`,
 		"Concierge tool_result get_weather = 21 degrees and sunny",
-		"Concierge text It is 21 degrees in nothing yet.",
+		"Concierge text  It is 21 degrees in nothing yet.", // spaced from the first step
 		"Concierge agent_finished",
 	})
 	if len(got) != 1 || got[0].City != "Paris" {

@@ -107,7 +107,7 @@ func TestHandoffTriageToBilling(t *testing.T) {
 		"Billing Desk text Let me look that up.",
 		`Billing Desk tool_call lookup_invoice {"topic": "charged twice"}`,
 		"Billing Desk tool_result lookup_invoice = invoice 42: charged twice on May 3, one charge refunded",
-		"Billing Desk text Invoice 42: charged twice on May 3, one charge refunded",
+		"Billing Desk text  Invoice 42: charged twice on May 3, one charge refunded", // a new step after text starts with a space
 		"Billing Desk agent_finished",
 		"triage agent_finished",
 	})
@@ -162,7 +162,7 @@ func TestHandoffDisabledIsNotOffered(t *testing.T) {
 	open = true
 	mu.Unlock()
 	text, err = agents.Collect(context.Background(), f.triage, agents.UserInput("refund please"))
-	if err != nil || !strings.HasPrefix(text, "Let me look that up.Invoice 42") {
+	if err != nil || !strings.HasPrefix(text, "Let me look that up. Invoice 42") {
 		t.Fatalf("enabled: Collect = %q, %v", text, err)
 	}
 }

@@ -21,6 +21,10 @@ type Event struct {
 	Code        string  `json:"code"`
 	Message     string  `json:"message"`
 	VoiceToVoce float64 `json:"voice_to_voice_ms"`
+	From        string  `json:"from"`
+	To          string  `json:"to"`
+	Agent       string  `json:"agent"`
+	Name        string  `json:"name"`
 	STTFinal    float64 `json:"stt_final_ms"`
 	At          time.Time
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/tts"
 	"github.com/voiced-dev/voiced/processors/turn"
 	"github.com/voiced-dev/voiced/processors/vad"
+	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
 )
 
@@ -67,9 +68,16 @@ type AgentConfig struct {
 // Builder makes pipelines. Its providers are shared by all sessions and must
 // be safe for concurrent use.
 type Builder struct {
-	VAD    vad.Model
-	STT    stt.Recognizer
-	TTS    tts.Synthesizer
+	VAD vad.Model
+	STT stt.Recognizer
+	TTS tts.Synthesizer
+	// Agents are the agents each session hosts (shared, safe for concurrent
+	// use); Entry names the first active one (default: the first) and
+	// Voices their TTS voices. Without Agents, Model answers alone as
+	// Config.Agent.
+	Agents []agents.Runnable
+	Entry  string
+	Voices map[string]string
 	Model  agents.ChatModel
 	Config Config
 	Logger *slog.Logger
@@ -77,10 +85,14 @@ type Builder struct {
 	Observers []pipeline.Observer
 	// OnMetrics, if set, also receives every turn's latency breakdown.
 	OnMetrics func(sessionID string, m frame.TurnMetrics)
+	// Telemetry, if set, traces every session.
+	Telemetry *telemetry.Telemetry
+	// Transport names the transport in traces ("websocket" by default).
+	Transport string
 }
 
 // Run implements transport.Factory: it runs one conversation over s.
-func (b *Builder) Run(ctx context.Context, s *transport.Session) error {
+func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 	log := b.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -105,7 +117,18 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) error {
 	if s.Observer != nil {
 		obs = append(obs, s.Observer)
 	}
-	p := pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
+	var p *pipeline.Pipeline
+	if b.Telemetry != nil {
+		tr := b.Transport
+		if tr == "" {
+			tr = "websocket"
+		}
+		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }})
+		obs = append(obs, st)
+		ctx = st.Context(ctx)
+		defer func() { st.End(err) }()
+	}
+	p = pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -136,13 +159,20 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) error {
 }
 
 func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
-	if b.VAD == nil || b.STT == nil || b.TTS == nil || b.Model == nil {
-		return nil, errors.New("session: builder needs VAD, STT, TTS and Model")
+	if b.VAD == nil || b.STT == nil || b.TTS == nil || (b.Model == nil && len(b.Agents) == 0) {
+		return nil, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
 	}
-	agent, err := agents.NewStage(agents.StageConfig{
-		Agent:      agents.Agent{Name: b.Config.Agent.Name, System: b.Config.Agent.System, Model: b.Model},
+	scfg := agents.StageConfig{
+		Agents:     b.Agents,
+		Entry:      b.Entry,
+		Voices:     b.Voices,
 		MaxHistory: b.Config.Agent.MaxHistory,
-	})
+		SessionID:  s.ID,
+	}
+	if len(b.Agents) == 0 {
+		scfg.Agent = agents.Agent{Name: b.Config.Agent.Name, System: b.Config.Agent.System, Model: b.Model}
+	}
+	agent, err := agents.NewStage(scfg)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,46 @@ type Config struct {
 	Orchestration Orchestration `toml:"orchestration"`
 	Durable       Durable       `toml:"durable"`
 	Telemetry     Telemetry     `toml:"telemetry"`
+	Session       Session       `toml:"session"`
+	Turn          Turn          `toml:"turn"`
+	Echo          Echo          `toml:"echo"`
+	Idle          Idle          `toml:"idle"`
+}
+
+// Session switches the optional turn-taking stages.
+type Session struct {
+	// ImmediateInterruption interrupts the bot on every start of user
+	// speech (no false-interruption rules, no STT-aware endpointing).
+	ImmediateInterruption bool `toml:"immediate_interruption"`
+	EchoCancel            bool `toml:"echo_cancel"`  // server-side echo cancellation
+	IdleEnabled           bool `toml:"idle_enabled"` // prompt quiet users, then end
+}
+
+// Turn configures interruptions and endpointing (processors/turn).
+type Turn struct {
+	MinDuration   Duration `toml:"min_duration"`
+	MinWords      int      `toml:"min_words"`
+	Backchannels  []string `toml:"backchannels"`
+	FinalWait     Duration `toml:"final_wait"`
+	Hold          Duration `toml:"hold"`
+	Continuations []string `toml:"continuations"`
+}
+
+// Echo configures echo cancellation (processors/echo).
+type Echo struct {
+	Tail       Duration `toml:"tail"`
+	Delay      Duration `toml:"delay"`
+	SuppressDB int      `toml:"suppress_db"`
+	Frame      Duration `toml:"frame"`
+	Warmup     Duration `toml:"warmup"`
+}
+
+// Idle configures idle prompts (processors/idle).
+type Idle struct {
+	Timeout    Duration `toml:"timeout"`
+	Prompt     string   `toml:"prompt"`
+	MaxPrompts int      `toml:"max_prompts"`
+	Goodbye    string   `toml:"goodbye"`
 }
 
 // Server is the HTTP side.
@@ -68,6 +108,10 @@ type VAD struct {
 	MinVolume     float64  `toml:"min_volume"`
 	NoInterrupt   bool     `toml:"no_interrupt"`
 	ResetEvery    Duration `toml:"reset_every"`
+	// BotConfidence and BotMinVolume replace Confidence and MinVolume
+	// while the bot speaks (a guard against residual echo).
+	BotConfidence float32 `toml:"bot_confidence"`
+	BotMinVolume  float64 `toml:"bot_min_volume"`
 }
 
 // STT configures recognition.
@@ -186,7 +230,7 @@ type Orchestration struct {
 // Durable configures durable workflows.
 type Durable struct {
 	Store string `toml:"store"` // "bbolt" (default) or "redis"
-	Path  string `toml:"path"`  // bbolt file (default $VOICED_DATA/voiced.db)
+	Path  string `toml:"path"`  // bbolt: directory of durable.db (default $VOICED_DATA, else ~/.local/share/voiced)
 	Redis string `toml:"redis"` // redis address host:port
 	// AutoApprove is how long the returns workflow waits for an approval
 	// signal before approving by itself (default 1m).

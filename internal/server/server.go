@@ -1,6 +1,7 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
-// protocol at /ws and /healthz, with the providers named by the
-// configuration. cmd/voiced and the end-to-end tests share it.
+// protocol at /ws, /healthz and /metrics, with the providers, agents and
+// orchestration named by the configuration. cmd/voiced and the end-to-end
+// tests share it.
 package server
 
 import (
@@ -8,16 +9,23 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
-	"github.com/voiced-dev/voiced/agents/llm/scripted"
+	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/orchestration"
+	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt/sphinx"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
+	"github.com/voiced-dev/voiced/processors/turn"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
+	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport/websocket"
 	webdemo "github.com/voiced-dev/voiced/web-demo"
 )
@@ -30,8 +38,20 @@ type Server struct {
 	mux *http.ServeMux
 
 	ws      atomic.Pointer[websocket.Handler]
+	tel     atomic.Pointer[telemetry.Telemetry]
 	builder *session.Builder
+	durable *durableRuntime
+	tools   map[string]agents.Tool // added with AddTool
 	closers []func() error
+}
+
+// AddTool registers a tool agents may name in the configuration. Call it
+// before Load.
+func (s *Server) AddTool(t agents.Tool) {
+	if s.tools == nil {
+		s.tools = map[string]agents.Tool{}
+	}
+	s.tools[t.Spec().Name] = t
 }
 
 // New returns a server for cfg; it loads nothing yet.
@@ -55,6 +75,14 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		t := s.tel.Load()
+		if t == nil {
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+			return
+		}
+		t.Handler().ServeHTTP(w, r)
+	})
 	s.mux.Handle("GET /", http.FileServerFS(webdemo.FS()))
 	return s
 }
@@ -65,10 +93,21 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Builder returns the session builder, nil before Load.
 func (s *Server) Builder() *session.Builder { return s.builder }
 
-// Load builds the providers and opens /ws.
+// Load builds telemetry, the providers, the agents and their orchestration,
+// and opens /ws.
 func (s *Server) Load() error {
 	start := time.Now()
 	cfg := s.cfg
+	tel, err := telemetry.Setup(context.Background(), cfg.Telemetry, s.log)
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	s.tel.Store(tel)
+	s.closers = append(s.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return tel.Shutdown(ctx)
+	})
 	vm, err := silero.New(silero.Config{ModelPath: cfg.VAD.Model, LibraryPath: cfg.VAD.ONNXRuntime})
 	if err != nil {
 		return fmt.Errorf("vad: %w (run `make models` to fetch the model)", err)
@@ -83,33 +122,44 @@ func (s *Server) Load() error {
 	if err != nil {
 		return fmt.Errorf("tts: %w", err)
 	}
-	rules := make([]scripted.Rule, len(cfg.LLM.Scripted.Rules))
-	for i, r := range cfg.LLM.Scripted.Rules {
-		rules[i] = scripted.Rule{Match: r.Match, Reply: r.Reply}
+
+	tools := orchestration.DemoTools(nil)
+	for name, t := range s.tools {
+		tools[name] = t
 	}
-	model, err := scripted.New(scripted.Config{
-		Rules:           rules,
-		Fallback:        cfg.LLM.Scripted.Fallback,
-		TokenDelay:      time.Duration(cfg.LLM.Scripted.TokenDelay),
-		FirstTokenDelay: time.Duration(cfg.LLM.Scripted.FirstTokenDelay),
+	if usesTool(cfg, "start_returns") {
+		d, err := s.openDurable()
+		if err != nil {
+			return fmt.Errorf("durable: %w", err)
+		}
+		s.durable = d
+		s.closers = append(s.closers, d.Close)
+		tools[d.tool.Spec().Name] = d.tool
+	}
+	orch, err := orchestration.Build(cfg, orchestration.Options{
+		Tools:     tools,
+		WrapModel: tel.TraceModel,
+		WrapAgent: tel.TraceRunnable,
+		Logger:    s.log,
 	})
 	if err != nil {
-		return fmt.Errorf("llm: %w", err)
+		return err
 	}
+	if s.durable != nil {
+		if n, err := s.durable.engine.Resume(context.Background()); err != nil {
+			return fmt.Errorf("durable: resume: %w", err)
+		} else if n > 0 {
+			s.log.Info("durable runs resumed", "runs", n)
+		}
+	}
+
 	s.builder = &session.Builder{
-		VAD: vm, STT: rec, TTS: syn, Model: model, Logger: s.log,
-		Config: session.Config{
-			VAD: vad.Config{
-				Confidence:    cfg.VAD.Confidence,
-				StartDuration: time.Duration(cfg.VAD.StartDuration),
-				StopDuration:  time.Duration(cfg.VAD.StopDuration),
-				MinVolume:     cfg.VAD.MinVolume,
-				NoInterrupt:   cfg.VAD.NoInterrupt,
-				ResetEvery:    time.Duration(cfg.VAD.ResetEvery),
-			},
-			Voice: cfg.TTS.Voice,
-			Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
-		},
+		VAD: vm, STT: rec, TTS: syn,
+		Agents: orch.Agents, Entry: orch.Entry, Voices: orch.Voices,
+		Logger:    s.log,
+		Telemetry: tel,
+		OnMetrics: func(_ string, m frame.TurnMetrics) { tel.RecordTurn(context.Background(), m) },
+		Config:    sessionConfig(cfg),
 	}
 	h := websocket.NewHandler(websocket.Config{
 		Origins:     cfg.Server.Origins,
@@ -117,8 +167,60 @@ func (s *Server) Load() error {
 		Logger:      s.log,
 	}, s.builder.Run)
 	s.ws.Store(h)
-	s.log.Info("models loaded", "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("models loaded", "took", time.Since(start).Round(time.Millisecond),
+		"agents", len(orch.Agents), "mode", orch.Mode, "entry", orch.Entry)
 	return nil
+}
+
+func usesTool(cfg config.Config, name string) bool {
+	for _, a := range cfg.Agents {
+		if a.IsEnabled() && slices.Contains(a.Tools, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionConfig maps the file's keys onto the session's settings.
+func sessionConfig(cfg config.Config) session.Config {
+	return session.Config{
+		VAD: vad.Config{
+			Confidence:    cfg.VAD.Confidence,
+			StartDuration: time.Duration(cfg.VAD.StartDuration),
+			StopDuration:  time.Duration(cfg.VAD.StopDuration),
+			MinVolume:     cfg.VAD.MinVolume,
+			NoInterrupt:   cfg.VAD.NoInterrupt,
+			ResetEvery:    time.Duration(cfg.VAD.ResetEvery),
+			BotConfidence: cfg.VAD.BotConfidence,
+			BotMinVolume:  cfg.VAD.BotMinVolume,
+		},
+		Voice: cfg.TTS.Voice,
+		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
+		Turn: turn.Config{
+			MinDuration:   time.Duration(cfg.Turn.MinDuration),
+			MinWords:      cfg.Turn.MinWords,
+			Backchannels:  cfg.Turn.Backchannels,
+			FinalWait:     time.Duration(cfg.Turn.FinalWait),
+			Hold:          time.Duration(cfg.Turn.Hold),
+			Continuations: cfg.Turn.Continuations,
+		},
+		ImmediateInterruption: cfg.Session.ImmediateInterruption,
+		EchoCancel:            cfg.Session.EchoCancel,
+		Echo: echo.Config{
+			Tail:     time.Duration(cfg.Echo.Tail),
+			Delay:    time.Duration(cfg.Echo.Delay),
+			Suppress: cfg.Echo.SuppressDB,
+			Frame:    time.Duration(cfg.Echo.Frame),
+			Warmup:   time.Duration(cfg.Echo.Warmup),
+		},
+		IdleEnabled: cfg.Session.IdleEnabled,
+		Idle: idle.Config{
+			Timeout:    time.Duration(cfg.Idle.Timeout),
+			Prompt:     cfg.Idle.Prompt,
+			MaxPrompts: cfg.Idle.MaxPrompts,
+			Goodbye:    cfg.Idle.Goodbye,
+		},
+	}
 }
 
 // Shutdown ends live sessions (close code 1001) and waits for them, up to
