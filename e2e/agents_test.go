@@ -179,3 +179,39 @@ tools = ["check_status"]
 		t.Fatal("no user_started_speaking for the barge-in")
 	}
 }
+
+// TestE2EReturnsWorkflow starts the returns example's durable workflow from
+// a typed request; when the workflow approves the return it speaks to the
+// session.
+func TestE2EReturnsWorkflow(t *testing.T) {
+	cfg, err := config.Load("../examples/returns.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Durable.Path = t.TempDir()
+	cfg.Durable.AutoApprove = config.Duration(time.Second)
+	c := dial(t, startConfigured(t, cfg), 16000)
+	if !c.silenceUntil(5*time.Second, func() bool { _, ok := c.first("ready", time.Time{}); return ok }) {
+		t.Fatal("no ready event")
+	}
+	since := time.Now()
+	c.sendJSON(map[string]string{"type": "text", "text": "I want to return order 1234"})
+	said := func() string {
+		var s []string
+		evs, _ := c.snapshot()
+		for _, e := range evs {
+			if e.Type == "bot_text" && !e.At.Before(since) {
+				s = append(s, e.Text)
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	if !c.silenceUntil(30*time.Second, func() bool { return strings.Contains(said(), "order 1234 is approved") }) {
+		evs, _ := c.snapshot()
+		t.Fatalf("the workflow never spoke; said %q; events %s", said(), types(evs))
+	}
+	if call, ok := c.first("tool_call", since); !ok || call.Name != "start_returns" {
+		t.Fatalf("tool_call %+v", call)
+	}
+	t.Logf("said: %q", said())
+}
