@@ -37,6 +37,10 @@ deps: ## install missing Debian packages (needs root or sudo)
 models: ## fetch and verify the Silero VAD model and ONNX Runtime into $(CACHE)
 	@bash scripts/fetch-models.sh
 
+.PHONY: services
+services: deps ## build and cache the LiveKit server the integration tests run
+	@bash scripts/livekit-server.sh >/dev/null
+
 .PHONY: setup
 setup: deps models
 
@@ -49,7 +53,7 @@ run: setup build ## install what is missing, build, and serve on $(ADDR)
 	./$(BIN) serve --addr $(ADDR)
 
 .PHONY: test
-test: setup build ## go test -race ./... (WebSocket end-to-end included) and the browser test
+test: setup services build ## go test -race ./... (end-to-end tests included) and the browser test
 	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m ./...
 	bash e2e/browser/run.sh $(BIN)
 

@@ -37,6 +37,7 @@ func main() {
 const usage = `usage:
   voiced serve [--addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
   voiced check-config FILE
+` + livekitUsage + `
   voiced version`
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -55,6 +56,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, args[1]+": ok")
 		return nil
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "agent":
+		return agentCmd(args[1:], stderr)
+	case "worker":
+		return workerCmd(args[1:], stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "voiced", versionString())
 		return nil
