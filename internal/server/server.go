@@ -26,6 +26,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
 	webdemo "github.com/voiced-dev/voiced/web-demo"
 )
@@ -38,6 +39,7 @@ type Server struct {
 	mux *http.ServeMux
 
 	ws      atomic.Pointer[websocket.Handler]
+	rtc     atomic.Pointer[webrtc.Handler]
 	tel     atomic.Pointer[telemetry.Telemetry]
 	builder *session.Builder
 	durable *durableRuntime
@@ -69,6 +71,14 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	})
 	s.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		h := s.ws.Load()
+		if h == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	s.mux.HandleFunc("POST /webrtc/offer", func(w http.ResponseWriter, r *http.Request) {
+		h := s.rtc.Load()
 		if h == nil {
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
@@ -167,6 +177,12 @@ func (s *Server) Load() error {
 		Logger:      s.log,
 	}, s.builder.Run)
 	s.ws.Store(h)
+	s.rtc.Store(webrtc.NewHandler(webrtc.Config{
+		Origins:     cfg.Server.Origins,
+		MaxSessions: cfg.Server.MaxSessions,
+		Loopback:    webrtc.LoopbackAddr(cfg.Server.Addr),
+		Logger:      s.log,
+	}, s.builder.Run))
 	s.log.Info("models loaded", "took", time.Since(start).Round(time.Millisecond),
 		"agents", len(orch.Agents), "mode", orch.Mode, "entry", orch.Entry)
 	return nil
@@ -226,6 +242,11 @@ func sessionConfig(cfg config.Config) session.Config {
 // Shutdown ends live sessions (close code 1001) and waits for them, up to
 // ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if h := s.rtc.Load(); h != nil {
+		if err := h.Shutdown(ctx); err != nil {
+			return err
+		}
+	}
 	if h := s.ws.Load(); h != nil {
 		return h.Shutdown(ctx)
 	}

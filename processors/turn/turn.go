@@ -211,7 +211,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			p.interrupt(out, "user interrupted")
 		}
-		p.final(f.Text, out)
+		p.final(f, out)
 		return nil
 	}
 	out.Pass(f)
@@ -238,7 +238,8 @@ func (p *Processor) interrupt(out pipeline.Emitter, reason string) {
 }
 
 // final handles the recognizer's final transcript. p.mu held.
-func (p *Processor) final(text string, out pipeline.Emitter) {
+func (p *Processor) final(f *frame.Transcript, out pipeline.Emitter) {
+	text := f.Text
 	if p.skipFinal {
 		p.skipFinal = false
 		return // its interim was released already
@@ -252,6 +253,15 @@ func (p *Processor) final(text string, out pipeline.Emitter) {
 	if p.cfg.Hold > 0 && p.unfinished(text) {
 		p.held = text
 		p.setDue(holding, p.cfg.Hold)
+		return
+	}
+	if text == f.Text {
+		// The recognizer's own final, unchanged: send it on as the same
+		// frame (same ID, so observers do not report it twice), in the
+		// current turn (an interruption here may have advanced it).
+		c := *f
+		c.Turn = p.rt.Turn()
+		out.Emit(&c)
 		return
 	}
 	p.release(text, out)

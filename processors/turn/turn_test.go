@@ -310,3 +310,47 @@ type nopEmitter struct{}
 func (nopEmitter) Emit(frame.Frame)   {}
 func (nopEmitter) EmitUp(frame.Frame) {}
 func (nopEmitter) Pass(frame.Frame)   {}
+
+// TestFinalReportedOnce: a recognizer's final passed on unchanged is the same
+// frame to observers (so the client sees one transcript, not two).
+func TestFinalReportedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		finals := 0
+		obs := pipeline.ObserverFunc(func(h pipeline.Hop) {
+			if tr, ok := h.Frame.(*frame.Transcript); ok && tr.Final && h.First {
+				mu.Lock()
+				finals++
+				mu.Unlock()
+			}
+		})
+		var got []frame.Frame
+		sink := func(f frame.Frame) {
+			mu.Lock()
+			got = append(got, f)
+			mu.Unlock()
+		}
+		p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{obs}, Sink: sink}, turn.New(turn.Config{}))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		p.Push(ctx, &frame.UserStartedSpeaking{})
+		synctest.Wait()
+		p.Push(ctx, &frame.UserStoppedSpeaking{At: time.Now()})
+		p.Push(ctx, &frame.Transcript{Text: "hello there", Final: true})
+		synctest.Wait()
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range got {
+			if tr, ok := f.(*frame.Transcript); ok && tr.Final && tr.Text == "hello there" {
+				n++
+			}
+		}
+		if finals != 1 || n != 1 {
+			t.Fatalf("final transcript reported %d times, delivered %d times; want 1 and 1", finals, n)
+		}
+	})
+}

@@ -1,9 +1,18 @@
-// voiced browser demo. Speaks the protocol in docs/protocol.md:
-// microphone -> AudioWorklet "capture" -> PCM16LE binary messages -> /ws,
-// binary replies -> AudioWorklet "playback", JSON events -> the panels.
+// voiced browser demo. Speaks the protocol in docs/protocol.md over one of
+// two transports, chosen with the switch in the top bar:
 //
-// Query parameters: ?autostart=1 starts without a click; ?ws=URL overrides
-// the WebSocket address (default: this host, path /ws).
+//   WebSocket: microphone -> AudioWorklet "capture" -> PCM16LE binary
+//   messages -> /ws, binary replies -> AudioWorklet "playback".
+//   WebRTC: an RTCPeerConnection sends the microphone as Opus and receives
+//   the bot's voice as a remote track (POST /webrtc/offer carries the SDP);
+//   events travel on the "events" data channel.
+//
+// JSON events -> the panels, the same for both.
+//
+// Query parameters: ?autostart=1 starts without a click; ?transport=webrtc
+// picks WebRTC (default ws); ?ws=URL overrides the WebSocket address
+// (default: this host, path /ws); ?offer=URL the WebRTC offer endpoint
+// (default: this host, /webrtc/offer).
 //
 // window.voicedState mirrors what happened, for tests and for curious humans
 // with a console open.
@@ -26,8 +35,10 @@ const CLOSE_MEANINGS = {
 
 const params = new URLSearchParams(location.search);
 const wsURL = params.get("ws") || `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
+const offerURL = params.get("offer") || `${location.origin}/webrtc/offer`;
 
 const state = {
+  transport: "ws", // "ws" or "webrtc", for the call in progress or the last one
   connected: false,
   ready: false,
   transcripts: [], // {text, final}
@@ -35,8 +46,11 @@ const state = {
   events: [], // server event types, in order
   audioBytesReceived: 0,
   audioBytesSent: 0,
-  playedPeak: 0, // max |sample| rendered by the playback worklet, 0..1
+  playedPeak: 0, // max |sample| rendered (playback worklet, or WebRTC's AnalyserNode), 0..1
   interruptedCount: 0,
+  botLevel: 0, // WebRTC: the bot's current output peak (after the barge-in mute), 0..1
+  levelAfterInterrupt: null, // WebRTC: the first botLevel measured after the last `interrupted`
+  rxLevel: 0, // WebRTC: the current peak of the bot's track as received, before the barge-in mute
   metrics: [],
   errors: [], // {code, message}
   sessionId: null,
@@ -49,6 +63,7 @@ window.voicedState = state;
 const $ = (id) => document.getElementById(id);
 const ui = {
   toggle: $("toggle"),
+  transport: $("transport"),
   status: $("status"),
   alert: $("alert"),
   hint: $("hint"),
@@ -146,6 +161,7 @@ function setControls(phase) {
   ui.toggle.textContent = phase === "idle" ? "Start" : "Stop";
   ui.toggle.classList.toggle("danger", phase !== "idle");
   ui.toggle.disabled = phase === "stopping";
+  ui.transport.disabled = phase !== "idle";
   ui.textInput.disabled = !live;
   ui.textSend.disabled = !live;
   ui.textInput.placeholder = live
@@ -274,6 +290,7 @@ function onEvent(ev) {
       if (botLines.length > MAX_LOG_ROWS) botLines.shift();
       break;
     case "bot_started_speaking":
+      if (call && call.gain) call.gain.gain.value = 1;
       setSpeaking(ui.botSpeaker, true);
       setStatus("live", "Agent speaking");
       break;
@@ -284,7 +301,14 @@ function onEvent(ev) {
       break;
     case "interrupted":
       state.interruptedCount++;
-      if (call) call.playback.port.postMessage({ type: "clear" });
+      if (call && call.playback) call.playback.port.postMessage({ type: "clear" });
+      // WebRTC cannot flush the browser's jitter buffer: mute what is left
+      // of the old answer until the next one starts.
+      if (call && call.gain) {
+        call.gain.gain.value = 0;
+        call.interruptAt = performance.now();
+        state.levelAfterInterrupt = null;
+      }
       setSpeaking(ui.botSpeaker, false);
       setLevel(ui.botLevel, 0);
       markCut(ev);
@@ -338,7 +362,12 @@ async function start() {
   }
 
   // Create the context before any await so a click counts as the user gesture.
-  const c = { ctx: newAudioContext(), stream: null, ws: null, capture: null, playback: null, opened: false, closing: false };
+  const mode = ui.transport.value === "webrtc" ? "webrtc" : "ws";
+  state.transport = mode;
+  const c = {
+    mode, ctx: newAudioContext(), stream: null, ws: null, capture: null, playback: null, opened: false, closing: false,
+    pc: null, dc: null, audioEl: null, gain: null, timers: [],
+  };
   call = c;
 
   try {
@@ -357,6 +386,11 @@ async function start() {
   const rate = c.ctx.sampleRate;
   state.sampleRate = rate;
   log("client", "audio", `microphone open, AudioContext at ${rate} Hz`);
+  if (c.mode === "webrtc") {
+    resumeContext(c);
+    connectRTC(c);
+    return;
+  }
 
   // Playback: binary messages -> ring buffer -> speakers.
   c.playback = new AudioWorkletNode(c.ctx, "playback", {
@@ -397,8 +431,13 @@ async function start() {
     state.audioBytesSent += pcm.byteLength;
   };
 
-  // Without a user gesture (autostart) the browser may hold the context
-  // suspended; resume() then stays pending until the user interacts.
+  resumeContext(c);
+  connect(c, rate);
+}
+
+// resumeContext deals with a context the browser holds suspended: without a
+// user gesture (autostart) resume() stays pending until the user interacts.
+function resumeContext(c) {
   if (c.ctx.state === "suspended") {
     showAlert("The browser is holding audio until you interact with the page: click anywhere to enable it.", "info");
     c.ctx.resume().then(() => {
@@ -408,8 +447,157 @@ async function start() {
     document.addEventListener("pointerdown", resume, { once: true });
     document.addEventListener("keydown", resume, { once: true });
   }
+}
 
-  connect(c, rate);
+// peakOf returns the largest absolute sample an AnalyserNode holds now.
+function peakOf(analyser, buf) {
+  analyser.getFloatTimeDomainData(buf);
+  let peak = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const a = Math.abs(buf[i]);
+    if (a > peak) peak = a;
+  }
+  return peak;
+}
+
+// connectRTC starts a WebRTC call: the microphone goes out as a track, the
+// bot's voice comes back as a remote track, events on the "events" data
+// channel. The offer carries every ICE candidate (the server does not
+// trickle), so gathering finishes before it is sent.
+async function connectRTC(c) {
+  setStatus("busy", "Connecting…");
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  c.pc = pc;
+  for (const track of c.stream.getAudioTracks()) pc.addTrack(track, c.stream);
+  const dc = pc.createDataChannel("events");
+  c.dc = dc;
+
+  // The microphone level, for the meter.
+  const micAnalyser = c.ctx.createAnalyser();
+  micAnalyser.fftSize = 1024;
+  c.ctx.createMediaStreamSource(c.stream).connect(micAnalyser);
+  const micBuf = new Float32Array(micAnalyser.fftSize);
+
+  // The bot's voice: remote track -> (muted <audio>, which headless
+  // Chromium needs before the stream reaches WebAudio) -> gain (muted on
+  // `interrupted`) -> analyser -> speakers.
+  const botAnalyser = c.ctx.createAnalyser();
+  botAnalyser.fftSize = 1024;
+  const botBuf = new Float32Array(botAnalyser.fftSize);
+  const rxAnalyser = c.ctx.createAnalyser();
+  rxAnalyser.fftSize = 1024;
+  c.gain = c.ctx.createGain();
+  c.gain.connect(botAnalyser).connect(c.ctx.destination);
+  pc.ontrack = (e) => {
+    if (e.track.kind !== "audio" || c.audioEl) return;
+    const stream = e.streams[0] || new MediaStream([e.track]);
+    c.audioEl = document.createElement("audio");
+    c.audioEl.muted = true;
+    c.audioEl.autoplay = true;
+    c.audioEl.srcObject = stream;
+    c.audioEl.play().catch(() => {});
+    const src = c.ctx.createMediaStreamSource(stream);
+    src.connect(c.gain);
+    src.connect(rxAnalyser);
+    log("client", "track", "bot audio track received");
+  };
+
+  c.timers.push(setInterval(() => {
+    if (c.closing) return;
+    setLevel(ui.userLevel, peakOf(micAnalyser, micBuf));
+    const peak = peakOf(botAnalyser, botBuf);
+    state.botLevel = peak;
+    state.rxLevel = peakOf(rxAnalyser, botBuf);
+    // The analyser holds the last ~21 ms, so 30 ms after the mute it
+    // shows what the mute left.
+    if (c.interruptAt && performance.now() - c.interruptAt >= 30) {
+      state.levelAfterInterrupt = peak;
+      c.interruptAt = 0;
+    }
+    if (peak > state.playedPeak) state.playedPeak = peak;
+    setLevel(ui.botLevel, peak);
+  }, 50));
+  c.timers.push(setInterval(async () => {
+    if (c.closing) return;
+    const stats = await pc.getStats().catch(() => null);
+    if (!stats) return;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") state.audioBytesReceived = s.bytesReceived || 0;
+      if (s.type === "outbound-rtp" && s.kind === "audio") state.audioBytesSent = s.bytesSent || 0;
+    });
+  }, 250));
+
+  dc.onopen = () => {
+    c.opened = true;
+    state.connected = true;
+    setControls("live");
+    setStatus("busy", "Waiting for the agent…");
+    log("client", "open", `WebRTC events channel (${offerURL})`);
+  };
+  dc.onmessage = (e) => {
+    let ev;
+    try {
+      ev = JSON.parse(e.data);
+    } catch {
+      log("client", "bad-event", String(e.data).slice(0, 200));
+      return;
+    }
+    if (ev && typeof ev.type === "string") onEvent(ev);
+  };
+  dc.onclose = () => {
+    state.connected = false;
+    state.ready = false;
+    log("client", "close", "WebRTC events channel closed");
+    if (call !== c) return;
+    if (state.errors.length > 0) setStatus("error", "Disconnected");
+    else setStatus("idle", "Ended");
+    teardown({ drain: false });
+  };
+  pc.onconnectionstatechange = () => {
+    log("client", "webrtc", `connection ${pc.connectionState}`);
+    if (pc.connectionState === "failed" && call === c) fail("The WebRTC connection failed.");
+  };
+
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      const t = setTimeout(resolve, 3000);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    if (call !== c) return;
+    const resp = await fetch(offerURL, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+    });
+    const body = await resp.text();
+    if (!resp.ok) throw new Error(`offer refused: HTTP ${resp.status} ${body.trim()}`);
+    if (call !== c) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: body });
+  } catch (err) {
+    if (call === c) fail(`Could not connect over WebRTC: ${err && err.message ? err.message : err}`);
+  }
+}
+
+// sendJSON sends a client message over the call's transport; false if it
+// is not open.
+function sendJSON(c, msg) {
+  const data = JSON.stringify(msg);
+  if (c.ws && c.ws.readyState === WebSocket.OPEN) {
+    c.ws.send(data);
+    return true;
+  }
+  if (c.dc && c.dc.readyState === "open") {
+    c.dc.send(data);
+    return true;
+  }
+  return false;
 }
 
 function connect(c, rate) {
@@ -511,6 +699,13 @@ function teardown({ drain }) {
   if (c.stream) c.stream.getTracks().forEach((t) => t.stop());
   if (c.capture) c.capture.disconnect();
   if (c.ws && c.ws.readyState <= WebSocket.OPEN) c.ws.close(1000, "client stop");
+  for (const t of c.timers) clearInterval(t);
+  if (c.pc) {
+    // Give an "end" sent just before a moment to leave.
+    const pc = c.pc;
+    setTimeout(() => pc.close(), 200);
+  }
+  if (c.audioEl) c.audioEl.srcObject = null;
   setSpeaking(ui.userSpeaker, false);
   setLevel(ui.userLevel, 0);
   setControls("idle");
@@ -544,7 +739,7 @@ function stop() {
   const c = call;
   if (!c) return;
   log("client", "stop", "hung up");
-  if (c.ws && c.ws.readyState === WebSocket.OPEN) c.ws.send(JSON.stringify({ type: "end" }));
+  sendJSON(c, { type: "end" });
   teardown({ drain: false });
   setStatus("idle", "Stopped");
 }
@@ -559,19 +754,21 @@ ui.toggle.addEventListener("click", () => {
 ui.textForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = ui.textInput.value.trim();
-  if (!text || !call || !call.ws || call.ws.readyState !== WebSocket.OPEN) return;
+  if (!text || !call) return;
   if (new TextEncoder().encode(text).length > MAX_TEXT_BYTES) {
     showAlert(`That message is too long (the limit is ${MAX_TEXT_BYTES} bytes).`, "info");
     return;
   }
-  call.ws.send(JSON.stringify({ type: "text", text }));
+  if (!sendJSON(call, { type: "text", text })) return;
   log("client", "text", JSON.stringify(text));
   ui.textInput.value = "";
 });
 
 window.addEventListener("pagehide", () => {
   if (call && call.ws && call.ws.readyState === WebSocket.OPEN) call.ws.close(1000, "page closed");
+  if (call && call.pc) call.pc.close();
 });
 
+if (params.get("transport") === "webrtc") ui.transport.value = "webrtc";
 setControls("idle");
 if (params.get("autostart") === "1") start();
