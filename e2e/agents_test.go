@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -214,4 +216,31 @@ func TestE2EReturnsWorkflow(t *testing.T) {
 		t.Fatalf("tool_call %+v", call)
 	}
 	t.Logf("said: %q", said())
+}
+
+// TestE2EMetricsEndpoint answers one typed turn and reads /metrics: the
+// Prometheus text has the turn's latency and the session.
+func TestE2EMetricsEndpoint(t *testing.T) {
+	url := startConfigured(t, config.Default())
+	c := dial(t, url, 16000)
+	if !c.silenceUntil(5*time.Second, func() bool { _, ok := c.first("ready", time.Time{}); return ok }) {
+		t.Fatal("no ready event")
+	}
+	since := time.Now()
+	c.sendJSON(map[string]string{"type": "text", "text": "hello"})
+	if !c.silenceUntil(10*time.Second, func() bool { return c.count("metrics", since) > 0 }) {
+		t.Fatal("no metrics event")
+	}
+	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/ws") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{"voiced_latency_voice_to_voice_seconds_count 1", "voiced_sessions_total", `voiced_sessions_active{voiced_transport="websocket"} 1`, `gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
 }
