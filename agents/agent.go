@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"unicode"
 	"sync"
 	"time"
+	"unicode"
 )
 
 var (
