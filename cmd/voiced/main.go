@@ -37,6 +37,7 @@ func main() {
 const usage = `usage:
   voiced serve [--addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
   voiced check-config FILE
+  voiced bench [--quick] [--out DIR]
 ` + livekitUsage + `
   voiced version`
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, args[1]+": ok")
 		return nil
+	case "bench":
+		return benchCommand(args[1:], stdout, stderr)
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr)
 	case "agent":

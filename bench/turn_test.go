@@ -1,0 +1,56 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestRunTurnsExact runs the turn harness on the fake clock, where the
+// pipeline's own work takes no time: the measured overhead must come out as
+// exactly what the stages add on purpose, and the segments must add up.
+func TestRunTurnsExact(t *testing.T) {
+	cases := []struct {
+		prof     Profile
+		overhead time.Duration
+	}{
+		{Instant(3), 0},
+		// The TTS stage holds back the first 20 ms chunk until the next
+		// one arrives (the last chunk of a sentence must carry audio);
+		// at RTF 0.2 that is 4 ms.
+		{Cloud("cloud", 200*time.Millisecond, 2), 4 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.prof.Name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				run, err := RunTurns(context.Background(), c.prof, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if run.Missed != 0 || run.Errors != 0 || len(run.Turns) != c.prof.Turns {
+					t.Fatalf("missed %d, errors %d, turns %d", run.Missed, run.Errors, len(run.Turns))
+				}
+				stop := c.prof.StopDuration
+				if stop == 0 {
+					stop = 500 * time.Millisecond
+				}
+				for i, tr := range run.Turns {
+					sum := tr.Endpointing + tr.STT + tr.LLM + tr.TTS + tr.Transport
+					if sum != tr.VoiceToVoice {
+						t.Errorf("turn %d: segments add to %v, voice-to-voice %v", i, sum, tr.VoiceToVoice)
+					}
+					if tr.EndpointAudio < stop || tr.EndpointAudio > stop+64*time.Millisecond {
+						t.Errorf("turn %d: endpointing audio %v for a %v stop", i, tr.EndpointAudio, stop)
+					}
+					if tr.Overhead != c.overhead {
+						t.Errorf("turn %d: overhead %v, want %v (%+v)", i, tr.Overhead, c.overhead, tr)
+					}
+					if tr.STT != c.prof.STTFinal {
+						t.Errorf("turn %d: STT %v, want %v", i, tr.STT, c.prof.STTFinal)
+					}
+				}
+			})
+		})
+	}
+}
