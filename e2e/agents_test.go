@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,44 +13,14 @@ import (
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/config"
-	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/internal/testenv"
 	"github.com/voiced-dev/voiced/pipeline"
-	"github.com/voiced-dev/voiced/processors/vad/silero"
 )
 
-// startConfigured runs voiced with cfg (and extra tools) on loopback.
+// startConfigured runs voiced with cfg and extra tools on loopback and
+// returns its WebSocket URL.
 func startConfigured(t *testing.T, cfg config.Config, tools ...agents.Tool) string {
-	t.Helper()
-	dir, err := silero.DefaultCacheDir()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
-	}
-	if err != nil {
-		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
-			t.Fatalf("VAD model missing (%v): run `make models`", err)
-		}
-		t.Skipf("VAD model missing (%v): run `make models`", err)
-	}
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	s := server.New(cfg, log)
-	for _, tool := range tools {
-		s.AddTool(tool)
-	}
-	if err := s.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-		s.Close()
-	})
-	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	return testenv.Start(t, cfg, nil, tools...).WebSocket()
 }
 
 // TestE2ECustomerSupportHandoff types a billing complaint to the

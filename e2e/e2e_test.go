@@ -5,77 +5,26 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
-	"github.com/voiced-dev/voiced/internal/server"
-	"github.com/voiced-dev/voiced/processors/tts/flite"
-	"github.com/voiced-dev/voiced/processors/vad/silero"
+	"github.com/voiced-dev/voiced/internal/testenv"
 )
 
-// startServer runs voiced with the built-in configuration on loopback.
+// startServer runs voiced with the built-in configuration on loopback and
+// returns its WebSocket URL.
 func startServer(t *testing.T) string {
-	t.Helper()
-	dir, err := silero.DefaultCacheDir()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
-	}
-	if err != nil {
-		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
-			t.Fatalf("VAD model missing (%v): run `make models`", err)
-		}
-		t.Skipf("VAD model missing (%v): run `make models`", err)
-	}
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	s := server.New(config.Default(), log)
-	if err := s.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-		s.Close()
-	})
-	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	return testenv.Start(t, config.Default(), nil).WebSocket()
 }
 
 // speech synthesizes text with flite at 16 kHz.
-func speech(t *testing.T, text string) []int16 {
-	t.Helper()
-	syn, err := flite.New(flite.Config{Voice: "slt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if syn.Format() != frame.Mono16k {
-		t.Fatalf("flite format %+v", syn.Format())
-	}
-	var pcm []int16
-	err = syn.Synthesize(context.Background(), text, "", func(c []int16) error {
-		pcm = append(pcm, c...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pcm
-}
+func speech(t *testing.T, text string) []int16 { return testenv.Speech(t, text) }
 
 // result is what the tests measure, written for bench/ when
 // VOICED_E2E_RESULTS names a file.

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,8 +13,8 @@ import (
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/internal/testenv"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
-	"github.com/voiced-dev/voiced/processors/vad/silero"
 )
 
 // speakerphone is a client without echo cancellation: it plays what the
@@ -133,32 +129,10 @@ func cough(d time.Duration) []int16 {
 	return pcm
 }
 
+// startTurnServer runs voiced with echo cancellation on (as for a
+// speakerphone client) and returns its WebSocket URL.
 func startTurnServer(t *testing.T) string {
-	t.Helper()
-	dir, err := silero.DefaultCacheDir()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
-	}
-	if err != nil {
-		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
-			t.Fatalf("VAD model missing (%v): run `make models`", err)
-		}
-		t.Skipf("VAD model missing (%v): run `make models`", err)
-	}
-	s := server.New(config.Default(), nil)
-	if err := s.Load(); err != nil {
-		t.Fatal(err)
-	}
-	s.Builder().Config.EchoCancel = true
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-		s.Close()
-	})
-	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	return testenv.Start(t, config.Default(), func(s *server.Server) { s.Builder().Config.EchoCancel = true }).WebSocket()
 }
 
 // TestE2ETurnTaking: over a speakerphone (the bot's voice comes back 80 ms

@@ -20,6 +20,7 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/events"
 )
 
 // Queue sizes: a second of audio from the track reader, and events waiting
@@ -250,12 +251,10 @@ func (c *conn) notify(f frame.Frame) {
 	if !ok {
 		return
 	}
-	if b, ok := f.(*frame.BotStoppedSpeaking); ok && b.Interrupted {
-		c.sendEvent(event{Type: "interrupted", Turn: ev.Turn}, true)
+	if iv, ok := events.Interrupted(f); ok {
+		c.sendEvent(iv, true)
 	}
-	_, interim := f.(*frame.Transcript)
-	interim = interim && (ev.Final == nil || !*ev.Final)
-	c.sendEvent(ev, !interim)
+	c.sendEvent(ev, !events.Optional(ev))
 }
 
 // sendEvent queues ev for the sender. When the data channel cannot keep up

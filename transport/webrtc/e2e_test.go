@@ -1,79 +1,16 @@
 package webrtc_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
-	voiced "github.com/voiced-dev/voiced/internal/server"
-	"github.com/voiced-dev/voiced/processors/tts/flite"
-	"github.com/voiced-dev/voiced/processors/vad/silero"
+	"github.com/voiced-dev/voiced/internal/testenv"
 )
-
-// startVoiced runs the real server (Silero VAD, pocketsphinx, flite, the
-// scripted model) with the built-in configuration and returns the offer
-// URL. The listen address is loopback, so the server keeps ICE on lo.
-func startVoiced(t *testing.T) string {
-	t.Helper()
-	dir, err := silero.DefaultCacheDir()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
-	}
-	if err != nil {
-		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
-			t.Fatalf("VAD model missing (%v): run `make models`", err)
-		}
-		t.Skipf("VAD model missing (%v): run `make models`", err)
-	}
-	var log *slog.Logger
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	cfg := config.Default()
-	cfg.Server.Addr = "127.0.0.1:0"
-	s := voiced.New(cfg, log)
-	if err := s.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-		s.Close()
-	})
-	return ts.URL + "/webrtc/offer"
-}
-
-// speech synthesizes text with flite at 16 kHz.
-func speech(t *testing.T, text string) []int16 {
-	t.Helper()
-	syn, err := flite.New(flite.Config{Voice: "slt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if syn.Format() != frame.Mono16k {
-		t.Fatalf("flite format %+v", syn.Format())
-	}
-	var pcm []int16
-	if err := syn.Synthesize(context.Background(), text, "", func(c []int16) error {
-		pcm = append(pcm, c...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return pcm
-}
 
 // result is written to VOICED_E2E_RESULTS (JSON), if set, for bench/.
 type result struct {
@@ -82,6 +19,16 @@ type result struct {
 	BargeInMs             []float64 `json:"barge_in_ms"`
 	AudioAfterInterruptMs []float64 `json:"audio_after_interrupt_ms"`
 }
+
+// startVoiced runs the real server (Silero VAD, pocketsphinx, flite, the
+// scripted model) with the built-in configuration on loopback (so it keeps
+// ICE on lo) and returns the offer URL.
+func startVoiced(t *testing.T) string {
+	return testenv.Start(t, config.Default(), nil).URL + "/webrtc/offer"
+}
+
+// speech synthesizes text with flite at 16 kHz.
+func speech(t *testing.T, text string) []int16 { return testenv.Speech(t, text) }
 
 func writeResult(t *testing.T, r result) {
 	path := os.Getenv("VOICED_E2E_RESULTS")

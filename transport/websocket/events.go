@@ -31,13 +31,11 @@ func (c *conn) notify(f frame.Frame) {
 	if !ok {
 		return
 	}
-	if b, ok := f.(*frame.BotStoppedSpeaking); ok && b.Interrupted {
-		c.sendEvent(event{Type: "interrupted", Turn: ev.Turn}, true)
+	if iv, ok := shared.Interrupted(f); ok {
+		c.sendEvent(iv, true)
 	}
 	// Interim transcripts may be dropped for a slow client; the rest may not.
-	_, interim := f.(*frame.Transcript)
-	interim = interim && (ev.Final == nil || !*ev.Final)
-	c.sendEvent(ev, !interim)
+	c.sendEvent(ev, !shared.Optional(ev))
 }
 
 func (c *conn) sendEvent(ev event, must bool) {

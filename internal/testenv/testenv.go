@@ -1,0 +1,103 @@
+// Package testenv helps end-to-end tests run a real voiced server: it checks
+// that the VAD model is installed (skipping the test, or failing it when
+// VOICED_REQUIRE_MODELS=1) and starts internal/server on loopback.
+package testenv
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/processors/tts/flite"
+	"github.com/voiced-dev/voiced/processors/vad/silero"
+)
+
+// RequireModels skips t when the Silero model is not in the cache, or fails
+// it when VOICED_REQUIRE_MODELS=1 (as `make test` sets).
+func RequireModels(t testing.TB) {
+	t.Helper()
+	dir, err := silero.DefaultCacheDir()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
+	}
+	if err != nil {
+		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
+			t.Fatalf("VAD model missing (%v): run `make models`", err)
+		}
+		t.Skipf("VAD model missing (%v): run `make models`", err)
+	}
+}
+
+// Logger logs to stderr under -v and discards otherwise.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return nil
+}
+
+// Server is a loaded voiced server on loopback.
+type Server struct {
+	*server.Server
+	// URL is the server's base URL, http://127.0.0.1:PORT.
+	URL string
+}
+
+// WebSocket returns the URL of the WebSocket endpoint.
+func (s *Server) WebSocket() string { return "ws" + s.URL[len("http"):] + "/ws" }
+
+// Start loads voiced with cfg (and extra tools agents may name), serves it
+// on loopback, and stops it when t ends. edit, if set, adjusts the server
+// after Load (its session builder, say) before it serves.
+func Start(t testing.TB, cfg config.Config, edit func(*server.Server), tools ...agents.Tool) *Server {
+	t.Helper()
+	RequireModels(t)
+	cfg.Server.Addr = "127.0.0.1:0"
+	s := server.New(cfg, Logger())
+	for _, tool := range tools {
+		s.AddTool(tool)
+	}
+	if err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(s)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+		s.Close()
+	})
+	return &Server{Server: s, URL: ts.URL}
+}
+
+// Speech synthesizes text with flite's slt voice: 16 kHz mono PCM.
+func Speech(t testing.TB, text string) []int16 {
+	t.Helper()
+	syn, err := flite.New(flite.Config{Voice: "slt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if syn.Format() != frame.Mono16k {
+		t.Fatalf("flite format %+v", syn.Format())
+	}
+	var pcm []int16
+	if err := syn.Synthesize(context.Background(), text, "", func(c []int16) error {
+		pcm = append(pcm, c...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}
