@@ -25,7 +25,7 @@ import (
 
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
-	"github.com/voiced-dev/voiced/processors/vad/silero"
+	"github.com/voiced-dev/voiced/internal/testenv"
 	"github.com/voiced-dev/voiced/session"
 )
 
@@ -183,19 +183,7 @@ func (s *lkServer) createRoom(t *testing.T, name, agent string) {
 }
 
 // checkModels skips the test when the VAD model is missing.
-func checkModels(t *testing.T) {
-	t.Helper()
-	dir, err := silero.DefaultCacheDir()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, silero.ModelFile))
-	}
-	if err != nil {
-		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" {
-			t.Fatalf("VAD model missing (%v): run `make models`", err)
-		}
-		t.Skipf("VAD model missing (%v): run `make models`", err)
-	}
-}
+func checkModels(t *testing.T) { testenv.RequireModels(t) }
 
 // builder loads the real pipeline with the built-in configuration.
 func builder(t *testing.T) *session.Builder {
