@@ -189,20 +189,23 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 		p.hold = fl.Flush(p.hold)
 	}
 	p.send(turn, out)
-	// The rest, padded to a whole chunk, carries the sentence.
-	last := make([]int16, p.chunk)
-	copy(last, p.hold)
+	// The rest, padded to a whole chunk, carries the sentence; when the
+	// audio ended on a chunk boundary, an empty frame carries it.
+	var last []int16
+	if len(p.hold) > 0 {
+		last = make([]int16, p.chunk)
+		copy(last, p.hold)
+	}
 	p.hold = p.hold[:0]
 	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text})
 	return nil
 }
 
-// send emits whole chunks of held audio, keeping back at least one sample so
-// that the final frame of a sentence, which carries Spoken, is real audio
-// rather than a chunk of padding.
+// send emits the whole chunks of held audio at once (the first chunk of an
+// answer is not held back waiting for more).
 func (p *Processor) send(turn uint32, out pipeline.Emitter) {
 	i := 0
-	for ; len(p.hold)-i > p.chunk; i += p.chunk {
+	for ; len(p.hold)-i >= p.chunk; i += p.chunk {
 		s := make([]int16, p.chunk)
 		copy(s, p.hold[i:])
 		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s})
