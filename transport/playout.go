@@ -313,14 +313,32 @@ func (p *Playout) pace(ctx context.Context) {
 	chunk := max(p.cfg.Format.Samples(p.cfg.Chunk), 1)
 	buf := make([]int16, chunk)
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-p.wake:
+		if p.resting() {
+			// Nothing queued or playing: sleep until audio arrives
+			// instead of ticking (an idle session costs no CPU).
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.wake:
+			}
+			t.Reset(p.cfg.Chunk / 2)
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-p.wake:
+			}
 		}
 		p.tick(time.Now(), buf)
 	}
+}
+
+// resting reports whether the pacer has nothing to do until woken.
+func (p *Playout) resting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.speaking && len(p.queue) == 0 && len(p.markers) == 0
 }
 
 func (p *Playout) tick(now time.Time, buf []int16) {
