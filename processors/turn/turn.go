@@ -118,10 +118,11 @@ type Processor struct {
 	pending   bool // speech over the bot that has not qualified yet
 	voiced    time.Duration
 	words     int
-	stopped   bool   // the user stopped speaking (waiting for the final)
-	held      string // transcript held for endpointing
-	interim   string // latest interim hypothesis since the user started
-	skipFinal bool   // an interim was released in place of the coming final
+	stopped   bool              // the user stopped speaking (waiting for the final)
+	held      string            // transcript held for endpointing
+	heldSrc   *frame.Transcript // the recognizer's final behind held
+	interim   string            // latest interim hypothesis since the user started
+	skipFinal bool              // an interim was released in place of the coming final
 }
 
 // New returns a turn-taking stage.
@@ -246,28 +247,29 @@ func (p *Processor) final(f *frame.Transcript, out pipeline.Emitter) {
 	}
 	p.setDue(none, 0)
 	text = join(p.held, text)
-	p.held, p.interim = "", ""
+	p.held, p.heldSrc, p.interim = "", nil, ""
 	if text == "" {
 		return
 	}
 	if p.cfg.Hold > 0 && p.unfinished(text) {
-		p.held = text
+		p.held, p.heldSrc = text, f
 		p.setDue(holding, p.cfg.Hold)
 		return
 	}
-	if text == f.Text {
-		// The recognizer's own final, unchanged: send it on as the same
-		// frame (same ID, so observers do not report it twice), in the
-		// current turn (an interruption here may have advanced it).
-		c := *f
+	p.release(f, text, out)
+}
+
+// release sends the user's turn on, in the current turn (an interruption
+// here may have advanced it). When text is the recognizer's final src
+// unchanged, it goes as the same frame (same ID, so observers do not report
+// the transcript twice); otherwise as a new one.
+func (p *Processor) release(src *frame.Transcript, text string, out pipeline.Emitter) {
+	if src != nil && src.Text == text {
+		c := *src
 		c.Turn = p.rt.Turn()
 		out.Emit(&c)
 		return
 	}
-	p.release(text, out)
-}
-
-func (p *Processor) release(text string, out pipeline.Emitter) {
 	out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: p.rt.Turn()}, Text: text, Final: true})
 }
 
@@ -280,14 +282,14 @@ func (p *Processor) fire() {
 		// The recognizer is late: answer its latest hypothesis.
 		p.due = none
 		if text := join(p.held, p.interim); strings.TrimSpace(p.interim) != "" {
-			p.held, p.interim, p.skipFinal = "", "", true
-			p.release(text, p.out)
+			p.held, p.heldSrc, p.interim, p.skipFinal = "", nil, "", true
+			p.release(nil, text, p.out)
 		}
 	case holding:
 		p.due = none
-		text := p.held
-		p.held = ""
-		p.release(text, p.out)
+		text, src := p.held, p.heldSrc
+		p.held, p.heldSrc = "", nil
+		p.release(src, text, p.out)
 	}
 }
 

@@ -314,6 +314,14 @@ func (nopEmitter) Pass(frame.Frame)   {}
 // TestFinalReportedOnce: a recognizer's final passed on unchanged is the same
 // frame to observers (so the client sees one transcript, not two).
 func TestFinalReportedOnce(t *testing.T) {
+	// "hello there" is released at once; "come with" ends in a
+	// continuation word and is held first, then released unchanged.
+	for _, text := range []string{"hello there", "come with"} {
+		t.Run(text, func(t *testing.T) { finalReportedOnce(t, text) })
+	}
+}
+
+func finalReportedOnce(t *testing.T, text string) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		finals := 0
@@ -337,7 +345,8 @@ func TestFinalReportedOnce(t *testing.T) {
 		p.Push(ctx, &frame.UserStartedSpeaking{})
 		synctest.Wait()
 		p.Push(ctx, &frame.UserStoppedSpeaking{At: time.Now()})
-		p.Push(ctx, &frame.Transcript{Text: "hello there", Final: true})
+		p.Push(ctx, &frame.Transcript{Text: text, Final: true})
+		time.Sleep(2 * time.Second) // past any hold
 		synctest.Wait()
 		p.Push(ctx, &frame.End{})
 		if err := <-done; err != nil {
@@ -345,7 +354,7 @@ func TestFinalReportedOnce(t *testing.T) {
 		}
 		n := 0
 		for _, f := range got {
-			if tr, ok := f.(*frame.Transcript); ok && tr.Final && tr.Text == "hello there" {
+			if tr, ok := f.(*frame.Transcript); ok && tr.Final && tr.Text == text {
 				n++
 			}
 		}
