@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"strings"
 	"sync"
 
@@ -12,38 +11,8 @@ import (
 	"github.com/voiced-dev/voiced/pipeline"
 )
 
-// Agent is a persona answering with a model alone (no tools, no
-// handoffs); NewStage hosts it as a Runnable.
-type Agent struct {
-	Name   string
-	System string
-	Model  ChatModel
-}
-
-// modelAgent runs an Agent: one model call per answer.
-type modelAgent struct{ a Agent }
-
-func (m *modelAgent) Name() string { return m.a.Name }
-
-func (m *modelAgent) Run(ctx context.Context, in Input) iter.Seq2[AgentEvent, error] {
-	return func(yield func(AgentEvent, error) bool) {
-		req := Request{System: m.a.System, Messages: in.Messages}
-		for ev, err := range m.a.Model.Stream(ctx, req) {
-			if err != nil {
-				yield(AgentEvent{}, err)
-				return
-			}
-			if ev.Text != "" && !yield(AgentEvent{Agent: m.a.Name, Kind: EventText, Text: ev.Text}, nil) {
-				return
-			}
-		}
-	}
-}
-
 // StageConfig configures a Stage.
 type StageConfig struct {
-	// Agent, if its Model is set, is hosted (first) as a plain model agent.
-	Agent Agent
 	// Agents are the agents the session can talk to, by Name. A handoff to
 	// one of them makes it the active agent for the following turns.
 	Agents []Runnable
@@ -94,9 +63,6 @@ type Stage struct {
 
 // NewStage returns the agent stage.
 func NewStage(cfg StageConfig) (*Stage, error) {
-	if cfg.Agent.Model != nil {
-		cfg.Agents = append([]Runnable{&modelAgent{a: cfg.Agent}}, cfg.Agents...)
-	}
 	if len(cfg.Agents) == 0 {
 		return nil, fmt.Errorf("%w: the stage needs at least one agent", ErrNoAgent)
 	}

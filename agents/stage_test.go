@@ -108,7 +108,11 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 			"First sentence here. Second one is long and will be cut.",
 			"Okay.",
 		}}
-		st, err := agents.NewStage(agents.StageConfig{Agent: agents.Agent{Name: "a", System: "be brief", Model: model}})
+		a, err := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "a", Instructions: "be brief", Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
 		if err != nil {
 			t.Fatal(err)
 		}

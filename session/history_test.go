@@ -56,7 +56,11 @@ func TestHistoryKeepsOnlyPlayedWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stage, err := agents.NewStage(agents.StageConfig{Agent: agents.Agent{Name: "bot", Model: model}})
+		bot, err := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "bot", Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{bot}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -170,7 +170,15 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		SessionID:  s.ID,
 	}
 	if len(b.Agents) == 0 {
-		scfg.Agent = agents.Agent{Name: b.Config.Agent.Name, System: b.Config.Agent.System, Model: b.Model}
+		name := b.Config.Agent.Name
+		if name == "" {
+			name = "assistant"
+		}
+		a, err := agents.NewLLMAgent(agents.LLMAgentConfig{Name: name, Instructions: b.Config.Agent.System, Model: b.Model})
+		if err != nil {
+			return nil, fmt.Errorf("session: %w", err)
+		}
+		scfg.Agents = []agents.Runnable{a}
 	}
 	agent, err := agents.NewStage(scfg)
 	if err != nil {
