@@ -120,3 +120,14 @@ func Golden(frames []frame.Frame) string {
 	flush()
 	return strings.Join(out, " ")
 }
+
+// Find returns the recorded frames of type T, in order.
+func Find[T frame.Frame](r *Recorder) []T {
+	var out []T
+	for _, f := range r.Frames() {
+		if v, ok := f.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
 	"github.com/voiced-dev/voiced/processors/vad"
 )
 
@@ -119,75 +120,9 @@ func (a *fakeAnalyzer) Speech(c []int16) (float32, error) {
 
 var errBroken = errors.New("analyzer broken")
 
-// recorder collects the frames leaving the pipeline.
-type recorder struct {
-	mu     sync.Mutex
-	frames []frame.Frame
-}
+type recorder = pipelinetest.Recorder
 
-func (r *recorder) sink(f frame.Frame) {
-	r.mu.Lock()
-	r.frames = append(r.frames, f)
-	r.mu.Unlock()
-}
-
-func describe(f frame.Frame) string {
-	switch f := f.(type) {
-	case *frame.InputAudio:
-		return fmt.Sprintf("A%d", len(f.Samples))
-	case *frame.Interruption:
-		return "Int"
-	case *frame.UserStartedSpeaking:
-		return "Start"
-	case *frame.UserStoppedSpeaking:
-		return "Stop"
-	case *frame.LLMResponseStart:
-		return "RS"
-	case *frame.End:
-		return "End"
-	default:
-		return fmt.Sprintf("%T", f)
-	}
-}
-
-// golden renders the frames with runs of equal names collapsed: "A512*12".
-func (r *recorder) golden() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	prev, n := "", 0
-	flush := func() {
-		switch {
-		case n == 1:
-			out = append(out, prev)
-		case n > 1:
-			out = append(out, fmt.Sprintf("%s*%d", prev, n))
-		}
-	}
-	for _, f := range r.frames {
-		d := describe(f)
-		if d == prev {
-			n++
-			continue
-		}
-		flush()
-		prev, n = d, 1
-	}
-	flush()
-	return strings.Join(out, " ")
-}
-
-func find[T frame.Frame](r *recorder) []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []T
-	for _, f := range r.frames {
-		if v, ok := f.(T); ok {
-			out = append(out, v)
-		}
-	}
-	return out
-}
+func find[T frame.Frame](r *recorder) []T { return pipelinetest.Find[T](r) }
 
 // answer stands for a stage busy with the bot's answer: on LLMResponseStart
 // it blocks until its turn context is cancelled, and records the cause.
@@ -287,7 +222,7 @@ func TestTurnGolden(t *testing.T) {
 					ans = &answer{busy: make(chan struct{})}
 					procs = append(procs, ans)
 				}
-				p := pipeline.New(pipeline.Options{Sink: rec.sink}, procs...)
+				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, procs...)
 				ctx := context.Background()
 				done := make(chan error)
 				go func() { done <- p.Run(ctx) }()
@@ -310,7 +245,7 @@ func TestTurnGolden(t *testing.T) {
 				if err := <-done; err != nil {
 					t.Fatalf("Run: %v", err)
 				}
-				if got := rec.golden(); got != tc.want {
+				if got := rec.Golden(); got != tc.want {
 					t.Errorf("frames out =\n %q\nwant\n %q", got, tc.want)
 				}
 				if p.Turn() != tc.turn {
@@ -374,7 +309,7 @@ func TestChunking(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &fakeModel{t: t, signal: ramp, size: size}
 				var rec recorder
-				p := pipeline.New(pipeline.Options{Sink: rec.sink}, vad.NewProcessor(m, rate, vad.Config{}))
+				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewProcessor(m, rate, vad.Config{}))
 				ctx := context.Background()
 				sizes := []int{100, 333, 512, 1000, 1, 7, 0, 2048, 320}
 				k := 0
@@ -398,8 +333,8 @@ func TestChunking(t *testing.T) {
 					t.Errorf("analyzer scored %d chunks of %d, want %d", got, size, k/size)
 				}
 				var got []string
-				for _, f := range rec.frames {
-					got = append(got, describe(f))
+				for _, f := range rec.Frames() {
+					got = append(got, pipelinetest.Describe(f))
 				}
 				if g, w := strings.Join(got, " "), strings.Join(append(want, "End"), " "); g != w {
 					t.Errorf("frames out =\n %s\nwant\n %s", g, w)
