@@ -56,13 +56,13 @@ run: setup build ## install what is missing, build, and serve on $(ADDR)
 test: setup services build ## go test -race ./... (end-to-end tests included) and the browser test
 	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m ./...
 	bash e2e/browser/run.sh $(BIN)
-	bash e2e/browser/run-webrtc.sh $(BIN)
+	bash e2e/browser/run.sh --webrtc $(BIN)
 
 .PHONY: e2e
 e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -run TestE2E -v ./e2e/
 	bash e2e/browser/run.sh $(BIN)
-	bash e2e/browser/run-webrtc.sh $(BIN)
+	bash e2e/browser/run.sh --webrtc $(BIN)
 
 .PHONY: check
 check: setup ## formatting, vet, module tidiness, then the tests

@@ -3,7 +3,13 @@
 # headless Chromium's fake microphone, and checks the page shows a final
 # transcript and plays the reply. Usage:
 #
-#   e2e/browser/run.sh [path/to/voiced]     (default: bin/voiced in the repo root)
+#   e2e/browser/run.sh [--webrtc] [path/to/voiced]   (default: bin/voiced in the repo root)
+#
+# With --webrtc the page talks over WebRTC instead of the WebSocket
+# (webrtc.test.mjs), and the test also checks that barge-in silences the
+# reply. The server then runs with a 1.5 s first-token delay (see below), so
+# the page's voice-to-voice numbers include it; it writes
+# e2e/out/demo-webrtc.png.
 #
 # Needs node, /usr/bin/chromium, flite and sox (Debian packages). Installs
 # playwright-core from the lockfile on first run; never downloads a browser.
@@ -17,6 +23,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+webrtc=0
+if [[ ${1:-} == --webrtc ]]; then
+  webrtc=1
+  shift
+fi
 bin=${1:-$root/bin/voiced}
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
@@ -56,7 +67,19 @@ server_tail() {
 # A free loopback port: the kernel picks one, we release it and hand it on.
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 
-"$bin" serve --addr "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
+config=()
+test_script=demo.test.mjs
+query="autostart=1"
+if ((webrtc)); then
+  # Answers start 1.5 s late, so that the answer to the typed interruption
+  # does not fill the silence the barge-in check listens for.
+  printf '[llm.scripted]\nfirst_token_delay = "1500ms"\n' >"$tmp/voiced.toml"
+  config=(--config "$tmp/voiced.toml")
+  test_script=webrtc.test.mjs
+  query="autostart=1&transport=webrtc"
+fi
+
+"$bin" serve --addr "127.0.0.1:$port" "${config[@]}" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
 deadline=$((SECONDS + 30))
@@ -83,9 +106,9 @@ timeout_ms=${E2E_TIMEOUT_MS:-30000}
 [[ $timeout_ms =~ ^[0-9]+$ ]] || die "E2E_TIMEOUT_MS must be a number of milliseconds"
 loop=()
 [[ ${E2E_LOOP:-0} == 1 ]] && loop=(--loop)
-timeout $((timeout_ms / 1000 + 120)) node "$here/demo.test.mjs" \
+timeout $((timeout_ms / 1000 + 120)) node "$here/$test_script" \
   --timeout-ms "$timeout_ms" "${loop[@]}" \
-  --url "http://127.0.0.1:$port/?autostart=1" \
+  --url "http://127.0.0.1:$port/?$query" \
   --wav "$tmp/input.wav" \
   --out "$root/e2e/out" \
   --chromium "$chromium" || rc=$?

@@ -10,11 +10,11 @@
 //      output level (measured 30-80 ms later) is silence, and the bot's
 //      track as received falls silent within 1 s: barge-in clears playback
 //      (the server stops sending; the page mutes what the browser's jitter
-//      buffer still holds). The server should delay its answers (run-webrtc.sh
+//      buffer still holds). The server should delay its answers (run.sh --webrtc
 //      sets the scripted model's first_token_delay) so that the answer to
 //      the interruption does not fill the silence.
 //
-// Usually started by run-webrtc.sh, which runs the server and makes the WAV:
+// Usually started by run.sh --webrtc, which runs the server and makes the WAV:
 //
 //	node webrtc.test.mjs --url 'http://127.0.0.1:PORT/?autostart=1&transport=webrtc' --wav speech.wav --out ../out
 //
@@ -187,7 +187,7 @@ try {
   if (!interrupted) await fail("no interrupted event after the typed interruption");
   const tInterrupted = since();
   // What the browser receives falls silent too: the server stopped sending
-  // (run-webrtc.sh delays answers, so the next one cannot fill the gap).
+  // (run.sh --webrtc delays answers, so the next one cannot fill the gap).
   const rxSilent = await waitState(() => window.voicedState.rxLevel < 0.001, null, 1000);
   if (!rxSilent) await fail("the bot's track was still audible 1 s after `interrupted`");
   const rxSilentMs = since() - tInterrupted;
