@@ -6,6 +6,9 @@ import (
 	"slices"
 )
 
+// agentName is what an agent's name may be.
+var agentName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
 // Modes are the orchestration modes.
 var Modes = []string{"handoff", "route", "collaborative", "sequential", "loop", "mixed", "supervisor"}
 
@@ -81,7 +84,7 @@ func (c Config) validateAgents() []error {
 		switch {
 		case a.Name == "":
 			errs = append(errs, fmt.Errorf("%s.name: required", where))
-		case !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`).MatchString(a.Name):
+		case !agentName.MatchString(a.Name):
 			errs = append(errs, fmt.Errorf("%s.name %q: use letters, digits, - and _", where, a.Name))
 		case names[a.Name]:
 			errs = append(errs, fmt.Errorf("%s.name %q: duplicate", where, a.Name))

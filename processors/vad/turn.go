@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 )
@@ -247,17 +248,8 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 // Level returns the RMS level of pcm in dBFS (-inf for digital silence is
 // reported as -120).
 func Level(pcm []int16) float64 {
-	if len(pcm) == 0 {
-		return -120
+	if rms := audio.RMS(pcm); rms > 1e-6 {
+		return 20 * math.Log10(rms)
 	}
-	var sum float64
-	for _, v := range pcm {
-		x := float64(v)
-		sum += x * x
-	}
-	rms := math.Sqrt(sum/float64(len(pcm))) / 32768
-	if rms <= 1e-6 {
-		return -120
-	}
-	return 20 * math.Log10(rms)
+	return -120
 }
