@@ -91,4 +91,3 @@ func TestTTSStageCarriesOnWhenAServerDropsMidSentence(t *testing.T) {
 		t.Fatalf("primary requests %+v", reqs)
 	}
 }
-
