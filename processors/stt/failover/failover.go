@@ -26,9 +26,14 @@ import (
 	"github.com/voiced-dev/voiced/processors/stt"
 )
 
-// Config is the failover part of [stt] in voiced.toml. The zero value
+// Config is [stt.resilience] in voiced.toml, named as the models'
+// [llm.resilience] are. The zero value
 // tries each recognizer once, with no timeout and no breaker.
 type Config struct {
+	// Failover names the providers tried after the primary, in order. It
+	// is read by the configuration loader, which builds the Members; New
+	// ignores it.
+	Failover []string `toml:"failover"`
 	// Retries is how many more times a recognizer is tried after a
 	// retryable failure before the next one is (default 0).
 	Retries int `toml:"retries"`
