@@ -3,10 +3,12 @@ package provider_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -104,9 +106,19 @@ func TestExampleProviderTables(t *testing.T) {
 }
 
 // strict decodes v (a decoded TOML table) into c, refusing unknown keys.
+// Duration strings become nanoseconds first, as internal/config's decoder
+// does for time.Duration fields.
 func strict(t *testing.T, where string, v, c any) {
 	t.Helper()
-	b, err := toml.Marshal(v)
+	tbl := maps.Clone(v.(map[string]any))
+	for k, x := range tbl {
+		if s, ok := x.(string); ok {
+			if d, err := time.ParseDuration(s); err == nil && d != 0 {
+				tbl[k] = int64(d)
+			}
+		}
+	}
+	b, err := toml.Marshal(tbl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package provider holds what the speech providers (the recognizers under
 // processors/stt and the synthesizers under processors/tts) share: the one
 // typed error that drives retries and failover, the key lookup from the
-// environment, a TOML duration, and the hook that observes every call.
+// environment, the circuit breaker, and the hook that observes every call.
 package provider
 
 import (
@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"time"
 )
 
 // Error is the one error type speech providers return for failed calls.
@@ -88,23 +87,3 @@ func APIKey(env string) (string, error) {
 	}
 	return v, nil
 }
-
-// Duration is a time.Duration written in TOML as a Go duration string
-// ("1.5s", "300ms").
-type Duration time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("provider: duration %q: %w", b, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/pelletier/go-toml/v2"
 )
 
 func TestWrapClassifiesFailures(t *testing.T) {
@@ -55,18 +53,6 @@ func TestAPIKeyNamesTheMissingVariable(t *testing.T) {
 	}
 	if k, err := APIKey(""); k != "" || err != nil {
 		t.Fatalf("no variable: %q %v", k, err)
-	}
-}
-
-func TestDurationDecodesFromTOML(t *testing.T) {
-	var c struct {
-		Timeout Duration `toml:"timeout"`
-	}
-	if err := toml.Unmarshal([]byte(`timeout = "1.5s"`), &c); err != nil || c.Timeout.D() != 1500*time.Millisecond {
-		t.Fatalf("%v %v", c.Timeout.D(), err)
-	}
-	if err := toml.Unmarshal([]byte(`timeout = "soon"`), &c); err == nil {
-		t.Fatal("bad duration accepted")
 	}
 }
 

@@ -52,18 +52,18 @@ type Config struct {
 	// Endpointing is the silence after which Deepgram marks speech final
 	// (default 300ms); UtteranceEnd the gap in words after which it sends
 	// UtteranceEnd (default 1s, at least 1s).
-	Endpointing  provider.Duration `toml:"endpointing"`
-	UtteranceEnd provider.Duration `toml:"utterance_end"`
-	SmartFormat  bool              `toml:"smart_format"`
-	Keyterms     []string          `toml:"keyterms"` // vocabulary to favour (nova-3)
+	Endpointing  time.Duration `toml:"endpointing"`
+	UtteranceEnd time.Duration `toml:"utterance_end"`
+	SmartFormat  bool          `toml:"smart_format"`
+	Keyterms     []string      `toml:"keyterms"` // vocabulary to favour (nova-3)
 	// KeepAlive is the interval of KeepAlive messages on a connection
 	// waiting for its utterance (default 5s; Deepgram closes a silent one
 	// after 10s). Warm is how many connections are kept dialed ahead
 	// (default 1; -1: none).
-	KeepAlive provider.Duration `toml:"keep_alive"`
-	Warm      int               `toml:"warm"`
+	KeepAlive time.Duration `toml:"keep_alive"`
+	Warm      int           `toml:"warm"`
 	// DialTimeout bounds the WebSocket handshake (default 5s).
-	DialTimeout provider.Duration `toml:"dial_timeout"`
+	DialTimeout time.Duration `toml:"dial_timeout"`
 
 	// Observer, if set, is told of every utterance.
 	Observer provider.Observer `toml:"-"`
@@ -89,19 +89,19 @@ func (c *Config) defaults() {
 		c.SampleRate = 16000
 	}
 	if c.Endpointing == 0 {
-		c.Endpointing = provider.Duration(300 * time.Millisecond)
+		c.Endpointing = 300 * time.Millisecond
 	}
 	if c.UtteranceEnd == 0 {
-		c.UtteranceEnd = provider.Duration(time.Second)
+		c.UtteranceEnd = time.Second
 	}
 	if c.KeepAlive == 0 {
-		c.KeepAlive = provider.Duration(5 * time.Second)
+		c.KeepAlive = 5 * time.Second
 	}
 	if c.Warm == 0 {
 		c.Warm = 1
 	}
 	if c.DialTimeout == 0 {
-		c.DialTimeout = provider.Duration(5 * time.Second)
+		c.DialTimeout = 5 * time.Second
 	}
 }
 
@@ -121,8 +121,8 @@ func (c *Config) check() (*url.URL, string, error) {
 	if !audio.SupportedRate(c.SampleRate) {
 		return nil, "", fmt.Errorf("%w: sample_rate %d", ErrConfig, c.SampleRate)
 	}
-	if c.UtteranceEnd < provider.Duration(time.Second) {
-		return nil, "", fmt.Errorf("%w: utterance_end %v (at least 1s)", ErrConfig, c.UtteranceEnd.D())
+	if c.UtteranceEnd < time.Second {
+		return nil, "", fmt.Errorf("%w: utterance_end %v (at least 1s)", ErrConfig, c.UtteranceEnd)
 	}
 	if c.Endpointing < 0 || c.KeepAlive < 0 || c.DialTimeout < 0 || c.Warm < -1 {
 		return nil, "", fmt.Errorf("%w: negative setting", ErrConfig)
@@ -138,8 +138,8 @@ func (c *Config) check() (*url.URL, string, error) {
 	q.Set("sample_rate", strconv.Itoa(c.SampleRate))
 	q.Set("channels", "1")
 	q.Set("interim_results", "true")
-	q.Set("endpointing", strconv.FormatInt(c.Endpointing.D().Milliseconds(), 10))
-	q.Set("utterance_end_ms", strconv.FormatInt(c.UtteranceEnd.D().Milliseconds(), 10))
+	q.Set("endpointing", strconv.FormatInt(c.Endpointing.Milliseconds(), 10))
+	q.Set("utterance_end_ms", strconv.FormatInt(c.UtteranceEnd.Milliseconds(), 10))
 	q.Set("vad_events", "true")
 	if c.SmartFormat {
 		q.Set("smart_format", "true")
@@ -181,7 +181,7 @@ func New(cfg Config) (*Recognizer, error) {
 		h.Set("Authorization", "Token "+key)
 	}
 	return &Recognizer{cfg: cfg, url: u.String(), header: h,
-		dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout.D(), Proxy: http.ProxyFromEnvironment}}, nil
+		dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // Format implements stt.Recognizer.
@@ -235,7 +235,7 @@ func (s *spare) stop() {
 // keepAlive sends KeepAlive messages until stopped.
 func (r *Recognizer) keepAlive(s *spare) {
 	defer close(s.done)
-	t := time.NewTicker(r.cfg.KeepAlive.D())
+	t := time.NewTicker(r.cfg.KeepAlive)
 	defer t.Stop()
 	for {
 		select {
@@ -259,7 +259,7 @@ func (r *Recognizer) refill() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DialTimeout.D())
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DialTimeout)
 			c, err := r.dial(ctx)
 			cancel()
 			r.mu.Lock()
@@ -308,7 +308,7 @@ func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {
 	octx, call := provider.Start(ctx, r.cfg.Observer, provider.CallInfo{Provider: Name, Op: "recognize", Model: r.cfg.Model})
 	c := r.take()
 	if c == nil {
-		dctx, cancel := context.WithTimeout(octx, r.cfg.DialTimeout.D())
+		dctx, cancel := context.WithTimeout(octx, r.cfg.DialTimeout)
 		var err error
 		c, err = r.dial(dctx)
 		cancel()
@@ -370,7 +370,9 @@ func (s *stream) Send(ctx context.Context, pcm []int16) error {
 	}
 	s.pcmBytes = audio.EncodePCM16(s.pcmBytes[:0], pcm)
 	if err := s.conn.WriteMessage(websocket.BinaryMessage, s.pcmBytes); err != nil {
-		return provider.Wrap(ctx, Name, "send", 0, err)
+		err = provider.Wrap(ctx, Name, "send", 0, err)
+		s.end(err)
+		return err
 	}
 	return nil
 }
@@ -399,7 +401,9 @@ func (s *stream) Finish(ctx context.Context) error {
 		return errors.New("stt/deepgram: finish twice")
 	}
 	if err := s.conn.WriteMessage(websocket.TextMessage, msgFinalize); err != nil {
-		return provider.Wrap(ctx, Name, "finalize", 0, err)
+		err = provider.Wrap(ctx, Name, "finalize", 0, err)
+		s.end(err)
+		return err
 	}
 	return nil
 }

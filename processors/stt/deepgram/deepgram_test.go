@@ -118,7 +118,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestWarmConnectionIsKeptAlive(t *testing.T) {
 	srv := deepgramtest.New(t, deepgramtest.Config{})
-	r := newRec(t, srv, Config{KeepAlive: provider.Duration(20 * time.Millisecond)})
+	r := newRec(t, srv, Config{KeepAlive: 20 * time.Millisecond})
 	if _, err := utter(t, r, 400); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestConfigValidation(t *testing.T) {
 	for _, c := range []Config{
 		{BaseURL: "https://api.deepgram.com/v1/listen"},
 		{SampleRate: 7},
-		{UtteranceEnd: provider.Duration(500 * time.Millisecond)},
+		{UtteranceEnd: 500 * time.Millisecond},
 	} {
 		if err := c.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: %v", c, err)

@@ -39,17 +39,17 @@ type Config struct {
 	Retries int `toml:"retries"`
 	// Backoff is the wait before the first retry, doubled for each
 	// further one (default 200ms).
-	Backoff provider.Duration `toml:"backoff"`
+	Backoff time.Duration `toml:"backoff"`
 	// Timeout bounds the wait for the final result after Finish (0: none).
-	Timeout provider.Duration `toml:"timeout"`
+	Timeout time.Duration `toml:"timeout"`
 	// BreakerFailures is how many retryable failures in a row open a
 	// recognizer's circuit: it is skipped until BreakerCooldown (default
 	// 30s) has passed (0: no breaker).
-	BreakerFailures int               `toml:"breaker_failures"`
-	BreakerCooldown provider.Duration `toml:"breaker_cooldown"`
+	BreakerFailures int           `toml:"breaker_failures"`
+	BreakerCooldown time.Duration `toml:"breaker_cooldown"`
 	// MaxReplay bounds the audio kept for a replay (default 2m): an
 	// utterance longer than that cannot fail over once it is past it.
-	MaxReplay provider.Duration `toml:"max_replay"`
+	MaxReplay time.Duration `toml:"max_replay"`
 
 	// Logger receives a warning for each failover (default: discard).
 	Logger *slog.Logger `toml:"-"`
@@ -99,7 +99,7 @@ func New(cfg Config, members ...Member) (*Recognizer, error) {
 		return nil, fmt.Errorf("%w: negative setting", ErrConfig)
 	}
 	if cfg.MaxReplay == 0 {
-		cfg.MaxReplay = provider.Duration(2 * time.Minute)
+		cfg.MaxReplay = 2 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -115,7 +115,7 @@ func New(cfg Config, members ...Member) (*Recognizer, error) {
 		}
 		mm := member{Member: m, rate: f.SampleRate}
 		if cfg.BreakerFailures > 0 {
-			mm.breaker = provider.NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown.D())
+			mm.breaker = provider.NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown)
 		}
 		r.members = append(r.members, mm)
 	}
@@ -165,7 +165,7 @@ type stream struct {
 
 // arm starts the wait for cur's final result, at Finish. s.mu is held.
 func (s *stream) arm() {
-	d := s.r.cfg.Timeout.D()
+	d := s.r.cfg.Timeout
 	if d <= 0 {
 		return
 	}
@@ -212,7 +212,7 @@ func (s *stream) failover(cause error) error {
 		if s.idx >= 0 && cause != nil && provider.IsRetryable(cause) && s.tries <= s.r.cfg.Retries {
 			// Retry the same member after a backoff.
 			s.mu.Unlock()
-			err := sleep(s.ctx, s.closing, provider.Backoff(s.r.cfg.Backoff.D(), s.tries-1))
+			err := sleep(s.ctx, s.closing, provider.Backoff(s.r.cfg.Backoff, s.tries-1))
 			s.mu.Lock()
 			if err != nil {
 				return err
@@ -334,7 +334,7 @@ func (s *stream) Send(ctx context.Context, pcm []int16) error {
 		return s.finalErr
 	}
 	if !s.overflow {
-		if len(s.kept)+len(pcm) > s.r.format.Samples(s.r.cfg.MaxReplay.D()) {
+		if len(s.kept)+len(pcm) > s.r.format.Samples(s.r.cfg.MaxReplay) {
 			s.overflow, s.kept = true, nil
 		} else {
 			s.kept = append(s.kept, pcm...)
@@ -417,7 +417,7 @@ func (s *stream) Recv(ctx context.Context) (stt.Result, error) {
 		}
 		if timedOut {
 			err = &provider.Error{Provider: s.r.members[idx].Name, Op: "recognize", Retryable: true,
-				Err: fmt.Errorf("%w after %v", ErrTimeout, s.r.cfg.Timeout.D())}
+				Err: fmt.Errorf("%w after %v", ErrTimeout, s.r.cfg.Timeout)}
 		}
 		s.mu.Lock()
 		if s.gen == gen && !s.closed && s.finalErr == nil {

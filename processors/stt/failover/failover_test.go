@@ -265,7 +265,7 @@ func TestRetriesTheSameRecognizerFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeRec{name: "a", rate: 16000, script: []behaviour{{recvErr: err503}, {recvErr: err503}, {}}}
 		b := &fakeRec{name: "b", rate: 16000, script: []behaviour{{}}}
-		r, _ := New(Config{Retries: 2, Backoff: provider.Duration(100 * time.Millisecond)}, Member{"a", a}, Member{"b", b})
+		r, _ := New(Config{Retries: 2, Backoff: 100 * time.Millisecond}, Member{"a", a}, Member{"b", b})
 		start := time.Now()
 		res, _, err := utterance(t, r)
 		if err != nil || !slices.Equal(finals(res), []string{"a heard 16000"}) {
@@ -284,7 +284,7 @@ func TestTimeoutOfTheFinalMovesOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeRec{name: "a", rate: 16000, script: []behaviour{{hang: true}}}
 		b := &fakeRec{name: "b", rate: 16000, script: []behaviour{{}}}
-		r, _ := New(Config{Timeout: provider.Duration(time.Second)}, Member{"a", a}, Member{"b", b})
+		r, _ := New(Config{Timeout: time.Second}, Member{"a", a}, Member{"b", b})
 		start := time.Now()
 		res, _, err := utterance(t, r)
 		if err != nil || !slices.Equal(finals(res), []string{"b heard 16000"}) {
@@ -303,7 +303,7 @@ func TestBreakerSkipsAFailingRecognizer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeRec{name: "a", rate: 16000, script: []behaviour{{recvErr: err503}, {recvErr: err503}, {}}}
 		b := &fakeRec{name: "b", rate: 16000, script: []behaviour{{}}}
-		r, _ := New(Config{BreakerFailures: 2, BreakerCooldown: provider.Duration(time.Minute)}, Member{"a", a}, Member{"b", b})
+		r, _ := New(Config{BreakerFailures: 2, BreakerCooldown: time.Minute}, Member{"a", a}, Member{"b", b})
 		for range 4 {
 			if res, _, err := utterance(t, r); err != nil || !slices.Equal(finals(res), []string{"b heard 16000"}) {
 				t.Fatalf("%+v %v", res, err)
@@ -358,7 +358,7 @@ func TestMembersAtOtherRatesGetResampledAudio(t *testing.T) {
 func TestCloseDuringABackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeRec{name: "a", rate: 16000, script: []behaviour{{recvErr: err503}}}
-		r, _ := New(Config{Retries: 1, Backoff: provider.Duration(time.Second)}, Member{"a", a})
+		r, _ := New(Config{Retries: 1, Backoff: time.Second}, Member{"a", a})
 		ctx := context.Background()
 		s, err := r.Open(ctx)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
-	"github.com/voiced-dev/voiced/processors/provider"
 	"github.com/voiced-dev/voiced/processors/provider/openaitest"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/stt/failover"
@@ -34,7 +33,7 @@ func TestSTTStageCarriesOnWhenAServerFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := failover.New(failover.Config{Timeout: provider.Duration(500 * time.Millisecond)},
+	rec, err := failover.New(failover.Config{Timeout: 500 * time.Millisecond},
 		failover.Member{Name: "openai", Recognizer: a}, failover.Member{Name: "speaches", Recognizer: b})
 	if err != nil {
 		t.Fatal(err)

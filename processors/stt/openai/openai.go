@@ -53,13 +53,13 @@ type Config struct {
 	SampleRate int `toml:"sample_rate"`
 	// Timeout bounds one transcription, from Finish to the transcript
 	// (default 15s).
-	Timeout provider.Duration `toml:"timeout"`
+	Timeout time.Duration `toml:"timeout"`
 	// MaxUtterance bounds the audio of one utterance (default 2m); audio
 	// past it is refused.
-	MaxUtterance provider.Duration `toml:"max_utterance"`
+	MaxUtterance time.Duration `toml:"max_utterance"`
 	// MinUtterance is the shortest audio worth a request (default 100ms):
 	// shorter utterances end with an empty final transcript.
-	MinUtterance provider.Duration `toml:"min_utterance"`
+	MinUtterance time.Duration `toml:"min_utterance"`
 
 	// HTTPClient, if set, replaces the pooled client.
 	HTTPClient *http.Client `toml:"-"`
@@ -87,13 +87,13 @@ func (c *Config) defaults() {
 		c.SampleRate = 16000
 	}
 	if c.Timeout == 0 {
-		c.Timeout = provider.Duration(15 * time.Second)
+		c.Timeout = 15 * time.Second
 	}
 	if c.MaxUtterance == 0 {
-		c.MaxUtterance = provider.Duration(2 * time.Minute)
+		c.MaxUtterance = 2 * time.Minute
 	}
 	if c.MinUtterance == 0 {
-		c.MinUtterance = provider.Duration(100 * time.Millisecond)
+		c.MinUtterance = 100 * time.Millisecond
 	}
 }
 
@@ -194,8 +194,8 @@ func (s *stream) Send(ctx context.Context, pcm []int16) error {
 		return stt.ErrClosed
 	case s.finished:
 		return errors.New("stt/openai: send after finish")
-	case len(s.pcm)+len(pcm) > s.r.Format().Samples(s.r.cfg.MaxUtterance.D()):
-		return fmt.Errorf("%w: over %v", ErrTooLong, s.r.cfg.MaxUtterance.D())
+	case len(s.pcm)+len(pcm) > s.r.Format().Samples(s.r.cfg.MaxUtterance):
+		return fmt.Errorf("%w: over %v", ErrTooLong, s.r.cfg.MaxUtterance)
 	}
 	s.pcm = append(s.pcm, pcm...)
 	return nil
@@ -212,7 +212,7 @@ func (s *stream) Finish(ctx context.Context) error {
 		return errors.New("stt/openai: finish twice")
 	}
 	s.finished = true
-	if s.r.Format().Duration(len(s.pcm)) < s.r.cfg.MinUtterance.D() {
+	if s.r.Format().Duration(len(s.pcm)) < s.r.cfg.MinUtterance {
 		s.res = stt.Result{Final: true}
 		close(s.done)
 		return nil
@@ -283,7 +283,7 @@ func (r *Recognizer) transcribe(ctx context.Context, pcm []int16) (res stt.Resul
 	if err := audio.WriteWAV(&wav, r.Format(), pcm); err != nil {
 		return stt.Result{}, fmt.Errorf("stt/openai: %w", err)
 	}
-	tctx, cancel := context.WithTimeoutCause(ctx, r.cfg.Timeout.D(), errTimeout)
+	tctx, cancel := context.WithTimeoutCause(ctx, r.cfg.Timeout, errTimeout)
 	defer cancel()
 	resp, err := r.client.CreateTranscription(tctx, goopenai.AudioRequest{
 		Model:    r.cfg.Model,
@@ -298,7 +298,7 @@ func (r *Recognizer) transcribe(ctx context.Context, pcm []int16) (res stt.Resul
 			return stt.Result{}, context.Cause(ctx)
 		}
 		if context.Cause(tctx) == errTimeout {
-			err = fmt.Errorf("%w after %v", errTimeout, r.cfg.Timeout.D())
+			err = fmt.Errorf("%w after %v", errTimeout, r.cfg.Timeout)
 		}
 		return stt.Result{}, provider.Wrap(ctx, Name, "transcribe", status(err), err)
 	}

@@ -119,7 +119,7 @@ func TestTranscribeFailures(t *testing.T) {
 			srv := openaitest.New(t, openaitest.Config{})
 			srv.Push(transcriptionsPath, tc.fault)
 			var st provider.Stats
-			r := newRec(t, srv, Config{Timeout: provider.Duration(300 * time.Millisecond), Observer: &st})
+			r := newRec(t, srv, Config{Timeout: time.Second, Observer: &st})
 			_, err := utter(t, r, speech16k(t))
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
@@ -168,7 +168,7 @@ func TestCloseAbandonsTheUpload(t *testing.T) {
 }
 
 func TestCloseWakesAnUnfinishedStream(t *testing.T) {
-	r := &Recognizer{cfg: Config{SampleRate: 16000, MaxUtterance: provider.Duration(time.Minute)}}
+	r := &Recognizer{cfg: Config{SampleRate: 16000, MaxUtterance: time.Minute}}
 	s, _ := r.Open(context.Background())
 	got := make(chan error, 1)
 	go func() { _, err := s.Recv(context.Background()); got <- err }()
@@ -179,7 +179,7 @@ func TestCloseWakesAnUnfinishedStream(t *testing.T) {
 }
 
 func TestSendRefusesAudioPastMaxUtterance(t *testing.T) {
-	r := &Recognizer{cfg: Config{SampleRate: 16000, MaxUtterance: provider.Duration(time.Second)}}
+	r := &Recognizer{cfg: Config{SampleRate: 16000, MaxUtterance: time.Second}}
 	s, _ := r.Open(context.Background())
 	defer s.Close()
 	if err := s.Send(context.Background(), make([]int16, 16000)); err != nil {

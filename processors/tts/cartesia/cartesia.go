@@ -54,9 +54,9 @@ type Config struct {
 	// Timeout bounds a sentence (default 30s); DialTimeout the handshake
 	// (default 5s); FirstByteTimeout the wait for its first audio (default
 	// 10s).
-	Timeout          provider.Duration `toml:"timeout"`
-	DialTimeout      provider.Duration `toml:"dial_timeout"`
-	FirstByteTimeout provider.Duration `toml:"first_byte_timeout"`
+	Timeout          time.Duration `toml:"timeout"`
+	DialTimeout      time.Duration `toml:"dial_timeout"`
+	FirstByteTimeout time.Duration `toml:"first_byte_timeout"`
 
 	// Observer, if set, is told of every sentence.
 	Observer provider.Observer `toml:"-"`
@@ -89,13 +89,13 @@ func (c *Config) defaults() {
 		c.SampleRate = 24000
 	}
 	if c.Timeout == 0 {
-		c.Timeout = provider.Duration(30 * time.Second)
+		c.Timeout = 30 * time.Second
 	}
 	if c.DialTimeout == 0 {
-		c.DialTimeout = provider.Duration(5 * time.Second)
+		c.DialTimeout = 5 * time.Second
 	}
 	if c.FirstByteTimeout == 0 {
-		c.FirstByteTimeout = provider.Duration(10 * time.Second)
+		c.FirstByteTimeout = 10 * time.Second
 	}
 }
 
@@ -163,7 +163,7 @@ func New(cfg Config) (*Synthesizer, error) {
 	if key != "" {
 		h.Set("X-API-Key", key)
 	}
-	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout.D(), Proxy: http.ProxyFromEnvironment}}, nil
+	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // Format implements tts.Synthesizer.
@@ -269,7 +269,7 @@ func (s *Synthesizer) get(ctx context.Context) (*conn, error) {
 		}
 		s.conn = nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout.D())
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	ws, resp, err := s.dialer.DialContext(dctx, s.cfg.BaseURL, s.header)
 	if err != nil {
@@ -398,11 +398,11 @@ func (s *Synthesizer) SynthesizeTimed(ctx context.Context, text, voice string, e
 			c.write(map[string]any{"context_id": id, "cancel": true}) // best effort
 		}
 	}()
-	tctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), errTimeout)
+	tctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout, errTimeout)
 	defer cancel()
 	fctx, fcancel := context.WithCancelCause(tctx)
 	defer fcancel(nil)
-	first := time.AfterFunc(s.cfg.FirstByteTimeout.D(), func() { fcancel(errFirstByte) })
+	first := time.AfterFunc(s.cfg.FirstByteTimeout, func() { fcancel(errFirstByte) })
 	defer first.Stop()
 	fail := func(err error) error {
 		if ctx.Err() != nil {

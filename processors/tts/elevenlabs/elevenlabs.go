@@ -56,9 +56,9 @@ type Config struct {
 	// Timeout bounds a sentence (default 30s); DialTimeout the handshake
 	// (default 5s); FirstByteTimeout the wait for its first audio (default
 	// 10s).
-	Timeout          provider.Duration `toml:"timeout"`
-	DialTimeout      provider.Duration `toml:"dial_timeout"`
-	FirstByteTimeout provider.Duration `toml:"first_byte_timeout"`
+	Timeout          time.Duration `toml:"timeout"`
+	DialTimeout      time.Duration `toml:"dial_timeout"`
+	FirstByteTimeout time.Duration `toml:"first_byte_timeout"`
 	// Warm is whether a connection for the default voice is opened ahead
 	// of each sentence (default true).
 	Warm *bool `toml:"warm"`
@@ -88,13 +88,13 @@ func (c *Config) defaults() {
 		c.SampleRate = 24000
 	}
 	if c.Timeout == 0 {
-		c.Timeout = provider.Duration(30 * time.Second)
+		c.Timeout = 30 * time.Second
 	}
 	if c.DialTimeout == 0 {
-		c.DialTimeout = provider.Duration(5 * time.Second)
+		c.DialTimeout = 5 * time.Second
 	}
 	if c.FirstByteTimeout == 0 {
-		c.FirstByteTimeout = provider.Duration(10 * time.Second)
+		c.FirstByteTimeout = 10 * time.Second
 	}
 	if c.Warm == nil {
 		t := true
@@ -171,7 +171,7 @@ func New(cfg Config) (*Synthesizer, error) {
 	if key != "" {
 		h.Set("xi-api-key", key)
 	}
-	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout.D(), Proxy: http.ProxyFromEnvironment}}, nil
+	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // Format implements tts.Synthesizer.
@@ -203,7 +203,7 @@ func (s *Synthesizer) url(voice string) string {
 }
 
 func (s *Synthesizer) dial(ctx context.Context, voice string) (*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout.D())
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	c, resp, err := s.dialer.DialContext(ctx, s.url(voice), s.header)
 	if err != nil {
@@ -325,11 +325,11 @@ func (s *Synthesizer) SynthesizeAligned(ctx context.Context, text, voice string,
 	}
 	defer c.Close()
 	// Cancellation, and the timeouts, close the connection under the read.
-	tctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), errTimeout)
+	tctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout, errTimeout)
 	defer cancel()
 	fctx, fcancel := context.WithCancelCause(tctx)
 	defer fcancel(nil)
-	first := time.AfterFunc(s.cfg.FirstByteTimeout.D(), func() { fcancel(errFirstByte) })
+	first := time.AfterFunc(s.cfg.FirstByteTimeout, func() { fcancel(errFirstByte) })
 	defer first.Stop()
 	stop := context.AfterFunc(fctx, func() { c.Close() })
 	defer stop()

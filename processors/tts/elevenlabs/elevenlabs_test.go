@@ -106,7 +106,7 @@ func TestSynthesizeFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := elevenlabstest.New(t, elevenlabstest.Config{})
 			srv.Push(tc.fault)
-			s := newSynth(t, srv, Config{Warm: new(bool), FirstByteTimeout: provider.Duration(200 * time.Millisecond)})
+			s := newSynth(t, srv, Config{Warm: new(bool), FirstByteTimeout: time.Second})
 			n := 0
 			err := s.Synthesize(context.Background(), "Hello.", "", func(p []int16) error { n += len(p); return nil })
 			var pe *provider.Error

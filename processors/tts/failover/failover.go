@@ -34,14 +34,14 @@ type Config struct {
 	Retries int `toml:"retries"`
 	// Backoff is the wait before the first retry, doubled for each
 	// further one (default 200ms).
-	Backoff provider.Duration `toml:"backoff"`
+	Backoff time.Duration `toml:"backoff"`
 	// Timeout bounds one attempt at one sentence (0: none).
-	Timeout provider.Duration `toml:"timeout"`
+	Timeout time.Duration `toml:"timeout"`
 	// BreakerFailures is how many retryable failures in a row open a
 	// synthesizer's circuit: it is skipped until BreakerCooldown (default
 	// 30s) has passed (0: no breaker).
-	BreakerFailures int               `toml:"breaker_failures"`
-	BreakerCooldown provider.Duration `toml:"breaker_cooldown"`
+	BreakerFailures int           `toml:"breaker_failures"`
+	BreakerCooldown time.Duration `toml:"breaker_cooldown"`
 
 	// Logger receives a warning for each failover (default: discard).
 	Logger *slog.Logger `toml:"-"`
@@ -108,7 +108,7 @@ func New(cfg Config, members ...Member) (*Synthesizer, error) {
 		}
 		mm := member{Member: m, rate: f.SampleRate}
 		if cfg.BreakerFailures > 0 {
-			mm.breaker = provider.NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown.D())
+			mm.breaker = provider.NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown)
 		}
 		s.members = append(s.members, mm)
 	}
@@ -158,7 +158,7 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 			if !provider.IsRetryable(err) || n >= s.cfg.Retries {
 				break
 			}
-			if err := sleep(ctx, provider.Backoff(s.cfg.Backoff.D(), n)); err != nil {
+			if err := sleep(ctx, provider.Backoff(s.cfg.Backoff, n)); err != nil {
 				return err
 			}
 		}
@@ -170,7 +170,7 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 }
 
 func (s *Synthesizer) attempt(ctx context.Context, m *member, text, voice string, emit func([]int16) error) error {
-	if d := s.cfg.Timeout.D(); d > 0 {
+	if d := s.cfg.Timeout; d > 0 {
 		actx, cancel := context.WithTimeoutCause(ctx, d, ErrTimeout)
 		defer cancel()
 		err := s.speak(actx, m, text, voice, emit)

@@ -144,7 +144,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeSyn{name: "a", rate: 16000, mark: 1, chunk: 320, script: []script{{err: errDropped}, {err: errDropped}, {chunks: 1}}}
 		b := &fakeSyn{name: "b", rate: 16000, mark: 2, chunk: 320, script: []script{{chunks: 1}}}
-		s, _ := New(Config{Retries: 2, Backoff: provider.Duration(100 * time.Millisecond)}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
+		s, _ := New(Config{Retries: 2, Backoff: 100 * time.Millisecond}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
 		start := time.Now()
 		out, err := speak(t, s, "Hi.")
 		if err != nil || runs(out) != "1×320" {
@@ -170,7 +170,7 @@ func TestTimeoutMovesOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeSyn{name: "a", rate: 16000, mark: 1, chunk: 320, script: []script{{chunks: 1, hang: true}}}
 		b := &fakeSyn{name: "b", rate: 16000, mark: 2, chunk: 320, script: []script{{chunks: 1}}}
-		s, _ := New(Config{Timeout: provider.Duration(2 * time.Second)}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
+		s, _ := New(Config{Timeout: 2 * time.Second}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
 		start := time.Now()
 		out, err := speak(t, s, "Hi.")
 		if err != nil || runs(out) != "1×320 2×320" {
@@ -186,7 +186,7 @@ func TestBreakerSkipsAFailingSynthesizer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeSyn{name: "a", rate: 16000, mark: 1, chunk: 320, script: []script{{err: errDropped}, {err: errDropped}, {chunks: 1}}}
 		b := &fakeSyn{name: "b", rate: 16000, mark: 2, chunk: 320, script: []script{{chunks: 1}}}
-		s, _ := New(Config{BreakerFailures: 2, BreakerCooldown: provider.Duration(10 * time.Second)}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
+		s, _ := New(Config{BreakerFailures: 2, BreakerCooldown: 10 * time.Second}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
 		for range 4 {
 			if out, err := speak(t, s, "Hi."); err != nil || runs(out) != "2×320" {
 				t.Fatalf("%s %v", runs(out), err)

@@ -53,8 +53,8 @@ type Config struct {
 	Instructions string  `toml:"instructions"` // style prompt for models that take one
 	// Timeout bounds a whole sentence (default 30s); FirstByteTimeout the
 	// wait for the answer's headers (default 10s).
-	Timeout          provider.Duration `toml:"timeout"`
-	FirstByteTimeout provider.Duration `toml:"first_byte_timeout"`
+	Timeout          time.Duration `toml:"timeout"`
+	FirstByteTimeout time.Duration `toml:"first_byte_timeout"`
 
 	// HTTPClient, if set, replaces the pooled client.
 	HTTPClient *http.Client `toml:"-"`
@@ -85,10 +85,10 @@ func (c *Config) defaults() {
 		c.SampleRate = 24000
 	}
 	if c.Timeout == 0 {
-		c.Timeout = provider.Duration(30 * time.Second)
+		c.Timeout = 30 * time.Second
 	}
 	if c.FirstByteTimeout == 0 {
-		c.FirstByteTimeout = provider.Duration(10 * time.Second)
+		c.FirstByteTimeout = 10 * time.Second
 	}
 }
 
@@ -184,11 +184,11 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 	ctx, call := provider.Start(ctx, s.cfg.Observer, provider.CallInfo{Provider: Name, Op: "synthesize", Model: s.cfg.Model})
 	defer func() { call.End(err) }()
 
-	cctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout.D(), errTimeout)
+	cctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout, errTimeout)
 	defer cancel()
 	hctx, hcancel := context.WithCancelCause(cctx)
 	defer hcancel(nil)
-	first := time.AfterFunc(s.cfg.FirstByteTimeout.D(), func() { hcancel(errFirstByte) })
+	first := time.AfterFunc(s.cfg.FirstByteTimeout, func() { hcancel(errFirstByte) })
 	resp, err := s.client.CreateSpeech(hctx, goopenai.CreateSpeechRequest{
 		Model:          goopenai.SpeechModel(s.cfg.Model),
 		Input:          text,
@@ -255,9 +255,9 @@ func (s *Synthesizer) fail(ctx, hctx context.Context, status int, err error) err
 
 func (s *Synthesizer) timeoutFor(cause error) time.Duration {
 	if cause == errFirstByte {
-		return s.cfg.FirstByteTimeout.D()
+		return s.cfg.FirstByteTimeout
 	}
-	return s.cfg.Timeout.D()
+	return s.cfg.Timeout
 }
 
 // status is the HTTP status of a go-openai error, 0 if none.

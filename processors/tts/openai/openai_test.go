@@ -126,7 +126,7 @@ func TestSynthesizeFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := openaitest.New(t, openaitest.Config{})
 			srv.Push(speechPath, tc.fault)
-			s := newSynth(t, srv, Config{Format: tc.format, FirstByteTimeout: provider.Duration(200 * time.Millisecond)})
+			s := newSynth(t, srv, Config{Format: tc.format, FirstByteTimeout: time.Second})
 			pcm, err := collect(context.Background(), s, "Hello.", "")
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
