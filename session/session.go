@@ -15,11 +15,11 @@ import (
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
-	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
@@ -32,7 +32,7 @@ type Config struct {
 	Agent AgentConfig
 	// Turn configures the turn-taking stage between recognition and the
 	// agent: false-interruption rules and endpointing.
-	Turn turn.Config
+	Turn turntaking.Config
 	// ImmediateInterruption leaves barge-in to the VAD, which interrupts
 	// the bot on every start of user speech, and drops the turn-taking
 	// stage (no false-interruption rules, no STT-aware endpointing).
@@ -41,7 +41,7 @@ type Config struct {
 	// not cancel their own echo, configured by Echo. Its residual guard
 	// sets VAD.BotConfidence to DefaultBotConfidence unless set.
 	EchoCancel bool
-	Echo       echo.Config
+	Echo       aec.Config
 	// Idle, when IdleEnabled, prompts a user who has gone quiet and ends
 	// the session after Idle.MaxPrompts prompts.
 	IdleEnabled bool
@@ -212,11 +212,11 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		if !ok {
 			return nil, fmt.Errorf("session: echo: output stage %T cannot share what it plays", s.Output)
 		}
-		ref, err := echo.NewReference(s.Out, pf.SampleRate, 2*time.Second)
+		ref, err := aec.NewReference(s.Out, pf.SampleRate, 2*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("session: %w", err)
 		}
-		ec, err := echo.New(ref, pf.SampleRate, b.Config.Echo)
+		ec, err := aec.New(ref, pf.SampleRate, b.Config.Echo)
 		if err != nil {
 			return nil, fmt.Errorf("session: %w", err)
 		}
@@ -229,11 +229,11 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	useTurn := !b.Config.ImmediateInterruption && !vcfg.NoInterrupt
 	vcfg.Defer = useTurn
 	procs = append(procs,
-		vad.NewProcessor(b.VAD, pf.SampleRate, vcfg),
+		vad.NewDetector(b.VAD, pf.SampleRate, vcfg),
 		stt.NewProcessor(b.STT, sttCfg),
 	)
 	if useTurn {
-		procs = append(procs, turn.New(b.Config.Turn))
+		procs = append(procs, turntaking.New(b.Config.Turn))
 	}
 	procs = append(procs, agent)
 	if b.Config.IdleEnabled {

@@ -17,11 +17,11 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/orchestration"
-	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt/sphinx"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
@@ -212,7 +212,7 @@ func sessionConfig(cfg config.Config) session.Config {
 		},
 		Voice: cfg.TTS.Voice,
 		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
-		Turn: turn.Config{
+		Turn: turntaking.Config{
 			MinDuration:   time.Duration(cfg.Turn.MinDuration),
 			MinWords:      cfg.Turn.MinWords,
 			Backchannels:  cfg.Turn.Backchannels,
@@ -222,7 +222,7 @@ func sessionConfig(cfg config.Config) session.Config {
 		},
 		ImmediateInterruption: cfg.Session.ImmediateInterruption,
 		EchoCancel:            cfg.Session.EchoCancel,
-		Echo: echo.Config{
+		Echo: aec.Config{
 			Tail:     time.Duration(cfg.Echo.Tail),
 			Delay:    time.Duration(cfg.Echo.Delay),
 			Suppress: cfg.Echo.SuppressDB,

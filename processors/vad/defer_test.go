@@ -18,7 +18,7 @@ func run(t *testing.T, cfg vad.Config, script []float32, before map[int]frame.Fr
 	t.Helper()
 	m := &fakeModel{t: t, script: script, signal: ramp}
 	var rec recorder
-	p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewProcessor(m, rate, cfg))
+	p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewDetector(m, rate, cfg))
 	ctx := context.Background()
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()

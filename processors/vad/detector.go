@@ -66,7 +66,7 @@ func (c *Config) defaults() {
 }
 
 // ErrFormat is returned (wrapped) for input audio the detector cannot score:
-// it must be mono at the sample rate given to NewProcessor.
+// it must be mono at the sample rate given to NewDetector.
 var ErrFormat = errors.New("vad: unsupported input format")
 
 // State is where the turn state machine is.
@@ -79,14 +79,14 @@ const (
 	Stopping              // unvoiced audio, not yet long enough to end the turn
 )
 
-// Processor is the turn-detection stage. It passes every frame on, scores
+// Detector is the speech-detection stage. It passes every frame on, scores
 // input audio in the analyzer's chunk size, and emits UserStartedSpeaking
 // (preceded, unless NoInterrupt or Defer, by an interruption of the bot's
 // turn), UserSpeaking while the user speaks (with Defer) and
 // UserStoppedSpeaking. Input audio must be mono at the analyzer's rate;
 // other audio fails the pipeline with ErrFormat. The events of a new user
 // turn are stamped with the turn that Runtime.Interrupt started.
-type Processor struct {
+type Detector struct {
 	cfg   Config
 	model Model
 	rate  int
@@ -104,20 +104,20 @@ type Processor struct {
 	now     func() time.Time
 }
 
-// NewProcessor returns a turn detector using model at sampleRate.
-func NewProcessor(model Model, sampleRate int, cfg Config) *Processor {
+// NewDetector returns a turn detector using model at sampleRate.
+func NewDetector(model Model, sampleRate int, cfg Config) *Detector {
 	cfg.defaults()
-	return &Processor{cfg: cfg, model: model, rate: sampleRate, now: time.Now}
+	return &Detector{cfg: cfg, model: model, rate: sampleRate, now: time.Now}
 }
 
 // Name implements pipeline.Namer.
-func (p *Processor) Name() string { return "vad" }
+func (p *Detector) Name() string { return "vad" }
 
 // State returns the state machine's state (stage goroutine only).
-func (p *Processor) State() State { return p.state }
+func (p *Detector) State() State { return p.state }
 
 // Start implements pipeline.Starter.
-func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+func (p *Detector) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
 	an, err := p.model.NewAnalyzer(p.rate)
 	if err != nil {
 		return fmt.Errorf("vad: %w", err)
@@ -133,7 +133,7 @@ func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emi
 }
 
 // Close implements io.Closer.
-func (p *Processor) Close() error {
+func (p *Detector) Close() error {
 	if p.an != nil {
 		return p.an.Close()
 	}
@@ -141,7 +141,7 @@ func (p *Processor) Close() error {
 }
 
 // Process implements pipeline.Processor.
-func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+func (p *Detector) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	a, ok := f.(*frame.InputAudio)
 	if !ok {
 		switch f.(type) {
@@ -184,7 +184,7 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	return nil
 }
 
-func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
+func (p *Detector) step(prob float32, level float64, out pipeline.Emitter) {
 	loud := level >= p.cfg.MinVolume
 	voiced := loud && prob >= p.cfg.Confidence
 	holding := loud && prob >= p.cfg.Confidence-0.15

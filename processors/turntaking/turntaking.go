@@ -1,9 +1,9 @@
-// Package turn decides, between recognition and the agent, when the user
+// Package turntaking decides, between recognition and the agent, when the user
 // has the floor: whether speech heard while the bot talks is an
 // interruption or only a noise or a backchannel ("mm-hm"), and when the
 // user's turn has ended (endpointing that waits for the recognizer's final
 // transcript and for sentences that sound unfinished).
-package turn
+package turntaking
 
 import (
 	"context"

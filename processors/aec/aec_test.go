@@ -1,4 +1,4 @@
-package echo
+package aec
 
 import (
 	"context"
@@ -261,7 +261,7 @@ func TestNoSelfInterruption(t *testing.T) {
 					n++
 					t.Logf("user turn started at %v", time.Since(t0).Round(10*time.Millisecond))
 				}
-			}}, vad.NewProcessor(m, rate, residual))
+			}}, vad.NewDetector(m, rate, residual))
 			ctx := context.Background()
 			done := make(chan error)
 			go func() { done <- p.Run(ctx) }()

@@ -215,7 +215,7 @@ func TestTurnGolden(t *testing.T) {
 				m := &fakeModel{t: t, script: tc.script, signal: tc.signal}
 				var rec recorder
 				var ans *answer
-				procs := []pipeline.Processor{vad.NewProcessor(m, rate, tc.cfg)}
+				procs := []pipeline.Processor{vad.NewDetector(m, rate, tc.cfg)}
 				interrupts := tc.turn > 1
 				if interrupts {
 					// An answer is in flight when the user speaks.
@@ -309,7 +309,7 @@ func TestChunking(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &fakeModel{t: t, signal: ramp, size: size}
 				var rec recorder
-				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewProcessor(m, rate, vad.Config{}))
+				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewDetector(m, rate, vad.Config{}))
 				ctx := context.Background()
 				sizes := []int{100, 333, 512, 1000, 1, 7, 0, 2048, 320}
 				k := 0
@@ -349,7 +349,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(fmt.Sprint(f), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &fakeModel{t: t, signal: ramp}
-				p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{}))
+				p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{}))
 				ctx := context.Background()
 				p.Push(ctx, &frame.InputAudio{Format: f, Samples: make([]int16, 640)})
 				err := p.Run(ctx)
@@ -367,7 +367,7 @@ func TestBadInput(t *testing.T) {
 func TestAnalyzerError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := &fakeModel{t: t, signal: ramp, failAt: 2}
-		p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{}))
+		p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{}))
 		ctx := context.Background()
 		for i := range 4 {
 			pcm := make([]int16, chunk)
@@ -448,7 +448,7 @@ func (a *cycleAnalyzer) Speech([]int16) (float32, error) {
 // BenchmarkProcess measures the turn detector's own cost per 20 ms input
 // frame (buffering, level, state machine), with a trivial analyzer.
 func BenchmarkProcess(b *testing.B) {
-	p := vad.NewProcessor(constModel{}, rate, vad.Config{})
+	p := vad.NewDetector(constModel{}, rate, vad.Config{})
 	var out countEmitter
 	if err := p.Start(context.Background(), &fakeRuntime{turn: 1}, &out); err != nil {
 		b.Fatal(err)
@@ -474,7 +474,7 @@ func TestResetWhileQuiet(t *testing.T) {
 		// 32 ms chunks: 200 quiet (6.4 s), 100 voiced (a turn), 200 quiet.
 		script := expand(seg{0, 200}, seg{0.9, 100}, seg{0, 200})
 		m := &fakeModel{t: t, script: script, signal: func(k int) int16 { return int16(k%2000 + 1000) }}
-		p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{ResetEvery: 2 * time.Second}))
+		p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{ResetEvery: 2 * time.Second}))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()

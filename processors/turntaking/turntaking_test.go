@@ -1,4 +1,4 @@
-package turn_test
+package turntaking_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 )
 
 // step is a frame pushed after a pause.
@@ -63,14 +63,14 @@ func (r *recorder) sink(f frame.Frame) {
 	r.out = append(r.out, d)
 }
 
-func run(t *testing.T, cfg turn.Config, steps []step) (string, uint32, []uint32) {
+func run(t *testing.T, cfg turntaking.Config, steps []step) (string, uint32, []uint32) {
 	t.Helper()
 	var out string
 	var last uint32
 	var turns []uint32
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{start: time.Now()}
-		p := pipeline.New(pipeline.Options{Sink: rec.sink}, turn.New(cfg))
+		p := pipeline.New(pipeline.Options{Sink: rec.sink}, turntaking.New(cfg))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
@@ -110,7 +110,7 @@ var (
 func TestTurnGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		cfg   turn.Config
+		cfg   turntaking.Config
 		steps []step
 		want  string
 		turn  uint32
@@ -168,7 +168,7 @@ func TestTurnGolden(t *testing.T) {
 		turn: 2,
 	}, {
 		name: "words not needed",
-		cfg:  turn.Config{MinWords: -1},
+		cfg:  turntaking.Config{MinWords: -1},
 		steps: []step{
 			wait(0, botOn),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
@@ -221,7 +221,7 @@ func TestTurnGolden(t *testing.T) {
 		turn: 3,
 	}, {
 		name: "hold disabled",
-		cfg:  turn.Config{Hold: -1},
+		cfg:  turntaking.Config{Hold: -1},
 		steps: []step{
 			wait(0, &frame.UserStartedSpeaking{}),
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
@@ -270,7 +270,7 @@ func TestInterruptCancelsAnswer(t *testing.T) {
 			out.Pass(f)
 			return nil
 		})
-		p := pipeline.New(pipeline.Options{}, turn.New(turn.Config{}), ans)
+		p := pipeline.New(pipeline.Options{}, turntaking.New(turntaking.Config{}), ans)
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
@@ -296,7 +296,7 @@ func TestInterruptCancelsAnswer(t *testing.T) {
 }
 
 func BenchmarkTurnInterim(b *testing.B) {
-	p := turn.New(turn.Config{})
+	p := turntaking.New(turntaking.Config{})
 	f := &frame.Transcript{Text: "I would like to hear the rest of it"}
 	var e nopEmitter
 	b.ReportAllocs()
@@ -338,7 +338,7 @@ func finalReportedOnce(t *testing.T, text string) {
 			got = append(got, f)
 			mu.Unlock()
 		}
-		p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{obs}, Sink: sink}, turn.New(turn.Config{}))
+		p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{obs}, Sink: sink}, turntaking.New(turntaking.Config{}))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
