@@ -66,16 +66,18 @@ func (fn ProcessorFunc) Process(ctx context.Context, f frame.Frame, out Emitter)
 	return fn(ctx, f, out)
 }
 
-// Emitter sends frames out of a stage. Its methods are safe to call from any
-// goroutine, block while the receiving lane is full (back-pressure), and drop
-// the frame once the pipeline is stopping. Frames without an ID are stamped
-// with one, and with a turn: the turn of the frame being processed when
-// called from Process, otherwise the current turn. A processor doing work for
-// a turn on its own goroutine sets Header().Turn itself.
+// Emitter sends frames out of a stage. Emit and EmitUp are safe to call from
+// any goroutine; Pass is for the stage goroutine only (inside Process or
+// Drain), since the direction it follows is that of the frame the stage is
+// processing. All block while the receiving lane is full (back-pressure) and
+// drop the frame once the pipeline is stopping. Frames without an ID are
+// stamped with one, and with a turn: the turn of the frame being processed
+// when called from Process, otherwise the current turn. A processor doing
+// work for a turn on its own goroutine sets Header().Turn itself.
 type Emitter interface {
 	Emit(f frame.Frame)   // downstream
 	EmitUp(f frame.Frame) // upstream
-	Pass(f frame.Frame)   // onward, in the direction the processed frame travels
+	Pass(f frame.Frame)   // onward, in the direction the processed frame travels (stage goroutine only)
 }
 
 // Runtime is the pipeline as seen by its processors.

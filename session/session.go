@@ -105,7 +105,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 	}
 	lat := NewLatency(func(m frame.TurnMetrics) {
 		if s.Notify != nil {
-			s.Notify(&frame.Metrics{Turn: m})
+			s.Notify(&frame.Metrics{Latency: m})
 		}
 		if b.OnMetrics != nil {
 			b.OnMetrics(s.ID, m)
