@@ -15,6 +15,11 @@
 // dropped when dequeued (unless frame.Survives says otherwise), which flushes
 // every stage's queue of the interrupted answer.
 //
+// State that several stages need (is the user speaking, is the bot
+// speaking) is published by the runtime as the events that change it are
+// created, and read through Runtime.State from any goroutine, instead of
+// each stage tracking relayed frames (see State).
+//
 // Pushing a frame.End drains gracefully: each stage's Drainer runs (the output
 // stage plays out its queue) before End moves on, and Run returns nil once End
 // has left the last stage. A stage may also emit End itself (ending the
@@ -88,6 +93,9 @@ type Runtime interface {
 	Interrupt(reason string) uint32
 	// Turn returns the current turn number (starting at 1).
 	Turn() uint32
+	// State is the conversation's shared state (user and bot speaking),
+	// published by the runtime as the events that change it are created.
+	State() *State
 	// Go runs fn on a goroutine that Run waits for. ctx is the session
 	// context.
 	Go(fn func(ctx context.Context))
@@ -161,14 +169,15 @@ type Pipeline struct {
 	log    *slog.Logger
 	sink   func(frame.Frame)
 
-	ids  atomic.Uint64
-	mu   sync.Mutex // serializes Interrupt
-	cur  atomic.Pointer[turn]
-	ran  atomic.Bool
-	sess context.Context
-	fail context.CancelCauseFunc
-	quit chan struct{} // closed when Run returns
-	wg   sync.WaitGroup
+	ids   atomic.Uint64
+	state State
+	mu    sync.Mutex // serializes Interrupt
+	cur   atomic.Pointer[turn]
+	ran   atomic.Bool
+	sess  context.Context
+	fail  context.CancelCauseFunc
+	quit  chan struct{} // closed when Run returns
+	wg    sync.WaitGroup
 }
 
 type turn struct {
@@ -243,6 +252,9 @@ func (p *Pipeline) Turn() uint32 {
 // Logger returns the pipeline's logger.
 func (p *Pipeline) Logger() *slog.Logger { return p.log }
 
+// State implements Runtime. It may be read before, during and after Run.
+func (p *Pipeline) State() *State { return &p.state }
+
 // Interrupt implements Runtime. It is safe to call from any goroutine while
 // Run is running, and does nothing before or after.
 func (p *Pipeline) Interrupt(reason string) uint32 {
@@ -293,6 +305,7 @@ func (p *Pipeline) Push(ctx context.Context, f frame.Frame) error {
 		if h.Turn == 0 {
 			h.Turn = p.Turn()
 		}
+		p.state.publish(f)
 	}
 	s := p.stages[0]
 	ch := s.data
@@ -466,6 +479,7 @@ func (s *stage) send(f frame.Frame, d Direction) {
 				h.Turn = p.Turn()
 			}
 		}
+		p.state.publish(f)
 	}
 	var next *stage
 	to := s.idx + 1
