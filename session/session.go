@@ -31,11 +31,13 @@ type Config struct {
 	Voice string // TTS voice, "" for the synthesizer's default
 	Agent AgentConfig
 	// Turn configures the turn-taking stage between recognition and the
-	// agent: false-interruption rules and endpointing.
+	// agent, which owns barge-in: its interruption policy,
+	// false-interruption rules and endpointing. The stage is always in the
+	// pipeline.
 	Turn turntaking.Config
-	// ImmediateInterruption leaves barge-in to the VAD, which interrupts
-	// the bot on every start of user speech, and drops the turn-taking
-	// stage (no false-interruption rules, no STT-aware endpointing).
+	// ImmediateInterruption sets Turn.Interruption to turntaking.Immediate:
+	// every start of user speech interrupts the bot (no minimum duration or
+	// words). Endpointing still applies.
 	ImmediateInterruption bool
 	// EchoCancel adds server-side echo cancellation for clients that do
 	// not cancel their own echo, configured by Echo. Its residual guard
@@ -226,16 +228,20 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 			vcfg.BotConfidence = DefaultBotConfidence
 		}
 	}
-	useTurn := !b.Config.ImmediateInterruption && !vcfg.NoInterrupt
-	vcfg.Defer = useTurn
+	tcfg := b.Config.Turn
+	if b.Config.ImmediateInterruption {
+		tcfg.Interruption = turntaking.Immediate
+	}
+	turns, err := turntaking.New(tcfg)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
 	procs = append(procs,
 		vad.NewDetector(b.VAD, pf.SampleRate, vcfg),
 		stt.NewProcessor(b.STT, sttCfg),
+		turns,
+		agent,
 	)
-	if useTurn {
-		procs = append(procs, turntaking.New(b.Config.Turn))
-	}
-	procs = append(procs, agent)
 	if b.Config.IdleEnabled {
 		procs = append(procs, idle.New(b.Config.Idle))
 	}

@@ -197,6 +197,15 @@ func usesTool(cfg config.Config, name string) bool {
 	return false
 }
 
+// interruption maps vad.no_interrupt onto the turn-taking stage's policy
+// (the detector only reports speech).
+func interruption(cfg config.Config) turntaking.Interruption {
+	if cfg.VAD.NoInterrupt {
+		return turntaking.Never
+	}
+	return ""
+}
+
 // sessionConfig maps the file's keys onto the session's settings.
 func sessionConfig(cfg config.Config) session.Config {
 	return session.Config{
@@ -205,7 +214,6 @@ func sessionConfig(cfg config.Config) session.Config {
 			StartDuration: time.Duration(cfg.VAD.StartDuration),
 			StopDuration:  time.Duration(cfg.VAD.StopDuration),
 			MinVolume:     cfg.VAD.MinVolume,
-			NoInterrupt:   cfg.VAD.NoInterrupt,
 			ResetEvery:    time.Duration(cfg.VAD.ResetEvery),
 			BotConfidence: cfg.VAD.BotConfidence,
 			BotMinVolume:  cfg.VAD.BotMinVolume,
@@ -213,6 +221,7 @@ func sessionConfig(cfg config.Config) session.Config {
 		Voice: cfg.TTS.Voice,
 		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
 		Turn: turntaking.Config{
+			Interruption:  interruption(cfg),
 			MinDuration:   time.Duration(cfg.Turn.MinDuration),
 			MinWords:      cfg.Turn.MinWords,
 			Backchannels:  cfg.Turn.Backchannels,

@@ -236,7 +236,7 @@ func TestReference(t *testing.T) {
 
 // residual is the turn detector's guard against what the canceller leaves
 // while it converges: while the bot speaks a start needs more confidence.
-var residual = vad.Config{Defer: true, BotConfidence: 0.85}
+var residual = vad.Config{BotConfidence: 0.85}
 
 // TestNoSelfInterruption runs the real Silero turn detector (told the bot
 // is speaking) on the microphone with and without the stage: the bot's
