@@ -15,6 +15,7 @@ import (
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/turns"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
@@ -105,7 +106,10 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		s.Close(err)
 		return err
 	}
-	lat := NewLatency(func(m frame.TurnMetrics) {
+	// One tracker follows the turns for the latency breakdown and the
+	// trace.
+	tracker := turns.New()
+	NewLatency(tracker, func(m frame.TurnMetrics) {
 		if s.Notify != nil {
 			s.Notify(&frame.Metrics{Latency: m})
 		}
@@ -115,7 +119,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		log.Info("turn", "turn", m.Turn, "voice_to_voice", m.VoiceToVoice, "stt_final", m.STTFinal,
 			"llm_first", m.LLMFirst, "tts_first", m.TTSFirst)
 	})
-	obs := append([]pipeline.Observer{lat}, b.Observers...)
+	obs := append([]pipeline.Observer{tracker}, b.Observers...)
 	if s.Observer != nil {
 		obs = append(obs, s.Observer)
 	}
@@ -125,7 +129,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		if tr == "" {
 			tr = "websocket"
 		}
-		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }})
+		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }, Turns: tracker})
 		obs = append(obs, st)
 		ctx = st.Context(ctx)
 		defer func() { st.End(err) }()
