@@ -312,9 +312,13 @@ func (c *conn) read() {
 			err = &provider.Error{Provider: Name, Op: "synthesize", Retryable: true, Err: fmt.Errorf("connection lost: %w", err)}
 			break
 		}
-		var m message
-		if kind != websocket.TextMessage || json.Unmarshal(b, &m) != nil || m.ContextID == "" {
-			err = &provider.Error{Provider: Name, Op: "synthesize", Retryable: true, Err: fmt.Errorf("%w: %.80q", ErrProtocol, b)}
+		if kind != websocket.TextMessage {
+			err = &provider.Error{Provider: Name, Op: "synthesize", Retryable: true, Err: fmt.Errorf("%w: binary message", ErrProtocol)}
+			break
+		}
+		m, perr := parse(b)
+		if perr != nil {
+			err = &provider.Error{Provider: Name, Op: "synthesize", Retryable: true, Err: fmt.Errorf("%w: %v: %.80q", ErrProtocol, perr, b)}
 			break
 		}
 		c.mu.Lock()
@@ -430,12 +434,8 @@ func (s *Synthesizer) SynthesizeTimed(ctx context.Context, text, voice string, e
 		}
 		switch m.Type {
 		case "chunk":
-			raw, err := base64.StdEncoding.DecodeString(m.Data)
-			if err == nil {
-				pcm, err = audio.DecodePCM16(pcm[:0], raw)
-			}
-			if err != nil {
-				return fail(fmt.Errorf("%w: audio: %v", ErrProtocol, err))
+			if pcm, err = chunk(m, pcm[:0]); err != nil {
+				return fail(err)
 			}
 			if !got {
 				got = true
@@ -446,6 +446,9 @@ func (s *Synthesizer) SynthesizeTimed(ctx context.Context, text, voice string, e
 				return err
 			}
 		case "timestamps":
+			if w := m.Timestamps; w != nil && (len(w.Start) != len(w.Words) || len(w.End) != len(w.Words)) {
+				return fail(fmt.Errorf("%w: timestamps of %d words with %d and %d times", ErrProtocol, len(w.Words), len(w.Start), len(w.End)))
+			}
 			if m.Timestamps != nil && words != nil {
 				words(*m.Timestamps)
 			}
@@ -462,4 +465,28 @@ func (s *Synthesizer) SynthesizeTimed(ctx context.Context, text, voice string, e
 			return fail(fmt.Errorf("%w: message type %q", ErrProtocol, m.Type))
 		}
 	}
+}
+
+// parse reads one server message; every message names its context.
+func parse(b []byte) (message, error) {
+	var m message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, err
+	}
+	if m.ContextID == "" {
+		return m, errors.New("no context_id")
+	}
+	return m, nil
+}
+
+// chunk appends the audio of a "chunk" message to dst.
+func chunk(m message, dst []int16) ([]int16, error) {
+	raw, err := base64.StdEncoding.DecodeString(m.Data)
+	if err == nil {
+		dst, err = audio.DecodePCM16(dst, raw)
+	}
+	if err != nil {
+		return dst, fmt.Errorf("%w: audio: %v", ErrProtocol, err)
+	}
+	return dst, nil
 }

@@ -158,3 +158,21 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"type":"chunk","context_id":"voiced-1","data":"AAABAA==","done":false,"status_code":206}`))
+	f.Add([]byte(`{"type":"timestamps","context_id":"voiced-1","word_timestamps":{"words":["Hi"],"start":[0],"end":[0.2]}}`))
+	f.Add([]byte(`{"type":"error","context_id":"voiced-1","status_code":429,"error":"slow down"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parse(b)
+		if err != nil {
+			return
+		}
+		if m.ContextID == "" {
+			t.Fatal("message without a context accepted")
+		}
+		if pcm, err := chunk(m, nil); err == nil && len(m.Data) == 0 && len(pcm) != 0 {
+			t.Fatal("audio from nothing")
+		}
+	})
+}

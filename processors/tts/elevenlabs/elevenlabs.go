@@ -350,39 +350,59 @@ func (s *Synthesizer) SynthesizeAligned(ctx context.Context, text, voice string,
 	var pcm []int16
 	got := false
 	for {
-		var m audioMessage
 		kind, b, err := c.ReadMessage()
 		if err != nil {
 			return fail(fmt.Errorf("connection lost: %w", err))
 		}
-		if kind != websocket.TextMessage || json.Unmarshal(b, &m) != nil {
-			return fail(fmt.Errorf("%w: %.80q", ErrProtocol, b))
+		if kind != websocket.TextMessage {
+			return fail(fmt.Errorf("%w: binary message", ErrProtocol))
 		}
-		if m.Error != "" {
-			return fail(fmt.Errorf("%s: %s", m.Error, m.Message))
+		var al *Alignment
+		var final bool
+		pcm, al, final, err = decode(b, pcm[:0])
+		if err != nil {
+			return fail(err)
 		}
-		if m.Audio != nil && *m.Audio != "" {
-			raw, err := base64.StdEncoding.DecodeString(*m.Audio)
-			if err != nil {
-				return fail(fmt.Errorf("%w: audio: %v", ErrProtocol, err))
-			}
-			if pcm, err = audio.DecodePCM16(pcm[:0], raw); err != nil {
-				return fail(fmt.Errorf("%w: %v", ErrProtocol, err))
-			}
+		if len(pcm) > 0 {
 			if !got {
 				got = true
 				first.Stop()
 				call.FirstResult()
 			}
-			if err := emit(pcm, m.Alignment); err != nil {
+			if err := emit(pcm, al); err != nil {
 				return err
 			}
 		}
-		if m.IsFinal != nil && *m.IsFinal {
+		if final {
 			if !got {
 				return fail(errors.New("no audio"))
 			}
 			return nil
 		}
 	}
+}
+
+// decode reads one server message: its audio appended to dst, its
+// alignment (nil if none), and whether it is the last (isFinal).
+func decode(b []byte, dst []int16) (pcm []int16, al *Alignment, final bool, err error) {
+	var m audioMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return dst, nil, false, fmt.Errorf("%w: %.80q", ErrProtocol, b)
+	}
+	if m.Error != "" {
+		return dst, nil, false, fmt.Errorf("%s: %s", m.Error, m.Message)
+	}
+	if m.Audio != nil && *m.Audio != "" {
+		raw, err := base64.StdEncoding.DecodeString(*m.Audio)
+		if err != nil {
+			return dst, nil, false, fmt.Errorf("%w: audio: %v", ErrProtocol, err)
+		}
+		if dst, err = audio.DecodePCM16(dst, raw); err != nil {
+			return dst, nil, false, fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+	}
+	if a := m.Alignment; a != nil && (len(a.StartMs) != len(a.Chars) || len(a.DurMs) != len(a.Chars)) {
+		return dst, nil, false, fmt.Errorf("%w: alignment of %d characters with %d and %d times", ErrProtocol, len(a.Chars), len(a.StartMs), len(a.DurMs))
+	}
+	return dst, m.Alignment, m.IsFinal != nil && *m.IsFinal, nil
 }

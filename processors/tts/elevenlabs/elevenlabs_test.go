@@ -147,3 +147,19 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"audio":"AAABAAIA","isFinal":null,"alignment":{"chars":["H","i"],"charStartTimesMs":[0,50],"charDurationsMs":[50,50]}}`))
+	f.Add([]byte(`{"isFinal":true}`))
+	f.Add([]byte(`{"error":"quota_exceeded","message":"no credits"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pcm, al, _, err := decode(b, nil)
+		if err != nil {
+			return
+		}
+		if al != nil && (len(al.StartMs) != len(al.Chars) || len(al.DurMs) != len(al.Chars)) {
+			t.Fatalf("inconsistent alignment accepted: %+v", al)
+		}
+		_ = pcm
+	})
+}
