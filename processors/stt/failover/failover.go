@@ -486,3 +486,15 @@ func sleep(ctx context.Context, closing <-chan struct{}, d time.Duration) error 
 		return nil
 	}
 }
+
+// Close closes the members that hold resources (those implementing
+// io.Closer: warm connections), and returns their errors joined.
+func (r *Recognizer) Close() error {
+	var errs []error
+	for _, m := range r.members {
+		if c, ok := m.Recognizer.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -392,3 +392,18 @@ func TestNewRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type closingRec struct {
+	*fakeRec
+	closed int
+}
+
+func (c *closingRec) Close() error { c.closed++; return nil }
+
+func TestCloseClosesTheMembers(t *testing.T) {
+	a := &closingRec{fakeRec: &fakeRec{rate: 16000, script: []behaviour{{}}}}
+	r, _ := New(Config{}, Member{"a", a}, Member{"b", &fakeRec{rate: 16000, script: []behaviour{{}}}})
+	if err := r.Close(); err != nil || a.closed != 1 {
+		t.Fatalf("%v, closed %d", err, a.closed)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -221,4 +222,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Close closes the members that hold resources (those implementing
+// io.Closer: warm connections), and returns their errors joined.
+func (s *Synthesizer) Close() error {
+	var errs []error
+	for _, m := range s.members {
+		if c, ok := m.Synthesizer.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }

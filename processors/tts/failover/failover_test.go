@@ -256,3 +256,19 @@ func TestMembersAtOtherRatesAreResampled(t *testing.T) {
 		t.Fatalf("no members: %v", err)
 	}
 }
+
+type closingSyn struct {
+	*fakeSyn
+	closed int
+}
+
+func (c *closingSyn) Close() error { c.closed++; return nil }
+
+func TestCloseClosesTheMembers(t *testing.T) {
+	a := &closingSyn{fakeSyn: &fakeSyn{rate: 16000}}
+	b := &fakeSyn{rate: 16000}
+	s, _ := New(Config{}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
+	if err := s.Close(); err != nil || a.closed != 1 {
+		t.Fatalf("%v, closed %d", err, a.closed)
+	}
+}
