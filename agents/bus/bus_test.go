@@ -368,3 +368,51 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	bs.Close(ctx)
 }
+
+// TestEventQueuedEverywhereBeforeAnyHandlerSeesIt checks the ordering
+// guarantee: while Publish still waits to queue an event to one matching
+// subscription (here a full Block queue), no handler may see it, so an event
+// a handler publishes in reaction cannot overtake the original at another
+// subscriber. Map order used to decide which subscription came first, so
+// the scenario is repeated until either order has surely been tried.
+func TestEventQueuedEverywhereBeforeAnyHandlerSeesIt(t *testing.T) {
+	for i := range 128 {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			b := bus.New(bus.Config{})
+			watch, _, err := b.SubscribeChan("*", bus.SubscribeOptions{Buffer: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seen []string // written by the reactor's goroutine, read after synctest.Wait
+			if _, err := b.Subscribe("text.french", func(ctx context.Context, ev bus.Event) {
+				seen = append(seen, ev.Data.(string))
+				if err := b.Publish(ctx, "text.english", bus.Event{Data: "hello"}); err != nil {
+					t.Errorf("republish: %v", err)
+				}
+			}, bus.SubscribeOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(ctx, "other", bus.Event{Data: "filler"}); err != nil { // fills watch
+				t.Fatal(err)
+			}
+			published := make(chan error, 1)
+			go func() { published <- b.Publish(ctx, "text.french", bus.Event{Data: "bonjour"}) }()
+			synctest.Wait() // Publish is blocked on the full watcher queue
+			if len(seen) != 0 {
+				t.Errorf("round %d: a handler saw %v before the event was queued to every subscription", i, seen)
+			}
+			var got []string
+			for range 3 {
+				got = append(got, (<-watch).Data.(string))
+			}
+			if err := <-published; err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != "filler,bonjour,hello" {
+				t.Errorf("round %d: watcher got %v, want the cause before its effect", i, got)
+			}
+			closeBus(t, b)
+		})
+	}
+}
