@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -415,4 +416,80 @@ func TestEventQueuedEverywhereBeforeAnyHandlerSeesIt(t *testing.T) {
 			closeBus(t, b)
 		})
 	}
+}
+
+// TestPublishIsAllOrNothing checks that a Publish cut short while waiting
+// for room queues the event nowhere, and that concurrent publishers queue
+// their events to every subscription in the same order.
+func TestPublishIsAllOrNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{})
+		free, _, _ := b.SubscribeChan("t", bus.SubscribeOptions{Buffer: 8})
+		full, _, _ := b.SubscribeChan("t", bus.SubscribeOptions{Buffer: 1})
+		if err := b.Publish(context.Background(), "t", bus.Event{Data: 1}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Publish(ctx, "t", bus.Event{Data: 2}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish to a full queue: %v", err)
+		}
+		if ev := <-free; ev.Data != 1 || len(free) != 0 {
+			t.Errorf("free queue got %v and %d more; the failed event must reach nobody", ev.Data, len(free))
+		}
+		<-full
+
+		const publishers, each = 4, 20
+		var wg sync.WaitGroup
+		for p := range publishers {
+			wg.Go(func() {
+				for i := range each {
+					if err := b.Publish(context.Background(), "t", bus.Event{Data: p*each + i}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		var a, c []any
+		for range publishers * each {
+			a = append(a, (<-free).Data)
+			c = append(c, (<-full).Data)
+		}
+		wg.Wait()
+		if !slices.Equal(a, c) {
+			t.Errorf("subscriptions saw different orders:\n%v\n%v", a, c)
+		}
+		closeBus(t, b)
+	})
+}
+
+// TestHandlerWakesEveryWaitingPublisher checks that publishers waiting for
+// room in a handler's full queue all go on as it drains.
+func TestHandlerWakesEveryWaitingPublisher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{})
+		release := make(chan struct{})
+		var got []any
+		if _, err := b.Subscribe("t", func(_ context.Context, ev bus.Event) {
+			<-release
+			got = append(got, ev.Data)
+		}, bus.SubscribeOptions{Buffer: 1}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Go(func() {
+				if err := b.Publish(context.Background(), "t", bus.Event{Data: i}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // one event in the handler, one queued, three publishers waiting
+		close(release)
+		wg.Wait()
+		closeBus(t, b)
+		if len(got) != 5 {
+			t.Errorf("handled %v, want 5 events", got)
+		}
+	})
 }
