@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -20,7 +21,8 @@ type StageConfig struct {
 	Entry string
 	// Voices maps agent names to TTS voices ("" or missing: the default).
 	Voices map[string]string
-	// MaxHistory bounds the messages kept (default 20).
+	// MaxHistory bounds the messages kept (default 20); tool calls and
+	// their results count as messages.
 	MaxHistory int
 	// SessionID is given to agents and tools through the context
 	// (SessionFromContext).
@@ -35,10 +37,18 @@ var ErrNoAgent = errors.New("agents: no such agent")
 // final user transcript it runs the agent under the turn context (barge-in
 // cancels the model and any tool in flight) and streams the answer
 // downstream as LLMResponseStart, LLMText..., LLMResponseEnd, with Handoff,
-// ToolCall and ToolResult frames as they happen. The assistant's side of the
-// history is written from BotSpoke frames coming back upstream from the
-// output transport, so an interrupted answer is recorded as only what the
-// user heard.
+// ToolCall and ToolResult frames as they happen.
+//
+// The history is the conversation the agents are given on the next turn.
+// It keeps the user's messages, the agents' tool calls and their results,
+// and each handoff as a transfer call with its result, the way the model
+// saw them; an assistant message's text is only what was played to the
+// user, written from BotSpoke frames coming back upstream from the output
+// transport, so an interrupted answer is recorded as only what the user
+// heard (and marked Interrupted). MaxHistory trims the oldest messages, but
+// never keeps a tool result without the call it answers; a call whose
+// result never came (the turn was interrupted while the tool ran) is given
+// a result that says so.
 //
 // A Stage serves one session. History, Active and Say are safe to call from
 // any goroutine.
@@ -55,10 +65,31 @@ type Stage struct {
 	// one after another.
 	last    chan struct{}
 	history []Message
-	// reply is the index in history of the answer being spoken, and its turn.
-	reply     int
-	replyTurn uint32
-	replyFull string // everything the agent said for that answer
+	// reply is the answer being given and spoken, not yet in history.
+	reply *reply
+}
+
+// reply is one answer's messages while the agent writes them and the
+// transport plays them: texts fill with what was played.
+type reply struct {
+	turn uint32
+	msgs []*Message
+	// texts are the messages that carry spoken text, in the order the text
+	// was said; played text fills them in that order.
+	texts []*said
+	next  int // first entry of texts not wholly played
+	// step is the assistant message the agent's current model step writes
+	// (its text, then its tool calls), or nil.
+	step    *Message
+	handoff int // numbers the handoff calls made up for Handoff events without one
+}
+
+// said is the text an assistant message was given to speak.
+type said struct {
+	m    *Message
+	text strings.Builder
+	// played counts the words of text played so far.
+	played int
 }
 
 // NewStage returns the agent stage.
@@ -69,7 +100,7 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
 	}
-	s := &Stage{cfg: cfg, byName: map[string]Runnable{}, reply: -1}
+	s := &Stage{cfg: cfg, byName: map[string]Runnable{}}
 	for _, a := range cfg.Agents {
 		s.byName[a.Name()] = a
 	}
@@ -99,11 +130,18 @@ func (s *Stage) Active() string {
 	return s.active
 }
 
-// History returns a copy of the conversation so far.
+// History returns a copy of the conversation so far, including the answer
+// in progress (its text as played so far).
 func (s *Stage) History() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Message(nil), s.history...)
+	h := cloneMessages(s.history)
+	if s.reply != nil {
+		for _, m := range s.reply.msgs {
+			h = append(h, cloneMessage(*m))
+		}
+	}
+	return h
 }
 
 // Process implements pipeline.Processor.
@@ -165,8 +203,9 @@ func (s *Stage) Say(text string) {
 		turn := s.rt.Turn()
 		s.mu.Lock()
 		s.settle()
-		s.push(Message{Role: RoleAssistant, Name: s.active})
-		s.reply, s.replyTurn, s.replyFull = len(s.history)-1, turn, strings.Join(strings.Fields(text), " ")
+		r := &reply{turn: turn}
+		r.say(s.active, text)
+		s.reply = r
 		s.mu.Unlock()
 		s.out.Emit(&frame.LLMResponseStart{Meta: frame.Meta{Turn: turn}})
 		s.out.Emit(&frame.LLMText{Meta: frame.Meta{Turn: turn}, Text: text})
@@ -182,24 +221,17 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 	out := s.out
 	s.mu.Lock()
 	s.settle()
-	s.push(Message{Role: RoleUser, Content: text})
-	in := Input{Messages: append([]Message(nil), s.history...)}
+	s.history = append(s.history, Message{Role: RoleUser, Content: text})
+	s.trim()
+	in := Input{Messages: cloneMessages(s.history)}
 	agent := s.byName[s.active]
-	s.push(Message{Role: RoleAssistant, Name: agent.Name()})
-	s.reply, s.replyTurn, s.replyFull = len(s.history)-1, turn, ""
+	r := &reply{turn: turn}
+	s.reply = r
 	s.mu.Unlock()
 
 	ctx = WithSession(ctx, SessionInfo{ID: s.cfg.SessionID, Say: s.Say})
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
-	var full strings.Builder
-	defer func() {
-		s.mu.Lock()
-		if s.replyTurn == turn {
-			s.replyFull = strings.Join(strings.Fields(full.String()), " ")
-		}
-		s.mu.Unlock()
-	}()
 	for ev, err := range agent.Run(ctx, in) {
 		if err != nil {
 			if ctx.Err() != nil {
@@ -208,34 +240,45 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agents: %s: %w", agent.Name(), err)})
 			break
 		}
+		author := ev.Agent
+		if author == "" {
+			author = agent.Name()
+		}
 		switch ev.Kind {
 		case EventText:
 			if ev.Text != "" {
-				full.WriteString(ev.Text)
+				s.mu.Lock()
+				r.say(author, ev.Text)
+				s.mu.Unlock()
 				out.Emit(&frame.LLMText{Meta: meta, Text: ev.Text})
 			}
 		case EventHandoff:
-			if ev.Handoff == nil {
+			h := ev.Handoff
+			if h == nil {
 				continue
 			}
 			s.mu.Lock()
-			if s.byName[ev.Handoff.To] != nil {
-				s.active = ev.Handoff.To
+			if s.byName[h.To] != nil {
+				s.active = h.To
 			}
-			if s.reply >= 0 {
-				s.history[s.reply].Name = ev.Handoff.To
-			}
+			r.handoffHop(author, *h)
 			s.mu.Unlock()
-			out.Emit(&frame.Handoff{Meta: meta, From: ev.Handoff.From, To: ev.Handoff.To, Voice: s.cfg.Voices[ev.Handoff.To]})
+			out.Emit(&frame.Handoff{Meta: meta, From: h.From, To: h.To, Voice: s.cfg.Voices[h.To]})
 		case EventToolCall:
 			if c := ev.ToolCall; c != nil {
+				s.mu.Lock()
+				r.call(author, *c)
+				s.mu.Unlock()
 				out.Emit(&frame.ToolCall{Meta: meta, Agent: ev.Agent, Name: c.Name, CallID: c.ID, Arguments: c.Arguments})
 			}
 		case EventToolResult:
-			if r := ev.ToolResult; r != nil {
-				tr := &frame.ToolResult{Meta: meta, Agent: ev.Agent, Name: r.Name, CallID: r.CallID}
-				if r.Err != nil {
-					tr.Err = r.Err.Error()
+			if res := ev.ToolResult; res != nil {
+				s.mu.Lock()
+				r.result(author, *res)
+				s.mu.Unlock()
+				tr := &frame.ToolResult{Meta: meta, Agent: ev.Agent, Name: res.Name, CallID: res.CallID}
+				if res.Err != nil {
+					tr.Err = res.Err.Error()
 				}
 				out.Emit(tr)
 			}
@@ -244,48 +287,173 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 	out.Emit(&frame.LLMResponseEnd{Meta: meta})
 }
 
-// settle closes the previous answer before a new one: if less was played
-// than the agent said, it was interrupted. s.mu held.
-func (s *Stage) settle() {
-	if s.reply >= 0 && strings.Join(strings.Fields(s.history[s.reply].Content), " ") != s.replyFull {
-		s.history[s.reply].Interrupted = true
+// say adds text the agent author says to the reply: to the current step's
+// message if author writes it and it has no tool calls yet, else to a new
+// assistant message.
+func (r *reply) say(author, text string) {
+	if r.step == nil || r.step.Name != author || len(r.step.ToolCalls) > 0 {
+		r.step = &Message{Role: RoleAssistant, Name: author}
+		r.msgs = append(r.msgs, r.step)
 	}
-	s.reply = -1
+	if n := len(r.texts); n == 0 || r.texts[n-1].m != r.step {
+		r.texts = append(r.texts, &said{m: r.step})
+	}
+	r.texts[len(r.texts)-1].text.WriteString(text)
 }
 
-// spoke appends played text to the answer of its turn.
+// call adds a tool call of author's to the current step's message if
+// author writes it, else to a new assistant message.
+func (r *reply) call(author string, c ToolCall) {
+	if r.step == nil || r.step.Name != author || r.answered(r.step) {
+		r.step = &Message{Role: RoleAssistant, Name: author}
+		r.msgs = append(r.msgs, r.step)
+	}
+	r.step.ToolCalls = append(r.step.ToolCalls, c)
+}
+
+// answered reports whether a result for one of m's calls is in the reply:
+// a call added to m now would come after a result.
+func (r *reply) answered(m *Message) bool {
+	i := slices.Index(r.msgs, m)
+	return i >= 0 && i+1 < len(r.msgs) && r.msgs[i+1].Role == RoleTool
+}
+
+// result adds a tool message right after the results already given to
+// the calls of the message that made the call (calls of agents working in
+// parallel may be answered in any order). A result for a call the reply
+// does not hold gets its call made up, so that it is never alone.
+func (r *reply) result(author string, res ToolResult) {
+	m := &Message{Role: RoleTool, Name: res.Name, ToolCallID: res.CallID, Content: res.Content}
+	for i := len(r.msgs) - 1; i >= 0; i-- {
+		if !slices.ContainsFunc(r.msgs[i].ToolCalls, func(c ToolCall) bool { return c.ID == res.CallID }) {
+			continue
+		}
+		j := i + 1
+		for j < len(r.msgs) && r.msgs[j].Role == RoleTool {
+			j++
+		}
+		r.msgs = slices.Insert(r.msgs, j, m)
+		return
+	}
+	r.step = nil
+	r.call(author, ToolCall{ID: res.CallID, Name: res.Name, Arguments: "{}"})
+	r.msgs = append(r.msgs, m)
+	r.step = nil
+}
+
+// handoffHop records a handoff as the model saw it: the transfer call of
+// the agent that handed off (made up if the event has no call ID) and its
+// result. The target's messages follow.
+func (r *reply) handoffHop(author string, h Handoff) {
+	if h.From != "" {
+		author = h.From
+	}
+	id := h.CallID
+	if id == "" {
+		r.handoff++
+		id = fmt.Sprintf("handoff_%d_%d", r.turn, r.handoff)
+	}
+	r.call(author, ToolCall{ID: id, Name: HandoffToolName(h.To), Arguments: "{}"})
+	r.result(author, ToolResult{CallID: id, Name: HandoffToolName(h.To), Content: TransferResult(h.To)})
+	r.step = nil
+}
+
+// interruptedResult is the result given to a call whose result never came.
+const interruptedResult = "error: the user interrupted before the tool returned"
+
+// spoke fills the reply's texts, in order, with the words of f.
 func (s *Stage) spoke(f *frame.BotSpoke) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reply < 0 || f.Turn != s.replyTurn {
+	r := s.reply
+	if r == nil || f.Turn != r.turn || len(r.texts) == 0 {
 		return
 	}
-	m := &s.history[s.reply]
-	if m.Content != "" {
-		m.Content += " "
+	words := strings.Fields(f.Text)
+	for len(words) > 0 {
+		t := r.texts[r.next]
+		take := len(words)
+		if r.next < len(r.texts)-1 { // the last text takes any excess
+			room := len(strings.Fields(t.text.String())) - t.played
+			if room <= 0 {
+				r.next++
+				continue
+			}
+			take = min(take, room)
+		}
+		if t.m.Content != "" {
+			t.m.Content += " "
+		}
+		t.m.Content += strings.Join(words[:take], " ")
+		t.played += take
+		words = words[take:]
 	}
-	m.Content += strings.TrimSpace(f.Text)
 }
 
-// push appends m, dropping the oldest messages beyond MaxHistory. s.mu held.
-func (s *Stage) push(m Message) {
-	s.history = append(s.history, m)
-	if over := len(s.history) - s.cfg.MaxHistory; over > 0 {
-		s.history = append(s.history[:0], s.history[over:]...)
-		if s.reply >= 0 {
-			s.reply -= over
+// settle moves the previous answer into the history: a text less played
+// than said is marked Interrupted, a text message with nothing played and
+// no tool calls is dropped, and a call without a result gets one. s.mu
+// held.
+func (s *Stage) settle() {
+	r := s.reply
+	if r == nil {
+		return
+	}
+	s.reply = nil
+	for _, t := range r.texts {
+		if strings.Join(strings.Fields(t.m.Content), " ") != strings.Join(strings.Fields(t.text.String()), " ") {
+			t.m.Interrupted = true
 		}
 	}
-	// Drop an empty answer that was never spoken from the model's view.
-	for i := 0; i < len(s.history)-1; i++ {
-		if s.history[i].Role == RoleAssistant && s.history[i].Content == "" && i != s.reply {
-			s.history = append(s.history[:i], s.history[i+1:]...)
-			if s.reply > i {
-				s.reply--
+	for i, m := range r.msgs {
+		switch {
+		case m.Role == RoleTool:
+			continue // copied with the call it answers
+		case m.Content == "" && len(m.ToolCalls) == 0:
+			continue // said nothing that was heard
+		}
+		s.history = append(s.history, *m)
+		answered := map[string]bool{}
+		for _, t := range r.msgs[i+1:] {
+			if t.Role != RoleTool {
+				break
 			}
-			i--
+			s.history = append(s.history, *t)
+			answered[t.ToolCallID] = true
+		}
+		for _, c := range m.ToolCalls {
+			if !answered[c.ID] {
+				s.history = append(s.history, Message{Role: RoleTool, Name: c.Name, ToolCallID: c.ID, Content: interruptedResult})
+			}
 		}
 	}
+	s.trim()
+}
+
+// trim drops the oldest messages beyond MaxHistory, and then any tool
+// messages left at the start without the call they answer. s.mu held.
+func (s *Stage) trim() {
+	h := s.history
+	if over := len(h) - s.cfg.MaxHistory; over > 0 {
+		h = h[over:]
+	}
+	for len(h) > 0 && h[0].Role == RoleTool {
+		h = h[1:]
+	}
+	s.history = append(s.history[:0], h...)
+}
+
+func cloneMessage(m Message) Message {
+	m.ToolCalls = slices.Clone(m.ToolCalls)
+	return m
+}
+
+func cloneMessages(ms []Message) []Message {
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = cloneMessage(m)
+	}
+	return out
 }
 
 // SessionInfo is what agents and tools know of the session they serve.
