@@ -67,10 +67,18 @@ func (s *speaker) Process(ctx context.Context, f frame.Frame, out pipeline.Emitt
 	if l, ok := f.(*frame.LLMText); ok {
 		s.buf.WriteString(l.Text)
 		if strings.HasSuffix(strings.TrimSpace(l.Text), ".") {
-			sentence := strings.TrimSpace(s.buf.String())
+			s.mu.Lock()
+			s.text = append(s.text, strings.TrimSpace(s.buf.String()))
+			s.mu.Unlock()
 			s.buf.Reset()
 			turn := l.Turn
+			// Timers due at the same time fire in any order: each plays
+			// the oldest sentence, so they are reported in order.
 			time.AfterFunc(50*time.Millisecond, func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				sentence := s.text[0]
+				s.text = s.text[1:]
 				if s.rt.Turn() == turn {
 					s.out.EmitUp(&frame.BotSpoke{Meta: frame.Meta{Turn: turn}, Text: sentence})
 				}
