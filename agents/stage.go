@@ -58,6 +58,8 @@ type Stage struct {
 	rt     pipeline.Runtime
 	out    pipeline.Emitter
 
+	done chan struct{} // closed by Close
+
 	mu     sync.Mutex
 	closed bool
 	active string
@@ -100,7 +102,7 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
 	}
-	s := &Stage{cfg: cfg, byName: map[string]Runnable{}}
+	s := &Stage{cfg: cfg, byName: map[string]Runnable{}, done: make(chan struct{})}
 	for _, a := range cfg.Agents {
 		s.byName[a.Name()] = a
 	}
@@ -165,10 +167,14 @@ func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter
 }
 
 // Close implements io.Closer: after it, Say does nothing (the session is
-// over).
+// over) and the SessionInfo's Done channel given to agents and tools is
+// closed. It is idempotent.
 func (s *Stage) Close() error {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -229,7 +235,7 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 	s.reply = r
 	s.mu.Unlock()
 
-	ctx = WithSession(ctx, SessionInfo{ID: s.cfg.SessionID, Say: s.Say})
+	ctx = WithSession(ctx, SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done})
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {
@@ -460,7 +466,12 @@ func cloneMessages(ms []Message) []Message {
 type SessionInfo struct {
 	ID string
 	// Say speaks text to the session as the active agent (goroutine-safe).
+	// It does nothing once the session has ended.
 	Say func(text string)
+	// Done is closed when the session ends, so that what keeps Say for
+	// later (a workflow that will announce its result) can let it go.
+	// Nil if the host cannot tell.
+	Done <-chan struct{}
 }
 
 type sessionKey struct{}

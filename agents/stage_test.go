@@ -273,8 +273,13 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 		if len(billing.inputs) != 1 || billing.inputs[0].Text() != "thanks" || len(triage.inputs) != 1 {
 			t.Fatalf("triage ran %d times, billing %d (%+v)", len(triage.inputs), len(billing.inputs), billing.inputs)
 		}
-		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil {
+		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil || triage.sess[0].Done == nil {
 			t.Fatalf("agent's session info %+v", triage.sess[0])
+		}
+		select {
+		case <-triage.sess[0].Done:
+		default:
+			t.Error("SessionInfo.Done still open after the session ended")
 		}
 	})
 }
