@@ -1,4 +1,4 @@
-package agents_test
+package agent_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
+	"github.com/voiced-dev/voiced/processors/agent"
 )
 
 // fakeModel answers from a list, one word per 100 ms, and records requests.
@@ -120,7 +121,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, err := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 }
 
 func TestStageNeedsModel(t *testing.T) {
-	if _, err := agents.NewStage(agents.StageConfig{}); err == nil {
+	if _, err := agent.New(agent.Config{}); err == nil {
 		t.Fatal("NewStage without a model succeeded")
 	}
 }
@@ -230,7 +231,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 			{Agent: "billing", Kind: agents.EventText, Text: "Invoice 42 is paid."},
 		}}
 		billing := &scriptAgent{name: "billing", events: []agents.AgentEvent{{Agent: "billing", Kind: agents.EventText, Text: "Anything else?"}}}
-		st, err := agents.NewStage(agents.StageConfig{
+		st, err := agent.New(agent.Config{
 			Agents:    []agents.Runnable{triage, billing},
 			Voices:    map[string]string{"billing": "awb"},
 			SessionID: "s1",
@@ -287,7 +288,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 func TestStageSay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &scriptAgent{name: "a"}
-		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		var rec pipelinetest.Recorder
 		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, st)
 		ctx := context.Background()
@@ -308,11 +309,11 @@ func TestStageSay(t *testing.T) {
 
 func TestStageEntry(t *testing.T) {
 	a, b := &scriptAgent{name: "a"}, &scriptAgent{name: "b"}
-	st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a, b}, Entry: "b"})
+	st, err := agent.New(agent.Config{Agents: []agents.Runnable{a, b}, Entry: "b"})
 	if err != nil || st.Active() != "b" {
 		t.Fatalf("NewStage = %v, active %q", err, st.Active())
 	}
-	if _, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agents.ErrNoAgent) {
+	if _, err := agent.New(agent.Config{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agent.ErrNoAgent) {
 		t.Fatalf("unknown entry: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package agents_test
+package agent_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/agent"
 )
 
 // modelStep is one call of an expectModel: the conversation it must be
@@ -102,7 +103,7 @@ type orderIDArgs struct {
 // runTurns runs st behind an interrupter and before a speaker, pushes each
 // user text as a final transcript once the previous answer was played, and
 // ends the session.
-func runTurns(t *testing.T, st *agents.Stage, texts ...string) {
+func runTurns(t *testing.T, st *agent.Processor, texts ...string) {
 	t.Helper()
 	p := pipeline.New(pipeline.Options{}, &interrupter{}, st, &speaker{})
 	ctx := context.Background()
@@ -152,7 +153,7 @@ func TestStageRemembersToolResults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, err := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func TestStageHistoryKeepsHandoffHops(t *testing.T) {
 			{want: first, text: "I see two charges."},
 			{want: append(first, said("billing", "I see two charges."), u2), text: "It is refunded."},
 		}
-		st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{triage, billing}})
+		st, err := agent.New(agent.Config{Agents: []agents.Runnable{triage, billing}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +223,7 @@ func TestStageInterruptedToolCallGetsResult(t *testing.T) {
 			return "", context.Cause(ctx)
 		})
 		a, _ := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "a", Model: model, Tools: []agents.Tool{tool}})
-		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		runTurns(t, st, u1.Content, "STOP", u2.Content)
 		model.done()
 	})
@@ -248,7 +249,7 @@ func TestStageTrimNeverSplitsCallAndResult(t *testing.T) {
 			return "order " + a.ID + ": 42.50 EUR, shipped", nil
 		})
 		a, _ := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "a", Model: model, Tools: []agents.Tool{tool}})
-		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}, MaxHistory: 3})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{a}, MaxHistory: 3})
 		runTurns(t, st, u1.Content, u2.Content)
 		model.done()
 	})
@@ -271,7 +272,7 @@ func TestStageHistoryPairsInterleavedCalls(t *testing.T) {
 			callEv("A", a1), callEv("B", b1), resEv("A", a1), callEv("A", a2), resEv("B", b1), resEv("A", a2),
 			{Agent: "A", Kind: agents.EventText, Text: "All done."},
 		}}
-		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{w}})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{w}})
 		runTurns(t, st, "go")
 		want := []agents.Message{
 			user("go"),

@@ -1,4 +1,8 @@
-package agents
+// Package agent is the pipeline stage that hosts a session's agents (see
+// package agents): for each final user transcript it runs the active agent
+// under the turn context, streams the answer downstream, and keeps the
+// conversation's history, trimmed to what the user heard.
+package agent
 
 import (
 	"context"
@@ -8,15 +12,16 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 )
 
-// StageConfig configures a Stage.
-type StageConfig struct {
+// Config configures a Processor.
+type Config struct {
 	// Agents are the agents the session can talk to, by Name. A handoff to
 	// one of them makes it the active agent for the following turns.
-	Agents []Runnable
+	Agents []agents.Runnable
 	// Entry names the agent active at the start (default: the first).
 	Entry string
 	// Voices maps agent names to TTS voices ("" or missing: the default).
@@ -29,11 +34,11 @@ type StageConfig struct {
 	SessionID string
 }
 
-// ErrNoAgent is returned by NewStage without agents, or with an Entry that
+// ErrNoAgent is returned by New without agents, or with an Entry that
 // is not one of them.
-var ErrNoAgent = errors.New("agents: no such agent")
+var ErrNoAgent = errors.New("agent: no such agent")
 
-// Stage is the pipeline stage that runs the session's active agent. For each
+// Processor is the pipeline stage that runs the session's active agent. For each
 // final user transcript it runs the agent under the turn context (barge-in
 // cancels the model and any tool in flight) and streams the answer
 // downstream as LLMResponseStart, LLMText..., LLMResponseEnd, with Handoff,
@@ -50,11 +55,11 @@ var ErrNoAgent = errors.New("agents: no such agent")
 // result never came (the turn was interrupted while the tool ran) is given
 // a result that says so.
 //
-// A Stage serves one session. History, Active and Say are safe to call from
+// A Processor serves one session. History, Active and Say are safe to call from
 // any goroutine.
-type Stage struct {
-	cfg    StageConfig
-	byName map[string]Runnable
+type Processor struct {
+	cfg    Config
+	byName map[string]agents.Runnable
 	rt     pipeline.Runtime
 	out    pipeline.Emitter
 
@@ -66,7 +71,7 @@ type Stage struct {
 	// last is closed when the latest answer's goroutine ends; answers run
 	// one after another.
 	last    chan struct{}
-	history []Message
+	history []agents.Message
 	// reply is the answer being given and spoken, not yet in history.
 	reply *reply
 }
@@ -75,34 +80,34 @@ type Stage struct {
 // transport plays them: texts fill with what was played.
 type reply struct {
 	turn uint32
-	msgs []*Message
+	msgs []*agents.Message
 	// texts are the messages that carry spoken text, in the order the text
 	// was said; played text fills them in that order.
 	texts []*said
 	next  int // first entry of texts not wholly played
 	// step is the assistant message the agent's current model step writes
 	// (its text, then its tool calls), or nil.
-	step    *Message
+	step    *agents.Message
 	handoff int // numbers the handoff calls made up for Handoff events without one
 }
 
 // said is the text an assistant message was given to speak.
 type said struct {
-	m    *Message
+	m    *agents.Message
 	text strings.Builder
 	// played counts the words of text played so far.
 	played int
 }
 
-// NewStage returns the agent stage.
-func NewStage(cfg StageConfig) (*Stage, error) {
+// New returns the agent stage.
+func New(cfg Config) (*Processor, error) {
 	if len(cfg.Agents) == 0 {
 		return nil, fmt.Errorf("%w: the stage needs at least one agent", ErrNoAgent)
 	}
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
 	}
-	s := &Stage{cfg: cfg, byName: map[string]Runnable{}, done: make(chan struct{})}
+	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{})}
 	for _, a := range cfg.Agents {
 		s.byName[a.Name()] = a
 	}
@@ -117,16 +122,16 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 }
 
 // Name implements pipeline.Namer.
-func (s *Stage) Name() string { return "agent" }
+func (s *Processor) Name() string { return "agent" }
 
 // Start implements pipeline.Starter.
-func (s *Stage) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
+func (s *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	s.rt, s.out = rt, out
 	return nil
 }
 
 // Active returns the name of the active agent.
-func (s *Stage) Active() string {
+func (s *Processor) Active() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.active
@@ -134,7 +139,7 @@ func (s *Stage) Active() string {
 
 // History returns a copy of the conversation so far, including the answer
 // in progress (its text as played so far).
-func (s *Stage) History() []Message {
+func (s *Processor) History() []agents.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := cloneMessages(s.history)
@@ -147,7 +152,7 @@ func (s *Stage) History() []Message {
 }
 
 // Process implements pipeline.Processor.
-func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+func (s *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	switch f := f.(type) {
 	case *frame.Transcript:
 		if !f.Final || strings.TrimSpace(f.Text) == "" {
@@ -169,7 +174,7 @@ func (s *Stage) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter
 // Close implements io.Closer: after it, Say does nothing (the session is
 // over) and the SessionInfo's Done channel given to agents and tools is
 // closed. It is idempotent.
-func (s *Stage) Close() error {
+func (s *Processor) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
@@ -180,7 +185,7 @@ func (s *Stage) Close() error {
 }
 
 // queue runs fn on a pipeline goroutine after the answers before it.
-func (s *Stage) queue(fn func()) {
+func (s *Processor) queue(fn func()) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -200,7 +205,7 @@ func (s *Stage) queue(fn func()) {
 
 // Say speaks text as the active agent, after any answer in progress: a
 // workflow's announcement, say. It can be interrupted like any answer.
-func (s *Stage) Say(text string) {
+func (s *Processor) Say(text string) {
 	text = strings.TrimSpace(text)
 	if text == "" || s.rt == nil {
 		return
@@ -220,22 +225,22 @@ func (s *Stage) Say(text string) {
 }
 
 // answer runs the active agent for one user message under the turn context.
-func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
+func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	if ctx.Err() != nil {
 		return // interrupted before it started
 	}
 	out := s.out
 	s.mu.Lock()
 	s.settle()
-	s.history = append(s.history, Message{Role: RoleUser, Content: text})
+	s.history = append(s.history, agents.Message{Role: agents.RoleUser, Content: text})
 	s.trim()
-	in := Input{Messages: cloneMessages(s.history)}
+	in := agents.Input{Messages: cloneMessages(s.history)}
 	agent := s.byName[s.active]
 	r := &reply{turn: turn}
 	s.reply = r
 	s.mu.Unlock()
 
-	ctx = WithSession(ctx, SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done})
+	ctx = agents.WithSession(ctx, agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done})
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {
@@ -251,14 +256,14 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 			author = agent.Name()
 		}
 		switch ev.Kind {
-		case EventText:
+		case agents.EventText:
 			if ev.Text != "" {
 				s.mu.Lock()
 				r.say(author, ev.Text)
 				s.mu.Unlock()
 				out.Emit(&frame.LLMText{Meta: meta, Text: ev.Text})
 			}
-		case EventHandoff:
+		case agents.EventHandoff:
 			h := ev.Handoff
 			if h == nil {
 				continue
@@ -270,14 +275,14 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 			r.handoffHop(author, *h)
 			s.mu.Unlock()
 			out.Emit(&frame.Handoff{Meta: meta, From: h.From, To: h.To, Voice: s.cfg.Voices[h.To]})
-		case EventToolCall:
+		case agents.EventToolCall:
 			if c := ev.ToolCall; c != nil {
 				s.mu.Lock()
 				r.call(author, *c)
 				s.mu.Unlock()
 				out.Emit(&frame.ToolCall{Meta: meta, Agent: ev.Agent, Name: c.Name, CallID: c.ID, Arguments: c.Arguments})
 			}
-		case EventToolResult:
+		case agents.EventToolResult:
 			if res := ev.ToolResult; res != nil {
 				s.mu.Lock()
 				r.result(author, *res)
@@ -298,7 +303,7 @@ func (s *Stage) answer(ctx context.Context, turn uint32, text string) {
 // assistant message.
 func (r *reply) say(author, text string) {
 	if r.step == nil || r.step.Name != author || len(r.step.ToolCalls) > 0 {
-		r.step = &Message{Role: RoleAssistant, Name: author}
+		r.step = &agents.Message{Role: agents.RoleAssistant, Name: author}
 		r.msgs = append(r.msgs, r.step)
 	}
 	if n := len(r.texts); n == 0 || r.texts[n-1].m != r.step {
@@ -309,9 +314,9 @@ func (r *reply) say(author, text string) {
 
 // call adds a tool call of author's to the current step's message if
 // author writes it, else to a new assistant message.
-func (r *reply) call(author string, c ToolCall) {
+func (r *reply) call(author string, c agents.ToolCall) {
 	if r.step == nil || r.step.Name != author || r.answered(r.step) {
-		r.step = &Message{Role: RoleAssistant, Name: author}
+		r.step = &agents.Message{Role: agents.RoleAssistant, Name: author}
 		r.msgs = append(r.msgs, r.step)
 	}
 	r.step.ToolCalls = append(r.step.ToolCalls, c)
@@ -319,30 +324,30 @@ func (r *reply) call(author string, c ToolCall) {
 
 // answered reports whether a result for one of m's calls is in the reply:
 // a call added to m now would come after a result.
-func (r *reply) answered(m *Message) bool {
+func (r *reply) answered(m *agents.Message) bool {
 	i := slices.Index(r.msgs, m)
-	return i >= 0 && i+1 < len(r.msgs) && r.msgs[i+1].Role == RoleTool
+	return i >= 0 && i+1 < len(r.msgs) && r.msgs[i+1].Role == agents.RoleTool
 }
 
 // result adds a tool message right after the results already given to
 // the calls of the message that made the call (calls of agents working in
 // parallel may be answered in any order). A result for a call the reply
 // does not hold gets its call made up, so that it is never alone.
-func (r *reply) result(author string, res ToolResult) {
-	m := &Message{Role: RoleTool, Name: res.Name, ToolCallID: res.CallID, Content: res.Content}
+func (r *reply) result(author string, res agents.ToolResult) {
+	m := &agents.Message{Role: agents.RoleTool, Name: res.Name, ToolCallID: res.CallID, Content: res.Content}
 	for i := len(r.msgs) - 1; i >= 0; i-- {
-		if !slices.ContainsFunc(r.msgs[i].ToolCalls, func(c ToolCall) bool { return c.ID == res.CallID }) {
+		if !slices.ContainsFunc(r.msgs[i].ToolCalls, func(c agents.ToolCall) bool { return c.ID == res.CallID }) {
 			continue
 		}
 		j := i + 1
-		for j < len(r.msgs) && r.msgs[j].Role == RoleTool {
+		for j < len(r.msgs) && r.msgs[j].Role == agents.RoleTool {
 			j++
 		}
 		r.msgs = slices.Insert(r.msgs, j, m)
 		return
 	}
 	r.step = nil
-	r.call(author, ToolCall{ID: res.CallID, Name: res.Name, Arguments: "{}"})
+	r.call(author, agents.ToolCall{ID: res.CallID, Name: res.Name, Arguments: "{}"})
 	r.msgs = append(r.msgs, m)
 	r.step = nil
 }
@@ -350,7 +355,7 @@ func (r *reply) result(author string, res ToolResult) {
 // handoffHop records a handoff as the model saw it: the transfer call of
 // the agent that handed off (made up if the event has no call ID) and its
 // result. The target's messages follow.
-func (r *reply) handoffHop(author string, h Handoff) {
+func (r *reply) handoffHop(author string, h agents.Handoff) {
 	if h.From != "" {
 		author = h.From
 	}
@@ -359,8 +364,8 @@ func (r *reply) handoffHop(author string, h Handoff) {
 		r.handoff++
 		id = fmt.Sprintf("handoff_%d_%d", r.turn, r.handoff)
 	}
-	r.call(author, ToolCall{ID: id, Name: HandoffToolName(h.To), Arguments: "{}"})
-	r.result(author, ToolResult{CallID: id, Name: HandoffToolName(h.To), Content: TransferResult(h.To)})
+	r.call(author, agents.ToolCall{ID: id, Name: agents.HandoffToolName(h.To), Arguments: "{}"})
+	r.result(author, agents.ToolResult{CallID: id, Name: agents.HandoffToolName(h.To), Content: agents.TransferResult(h.To)})
 	r.step = nil
 }
 
@@ -368,7 +373,7 @@ func (r *reply) handoffHop(author string, h Handoff) {
 const interruptedResult = "error: the user interrupted before the tool returned"
 
 // spoke fills the reply's texts, in order, with the words of f.
-func (s *Stage) spoke(f *frame.BotSpoke) {
+func (s *Processor) spoke(f *frame.BotSpoke) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.reply
@@ -400,7 +405,7 @@ func (s *Stage) spoke(f *frame.BotSpoke) {
 // than said is marked Interrupted, a text message with nothing played and
 // no tool calls is dropped, and a call without a result gets one. s.mu
 // held.
-func (s *Stage) settle() {
+func (s *Processor) settle() {
 	r := s.reply
 	if r == nil {
 		return
@@ -413,7 +418,7 @@ func (s *Stage) settle() {
 	}
 	for i, m := range r.msgs {
 		switch {
-		case m.Role == RoleTool:
+		case m.Role == agents.RoleTool:
 			continue // copied with the call it answers
 		case m.Content == "" && len(m.ToolCalls) == 0:
 			continue // said nothing that was heard
@@ -421,7 +426,7 @@ func (s *Stage) settle() {
 		s.history = append(s.history, *m)
 		answered := map[string]bool{}
 		for _, t := range r.msgs[i+1:] {
-			if t.Role != RoleTool {
+			if t.Role != agents.RoleTool {
 				break
 			}
 			s.history = append(s.history, *t)
@@ -429,7 +434,7 @@ func (s *Stage) settle() {
 		}
 		for _, c := range m.ToolCalls {
 			if !answered[c.ID] {
-				s.history = append(s.history, Message{Role: RoleTool, Name: c.Name, ToolCallID: c.ID, Content: interruptedResult})
+				s.history = append(s.history, agents.Message{Role: agents.RoleTool, Name: c.Name, ToolCallID: c.ID, Content: interruptedResult})
 			}
 		}
 	}
@@ -438,51 +443,26 @@ func (s *Stage) settle() {
 
 // trim drops the oldest messages beyond MaxHistory, and then any tool
 // messages left at the start without the call they answer. s.mu held.
-func (s *Stage) trim() {
+func (s *Processor) trim() {
 	h := s.history
 	if over := len(h) - s.cfg.MaxHistory; over > 0 {
 		h = h[over:]
 	}
-	for len(h) > 0 && h[0].Role == RoleTool {
+	for len(h) > 0 && h[0].Role == agents.RoleTool {
 		h = h[1:]
 	}
 	s.history = append(s.history[:0], h...)
 }
 
-func cloneMessage(m Message) Message {
+func cloneMessage(m agents.Message) agents.Message {
 	m.ToolCalls = slices.Clone(m.ToolCalls)
 	return m
 }
 
-func cloneMessages(ms []Message) []Message {
-	out := make([]Message, len(ms))
+func cloneMessages(ms []agents.Message) []agents.Message {
+	out := make([]agents.Message, len(ms))
 	for i, m := range ms {
 		out[i] = cloneMessage(m)
 	}
 	return out
-}
-
-// SessionInfo is what agents and tools know of the session they serve.
-type SessionInfo struct {
-	ID string
-	// Say speaks text to the session as the active agent (goroutine-safe).
-	// It does nothing once the session has ended.
-	Say func(text string)
-	// Done is closed when the session ends, so that what keeps Say for
-	// later (a workflow that will announce its result) can let it go.
-	// Nil if the host cannot tell.
-	Done <-chan struct{}
-}
-
-type sessionKey struct{}
-
-// WithSession returns ctx carrying info.
-func WithSession(ctx context.Context, info SessionInfo) context.Context {
-	return context.WithValue(ctx, sessionKey{}, info)
-}
-
-// SessionFromContext returns the session a tool or agent runs for.
-func SessionFromContext(ctx context.Context) (SessionInfo, bool) {
-	info, ok := ctx.Value(sessionKey{}).(SessionInfo)
-	return info, ok
 }
