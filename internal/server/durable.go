@@ -8,10 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/durable"
+	"github.com/voiced-dev/voiced/agents/durable/bolt"
+	"github.com/voiced-dev/voiced/agents/durable/redis"
+	"github.com/voiced-dev/voiced/internal/demo"
 )
 
 // durableRuntime is the durable workflow engine of the server: its store,
@@ -128,20 +131,20 @@ func (s *Server) openDurable() (*durableRuntime, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		b, err := durable.OpenBolt(dir)
+		b, err := bolt.Open(dir)
 		if err != nil {
 			return nil, err
 		}
 		store, d.closeStore = b, b.Close
 	case "redis":
-		c := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+		c := goredis.NewClient(&goredis.Options{Addr: cfg.Redis})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Ping(ctx).Err(); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
 		}
-		store, d.closeStore = durable.NewRedis(c, ""), c.Close
+		store, d.closeStore = redis.New(c, ""), c.Close
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
@@ -150,12 +153,12 @@ func (s *Server) openDurable() (*durableRuntime, error) {
 		d.closeStore()
 		return nil, err
 	}
-	if err := e.Register(durable.Returns(durable.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
+	if err := e.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
 		d.closeStore()
 		return nil, err
 	}
 	d.engine = e
-	d.tool = durable.StartTool(e, durable.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved.")
+	d.tool = durable.StartTool(e, demo.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved.")
 	d.tool.OnStart = func(ctx context.Context, runID string) {
 		if info, ok := agents.SessionFromContext(ctx); ok {
 			d.routes.add(runID, info)
