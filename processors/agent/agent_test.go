@@ -190,7 +190,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 
 func TestStageNeedsModel(t *testing.T) {
 	if _, err := agent.New(agent.Config{}); err == nil {
-		t.Fatal("NewStage without a model succeeded")
+		t.Fatal("New without a model succeeded")
 	}
 }
 
@@ -311,7 +311,7 @@ func TestStageEntry(t *testing.T) {
 	a, b := &scriptAgent{name: "a"}, &scriptAgent{name: "b"}
 	st, err := agent.New(agent.Config{Agents: []agents.Runnable{a, b}, Entry: "b"})
 	if err != nil || st.Active() != "b" {
-		t.Fatalf("NewStage = %v, active %q", err, st.Active())
+		t.Fatalf("New = %v, active %q", err, st.Active())
 	}
 	if _, err := agent.New(agent.Config{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agent.ErrNoAgent) {
 		t.Fatalf("unknown entry: %v", err)
