@@ -30,7 +30,7 @@ type Config struct {
 	// their results count as messages.
 	MaxHistory int
 	// SessionID is given to agents and tools through the context
-	// (SessionFromContext).
+	// (agents.SessionFromContext).
 	SessionID string
 }
 
@@ -248,7 +248,7 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 			if ctx.Err() != nil {
 				return
 			}
-			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agents: %s: %w", agent.Name(), err)})
+			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agent: %s: %w", agent.Name(), err)})
 			break
 		}
 		author := ev.Agent
