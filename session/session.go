@@ -17,6 +17,7 @@ import (
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/turns"
 	"github.com/voiced-dev/voiced/processors/aec"
+	"github.com/voiced-dev/voiced/processors/agent"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
@@ -168,7 +169,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	if b.VAD == nil || b.STT == nil || b.TTS == nil || (b.Model == nil && len(b.Agents) == 0) {
 		return nil, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
 	}
-	scfg := agents.StageConfig{
+	scfg := agent.Config{
 		Agents:     b.Agents,
 		Entry:      b.Entry,
 		Voices:     b.Voices,
@@ -186,7 +187,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		}
 		scfg.Agents = []agents.Runnable{a}
 	}
-	agent, err := agents.NewStage(scfg)
+	agent, err := agent.New(scfg)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/demo"
 	"github.com/voiced-dev/voiced/internal/orchestration"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
@@ -133,7 +134,7 @@ func (s *Server) Load() error {
 		return fmt.Errorf("tts: %w", err)
 	}
 
-	tools := orchestration.DemoTools(nil)
+	tools := demo.Tools(nil)
 	for name, t := range s.tools {
 		tools[name] = t
 	}

@@ -1,4 +1,4 @@
-package agents_test
+package agent_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/pipelinetest"
+	"github.com/voiced-dev/voiced/processors/agent"
 )
 
 // fakeModel answers from a list, one word per 100 ms, and records requests.
@@ -67,10 +68,18 @@ func (s *speaker) Process(ctx context.Context, f frame.Frame, out pipeline.Emitt
 	if l, ok := f.(*frame.LLMText); ok {
 		s.buf.WriteString(l.Text)
 		if strings.HasSuffix(strings.TrimSpace(l.Text), ".") {
-			sentence := strings.TrimSpace(s.buf.String())
+			s.mu.Lock()
+			s.text = append(s.text, strings.TrimSpace(s.buf.String()))
+			s.mu.Unlock()
 			s.buf.Reset()
 			turn := l.Turn
+			// Timers due at the same time fire in any order: each plays
+			// the oldest sentence, so they are reported in order.
 			time.AfterFunc(50*time.Millisecond, func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				sentence := s.text[0]
+				s.text = s.text[1:]
 				if s.rt.Turn() == turn {
 					s.out.EmitUp(&frame.BotSpoke{Meta: frame.Meta{Turn: turn}, Text: sentence})
 				}
@@ -112,7 +121,7 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, err := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,8 +189,8 @@ func TestStageRecordsOnlyWhatWasSpoken(t *testing.T) {
 }
 
 func TestStageNeedsModel(t *testing.T) {
-	if _, err := agents.NewStage(agents.StageConfig{}); err == nil {
-		t.Fatal("NewStage without a model succeeded")
+	if _, err := agent.New(agent.Config{}); err == nil {
+		t.Fatal("New without a model succeeded")
 	}
 }
 
@@ -222,7 +231,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 			{Agent: "billing", Kind: agents.EventText, Text: "Invoice 42 is paid."},
 		}}
 		billing := &scriptAgent{name: "billing", events: []agents.AgentEvent{{Agent: "billing", Kind: agents.EventText, Text: "Anything else?"}}}
-		st, err := agents.NewStage(agents.StageConfig{
+		st, err := agent.New(agent.Config{
 			Agents:    []agents.Runnable{triage, billing},
 			Voices:    map[string]string{"billing": "awb"},
 			SessionID: "s1",
@@ -265,8 +274,13 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 		if len(billing.inputs) != 1 || billing.inputs[0].Text() != "thanks" || len(triage.inputs) != 1 {
 			t.Fatalf("triage ran %d times, billing %d (%+v)", len(triage.inputs), len(billing.inputs), billing.inputs)
 		}
-		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil {
+		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil || triage.sess[0].Done == nil {
 			t.Fatalf("agent's session info %+v", triage.sess[0])
+		}
+		select {
+		case <-triage.sess[0].Done:
+		default:
+			t.Error("SessionInfo.Done still open after the session ended")
 		}
 	})
 }
@@ -274,7 +288,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 func TestStageSay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &scriptAgent{name: "a"}
-		st, _ := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{a}})
 		var rec pipelinetest.Recorder
 		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, st)
 		ctx := context.Background()
@@ -295,11 +309,11 @@ func TestStageSay(t *testing.T) {
 
 func TestStageEntry(t *testing.T) {
 	a, b := &scriptAgent{name: "a"}, &scriptAgent{name: "b"}
-	st, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a, b}, Entry: "b"})
+	st, err := agent.New(agent.Config{Agents: []agents.Runnable{a, b}, Entry: "b"})
 	if err != nil || st.Active() != "b" {
-		t.Fatalf("NewStage = %v, active %q", err, st.Active())
+		t.Fatalf("New = %v, active %q", err, st.Active())
 	}
-	if _, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agents.ErrNoAgent) {
+	if _, err := agent.New(agent.Config{Agents: []agents.Runnable{a}, Entry: "zed"}); !errors.Is(err, agent.ErrNoAgent) {
 		t.Fatalf("unknown entry: %v", err)
 	}
 }

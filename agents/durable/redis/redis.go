@@ -1,14 +1,18 @@
-package durable
+// Package redis is a durable.Store in Redis, for several servers sharing
+// their durable workflows.
+package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/voiced-dev/voiced/agents/durable"
 )
 
-// RedisStore is a Store in Redis. Keys, under Prefix:
+// Store is a durable.Store in Redis. Keys, under Prefix:
 //
 //	<prefix>run:<id>  string: the run's record
 //	<prefix>active    set: IDs of unfinished runs
@@ -22,28 +26,28 @@ import (
 // (appendonly yes with appendfsync always makes every write survive a
 // server crash; the default loses up to a second). The client belongs to
 // the caller, who closes it.
-type RedisStore struct {
-	c      redis.UniversalClient
+type Store struct {
+	c      goredis.UniversalClient
 	prefix string
 }
 
-// NewRedis returns a store using c, with keys under prefix ("" means
+// New returns a store using c, with keys under prefix ("" means
 // "{voiced:durable}:").
-func NewRedis(c redis.UniversalClient, prefix string) *RedisStore {
+func New(c goredis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "{voiced:durable}:"
 	}
-	return &RedisStore{c: c, prefix: prefix}
+	return &Store{c: c, prefix: prefix}
 }
 
-func (s *RedisStore) runKey(id string) string { return s.prefix + "run:" + id }
-func (s *RedisStore) sigKey(id string) string { return s.prefix + "sig:" + id }
-func (s *RedisStore) activeKey() string       { return s.prefix + "active" }
+func (s *Store) runKey(id string) string { return s.prefix + "run:" + id }
+func (s *Store) sigKey(id string) string { return s.prefix + "sig:" + id }
+func (s *Store) activeKey() string       { return s.prefix + "active" }
 
 // PutRun implements Store: the record and the active set change in one
 // MULTI/EXEC transaction.
-func (s *RedisStore) PutRun(ctx context.Context, id string, record []byte, finished bool) error {
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+func (s *Store) PutRun(ctx context.Context, id string, record []byte, finished bool) error {
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Set(ctx, s.runKey(id), record, 0)
 		if finished {
 			p.SRem(ctx, s.activeKey(), id)
@@ -58,11 +62,11 @@ func (s *RedisStore) PutRun(ctx context.Context, id string, record []byte, finis
 	return nil
 }
 
-// GetRun implements Store.
-func (s *RedisStore) GetRun(ctx context.Context, id string) ([]byte, error) {
+// GetRun implements durable.Store.
+func (s *Store) GetRun(ctx context.Context, id string) ([]byte, error) {
 	b, err := s.c.Get(ctx, s.runKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("%w: %s", durable.ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("durable: redis: get %s: %w", id, err)
@@ -70,8 +74,8 @@ func (s *RedisStore) GetRun(ctx context.Context, id string) ([]byte, error) {
 	return b, nil
 }
 
-// ActiveRuns implements Store.
-func (s *RedisStore) ActiveRuns(ctx context.Context) ([]string, error) {
+// ActiveRuns implements durable.Store.
+func (s *Store) ActiveRuns(ctx context.Context) ([]string, error) {
 	ids, err := s.c.SMembers(ctx, s.activeKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("durable: redis: active runs: %w", err)
@@ -80,25 +84,25 @@ func (s *RedisStore) ActiveRuns(ctx context.Context) ([]string, error) {
 }
 
 // appendSignal pushes ARGV[1] onto KEYS[2] if KEYS[1] exists, atomically.
-var appendSignal = redis.NewScript(`
+var appendSignal = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('RPUSH', KEYS[2], ARGV[1])
 `)
 
-// AppendSignal implements Store.
-func (s *RedisStore) AppendSignal(ctx context.Context, id string, signal []byte) error {
+// AppendSignal implements durable.Store.
+func (s *Store) AppendSignal(ctx context.Context, id string, signal []byte) error {
 	n, err := appendSignal.Run(ctx, s.c, []string{s.runKey(id), s.sigKey(id)}, signal).Int64()
 	if err != nil {
 		return fmt.Errorf("durable: redis: signal %s: %w", id, err)
 	}
 	if n < 0 {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
+		return fmt.Errorf("%w: %s", durable.ErrNotFound, id)
 	}
 	return nil
 }
 
-// Signals implements Store.
-func (s *RedisStore) Signals(ctx context.Context, id string) ([][]byte, error) {
+// Signals implements durable.Store.
+func (s *Store) Signals(ctx context.Context, id string) ([][]byte, error) {
 	vals, err := s.c.LRange(ctx, s.sigKey(id), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("durable: redis: signals %s: %w", id, err)

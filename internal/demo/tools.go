@@ -1,4 +1,7 @@
-package orchestration
+// Package demo holds what the example configurations and the web demo use
+// and a real deployment replaces: the example tools (Tools) and the
+// example durable workflow (Returns). It is not part of the library.
+package demo
 
 import (
 	"context"
@@ -9,11 +12,11 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 )
 
-// DemoTools returns the tools the example configurations use. get_time is
+// Tools returns the tools the example configurations use. get_time is
 // real (the system's time zone database); lookup_invoice and get_weather
 // answer from a small built-in example data set, since the demo runs
 // offline. Real deployments register their own tools.
-func DemoTools(now func() time.Time) map[string]agents.Tool {
+func Tools(now func() time.Time) map[string]agents.Tool {
 	if now == nil {
 		now = time.Now
 	}

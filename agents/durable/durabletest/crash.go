@@ -1,4 +1,4 @@
-package durable
+package durabletest
 
 import (
 	"bufio"
@@ -16,22 +16,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/voiced-dev/voiced/agents/durable"
 )
 
-// The crash test re-executes this test binary as a separate process: with
-// crashHelperEnv set, TestMain runs the helper instead of the tests.
+// The crash test re-executes the test binary as a separate process: with
+// crashHelperEnv set, CrashMain runs the helper instead of the tests.
 const (
 	crashHelperEnv = "VOICED_DURABLE_CRASH_HELPER" // "start" or "resume"
-	crashStoreEnv  = "VOICED_DURABLE_CRASH_STORE"  // "bolt:<dir>" or "redis:<addr>"
+	crashStoreEnv  = "VOICED_DURABLE_CRASH_STORE"  // the store spec given to Crash
 	crashLogEnv    = "VOICED_DURABLE_CRASH_LOG"    // the side-effect log
 	crashSlowEnv   = "VOICED_DURABLE_CRASH_SLOW"   // how long step 3 works
 	crashRunEnv    = "VOICED_DURABLE_CRASH_RUN"    // the run to wait for (resume)
 )
 
-func TestMain(m *testing.M) {
+// OpenStore opens the store that spec names (the spec a store package's
+// test gave to Crash) and returns it with a function that closes it.
+type OpenStore func(spec string) (durable.Store, func(), error)
+
+// CrashMain is the TestMain of a store package that runs Crash: in the
+// child processes Crash starts it runs a workflow on open(spec) instead of
+// the tests.
+func CrashMain(m *testing.M, open OpenStore) {
 	if mode := os.Getenv(crashHelperEnv); mode != "" {
-		if err := crashHelper(mode); err != nil {
+		if err := crashHelper(mode, open); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(1)
 		}
@@ -60,17 +67,17 @@ func appendLine(path, line string) error {
 
 // crashWorkflow: four steps that each log a line; step 3 logs "begin",
 // works for slow, then logs "end".
-func crashWorkflow(logPath string, slow time.Duration) Workflow {
-	logStep := func(ctx context.Context, r *RunContext) (json.RawMessage, error) {
+func crashWorkflow(logPath string, slow time.Duration) durable.Workflow {
+	logStep := func(ctx context.Context, r *durable.RunContext) (json.RawMessage, error) {
 		if err := appendLine(logPath, r.Step()+" "+r.IdempotencyKey()); err != nil {
 			return nil, err
 		}
 		return json.Marshal(r.Step() + " done")
 	}
-	return Workflow{Name: "crash", Steps: []Step{
+	return durable.Workflow{Name: "crash", Steps: []durable.Step{
 		{Name: "s1", Run: logStep},
 		{Name: "s2", Run: logStep},
-		{Name: "s3", Run: func(ctx context.Context, r *RunContext) (json.RawMessage, error) {
+		{Name: "s3", Run: func(ctx context.Context, r *durable.RunContext) (json.RawMessage, error) {
 			if err := appendLine(logPath, "s3-begin "+r.IdempotencyKey()); err != nil {
 				return nil, err
 			}
@@ -84,7 +91,7 @@ func crashWorkflow(logPath string, slow time.Duration) Workflow {
 			}
 			return json.RawMessage(`"s3 done"`), nil
 		}},
-		{Name: "s4", Run: Func(func(ctx context.Context, r *RunContext) ([]string, error) {
+		{Name: "s4", Run: durable.Func(func(ctx context.Context, r *durable.RunContext) ([]string, error) {
 			if err := appendLine(logPath, r.Step()+" "+r.IdempotencyKey()); err != nil {
 				return nil, err
 			}
@@ -101,33 +108,17 @@ func crashWorkflow(logPath string, slow time.Duration) Workflow {
 	}}
 }
 
-func openCrashStore(spec string) (Store, func(), error) {
-	kind, arg, _ := strings.Cut(spec, ":")
-	switch kind {
-	case "bolt":
-		s, err := OpenBolt(arg)
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, func() { s.Close() }, nil
-	case "redis":
-		c := redis.NewClient(&redis.Options{Addr: arg})
-		return NewRedis(c, "{crash}:"), func() { c.Close() }, nil
-	}
-	return nil, nil, fmt.Errorf("bad store %q", spec)
-}
-
-func crashHelper(mode string) error {
+func crashHelper(mode string, open OpenStore) error {
 	slow, err := time.ParseDuration(os.Getenv(crashSlowEnv))
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openCrashStore(os.Getenv(crashStoreEnv))
+	store, closeStore, err := open(os.Getenv(crashStoreEnv))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	e, err := New(store, Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	e, err := durable.New(store, durable.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}
@@ -160,19 +151,14 @@ func crashHelper(mode string) error {
 	return nil
 }
 
-func TestCrashBolt(t *testing.T) {
-	crashTest(t, "bolt:"+filepath.Join(t.TempDir(), "data"))
-}
-
-func TestCrashRedis(t *testing.T) {
-	crashTest(t, "redis:"+startRedis(t))
-}
-
-// crashTest runs the workflow in a child process, kill -9s it while step 3
-// works (steps 1 and 2 checkpointed), restarts it, and checks from the
-// side-effect log that steps 1, 2 and 4 ran exactly once and step 3 twice,
-// with the same idempotency key.
-func crashTest(t *testing.T, store string) {
+// Crash runs a workflow in a child process (the test binary, whose
+// TestMain must call CrashMain with open) on the store spec names, kill
+// -9s it while step 3 works (steps 1 and 2 checkpointed), restarts it, and
+// checks from the side-effect log that steps 1, 2 and 4 ran exactly once
+// and step 3 twice, with the same idempotency key. It is skipped with
+// -short.
+func Crash(t *testing.T, spec string, open OpenStore) {
+	store := spec
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -253,12 +239,12 @@ func crashTest(t *testing.T, store string) {
 		t.Errorf("side-effect log:\n%s\nwant:\n%s", got, want)
 	}
 
-	s, closeStore, err := openCrashStore(store)
+	s, closeStore, err := open(store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	e, err := New(s, Options{})
+	e, err := durable.New(s, durable.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,11 +253,11 @@ func crashTest(t *testing.T, store string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Status != StatusCompleted || info.Steps[2].Attempts != 1 || info.Steps[2].Resumes != 1 || info.Steps[1].Resumes != 0 {
+	if info.Status != durable.StatusCompleted || info.Steps[2].Attempts != 1 || info.Steps[2].Resumes != 1 || info.Steps[1].Resumes != 0 {
 		t.Errorf("stored run = %+v, want completed, s3 resumed once", info)
 	}
-	t.Logf("%s: start → step 3 running %v; restart → run completed (process start, resume, steps 3–4) %v",
-		store[:strings.Index(store, ":")], toStep3.Round(time.Millisecond), resumeTook.Round(time.Millisecond))
+	t.Logf("start → step 3 running %v; restart → run completed (process start, resume, steps 3–4) %v",
+		toStep3.Round(time.Millisecond), resumeTook.Round(time.Millisecond))
 }
 
 func readFile(t *testing.T, path string) string {

@@ -1,4 +1,4 @@
-package durable
+package demo
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"time"
+
+	"github.com/voiced-dev/voiced/agents/durable"
 )
 
 // ReturnsWorkflowName is the name of the example workflow that Returns
@@ -37,7 +39,7 @@ type ReturnOutcome struct {
 
 // ErrInvalidReturn is the permanent error of a return request that fails
 // validation.
-var ErrInvalidReturn = errors.New("durable: invalid return request")
+var ErrInvalidReturn = errors.New("demo: invalid return request")
 
 // ReturnsConfig configures the returns workflow. The zero value works.
 type ReturnsConfig struct {
@@ -52,8 +54,8 @@ type ReturnsConfig struct {
 
 // Returns builds the example workflow "returns": validate the request →
 // approve (wait for the "approval" signal, or approve automatically after
-// AutoApprove) → refund → notify the customer through RunContext.Notify.
-func Returns(cfg ReturnsConfig) Workflow {
+// AutoApprove) → refund → notify the customer through durable.RunContext.Notify.
+func Returns(cfg ReturnsConfig) durable.Workflow {
 	if cfg.AutoApprove <= 0 {
 		cfg.AutoApprove = time.Minute
 	}
@@ -64,21 +66,21 @@ func Returns(cfg ReturnsConfig) Workflow {
 			return fmt.Sprintf("rf_%016x", h.Sum64()), nil
 		}
 	}
-	return Workflow{
+	return durable.Workflow{
 		Name:        ReturnsWorkflowName,
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"order_id":{"type":"string","description":"the order to return"},"reason":{"type":"string"},"amount_cents":{"type":"integer","minimum":1,"description":"amount to refund, in cents"}},"required":["order_id","amount_cents"],"additionalProperties":false}`),
-		Steps: []Step{
-			{Name: "validate", Run: Func(func(_ context.Context, r *RunContext) (ReturnRequest, error) {
+		Steps: []durable.Step{
+			{Name: "validate", Run: durable.Func(func(_ context.Context, r *durable.RunContext) (ReturnRequest, error) {
 				var req ReturnRequest
 				if err := r.DecodeInput(&req); err != nil {
-					return req, Permanent(fmt.Errorf("%w: %w", ErrInvalidReturn, err))
+					return req, durable.Permanent(fmt.Errorf("%w: %w", ErrInvalidReturn, err))
 				}
 				if req.OrderID == "" || req.AmountCents <= 0 {
-					return req, Permanent(fmt.Errorf("%w: need an order_id and a positive amount_cents", ErrInvalidReturn))
+					return req, durable.Permanent(fmt.Errorf("%w: need an order_id and a positive amount_cents", ErrInvalidReturn))
 				}
 				return req, nil
 			})},
-			{Name: "approve", Run: Func(func(ctx context.Context, r *RunContext) (Approval, error) {
+			{Name: "approve", Run: durable.Func(func(ctx context.Context, r *durable.RunContext) (Approval, error) {
 				p, ok, err := r.WaitSignalFor(ctx, "approval", cfg.AutoApprove)
 				if err != nil {
 					return Approval{}, err
@@ -88,12 +90,12 @@ func Returns(cfg ReturnsConfig) Workflow {
 				}
 				var a Approval
 				if err := json.Unmarshal(p, &a); err != nil {
-					return a, Permanent(fmt.Errorf("durable: approval payload: %w", err))
+					return a, durable.Permanent(fmt.Errorf("demo: approval payload: %w", err))
 				}
 				return a, nil
 			})},
-			{Name: "refund", Retry: RetryPolicy{MaxAttempts: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second},
-				Run: Func(func(ctx context.Context, r *RunContext) (string, error) {
+			{Name: "refund", Retry: durable.RetryPolicy{MaxAttempts: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second},
+				Run: durable.Func(func(ctx context.Context, r *durable.RunContext) (string, error) {
 					var req ReturnRequest
 					var a Approval
 					if err := r.DecodeOutput("validate", &req); err != nil {
@@ -107,7 +109,7 @@ func Returns(cfg ReturnsConfig) Workflow {
 					}
 					return cfg.Refund(ctx, r.IdempotencyKey(), req)
 				})},
-			{Name: "notify", Run: Func(func(_ context.Context, r *RunContext) (ReturnOutcome, error) {
+			{Name: "notify", Run: durable.Func(func(_ context.Context, r *durable.RunContext) (ReturnOutcome, error) {
 				var req ReturnRequest
 				var a Approval
 				var refund string

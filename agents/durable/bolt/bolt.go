@@ -1,4 +1,6 @@
-package durable
+// Package bolt is the embedded durable.Store: one bbolt file, fsynced on
+// every write.
+package bolt
 
 import (
 	"context"
@@ -8,12 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/voiced-dev/voiced/agents/durable"
 )
 
-// BoltFile is the name of the database file that OpenBolt keeps in its
-// directory.
-const BoltFile = "durable.db"
+// File is the name of the database file that Open keeps in its directory.
+const File = "durable.db"
 
 var (
 	bucketRuns    = []byte("runs")
@@ -21,24 +24,24 @@ var (
 	bucketSignals = []byte("signals") // one nested bucket per run
 )
 
-// BoltStore is the embedded Store: one bbolt file. Every write is a
+// Store is the embedded durable.Store: one bbolt file. Every write is a
 // transaction that bbolt fsyncs before it returns. Only one process may
 // open the file at a time (bbolt holds an exclusive lock on it).
-type BoltStore struct {
-	db *bolt.DB
+type Store struct {
+	db *bbolt.DB
 }
 
-// OpenBolt opens (creating it and dir if needed) the store in dir. It
+// Open opens (creating it and dir if needed) the store in dir. It
 // waits at most 5 seconds for another process to release the file.
-func OpenBolt(dir string) (*BoltStore, error) {
+func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("durable: bolt: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, BoltFile), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bbolt.Open(filepath.Join(dir, File), 0o600, &bbolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("durable: bolt: open %s: %w", dir, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketRuns, bucketActive, bucketSignals} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -50,15 +53,15 @@ func OpenBolt(dir string) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("durable: bolt: init: %w", err)
 	}
-	return &BoltStore{db: db}, nil
+	return &Store{db: db}, nil
 }
 
 // Close closes the file. Calls after Close fail.
-func (s *BoltStore) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
-// PutRun implements Store.
-func (s *BoltStore) PutRun(_ context.Context, id string, record []byte, finished bool) error {
-	return s.update(func(tx *bolt.Tx) error {
+// PutRun implements durable.Store.
+func (s *Store) PutRun(_ context.Context, id string, record []byte, finished bool) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketRuns).Put([]byte(id), record); err != nil {
 			return err
 		}
@@ -69,13 +72,13 @@ func (s *BoltStore) PutRun(_ context.Context, id string, record []byte, finished
 	})
 }
 
-// GetRun implements Store.
-func (s *BoltStore) GetRun(_ context.Context, id string) ([]byte, error) {
+// GetRun implements durable.Store.
+func (s *Store) GetRun(_ context.Context, id string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketRuns).Get([]byte(id))
 		if v == nil {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
+			return fmt.Errorf("%w: %s", durable.ErrNotFound, id)
 		}
 		out = append([]byte(nil), v...)
 		return nil
@@ -83,10 +86,10 @@ func (s *BoltStore) GetRun(_ context.Context, id string) ([]byte, error) {
 	return out, err
 }
 
-// ActiveRuns implements Store.
-func (s *BoltStore) ActiveRuns(context.Context) ([]string, error) {
+// ActiveRuns implements durable.Store.
+func (s *Store) ActiveRuns(context.Context) ([]string, error) {
 	var ids []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
 			ids = append(ids, string(k))
 			return nil
@@ -98,11 +101,11 @@ func (s *BoltStore) ActiveRuns(context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// AppendSignal implements Store.
-func (s *BoltStore) AppendSignal(_ context.Context, id string, signal []byte) error {
-	return s.update(func(tx *bolt.Tx) error {
+// AppendSignal implements durable.Store.
+func (s *Store) AppendSignal(_ context.Context, id string, signal []byte) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketRuns).Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: %s", ErrNotFound, id)
+			return fmt.Errorf("%w: %s", durable.ErrNotFound, id)
 		}
 		b, err := tx.Bucket(bucketSignals).CreateBucketIfNotExists([]byte(id))
 		if err != nil {
@@ -116,10 +119,10 @@ func (s *BoltStore) AppendSignal(_ context.Context, id string, signal []byte) er
 	})
 }
 
-// Signals implements Store.
-func (s *BoltStore) Signals(_ context.Context, id string) ([][]byte, error) {
+// Signals implements durable.Store.
+func (s *Store) Signals(_ context.Context, id string) ([][]byte, error) {
 	var out [][]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketSignals).Bucket([]byte(id))
 		if b == nil {
 			return nil
@@ -135,7 +138,7 @@ func (s *BoltStore) Signals(_ context.Context, id string) ([][]byte, error) {
 	return out, nil
 }
 
-func (s *BoltStore) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*bbolt.Tx) error) error {
 	if err := s.db.Update(fn); err != nil {
 		return fmt.Errorf("durable: bolt: %w", err)
 	}
