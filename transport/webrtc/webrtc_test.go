@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gorilla/websocket"
+
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/webrtc"
+	"github.com/voiced-dev/voiced/transport/websocket"
 )
 
 // The fake factory builds a real pipeline around the transport's stages:
@@ -446,6 +449,46 @@ func TestSessionLimit(t *testing.T) {
 	}
 	c3 := dial(t, s.url)
 	ready(t, c3)
+}
+
+// TestAdmissionAcrossEdges: a WebSocket session and a WebRTC one count
+// against one shared limit (server.max_sessions), and Shutdown of the
+// shared Admission ends both.
+func TestAdmissionAcrossEdges(t *testing.T) {
+	adm := transport.NewAdmission(1)
+	s := newServer(t, webrtc.Config{Admission: adm})
+	wsh := websocket.NewHandler(websocket.Config{Admission: adm}, s.fa.run)
+	wsrv := httptest.NewServer(wsh)
+	defer wsrv.Close()
+	ws, _, err := gws.DefaultDialer.Dial("ws"+strings.TrimPrefix(wsrv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if !waitFor(10*time.Second, func() bool { return adm.Sessions() == 1 }) {
+		t.Fatal("the WebSocket session was not admitted")
+	}
+	status, body := post(t, s.url, "application/sdp", newClient(t).offer(), nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "max_sessions 1") {
+		t.Fatalf("WebRTC offer beside a WebSocket session: HTTP %d %q, want 503 naming max_sessions", status, body)
+	}
+	ws.WriteMessage(gws.TextMessage, []byte(`{"type":"end"}`))
+	if !waitFor(10*time.Second, func() bool { return adm.Sessions() == 0 }) {
+		t.Fatal("the WebSocket session did not end")
+	}
+	c := dial(t, s.url)
+	ready(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := adm.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.fa.last(); !errors.Is(r.err, transport.ErrShuttingDown) {
+		t.Errorf("WebRTC session ended with %v, want ErrShuttingDown", r.err)
+	}
+	if _, resp, err := gws.DefaultDialer.Dial("ws"+strings.TrimPrefix(wsrv.URL, "http"), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("WebSocket after Shutdown: %v, want HTTP 503", err)
+	}
 }
 
 func TestProtocolErrors(t *testing.T) {
