@@ -320,7 +320,7 @@ func (r *room) convFor(p *lksdk.RemoteParticipant) *conn {
 		}
 		ticket = t
 	}
-	c := newConn(r, p.Identity(), r.log)
+	c := newConn(r, p.Identity(), r.a.cfg.Logger.With("room", r.lk.Name())) // the Conn adds the transport
 	r.convs[key] = c
 	r.started++
 	if ticket != nil {
