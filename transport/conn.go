@@ -49,6 +49,11 @@ type ConnConfig struct {
 // after it. The edge's writer then flushes what is queued, and closes the
 // connection its own way.
 //
+// An edge whose client has no channel for events (a phone line) still
+// drains Outgoing, discarding what it cannot send, so that the policy
+// never ends its sessions; it may replace the Session's Observer with its
+// own (a carrier's "clear" on an interruption).
+//
 // All methods are safe for concurrent use.
 type Conn struct {
 	id    string
