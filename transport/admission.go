@@ -21,7 +21,8 @@ type Admission struct {
 	n       int // admitted, not yet released
 	live    map[*Ticket]func(error)
 	closing bool
-	wg      sync.WaitGroup
+	idle    chan struct{} // closed once closing and n is 0
+	idled   bool
 }
 
 // NewAdmission returns an admission of at most max live sessions (default
@@ -30,7 +31,7 @@ func NewAdmission(max int) *Admission {
 	if max <= 0 {
 		max = DefaultMaxSessions
 	}
-	return &Admission{max: max, live: map[*Ticket]func(error){}}
+	return &Admission{max: max, live: map[*Ticket]func(error){}, idle: make(chan struct{})}
 }
 
 // Max returns the limit.
@@ -55,7 +56,6 @@ func (a *Admission) Admit() (*Ticket, error) {
 		return nil, fmt.Errorf("%w (max_sessions %d)", ErrFull, a.max)
 	}
 	a.n++
-	a.wg.Add(1)
 	return &Ticket{a: a}, nil
 }
 
@@ -83,8 +83,8 @@ func (t *Ticket) Release() {
 		a.mu.Lock()
 		delete(a.live, t)
 		a.n--
+		a.checkIdle()
 		a.mu.Unlock()
-		a.wg.Done()
 	})
 }
 
@@ -101,6 +101,7 @@ func (a *Admission) Sessions() int {
 func (a *Admission) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.closing = true
+	a.checkIdle()
 	closers := make([]func(error), 0, len(a.live))
 	for _, c := range a.live {
 		closers = append(closers, c)
@@ -109,13 +110,20 @@ func (a *Admission) Shutdown(ctx context.Context) error {
 	for _, c := range closers {
 		c(ErrShuttingDown)
 	}
-	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-a.idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// checkIdle closes idle once shutting down with no session left. a.mu is
+// held.
+func (a *Admission) checkIdle() {
+	if a.closing && a.n == 0 && !a.idled {
+		a.idled = true
+		close(a.idle)
 	}
 }
 
