@@ -1,8 +1,8 @@
-// Package events maps pipeline frames to the JSON events a client sees
-// (docs/protocol.md). Every transport that speaks the protocol's events —
-// the WebSocket's text messages, WebRTC's "events" data channel — encodes
-// the same Event values, so the two stay identical.
-package events
+package transport
+
+// The protocol's events (docs/protocol.md). Every edge that speaks them —
+// the WebSocket's text messages, WebRTC's "events" data channel, LiveKit's
+// data packets — encodes the same Event values, so they stay identical.
 
 import (
 	"time"
@@ -37,11 +37,11 @@ type Event struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 
-	*Metrics
+	*EventMetrics
 }
 
-// Metrics are the fields of a `metrics` event, in milliseconds.
-type Metrics struct {
+// EventMetrics are the fields of a `metrics` event, in milliseconds.
+type EventMetrics struct {
 	Endpointing  float64 `json:"endpointing_ms"`
 	STTFinal     float64 `json:"stt_final_ms"`
 	LLMFirst     float64 `json:"llm_first_token_ms"`
@@ -53,11 +53,11 @@ type Metrics struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// For maps a frame to the client event it produces, if any. TMs is left
-// zero for the caller to stamp. For a BotStoppedSpeaking with Interrupted
-// set, a transport also sends an `interrupted` event first (see
-// Interrupted).
-func For(f frame.Frame) (Event, bool) {
+// EventFor maps a frame to the client event it produces, if any. TMs is
+// left zero for the caller to stamp. For a BotStoppedSpeaking with
+// Interrupted set, an `interrupted` event goes first (see InterruptedEvent);
+// Conn.Notify sends both.
+func EventFor(f frame.Frame) (Event, bool) {
 	yes, no := true, false
 	ev := Event{Turn: f.Header().Turn}
 	switch f := f.(type) {
@@ -96,7 +96,7 @@ func For(f frame.Frame) (Event, bool) {
 	case *frame.Metrics:
 		m := f.Latency
 		ev.Type, ev.Turn = "metrics", m.Turn
-		ev.Metrics = &Metrics{
+		ev.EventMetrics = &EventMetrics{
 			Endpointing: ms(m.Endpointing), STTFinal: ms(m.STTFinal), LLMFirst: ms(m.LLMFirst),
 			Sentence: ms(m.SentenceTTS), TTSFirst: ms(m.TTSFirst), AudioOut: ms(m.AudioOut),
 			VoiceToVoice: ms(m.VoiceToVoice),
@@ -107,10 +107,10 @@ func For(f frame.Frame) (Event, bool) {
 	return ev, true
 }
 
-// Interrupted reports whether f is the end of an interrupted answer, which
-// a transport announces with an `interrupted` event (of the returned turn)
+// InterruptedEvent reports whether f is the end of an interrupted answer,
+// which is announced with an `interrupted` event (of the returned turn)
 // before the `bot_stopped_speaking` event.
-func Interrupted(f frame.Frame) (Event, bool) {
+func InterruptedEvent(f frame.Frame) (Event, bool) {
 	b, ok := f.(*frame.BotStoppedSpeaking)
 	if !ok || !b.Interrupted {
 		return Event{}, false
@@ -120,6 +120,6 @@ func Interrupted(f frame.Frame) (Event, bool) {
 
 // Optional reports whether ev may be dropped for a client too slow to
 // receive everything: only interim transcripts may.
-func Optional(ev Event) bool {
+func (ev Event) Optional() bool {
 	return ev.Type == "transcript" && (ev.Final == nil || !*ev.Final)
 }

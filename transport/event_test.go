@@ -1,4 +1,4 @@
-package events
+package transport
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ func TestEventFor(t *testing.T) {
 		{&frame.Error{Err: errors.New("boom")}, `{"type":"error","turn":0,"t_ms":0,"code":"internal","message":"boom"}`},
 		{&frame.Metrics{Latency: frame.TurnMetrics{Turn: 3, VoiceToVoice: 512 * time.Millisecond}}, `{"type":"metrics","turn":3,"t_ms":0,"endpointing_ms":0,"stt_final_ms":0,"llm_first_token_ms":0,"first_sentence_ms":0,"tts_first_audio_ms":0,"audio_out_ms":0,"voice_to_voice_ms":512}`},
 	} {
-		ev, ok := For(tc.f)
+		ev, ok := EventFor(tc.f)
 		if !ok {
 			t.Errorf("%T: no event", tc.f)
 			continue
@@ -35,25 +35,25 @@ func TestEventFor(t *testing.T) {
 		}
 	}
 	for _, f := range []frame.Frame{&frame.InputAudio{}, &frame.LLMText{Text: "x"}, &frame.Transcript{}, &frame.Error{}} {
-		if _, ok := For(f); ok {
+		if _, ok := EventFor(f); ok {
 			t.Errorf("%T produced an event", f)
 		}
 	}
 }
 
 func TestInterruptedAndOptional(t *testing.T) {
-	if ev, ok := Interrupted(&frame.BotStoppedSpeaking{Meta: frame.Meta{Turn: 4}, Interrupted: true}); !ok || ev.Type != "interrupted" || ev.Turn != 4 {
+	if ev, ok := InterruptedEvent(&frame.BotStoppedSpeaking{Meta: frame.Meta{Turn: 4}, Interrupted: true}); !ok || ev.Type != "interrupted" || ev.Turn != 4 {
 		t.Errorf("interrupted stop: %+v %v", ev, ok)
 	}
 	for _, f := range []frame.Frame{&frame.BotStoppedSpeaking{}, &frame.BotStartedSpeaking{}} {
-		if _, ok := Interrupted(f); ok {
+		if _, ok := InterruptedEvent(f); ok {
 			t.Errorf("%T (not interrupted) gave an interrupted event", f)
 		}
 	}
-	interim, _ := For(&frame.Transcript{Text: "h"})
-	final, _ := For(&frame.Transcript{Text: "h", Final: true})
-	text, _ := For(&frame.TTSText{Text: "x"})
-	if !Optional(interim) || Optional(final) || Optional(text) {
+	interim, _ := EventFor(&frame.Transcript{Text: "h"})
+	final, _ := EventFor(&frame.Transcript{Text: "h", Final: true})
+	text, _ := EventFor(&frame.TTSText{Text: "x"})
+	if !interim.Optional() || final.Optional() || text.Optional() {
 		t.Error("only interim transcripts are optional")
 	}
 }

@@ -1,4 +1,4 @@
-package webrtc
+package rtpaudio
 
 // Jitter puts RTP payloads back in sequence-number order (RFC 3550 §5.1)
 // and says which packets were lost, so that the decoder can conceal them.
@@ -15,7 +15,7 @@ package webrtc
 // as a new stream: what is held is released and the sequence restarts at
 // the new packet, without concealing the jump.
 //
-// A Jitter is not safe for concurrent use; the WebRTC reader owns it.
+// A Jitter is not safe for concurrent use; its Receiver owns it.
 type Jitter struct {
 	delay  int
 	maxGap int
