@@ -235,6 +235,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			// A typed message cuts off whatever the bot is saying, and
 			// is answered at once, in the new turn.
+			p.pending = false // the answer it would have cut is gone
 			p.interrupt(out, "user typed")
 			p.release(f, f.Text, out)
 			return nil
