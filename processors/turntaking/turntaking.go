@@ -178,7 +178,7 @@ func New(cfg Config) (*Processor, error) {
 }
 
 // Name implements pipeline.Namer.
-func (p *Processor) Name() string { return "turn" }
+func (p *Processor) Name() string { return "turntaking" }
 
 // Start implements pipeline.Starter: it starts the timer goroutine.
 func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
