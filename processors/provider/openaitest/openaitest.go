@@ -80,6 +80,9 @@ type Config struct {
 	// ChunkEvery (default: 2048 bytes, no wait).
 	Chunk      int
 	ChunkEvery time.Duration
+	// TranscribeDelay and SpeechDelay are waited before every answer of
+	// their endpoint (a Fault's FirstByte adds to them): a cloud's latency.
+	TranscribeDelay, SpeechDelay time.Duration
 }
 
 // Fault changes the answer to one request.
@@ -106,7 +109,7 @@ type Request struct {
 type Server struct {
 	URL string // base URL, ending in /v1
 
-	t   testing.TB
+	bad func(error) // told of each bad request
 	cfg Config
 	srv *httptest.Server
 
@@ -116,9 +119,21 @@ type Server struct {
 }
 
 // New starts a server on the loopback interface; it is closed when the
-// test ends.
+// test ends, and a bad request fails the test.
 func New(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	s := Start(cfg, func(err error) { t.Errorf("%v", err) })
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server on the loopback interface for a program that is
+// not a test (a benchmark): bad is told of each bad request (nil: ignored).
+// The caller must Close it.
+func Start(cfg Config, bad func(error)) *Server {
+	if bad == nil {
+		bad = func(error) {}
+	}
 	if cfg.STTModel == "" {
 		cfg.STTModel = "whisper-1"
 	}
@@ -140,17 +155,16 @@ func New(t testing.TB, cfg Config) *Server {
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = 2048
 	}
-	s := &Server{t: t, cfg: cfg, faults: map[string][]Fault{}}
+	s := &Server{bad: bad, cfg: cfg, faults: map[string][]Fault{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/audio/transcriptions", s.transcribe)
 	mux.HandleFunc("POST /v1/audio/speech", s.speech)
 	s.srv = httptest.NewServer(mux)
-	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL + "/v1"
 	return s
 }
 
-// Close closes the server and every connection to it.
+// Close closes the server and every connection to it. Idempotent.
 func (s *Server) Close() { s.srv.CloseClientConnections(); s.srv.Close() }
 
 // Push queues f for the next request to path ("/v1/audio/speech" or
@@ -183,7 +197,7 @@ func (s *Server) next(path string, r Request) Fault {
 // reject fails the test and answers 400 the way OpenAI does.
 func (s *Server) reject(w http.ResponseWriter, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	s.t.Errorf("openaitest: bad request: %s", msg)
+	s.bad(fmt.Errorf("openaitest: bad request: %s", msg))
 	apiError(w, http.StatusBadRequest, msg)
 }
 
@@ -198,7 +212,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if got := r.Header.Get("Authorization"); got != "Bearer "+s.cfg.Key {
-		s.t.Errorf("openaitest: authorization %q", got)
+		s.bad(fmt.Errorf("openaitest: authorization %q", got))
 		apiError(w, http.StatusUnauthorized, "Incorrect API key provided")
 		return false
 	}
@@ -265,7 +279,7 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, "audio of %v, want %v to %v", d, s.cfg.MinAudio, s.cfg.MaxAudio)
 		return
 	}
-	if !wait(r, f.FirstByte) {
+	if !wait(r, s.cfg.TranscribeDelay+f.FirstByte) {
 		return
 	}
 	if f.Status != 0 {
@@ -338,7 +352,7 @@ func (s *Server) speech(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, "response_format %q", sr.ResponseFormat)
 		return
 	}
-	if !wait(r, f.FirstByte) {
+	if !wait(r, s.cfg.SpeechDelay+f.FirstByte) {
 		return
 	}
 	if f.Status != 0 {

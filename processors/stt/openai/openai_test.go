@@ -242,3 +242,16 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestServerDelayIsTheTranscriptLatency(t *testing.T) {
+	srv := openaitest.Start(openaitest.Config{TranscribeDelay: 300 * time.Millisecond}, func(err error) { t.Error(err) })
+	defer srv.Close()
+	r := newRec(t, srv, Config{})
+	start := time.Now()
+	if _, err := utter(t, r, speech16k(t)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("transcript after %v, want the server's 300 ms", d)
+	}
+}
