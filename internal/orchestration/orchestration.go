@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
@@ -107,13 +110,13 @@ func (b *builder) resilient(name string, m agents.ChatModel, r config.Resilience
 		mws = append(mws, b.opts.WrapModel)
 	}
 	if r.BreakerFailures > 0 {
-		mws = append(mws, agents.WithCircuitBreaker(agents.BreakerConfig{Failures: r.BreakerFailures, Cooldown: time.Duration(r.BreakerCooldown)}))
+		mws = append(mws, agents.WithCircuitBreaker(agents.BreakerConfig{Failures: r.BreakerFailures, Cooldown: r.BreakerCooldown}))
 	}
 	if r.Retries > 0 {
-		mws = append(mws, agents.WithRetry(agents.RetryPolicy{Max: r.Retries, Base: time.Duration(r.Backoff), Jitter: 0.2}))
+		mws = append(mws, agents.WithRetry(agents.RetryPolicy{Max: r.Retries, Base: r.Backoff, Jitter: 0.2}))
 	}
 	if r.Timeout > 0 {
-		mws = append(mws, agents.WithTimeout(time.Duration(r.Timeout)))
+		mws = append(mws, agents.WithTimeout(r.Timeout))
 	}
 	m = agents.Chain(m, mws...)
 	if len(r.Failover) > 0 {
@@ -130,39 +133,54 @@ func (b *builder) resilient(name string, m agents.ChatModel, r config.Resilience
 	return m, nil
 }
 
-// newModel builds one provider's model; rules replace the scripted rules.
-func newModel(name string, llm config.LLM, rules []config.Rule) (agents.ChatModel, error) {
-	switch llm.Provider {
-	case "scripted", "":
-		m, err := scripted.New(scripted.Config{
-			Rules:           rules,
-			Fallback:        llm.Scripted.Fallback,
-			ToolFallback:    llm.Scripted.ToolFallback,
-			TokenDelay:      time.Duration(llm.Scripted.TokenDelay),
-			FirstTokenDelay: time.Duration(llm.Scripted.FirstTokenDelay),
-		})
+// modelProviders are the language models by the name [llm] provider (or a
+// [[models]] entry's) gives them. Each row makes a model from its section;
+// rules replace the scripted model's rules. To add a provider, put its
+// settings in config.LLM (a field named after it, decoded from
+// [llm.NAME]) and add a row here.
+var modelProviders = map[string]func(llm config.LLM, rules []config.Rule) (agents.ChatModel, error){
+	"scripted": func(llm config.LLM, rules []config.Rule) (agents.ChatModel, error) {
+		c := llm.Scripted
+		c.Rules = rules
+		m, err := scripted.New(c)
 		if err != nil {
-			return nil, fmt.Errorf("%w: model %q: %v", ErrConfig, name, err)
+			return nil, err
 		}
 		return m, nil
-	case "openai":
-		o := llm.OpenAI
-		var key string
-		if o.APIKeyEnv != "" {
-			if key = os.Getenv(o.APIKeyEnv); key == "" {
-				return nil, fmt.Errorf("%w: model %q: environment variable %s is empty", ErrConfig, name, o.APIKeyEnv)
+	},
+	"openai": func(llm config.LLM, _ []config.Rule) (agents.ChatModel, error) {
+		c := llm.OpenAI.Config
+		if env := llm.OpenAI.APIKeyEnv; env != "" {
+			if c.APIKey = os.Getenv(env); c.APIKey == "" {
+				return nil, fmt.Errorf("environment variable %s is empty", env)
 			}
 		}
-		m, err := openai.New(openai.Config{
-			BaseURL: o.BaseURL, APIKey: key, Model: o.Model,
-			Timeout: time.Duration(o.Timeout), ExtraHeaders: o.Headers,
-		})
+		m, err := openai.New(c)
 		if err != nil {
-			return nil, fmt.Errorf("%w: model %q: %v", ErrConfig, name, err)
+			return nil, err
 		}
 		return m, nil
+	},
+}
+
+// ModelProviders returns the names of the language model providers, sorted.
+func ModelProviders() []string { return slices.Sorted(maps.Keys(modelProviders)) }
+
+// newModel builds one provider's model; rules replace the scripted rules.
+func newModel(name string, llm config.LLM, rules []config.Rule) (agents.ChatModel, error) {
+	provider := llm.Provider
+	if provider == "" {
+		provider = "scripted"
 	}
-	return nil, fmt.Errorf("%w: model %q: unknown provider %q", ErrConfig, name, llm.Provider)
+	build := modelProviders[provider]
+	if build == nil {
+		return nil, fmt.Errorf("%w: model %q: unknown provider %q (known: %s)", ErrConfig, name, provider, strings.Join(ModelProviders(), ", "))
+	}
+	m, err := build(llm, rules)
+	if err != nil {
+		return nil, fmt.Errorf("%w: model %q: %v", ErrConfig, name, err)
+	}
+	return m, nil
 }
 
 // modelFor returns the model of an agent: its own scripted rules, if any,
@@ -192,188 +210,276 @@ func (b *builder) buildAgents() (*Result, error) {
 	if res.Mode == "" {
 		res.Mode = "handoff"
 	}
+	mode := modes[res.Mode]
+	if mode == nil {
+		return nil, fmt.Errorf("%w: unknown mode %q (known: %s)", ErrConfig, res.Mode, strings.Join(Modes(), ", "))
+	}
 	specs := cfg.Agents
 	if len(specs) == 0 {
 		// One agent from [agent] and [llm]: the simple configuration.
 		specs = []config.AgentSpec{{Name: cfg.Agent.Name, System: cfg.Agent.System, Voice: cfg.TTS.Voice}}
 	}
-	llmAgents := map[string]*agents.LLMAgent{}
-	var order []string
+	t := &team{cfg: cfg.Orchestration, log: b.log, agents: map[string]*agents.LLMAgent{}, roles: map[string]string{}}
 	for _, spec := range specs {
+		t.roles[spec.Name] = spec.Role
 		if !spec.IsEnabled() {
 			continue
 		}
-		model, err := b.modelFor(spec)
+		a, err := b.newAgent(spec)
 		if err != nil {
 			return nil, err
 		}
-		var tools []agents.Tool
-		for _, t := range spec.Tools {
-			tool := b.opts.Tools[t]
-			if tool == nil {
-				return nil, fmt.Errorf("%w: agent %q: unknown tool %q", ErrConfig, spec.Name, t)
-			}
-			tools = append(tools, tool)
-		}
-		system := spec.System
-		if system == "" && spec.Role != "" {
-			system = "You are the " + spec.Role + "."
-		}
-		a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
-			Name: spec.Name, Instructions: system, Model: model, Tools: tools,
-			MaxSteps: spec.MaxSteps, Logger: b.log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-		llmAgents[spec.Name] = a
-		order = append(order, spec.Name)
+		t.agents[spec.Name] = a
+		t.order = append(t.order, spec.Name)
 		if spec.Voice != "" {
 			res.Voices[spec.Name] = spec.Voice
 		}
 	}
-	if len(order) == 0 {
+	if len(t.order) == 0 {
 		return nil, fmt.Errorf("%w: no enabled agent", ErrConfig)
 	}
-	roles := map[string]string{}
 	for _, spec := range specs {
-		roles[spec.Name] = spec.Role
-	}
-	for _, spec := range specs {
-		a := llmAgents[spec.Name]
-		if a == nil {
-			continue
-		}
-		var hs []agents.HandoffSpec
-		for _, h := range spec.Handoffs {
-			target := llmAgents[h]
-			if target == nil {
-				b.log.Info("handoff target disabled", "agent", spec.Name, "target", h)
-				continue
-			}
-			desc := roles[h]
-			if desc == "" {
-				desc = "the " + h + " agent"
-			}
-			hs = append(hs, agents.HandoffSpec{Target: target, Description: "Transfer the conversation to " + desc + "."})
-		}
-		if err := a.SetHandoffs(hs...); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		if err := t.setHandoffs(spec); err != nil {
+			return nil, err
 		}
 	}
-
-	o := cfg.Orchestration
-	members := o.Agents
-	if len(members) == 0 {
-		members = order
+	t.members = t.cfg.Agents
+	if len(t.members) == 0 {
+		t.members = t.order
 	}
-	member := func(n string) (agents.Runnable, error) {
-		if a := llmAgents[n]; a != nil {
-			return a, nil
-		}
-		return nil, fmt.Errorf("%w: agent %q is not enabled", ErrConfig, n)
-	}
-	var runs []agents.Runnable
-	for _, n := range members {
-		r, err := member(n)
+	for _, n := range t.members {
+		r, err := t.member(n)
 		if err != nil {
 			return nil, err
 		}
-		runs = append(runs, r)
+		t.runs = append(t.runs, r)
 	}
-	omodel := b.models["default"]
-	if o.Model != "" {
-		omodel = b.models[o.Model]
-	}
-	synth := o.Synthesize == nil || *o.Synthesize
-	aggregate := workflow.JoinOutputs()
-	if synth {
-		aggregate = workflow.Synthesize(omodel, "")
-	}
-	workers := func() []workflow.Worker {
-		var ws []workflow.Worker
-		for i, r := range runs {
-			ws = append(ws, workflow.Worker{Name: members[i], Description: roles[members[i]], Agent: r})
-		}
-		return ws
+	t.model = b.models["default"]
+	if t.cfg.Model != "" {
+		t.model = b.models[t.cfg.Model]
 	}
 
-	var root agents.Runnable
-	var err error
-	switch res.Mode {
-	case "handoff":
-		for _, n := range order {
-			res.Agents = append(res.Agents, llmAgents[n])
-		}
-		res.Entry = o.Entry
-		if res.Entry == "" {
-			res.Entry = order[0]
-		}
-		if llmAgents[res.Entry] == nil {
-			return nil, fmt.Errorf("%w: entry agent %q is not enabled", ErrConfig, res.Entry)
-		}
-	case "route":
-		var routes []workflow.Route
-		for i, r := range runs {
-			routes = append(routes, workflow.Route{Name: members[i], Description: roles[members[i]], Target: r})
-		}
-		root, err = workflow.Router("router", omodel, workflow.RouterConfig{Fallback: members[0], Logger: b.log}, routes...)
-	case "collaborative":
-		root, err = workflow.Parallel("collaborative", aggregate, runs...)
-	case "sequential":
-		root, err = workflow.Sequential("sequential", runs...)
-	case "loop":
-		body := runs[0]
-		if len(runs) > 1 {
-			if body, err = workflow.Sequential("loop-body", runs...); err != nil {
-				break
-			}
-		}
-		var until func(int, string) bool
-		if o.Until != "" {
-			re := regexp.MustCompile("(?i)" + o.Until)
-			until = func(_ int, out string) bool { return re.MatchString(out) }
-		}
-		root, err = workflow.Loop("loop", body, workflow.LoopConfig{MaxIterations: o.MaxIterations, Until: until})
-	case "mixed":
-		var stages []agents.Runnable
-		for i, st := range o.Stages {
-			var rs []agents.Runnable
-			for _, n := range st {
-				r, merr := member(n)
-				if merr != nil {
-					return nil, merr
-				}
-				rs = append(rs, r)
-			}
-			if len(rs) == 1 {
-				stages = append(stages, rs[0])
-				continue
-			}
-			p, perr := workflow.Parallel(fmt.Sprintf("stage-%d", i+1), aggregate, rs...)
-			if perr != nil {
-				return nil, fmt.Errorf("%w: %v", ErrConfig, perr)
-			}
-			stages = append(stages, p)
-		}
-		root, err = workflow.Sequential("mixed", stages...)
-	case "supervisor":
-		root, err = workflow.Supervisor("supervisor", omodel, workers(), workflow.SupervisorConfig{Parallel: o.Parallel, Logger: b.log})
-	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrConfig, res.Mode)
-	}
+	hosted, entry, err := mode(t)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, res.Mode, err)
+		if !errors.Is(err, ErrConfig) {
+			err = fmt.Errorf("%w: %s: %v", ErrConfig, res.Mode, err)
+		}
+		return nil, err
 	}
-	if root != nil {
-		res.Agents, res.Entry = []agents.Runnable{root}, root.Name()
-	}
-	if o.Timeout > 0 {
+	res.Agents, res.Entry = hosted, entry
+	if d := t.cfg.Timeout; d > 0 {
 		for i, a := range res.Agents {
-			res.Agents[i] = &timeout{Runnable: a, d: time.Duration(o.Timeout)}
+			res.Agents[i] = &timeout{Runnable: a, d: d}
 		}
 	}
 	return res, nil
+}
+
+// newAgent makes the LLM agent of spec, without its handoffs.
+func (b *builder) newAgent(spec config.AgentSpec) (*agents.LLMAgent, error) {
+	model, err := b.modelFor(spec)
+	if err != nil {
+		return nil, err
+	}
+	var tools []agents.Tool
+	for _, name := range spec.Tools {
+		tool := b.opts.Tools[name]
+		if tool == nil {
+			return nil, fmt.Errorf("%w: agent %q: unknown tool %q", ErrConfig, spec.Name, name)
+		}
+		tools = append(tools, tool)
+	}
+	system := spec.System
+	if system == "" && spec.Role != "" {
+		system = "You are the " + spec.Role + "."
+	}
+	a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
+		Name: spec.Name, Instructions: system, Model: model, Tools: tools,
+		MaxSteps: spec.MaxSteps, Logger: b.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return a, nil
+}
+
+// team is what a mode builds from: the enabled agents, with their
+// handoffs, and the members the orchestration names.
+type team struct {
+	cfg     config.Orchestration
+	log     *slog.Logger
+	agents  map[string]*agents.LLMAgent // the enabled agents, by name
+	order   []string                    // their names, in the file's order
+	roles   map[string]string           // every agent's role, by name
+	members []string                    // [orchestration] agents (default: order)
+	runs    []agents.Runnable           // the members' agents
+	model   agents.ChatModel            // router, supervisor and synthesis model
+}
+
+// setHandoffs gives spec's agent, if enabled, its handoffs to the enabled
+// targets.
+func (t *team) setHandoffs(spec config.AgentSpec) error {
+	a := t.agents[spec.Name]
+	if a == nil {
+		return nil
+	}
+	var hs []agents.HandoffSpec
+	for _, h := range spec.Handoffs {
+		target := t.agents[h]
+		if target == nil {
+			t.log.Info("handoff target disabled", "agent", spec.Name, "target", h)
+			continue
+		}
+		desc := t.roles[h]
+		if desc == "" {
+			desc = "the " + h + " agent"
+		}
+		hs = append(hs, agents.HandoffSpec{Target: target, Description: "Transfer the conversation to " + desc + "."})
+	}
+	if err := a.SetHandoffs(hs...); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return nil
+}
+
+// member returns the enabled agent named n.
+func (t *team) member(n string) (agents.Runnable, error) {
+	if a := t.agents[n]; a != nil {
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: agent %q is not enabled", ErrConfig, n)
+}
+
+// aggregate combines parallel results: with the model unless synthesize
+// is false, else joined.
+func (t *team) aggregate() workflow.Aggregator {
+	if t.cfg.Synthesize == nil || *t.cfg.Synthesize {
+		return workflow.Synthesize(t.model, "")
+	}
+	return workflow.JoinOutputs()
+}
+
+// A mode makes the agents the stage hosts and names the entry one.
+type mode func(t *team) (hosted []agents.Runnable, entry string, err error)
+
+// modes are the orchestration modes by the name [orchestration] mode
+// gives them. Every mode but handoff hosts one workflow agent that runs
+// the members.
+var modes = map[string]mode{
+	"handoff":       handoff,
+	"route":         root(route),
+	"collaborative": root(collaborative),
+	"sequential":    root(sequential),
+	"loop":          root(loop),
+	"mixed":         root(mixed),
+	"supervisor":    root(supervisor),
+}
+
+// Modes returns the names of the orchestration modes, sorted.
+func Modes() []string { return slices.Sorted(maps.Keys(modes)) }
+
+// root makes a mode that hosts the one agent build makes.
+func root(build func(t *team) (agents.Runnable, error)) mode {
+	return func(t *team) ([]agents.Runnable, string, error) {
+		r, err := build(t)
+		if err != nil {
+			return nil, "", err
+		}
+		return []agents.Runnable{r}, r.Name(), nil
+	}
+}
+
+// handoff hosts every enabled agent; the conversation starts with the
+// entry agent (default: the first) and moves by handoffs.
+func handoff(t *team) ([]agents.Runnable, string, error) {
+	var hosted []agents.Runnable
+	for _, n := range t.order {
+		hosted = append(hosted, t.agents[n])
+	}
+	entry := t.cfg.Entry
+	if entry == "" {
+		entry = t.order[0]
+	}
+	if t.agents[entry] == nil {
+		return nil, "", fmt.Errorf("%w: entry agent %q is not enabled", ErrConfig, entry)
+	}
+	return hosted, entry, nil
+}
+
+// route lets the model pick the member that answers (default: the first).
+func route(t *team) (agents.Runnable, error) {
+	var routes []workflow.Route
+	for i, r := range t.runs {
+		routes = append(routes, workflow.Route{Name: t.members[i], Description: t.roles[t.members[i]], Target: r})
+	}
+	return workflow.Router("router", t.model, workflow.RouterConfig{Fallback: t.members[0], Logger: t.log}, routes...)
+}
+
+// collaborative runs the members in parallel and aggregates their answers.
+func collaborative(t *team) (agents.Runnable, error) {
+	return workflow.Parallel("collaborative", t.aggregate(), t.runs...)
+}
+
+// sequential runs the members one after another, each on the previous
+// one's output.
+func sequential(t *team) (agents.Runnable, error) {
+	return workflow.Sequential("sequential", t.runs...)
+}
+
+// loop runs the members in sequence, up to max_iterations times or until
+// the output matches until.
+func loop(t *team) (agents.Runnable, error) {
+	body := t.runs[0]
+	if len(t.runs) > 1 {
+		var err error
+		if body, err = workflow.Sequential("loop-body", t.runs...); err != nil {
+			return nil, err
+		}
+	}
+	var until func(int, string) bool
+	if t.cfg.Until != "" {
+		re, err := regexp.Compile("(?i)" + t.cfg.Until)
+		if err != nil {
+			return nil, err
+		}
+		until = func(_ int, out string) bool { return re.MatchString(out) }
+	}
+	return workflow.Loop("loop", body, workflow.LoopConfig{MaxIterations: t.cfg.MaxIterations, Until: until})
+}
+
+// mixed runs stages in sequence; the agents of a stage run in parallel.
+func mixed(t *team) (agents.Runnable, error) {
+	var stages []agents.Runnable
+	for i, st := range t.cfg.Stages {
+		var rs []agents.Runnable
+		for _, n := range st {
+			r, err := t.member(n)
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, r)
+		}
+		if len(rs) == 1 {
+			stages = append(stages, rs[0])
+			continue
+		}
+		p, err := workflow.Parallel(fmt.Sprintf("stage-%d", i+1), t.aggregate(), rs...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		stages = append(stages, p)
+	}
+	return workflow.Sequential("mixed", stages...)
+}
+
+// supervisor lets the model split the request among the members, as
+// workers, and write the answer from their results.
+func supervisor(t *team) (agents.Runnable, error) {
+	var workers []workflow.Worker
+	for i, r := range t.runs {
+		workers = append(workers, workflow.Worker{Name: t.members[i], Description: t.roles[t.members[i]], Agent: r})
+	}
+	return workflow.Supervisor("supervisor", t.model, workers, workflow.SupervisorConfig{Parallel: t.cfg.Parallel, Logger: t.log})
 }
 
 // ErrAnswerTimeout ends an answer that took longer than the orchestration's

@@ -1,8 +1,9 @@
-package server
+package assembly
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,9 +13,10 @@ import (
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/durable"
+	"github.com/voiced-dev/voiced/internal/config"
 )
 
-// durableRuntime is the durable workflow engine of the server: its store,
+// durableRuntime is the durable workflow engine of a program: its store,
 // the returns workflow, the tool that starts it, and the routing of a run's
 // messages back to the session that started it.
 type durableRuntime struct {
@@ -43,8 +45,7 @@ func dataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "voiced"), nil
 }
 
-func (s *Server) openDurable() (*durableRuntime, error) {
-	cfg := s.cfg.Durable
+func openDurable(cfg config.Durable, log *slog.Logger) (*durableRuntime, error) {
 	d := &durableRuntime{says: map[string]func(string){}}
 	var store durable.Store
 	switch cfg.Store {
@@ -76,12 +77,12 @@ func (s *Server) openDurable() (*durableRuntime, error) {
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
-	e, err := durable.New(store, durable.Options{Logger: s.log, Notify: d.notify})
+	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.notify})
 	if err != nil {
 		d.closeStore()
 		return nil, err
 	}
-	if err := e.Register(durable.Returns(durable.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
+	if err := e.Register(durable.Returns(durable.ReturnsConfig{AutoApprove: cfg.AutoApprove})); err != nil {
 		d.closeStore()
 		return nil, err
 	}
