@@ -76,7 +76,7 @@ check: setup ## formatting, vet, module tidiness, then the tests
 
 .PHONY: bench
 bench: setup build ## run the benchmarks and write bench/results
-	bash bench/run.sh
+	bash scripts/bench.sh
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for 30s

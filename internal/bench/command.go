@@ -25,7 +25,7 @@ const Usage = `usage: voiced bench [--quick] [--out DIR] [--micro FILE] [--e2e F
   Silero VAD, then writes DIR/README.md, DIR/*.svg and DIR/results.json.
   --micro and --e2e add go test -bench output and the e2e tests' JSON.`
 
-// Command runs the harness: it is `voiced bench` and `go run ./bench/report`.
+// Command runs the harness: it is `voiced bench`.
 // Progress goes to stderr; the report's path to stdout.
 func Command(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
