@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,7 +40,7 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return errors.New(Usage)
+		return fmt.Errorf("bench: unexpected arguments %q\n%s", fs.Args(), Usage)
 	}
 	var levels []int
 	if *levelsFlag != "" {
