@@ -1,6 +1,8 @@
 // Package config reads voiced.toml: a typed file decoded strictly (unknown
-// keys are errors, reported with their line). The zero Config, after
-// Defaults, runs the offline demo.
+// keys are errors, reported with their line). Each section that configures
+// one stage or provider is that package's own Config type (vad.Config,
+// turn.Config, sphinx.Config, …), so a setting is defined once, where it is
+// used. Default is the offline demo; Load reads a file over it.
 package config
 
 import (

@@ -1,7 +1,7 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
-// protocol at /ws, /healthz and /metrics, with the providers, agents and
-// orchestration named by the configuration. cmd/voiced and the end-to-end
-// tests share it.
+// protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
+// /metrics, serving the sessions of what internal/assembly loads from the
+// configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
 import (
