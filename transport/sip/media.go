@@ -1,0 +1,352 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/voiced-dev/voiced/audio"
+)
+
+// RTP (RFC 3550) for one call: a UDP socket, a receiver that decodes G.711
+// and telephone-events, and a sender that puts out exactly one packet every
+// 20 ms for as long as the call lasts (silence when the bot is quiet).
+
+const (
+	ptime      = 20 * time.Millisecond
+	frameLen   = 160 // samples of 8 kHz audio per packet
+	maxQueue   = 8000 * 2
+	maxPayload = 1500
+	// maxBurst bounds the packets sent on one tick to catch up after the
+	// sender was starved; beyond it the lost time is skipped.
+	maxBurst = 3
+	// maxMisorder is how far back a sequence number may jump before it is
+	// taken for a restarted stream rather than a late packet (RFC 3550 A.1).
+	maxMisorder = 100
+)
+
+var (
+	// ErrMediaTimeout ends a call whose peer stopped sending RTP.
+	ErrMediaTimeout = errors.New("sip: media timeout")
+	// ErrNoPorts means every RTP port of the range is in use.
+	ErrNoPorts = errors.New("sip: no free RTP port")
+)
+
+// packetConn is the part of a UDP socket the media session uses.
+type packetConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+// media is one call's RTP session. Its methods are safe for concurrent use;
+// run and send each run on one goroutine owned by the call.
+type media struct {
+	conn packetConn
+	port int
+	log  *slog.Logger
+
+	timeout, firstTimeout time.Duration
+
+	mu      sync.Mutex
+	codec   codec
+	pt      uint8 // payload type of codec on this call
+	dtmfPT  uint8
+	remote  netip.AddrPort // where RTP goes: from SDP, then where it comes from
+	allowed []netip.Addr   // sources RTP is accepted from before latching
+	latched bool
+	sending bool // our direction includes send
+	held    bool // the peer holds the call: no media timeout
+	queue   []int16
+
+	// audio carries decoded caller audio (8 kHz mono), digits key presses;
+	// both drop when full rather than block the socket reader.
+	audio  chan []int16
+	digits chan byte
+	dead   chan struct{} // closed on media timeout
+	dying  sync.Once
+
+	// Receiver state, run's goroutine only.
+	lastRx   time.Time
+	gotFirst bool
+	haveSeq  bool
+	ssrcIn   uint32
+	lastSeq  uint16
+	tones    toneDedup
+	received atomic.Int64 // packets accepted
+
+	// Sender state, send's goroutine only.
+	ssrc uint32
+	seq  uint16
+	ts   uint32
+
+	// onSend, when set (tests, benchmarks), is told the time of each packet.
+	onSend func(time.Time)
+}
+
+func newMedia(conn packetConn, port int, log *slog.Logger, timeout, firstTimeout time.Duration) *media {
+	var b [8]byte
+	rand.Read(b[:])
+	return &media{
+		conn: conn, port: port, log: log,
+		timeout: timeout, firstTimeout: firstTimeout,
+		audio:  make(chan []int16, 50),
+		digits: make(chan byte, 32),
+		dead:   make(chan struct{}),
+		ssrc:   binary.BigEndian.Uint32(b[:4]),
+		seq:    binary.BigEndian.Uint16(b[4:6]),
+		ts:     binary.BigEndian.Uint32(b[:4]) ^ uint32(b[6])<<8 ^ uint32(b[7]),
+	}
+}
+
+// apply sets the negotiated stream: codec, peer address, directions. A new
+// peer address (re-INVITE) is learnt again from the packets. signal is
+// the address SIP came from (RTP may come from there behind NAT).
+func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.codec, m.pt, m.dtmfPT = o.codec, o.pt, o.dtmfPT
+	if !o.addr.Addr().IsUnspecified() && o.addr != m.remote {
+		if !m.latched || o.addr.Addr() != m.remote.Addr() {
+			m.remote, m.latched = o.addr, false
+		}
+	}
+	m.allowed = []netip.Addr{o.addr.Addr().Unmap()}
+	if signal.IsValid() {
+		m.allowed = append(m.allowed, signal.Unmap())
+	}
+	m.sending = dir.sends()
+	m.held = o.hold()
+	if m.held {
+		m.queue = m.queue[:0]
+	}
+}
+
+// WriteAudio implements transport.AudioWriter: it queues 8 kHz audio for the
+// sender. At most two seconds are kept.
+func (m *media) WriteAudio(pcm []int16) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.queue)+len(pcm) > maxQueue {
+		return nil // the playout runs ahead of the clock: drop
+	}
+	m.queue = append(m.queue, pcm...)
+	return nil
+}
+
+// clear drops queued audio (barge-in).
+func (m *media) clear() {
+	m.mu.Lock()
+	m.queue = m.queue[:0]
+	m.mu.Unlock()
+}
+
+// send puts out one packet per ptime until ctx ends. The clock never stops:
+// with nothing queued it sends encoded silence.
+func (m *media) send(ctx context.Context) {
+	t := time.NewTicker(ptime)
+	defer t.Stop()
+	start := time.Now()
+	var sent int64
+	pcm := make([]int16, frameLen)
+	payload := make([]byte, 0, frameLen)
+	buf := make([]byte, maxPayload)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			due := int64(now.Sub(start)/ptime) + 1
+			for n := 0; sent < due && n < maxBurst; n++ {
+				m.sendOne(pcm, payload, buf, sent == 0, now)
+				sent++
+			}
+			if sent < due { // starved: skip the lost time, keep the timestamps true
+				m.ts += uint32((due - sent) * frameLen)
+				sent = due
+			}
+		}
+	}
+}
+
+func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.Time) {
+	m.mu.Lock()
+	n := copy(pcm, m.queue)
+	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
+	clear(pcm[n:])
+	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
+	m.mu.Unlock()
+	if c == pcma {
+		payload = audio.EncodeALaw(payload[:0], pcm)
+	} else {
+		payload = audio.EncodeULaw(payload[:0], pcm)
+	}
+	p := rtp.Packet{
+		Header: rtp.Header{
+			Version: 2, Marker: first, PayloadType: pt,
+			SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc,
+		},
+		Payload: payload,
+	}
+	m.seq++
+	m.ts += frameLen
+	if !sending || !to.IsValid() {
+		return // on hold, or nowhere to send: the clock runs on
+	}
+	size, err := p.MarshalTo(buf)
+	if err != nil {
+		return
+	}
+	if m.onSend != nil {
+		m.onSend(now)
+	}
+	m.conn.WriteToUDPAddrPort(buf[:size], to)
+}
+
+// run reads RTP until the socket is closed or the media times out.
+func (m *media) run(ctx context.Context) {
+	buf := make([]byte, maxPayload)
+	m.lastRx = time.Now()
+	for {
+		m.conn.SetReadDeadline(time.Now().Add(time.Second))
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return
+			}
+		} else {
+			m.receive(buf[:n], from)
+		}
+		if m.expired(time.Now()) {
+			m.dying.Do(func() { close(m.dead) })
+			return
+		}
+	}
+}
+
+// expired reports whether the peer has sent nothing for too long. A held
+// call does not expire; unholding restarts the count.
+func (m *media) expired(now time.Time) bool {
+	m.mu.Lock()
+	held := m.held
+	m.mu.Unlock()
+	if held {
+		m.lastRx = now
+		return false
+	}
+	limit := m.timeout
+	if !m.gotFirst {
+		limit = m.firstTimeout
+	}
+	return now.Sub(m.lastRx) > limit
+}
+
+// receive handles one datagram: RTP from an address the call accepts, in a
+// payload type it negotiated, newer than the last one; everything else is
+// dropped.
+func (m *media) receive(b []byte, from netip.AddrPort) {
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	m.mu.Lock()
+	if m.latched && from != m.remote {
+		m.mu.Unlock()
+		return // a stranger
+	}
+	if !m.latched {
+		ok := false
+		for _, a := range m.allowed {
+			ok = ok || a == from.Addr()
+		}
+		if !ok {
+			m.mu.Unlock()
+			return
+		}
+		// Symmetric RTP: answer to where the media really comes from.
+		m.remote, m.latched = from, true
+	}
+	pt, dtmfPT, c := m.pt, m.dtmfPT, m.codec
+	m.mu.Unlock()
+	if p.PayloadType != pt && (dtmfPT == 0 || p.PayloadType != dtmfPT) {
+		return
+	}
+	if d := int16(p.SequenceNumber - m.lastSeq); m.haveSeq && p.SSRC == m.ssrcIn && d <= 0 && d > -maxMisorder {
+		return // late or repeated
+	}
+	m.haveSeq, m.ssrcIn, m.lastSeq = true, p.SSRC, p.SequenceNumber
+	m.lastRx, m.gotFirst = time.Now(), true
+	m.received.Add(1)
+	if p.PayloadType == dtmfPT && dtmfPT != 0 {
+		ev, err := parseToneEvent(p.Payload)
+		if err != nil {
+			return
+		}
+		if d := m.tones.add(p.Timestamp, ev); d != 0 {
+			select {
+			case m.digits <- d:
+			default:
+			}
+		}
+		return
+	}
+	if len(p.Payload) == 0 {
+		return
+	}
+	var pcm []int16
+	if c == pcma {
+		pcm = audio.DecodeALaw(make([]int16, 0, len(p.Payload)), p.Payload)
+	} else {
+		pcm = audio.DecodeULaw(make([]int16, 0, len(p.Payload)), p.Payload)
+	}
+	select {
+	case m.audio <- pcm:
+	default: // the pipeline is behind: drop rather than stall the socket
+	}
+}
+
+// portPool hands out RTP ports (even numbers, RFC 3550 §11) from a range.
+type portPool struct {
+	ip       netip.Addr
+	min, max int
+	mu       sync.Mutex
+	next     int
+}
+
+// listen opens a UDP socket on the next free even port of the range.
+func (pp *portPool) listen() (*net.UDPConn, int, error) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	span := (pp.max - pp.min) / 2
+	if pp.next < pp.min || pp.next > pp.max {
+		pp.next = pp.min
+	}
+	for range span + 1 {
+		port := pp.next
+		pp.next += 2
+		if pp.next > pp.max {
+			pp.next = pp.min
+		}
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(pp.ip, uint16(port))))
+		if err == nil {
+			return c, port, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("%w in %d-%d", ErrNoPorts, pp.min, pp.max)
+}
