@@ -26,6 +26,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
 	webdemo "github.com/voiced-dev/voiced/web-demo"
@@ -40,6 +41,7 @@ type Server struct {
 
 	ws      atomic.Pointer[websocket.Handler]
 	rtc     atomic.Pointer[webrtc.Handler]
+	sip     atomic.Pointer[sip.Server] // set by ListenSIP
 	tel     atomic.Pointer[telemetry.Telemetry]
 	builder *session.Builder
 	durable *durableRuntime
@@ -242,6 +244,11 @@ func sessionConfig(cfg config.Config) session.Config {
 // Shutdown ends live sessions (close code 1001) and waits for them, up to
 // ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if h := s.sip.Load(); h != nil {
+		if err := h.Shutdown(ctx); err != nil {
+			return err
+		}
+	}
 	if h := s.rtc.Load(); h != nil {
 		if err := h.Shutdown(ctx); err != nil {
 			return err

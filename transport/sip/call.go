@@ -90,7 +90,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 	c.neg = o
 	c.ans = answer{
 		sessionID: binary.BigEndian.Uint64(b[:]) >> 1, version: 1,
-		addr: s.localIP(req, netip.Addr{}), port: port,
+		addr: s.localIP(req, s.listenAddr(req)), port: port,
 		codec: o.codec, pt: o.pt, dtmfPT: o.dtmfPT, dir: dir,
 	}
 
@@ -193,6 +193,7 @@ func (c *call) finish(runErr <-chan error) {
 			cancel()
 		}
 	}
+	c.log.Debug("rtp", "received", c.media.received.Load(), "dropped", c.media.dropped.Load())
 	switch {
 	case err == nil, errors.Is(err, ErrHangup), errors.Is(err, transport.ErrShuttingDown), errors.Is(err, context.Canceled):
 		c.log.Info("call ended", "err", err)

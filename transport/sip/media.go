@@ -85,6 +85,7 @@ type media struct {
 	lastSeq  uint16
 	tones    toneDedup
 	received atomic.Int64 // packets accepted
+	dropped  atomic.Int64 // packets dropped: strangers, late, unknown payload, pipeline behind
 
 	// Sender state, send's goroutine only.
 	ssrc uint32
@@ -268,6 +269,7 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 	m.mu.Lock()
 	if m.latched && from != m.remote {
 		m.mu.Unlock()
+		m.dropped.Add(1)
 		return // a stranger
 	}
 	if !m.latched {
@@ -277,6 +279,7 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 		}
 		if !ok {
 			m.mu.Unlock()
+			m.dropped.Add(1)
 			return
 		}
 		// Symmetric RTP: answer to where the media really comes from.
@@ -285,9 +288,11 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 	pt, dtmfPT, c := m.pt, m.dtmfPT, m.codec
 	m.mu.Unlock()
 	if p.PayloadType != pt && (dtmfPT == 0 || p.PayloadType != dtmfPT) {
+		m.dropped.Add(1)
 		return
 	}
 	if d := int16(p.SequenceNumber - m.lastSeq); m.haveSeq && p.SSRC == m.ssrcIn && d <= 0 && d > -maxMisorder {
+		m.dropped.Add(1)
 		return // late or repeated
 	}
 	m.haveSeq, m.ssrcIn, m.lastSeq = true, p.SSRC, p.SequenceNumber
@@ -318,6 +323,7 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 	select {
 	case m.audio <- pcm:
 	default: // the pipeline is behind: drop rather than stall the socket
+		m.dropped.Add(1)
 	}
 }
 

@@ -259,12 +259,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// network is the listener network a request came over.
+func network(req *sip.Request) string {
+	if req.Transport() != "UDP" && req.Transport() != "" {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// listenAddr is the address of the listener req came in on.
+func (s *Server) listenAddr(req *sip.Request) netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listen[network(req)].Addr()
+}
+
 // contact is the Contact header for a request that arrived at us.
 func (s *Server) contact(req *sip.Request) sip.ContactHeader {
-	network := "udp"
-	if req.Transport() != "UDP" && req.Transport() != "" {
-		network = "tcp"
-	}
+	network := network(req)
 	s.mu.Lock()
 	l := s.listen[network]
 	s.mu.Unlock()
@@ -278,7 +290,8 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 }
 
 // localIP is the address peers reach this server at for req: the external
-// IP, else the listening address, else the address req was sent to.
+// IP, else the listening address, else the address the system routes to
+// the caller from.
 func (s *Server) localIP(req *sip.Request, listen netip.Addr) netip.Addr {
 	if s.extIP.IsValid() {
 		return s.extIP
@@ -286,11 +299,13 @@ func (s *Server) localIP(req *sip.Request, listen netip.Addr) netip.Addr {
 	if listen.IsValid() && !listen.IsUnspecified() {
 		return listen
 	}
-	if ap, err := netip.ParseAddrPort(req.Destination()); err == nil && !ap.Addr().IsUnspecified() {
-		return ap.Addr().Unmap()
-	}
-	if src, err := netip.ParseAddrPort(req.Source()); err == nil && src.Addr().IsLoopback() {
-		return src.Addr().Unmap()
+	if src := sourceIP(req); src.IsValid() {
+		// A connected UDP socket sends nothing but learns its source.
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 9))); err == nil {
+			a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+			return a
+		}
 	}
 	return netip.MustParseAddr("127.0.0.1")
 }
