@@ -168,7 +168,7 @@ func (m *media) send(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			due := int64(now.Sub(start)/ptime) + 1
+			due := int64(now.Sub(start) / ptime)
 			for n := 0; sent < due && n < maxBurst; n++ {
 				m.sendOne(pcm, payload, buf, sent == 0, now)
 				sent++
@@ -263,6 +263,7 @@ func (m *media) expired(now time.Time) bool {
 func (m *media) receive(b []byte, from netip.AddrPort) {
 	var p rtp.Packet
 	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
+		m.dropped.Add(1)
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
