@@ -4,6 +4,13 @@
 // switch handles them. Every frame embeds Meta, which the pipeline fills with
 // an ID, the turn (generation) that produced the frame and a media timestamp.
 //
+// The set of frames is closed: Frame has an unexported method that each frame
+// type of this package declares itself (embedding Meta is not enough), so
+// only this package can add a frame type. A new kind of frame (telephony
+// events such as DTMF, say) is added here, in its own file, with its class;
+// processors, transports and observers can then rely on handling every frame
+// a pipeline may carry.
+//
 // Frames come in three classes that decide how the pipeline schedules them
 // relative to an interruption (barge-in):
 //
@@ -54,9 +61,8 @@ type Meta struct {
 // Header returns the frame's metadata for the pipeline to stamp.
 func (m *Meta) Header() *Meta { return m }
 
-func (m *Meta) sealed() {}
-
-// Frame is implemented only by the types in this package.
+// Frame is implemented only by the types in this package (see the package
+// doc): every frame type declares the unexported sealed method.
 type Frame interface {
 	Header() *Meta
 	Class() Class
@@ -124,3 +130,6 @@ type OutputAudio struct {
 
 func (*InputAudio) Class() Class  { return System }
 func (*OutputAudio) Class() Class { return Data }
+
+func (*InputAudio) sealed()  {}
+func (*OutputAudio) sealed() {}

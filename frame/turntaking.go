@@ -22,3 +22,6 @@ type UserBackchannel struct {
 
 func (*UserSpeaking) Class() Class    { return System }
 func (*UserBackchannel) Class() Class { return System }
+
+func (*UserSpeaking) sealed()    {}
+func (*UserBackchannel) sealed() {}

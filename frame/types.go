@@ -53,10 +53,11 @@ type Error struct {
 	Fatal bool
 }
 
-// Metrics carries one turn's latency breakdown.
+// Metrics carries one turn's latency breakdown. (Latency.Turn is the turn
+// measured; Meta.Turn, as for every frame, the turn the frame was made in.)
 type Metrics struct {
 	Meta
-	Turn TurnMetrics
+	Latency TurnMetrics
 }
 
 // TurnMetrics is the latency breakdown of one user→bot turn. Durations are
@@ -160,3 +161,21 @@ func (*Handoff) Class() Class     { return Control }
 func (*Handoff) Uninterruptible() {}
 func (*ToolCall) Class() Class    { return System }
 func (*ToolResult) Class() Class  { return System }
+
+func (*UserStartedSpeaking) sealed() {}
+func (*UserStoppedSpeaking) sealed() {}
+func (*Interruption) sealed()        {}
+func (*BotStartedSpeaking) sealed()  {}
+func (*BotStoppedSpeaking) sealed()  {}
+func (*BotSpoke) sealed()            {}
+func (*Error) sealed()               {}
+func (*Metrics) sealed()             {}
+func (*Transcript) sealed()          {}
+func (*LLMText) sealed()             {}
+func (*TTSText) sealed()             {}
+func (*LLMResponseStart) sealed()    {}
+func (*LLMResponseEnd) sealed()      {}
+func (*End) sealed()                 {}
+func (*Handoff) sealed()             {}
+func (*ToolCall) sealed()            {}
+func (*ToolResult) sealed()          {}

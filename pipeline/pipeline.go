@@ -15,6 +15,11 @@
 // dropped when dequeued (unless frame.Survives says otherwise), which flushes
 // every stage's queue of the interrupted answer.
 //
+// State that several stages need (is the user speaking, is the bot
+// speaking) is published by the runtime as the events that change it are
+// created, and read through Runtime.State from any goroutine, instead of
+// each stage tracking relayed frames (see State).
+//
 // Pushing a frame.End drains gracefully: each stage's Drainer runs (the output
 // stage plays out its queue) before End moves on, and Run returns nil once End
 // has left the last stage. A stage may also emit End itself (ending the
@@ -66,16 +71,18 @@ func (fn ProcessorFunc) Process(ctx context.Context, f frame.Frame, out Emitter)
 	return fn(ctx, f, out)
 }
 
-// Emitter sends frames out of a stage. Its methods are safe to call from any
-// goroutine, block while the receiving lane is full (back-pressure), and drop
-// the frame once the pipeline is stopping. Frames without an ID are stamped
-// with one, and with a turn: the turn of the frame being processed when
-// called from Process, otherwise the current turn. A processor doing work for
-// a turn on its own goroutine sets Header().Turn itself.
+// Emitter sends frames out of a stage. Emit and EmitUp are safe to call from
+// any goroutine; Pass is for the stage goroutine only (inside Process or
+// Drain), since the direction it follows is that of the frame the stage is
+// processing. All block while the receiving lane is full (back-pressure) and
+// drop the frame once the pipeline is stopping. Frames without an ID are
+// stamped with one, and with a turn: the turn of the frame being processed
+// when called from Process, otherwise the current turn. A processor doing
+// work for a turn on its own goroutine sets Header().Turn itself.
 type Emitter interface {
 	Emit(f frame.Frame)   // downstream
 	EmitUp(f frame.Frame) // upstream
-	Pass(f frame.Frame)   // onward, in the direction the processed frame travels
+	Pass(f frame.Frame)   // onward, in the direction the processed frame travels (stage goroutine only)
 }
 
 // Runtime is the pipeline as seen by its processors.
@@ -86,6 +93,9 @@ type Runtime interface {
 	Interrupt(reason string) uint32
 	// Turn returns the current turn number (starting at 1).
 	Turn() uint32
+	// State is the conversation's shared state (user and bot speaking),
+	// published by the runtime as the events that change it are created.
+	State() *State
 	// Go runs fn on a goroutine that Run waits for. ctx is the session
 	// context.
 	Go(fn func(ctx context.Context))
@@ -159,14 +169,15 @@ type Pipeline struct {
 	log    *slog.Logger
 	sink   func(frame.Frame)
 
-	ids  atomic.Uint64
-	mu   sync.Mutex // serializes Interrupt
-	cur  atomic.Pointer[turn]
-	ran  atomic.Bool
-	sess context.Context
-	fail context.CancelCauseFunc
-	quit chan struct{} // closed when Run returns
-	wg   sync.WaitGroup
+	ids   atomic.Uint64
+	state State
+	mu    sync.Mutex // serializes Interrupt
+	cur   atomic.Pointer[turn]
+	ran   atomic.Bool
+	sess  context.Context
+	fail  context.CancelCauseFunc
+	quit  chan struct{} // closed when Run returns
+	wg    sync.WaitGroup
 }
 
 type turn struct {
@@ -241,6 +252,9 @@ func (p *Pipeline) Turn() uint32 {
 // Logger returns the pipeline's logger.
 func (p *Pipeline) Logger() *slog.Logger { return p.log }
 
+// State implements Runtime. It may be read before, during and after Run.
+func (p *Pipeline) State() *State { return &p.state }
+
 // Interrupt implements Runtime. It is safe to call from any goroutine while
 // Run is running, and does nothing before or after.
 func (p *Pipeline) Interrupt(reason string) uint32 {
@@ -291,6 +305,7 @@ func (p *Pipeline) Push(ctx context.Context, f frame.Frame) error {
 		if h.Turn == 0 {
 			h.Turn = p.Turn()
 		}
+		p.state.publish(f)
 	}
 	s := p.stages[0]
 	ch := s.data
@@ -464,6 +479,7 @@ func (s *stage) send(f frame.Frame, d Direction) {
 				h.Turn = p.Turn()
 			}
 		}
+		p.state.publish(f)
 	}
 	var next *stage
 	to := s.idx + 1

@@ -1,78 +1,54 @@
 package session
 
 import (
-	"sync"
 	"time"
 
 	"github.com/voiced-dev/voiced/frame"
-	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/turns"
 )
 
-// Latency is an observer that measures each turn's latency breakdown, from
-// the moment the user stopped speaking to the first audio written to the
-// transport, and reports it once per answered turn.
+// Latency measures each turn's latency breakdown, from the moment the user
+// stopped speaking (or typed) to the moment the bot started speaking its
+// answer, and reports it once per answered turn. It listens to the
+// session's turns.Tracker, which the session trace shares: the turns are
+// followed once.
 type Latency struct {
 	report func(frame.TurnMetrics)
-
-	mu      sync.Mutex
-	stopped time.Time // UserStoppedSpeaking.At of the turn being measured
-	typed   bool
-	m       frame.TurnMetrics
-	open    bool
+	last   int // index of the last turn reported (under the tracker's lock)
 }
 
-// NewLatency returns a latency observer calling report from the observing
-// goroutine; report must not block.
-func NewLatency(report func(frame.TurnMetrics)) *Latency {
-	return &Latency{report: report}
+// NewLatency returns a latency measurement listening to tr. report is
+// called on the observing goroutine, under the tracker's lock: it must not
+// block, nor call into tr.
+func NewLatency(tr *turns.Tracker, report func(frame.TurnMetrics)) *Latency {
+	l := &Latency{report: report}
+	tr.Listen(l.onTurn)
+	return l
 }
 
-// OnHop implements pipeline.Observer.
-func (l *Latency) OnHop(h pipeline.Hop) {
-	if !h.First {
+func (l *Latency) onTurn(e turns.Event) {
+	// The bot's first audio of an answered turn (an answer was
+	// generated: LLMFirst) ends the measurement.
+	c := e.Turn
+	if e.Kind != turns.PlayStarted || c.LLMFirst.IsZero() || c.Index == l.last || l.report == nil {
 		return
 	}
-	l.mu.Lock()
-	var done *frame.TurnMetrics
-	switch f := h.Frame.(type) {
-	case *frame.UserStartedSpeaking:
-		l.open = false
-	case *frame.UserStoppedSpeaking:
-		l.stopped, l.open, l.typed = f.At, true, false
-		l.m = frame.TurnMetrics{Endpointing: h.At.Sub(f.At)}
-	case *frame.Transcript:
-		if f.Final && f.Typed {
-			// Typed input: measure from its arrival.
-			l.stopped, l.open, l.typed = h.At, true, true
-			l.m = frame.TurnMetrics{}
+	l.last = c.Index
+	since := func(at time.Time) time.Duration {
+		if at.IsZero() {
+			return 0
 		}
-		if f.Final && l.open && l.m.STTFinal == 0 {
-			l.m.STTFinal = h.At.Sub(l.stopped)
-		}
-	case *frame.LLMText:
-		if l.open && l.m.LLMFirst == 0 {
-			l.m.LLMFirst = h.At.Sub(l.stopped)
-			l.m.Turn = f.Turn
-		}
-	case *frame.TTSText:
-		if l.open && l.m.SentenceTTS == 0 {
-			l.m.SentenceTTS = h.At.Sub(l.stopped)
-		}
-	case *frame.OutputAudio:
-		if l.open && l.m.TTSFirst == 0 {
-			l.m.TTSFirst = h.At.Sub(l.stopped)
-		}
-	case *frame.BotStartedSpeaking:
-		if l.open && l.m.LLMFirst != 0 {
-			l.m.AudioOut = h.At.Sub(l.stopped)
-			l.m.VoiceToVoice = l.m.AudioOut
-			m := l.m
-			done = &m
-			l.open = false
-		}
+		return at.Sub(c.Start)
 	}
-	l.mu.Unlock()
-	if done != nil && l.report != nil {
-		l.report(*done)
+	m := frame.TurnMetrics{
+		Turn:        c.N,
+		Endpointing: c.Detected.Sub(c.Start),
+		STTFinal:    since(c.STTFinal),
+		LLMFirst:    since(c.LLMFirst),
+		SentenceTTS: since(c.Sentence),
+		TTSFirst:    since(c.TTSFirst),
+		AudioOut:    since(c.AudioOut),
 	}
+	m.VoiceToVoice = m.AudioOut
+	l.report(m)
 }

@@ -15,11 +15,12 @@ import (
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
-	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/pipeline/turns"
+	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
@@ -31,17 +32,19 @@ type Config struct {
 	Voice string // TTS voice, "" for the synthesizer's default
 	Agent AgentConfig
 	// Turn configures the turn-taking stage between recognition and the
-	// agent: false-interruption rules and endpointing.
-	Turn turn.Config
-	// ImmediateInterruption leaves barge-in to the VAD, which interrupts
-	// the bot on every start of user speech, and drops the turn-taking
-	// stage (no false-interruption rules, no STT-aware endpointing).
+	// agent, which owns barge-in: its interruption policy,
+	// false-interruption rules and endpointing. The stage is always in the
+	// pipeline.
+	Turn turntaking.Config
+	// ImmediateInterruption sets Turn.Interruption to turntaking.Immediate:
+	// every start of user speech interrupts the bot (no minimum duration or
+	// words). Endpointing still applies.
 	ImmediateInterruption bool
 	// EchoCancel adds server-side echo cancellation for clients that do
 	// not cancel their own echo, configured by Echo. Its residual guard
 	// sets VAD.BotConfidence to DefaultBotConfidence unless set.
 	EchoCancel bool
-	Echo       echo.Config
+	Echo       aec.Config
 	// Idle, when IdleEnabled, prompts a user who has gone quiet and ends
 	// the session after Idle.MaxPrompts prompts.
 	IdleEnabled bool
@@ -103,9 +106,12 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		s.Close(err)
 		return err
 	}
-	lat := NewLatency(func(m frame.TurnMetrics) {
+	// One tracker follows the turns for the latency breakdown and the
+	// trace.
+	tracker := turns.New()
+	NewLatency(tracker, func(m frame.TurnMetrics) {
 		if s.Notify != nil {
-			s.Notify(&frame.Metrics{Turn: m})
+			s.Notify(&frame.Metrics{Latency: m})
 		}
 		if b.OnMetrics != nil {
 			b.OnMetrics(s.ID, m)
@@ -113,7 +119,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		log.Info("turn", "turn", m.Turn, "voice_to_voice", m.VoiceToVoice, "stt_final", m.STTFinal,
 			"llm_first", m.LLMFirst, "tts_first", m.TTSFirst)
 	})
-	obs := append([]pipeline.Observer{lat}, b.Observers...)
+	obs := append([]pipeline.Observer{tracker}, b.Observers...)
 	if s.Observer != nil {
 		obs = append(obs, s.Observer)
 	}
@@ -123,7 +129,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		if tr == "" {
 			tr = "websocket"
 		}
-		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }})
+		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }, Turns: tracker})
 		obs = append(obs, st)
 		ctx = st.Context(ctx)
 		defer func() { st.End(err) }()
@@ -212,11 +218,11 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		if !ok {
 			return nil, fmt.Errorf("session: echo: output stage %T cannot share what it plays", s.Output)
 		}
-		ref, err := echo.NewReference(s.Out, pf.SampleRate, 2*time.Second)
+		ref, err := aec.NewReference(s.Out, pf.SampleRate, 2*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("session: %w", err)
 		}
-		ec, err := echo.New(ref, pf.SampleRate, b.Config.Echo)
+		ec, err := aec.New(ref, pf.SampleRate, b.Config.Echo)
 		if err != nil {
 			return nil, fmt.Errorf("session: %w", err)
 		}
@@ -226,16 +232,20 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 			vcfg.BotConfidence = DefaultBotConfidence
 		}
 	}
-	useTurn := !b.Config.ImmediateInterruption && !vcfg.NoInterrupt
-	vcfg.Defer = useTurn
-	procs = append(procs,
-		vad.NewProcessor(b.VAD, pf.SampleRate, vcfg),
-		stt.NewProcessor(b.STT, sttCfg),
-	)
-	if useTurn {
-		procs = append(procs, turn.New(b.Config.Turn))
+	tcfg := b.Config.Turn
+	if b.Config.ImmediateInterruption {
+		tcfg.Interruption = turntaking.Immediate
 	}
-	procs = append(procs, agent)
+	turns, err := turntaking.New(tcfg)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	procs = append(procs,
+		vad.NewDetector(b.VAD, pf.SampleRate, vcfg),
+		stt.NewProcessor(b.STT, sttCfg),
+		turns,
+		agent,
+	)
 	if b.Config.IdleEnabled {
 		procs = append(procs, idle.New(b.Config.Idle))
 	}

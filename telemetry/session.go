@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/pipeline/turns"
 )
 
 // Span names of a session's trace.
@@ -30,10 +30,10 @@ const (
 
 // How a turn span ended (attribute voiced.turn.ended_by).
 const (
-	EndedAnswered    = "answered"    // the bot finished speaking its answer
-	EndedInterrupted = "interrupted" // the user barged in during the answer
-	EndedSuperseded  = "superseded"  // a new user turn began before any answer
-	EndedSessionEnd  = "session_end" // the session ended first
+	EndedAnswered    = turns.EndedAnswered    // the bot finished speaking its answer
+	EndedInterrupted = turns.EndedInterrupted // the user barged in during the answer
+	EndedSuperseded  = turns.EndedSuperseded  // a new user turn began before any answer
+	EndedSessionEnd  = turns.EndedSessionEnd  // the session ended first
 )
 
 // SessionInfo describes the session a SessionTrace observes.
@@ -44,50 +44,44 @@ type SessionInfo struct {
 	// it is called only for error frames, after the pipeline exists. May be
 	// nil.
 	StageName func(i int) string
+	// Turns, if set, is the session's turn tracker, shared with other
+	// listeners (the latency breakdown): the trace listens to it, and the
+	// caller adds it to the pipeline's observers. Otherwise the
+	// SessionTrace feeds a tracker of its own from OnHop.
+	Turns *turns.Tracker
 }
 
 // SessionTrace observes one session's pipeline: it makes the session's
 // trace (root span SpanSession; a SpanTurn per user turn, from the end of
 // the user's speech, or a typed transcript, to the end of the bot's answer
 // or its interruption; child spans for the work of each turn) and counts
-// sessions, turns, interruptions and errors.
+// sessions, turns, interruptions and errors. The turns and their milestones
+// come from a turns.Tracker (see SessionInfo.Turns).
 //
 // OnHop is safe for concurrent use and ignores every hop but a frame's
-// first (the one that creates it); input audio and all but a sentence's
-// first and last output audio are ignored without locking or allocating.
-// End must be called once the pipeline has returned.
+// first (the one that creates it). End must be called once the pipeline has
+// returned.
 type SessionTrace struct {
 	t       *Telemetry
 	info    SessionInfo
 	root    trace.Span
 	rootCtx context.Context
-
-	wantAudio atomic.Bool // a sentence is waiting for its first audio
+	turns   *turns.Tracker
+	own     bool // turns is fed by OnHop
 
 	mu    sync.Mutex
 	ended bool
-	last  time.Time // latest hop seen
-	turns int
-	cur   *turnState
+	cur   *turnSpans
 }
 
-type turnState struct {
-	n     uint32 // pipeline turn of the frames of the answer
-	span  trace.Span
-	ctx   context.Context
-	stt   trace.Span
-	llm   trace.Span
-	tts   trace.Span // sentence being synthesized
-	play  trace.Span // bot speaking
-	typed bool
-
-	transcriptLen int
-	llmStarted    bool
-	llmDone       bool
-	firstToken    bool
-	llmChars      int
-	ttsAudio      bool // the sentence in tts has had audio
-	sentences     int
+// turnSpans are the open spans of the turn being traced.
+type turnSpans struct {
+	span trace.Span
+	ctx  context.Context
+	stt  trace.Span
+	llm  trace.Span
+	tts  trace.Span // sentence being synthesized
+	play trace.Span // bot speaking
 }
 
 // SessionObserver starts the trace of a session and returns its observer,
@@ -112,7 +106,12 @@ func (t *Telemetry) SessionObserver(ctx context.Context, info SessionInfo) *Sess
 	tr := metric.WithAttributeSet(attribute.NewSet(attribute.String("voiced.transport", info.Transport)))
 	t.m.sessions.Add(rootCtx, 1, tr)
 	t.m.active.Add(rootCtx, 1, tr)
-	return &SessionTrace{t: t, info: info, root: root, rootCtx: rootCtx}
+	s := &SessionTrace{t: t, info: info, root: root, rootCtx: rootCtx, turns: info.Turns}
+	if s.turns == nil {
+		s.turns, s.own = turns.New(), true
+	}
+	s.turns.Listen(s.onTurn)
+	return s
 }
 
 // SpanContext returns the session's root span context (for logs).
@@ -155,138 +154,16 @@ func (s *SessionTrace) OnHop(h pipeline.Hop) {
 	if s == nil || !h.First {
 		return
 	}
+	if s.own {
+		s.turns.OnHop(h)
+	}
 	switch f := h.Frame.(type) {
-	case *frame.Interruption, *frame.UserStoppedSpeaking, *frame.LLMResponseStart, *frame.LLMText,
-		*frame.LLMResponseEnd, *frame.TTSText, *frame.BotStartedSpeaking, *frame.BotStoppedSpeaking,
-		*frame.Error, *frame.End:
-	default:
-		return // input audio, VAD scores, metrics, ...: not traced
-	case *frame.OutputAudio:
-		if f.Spoken == "" && !s.wantAudio.Load() {
-			return
-		}
-	case *frame.Transcript:
-		if !f.Final {
-			return
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return
-	}
-	if h.At.After(s.last) {
-		s.last = h.At
-	}
-	c := s.cur
-	switch f := h.Frame.(type) {
-	case *frame.Interruption:
-		if c == nil {
-			return
-		}
-		if c.llmStarted {
-			c.span.AddEvent("interruption", trace.WithTimestamp(h.At),
-				trace.WithAttributes(attribute.String("voiced.reason", f.Reason)))
-			s.root.AddEvent("interruption", trace.WithTimestamp(h.At),
-				trace.WithAttributes(attribute.Int("voiced.turn.index", s.turns), attribute.String("voiced.reason", f.Reason)))
-			s.endTurn(h.At, EndedInterrupted)
-		} else {
-			s.endTurn(h.At, EndedSuperseded)
-		}
-
-	case *frame.UserStoppedSpeaking:
-		start := f.At
-		if start.IsZero() || start.After(h.At) {
-			start = h.At
-		}
-		c = s.startTurn(start, f.Turn, false)
-		_, ep := s.t.tracer.Start(c.ctx, SpanEndpointing, trace.WithTimestamp(start))
-		ep.End(trace.WithTimestamp(h.At))
-		_, c.stt = s.t.tracer.Start(c.ctx, SpanSTT, trace.WithTimestamp(h.At))
-
-	case *frame.Transcript:
-		if f.Typed || c == nil {
-			c = s.startTurn(h.At, f.Turn, f.Typed)
-		}
-		c.n = f.Turn
-		c.transcriptLen = len(f.Text)
-		if c.stt != nil {
-			c.stt.SetAttributes(attribute.Int("voiced.transcript.length", len(f.Text)))
-			c.stt.End(trace.WithTimestamp(h.At))
-			c.stt = nil
-		}
-
-	case *frame.LLMResponseStart:
-		if c == nil || f.Turn != c.n || c.llm != nil {
-			return
-		}
-		_, c.llm = s.t.tracer.Start(c.ctx, SpanLLM, trace.WithTimestamp(h.At))
-		c.llmStarted, c.llmDone, c.firstToken, c.llmChars = true, false, false, 0
-
-	case *frame.LLMText:
-		if c == nil || f.Turn != c.n || c.llm == nil {
-			return
-		}
-		if !c.firstToken {
-			c.firstToken = true
-			c.llm.AddEvent("first_token", trace.WithTimestamp(h.At))
-		}
-		c.llmChars += len(f.Text)
-
-	case *frame.LLMResponseEnd:
-		if c == nil || f.Turn != c.n || c.llm == nil {
-			return
-		}
-		c.llm.SetAttributes(attribute.Int("voiced.llm.text_length", c.llmChars))
-		c.llm.End(trace.WithTimestamp(h.At))
-		c.llm, c.llmDone = nil, true
-
-	case *frame.TTSText:
-		if c == nil || f.Turn != c.n {
-			return
-		}
-		s.endSentence(c, h.At, true) // synthesis of the last one failed
-		_, c.tts = s.t.tracer.Start(c.ctx, SpanTTS, trace.WithTimestamp(h.At),
-			trace.WithAttributes(attribute.Int("voiced.tts.text_length", len(f.Text))))
-		c.ttsAudio = false
-		c.sentences++
-		s.wantAudio.Store(true)
-
-	case *frame.OutputAudio:
-		if c == nil || f.Turn != c.n || c.tts == nil {
-			return
-		}
-		if !c.ttsAudio {
-			c.ttsAudio = true
-			s.wantAudio.Store(false)
-			c.tts.AddEvent("first_audio", trace.WithTimestamp(h.At))
-		}
-		if f.Spoken != "" {
-			s.endSentence(c, h.At, false)
-		}
-
-	case *frame.BotStartedSpeaking:
-		if c == nil || f.Turn != c.n || c.play != nil {
-			return
-		}
-		_, c.play = s.t.tracer.Start(c.ctx, SpanPlayout, trace.WithTimestamp(h.At))
-
-	case *frame.BotStoppedSpeaking:
-		if c == nil || f.Turn != c.n {
-			return
-		}
-		if c.play != nil {
-			c.play.SetAttributes(attribute.Bool("voiced.interrupted", f.Interrupted))
-			c.play.End(trace.WithTimestamp(h.At))
-			c.play = nil
-		}
-		if c.llmDone && c.tts == nil && !f.Interrupted {
-			s.endTurn(h.At, EndedAnswered)
-		} else if !f.Interrupted {
-			c.span.AddEvent("playout_underrun", trace.WithTimestamp(h.At))
-		}
-
 	case *frame.Error:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ended {
+			return
+		}
 		stage := "input" // pushed into the pipeline
 		if h.From >= 0 {
 			if s.info.StageName != nil {
@@ -298,8 +175,8 @@ func (s *SessionTrace) OnHop(h pipeline.Hop) {
 		s.t.m.errors.Add(s.rootCtx, 1, metric.WithAttributes(
 			attribute.String("voiced.stage", stage), attribute.Bool("voiced.fatal", f.Fatal)))
 		sp := s.root
-		if c != nil {
-			sp = c.span
+		if s.cur != nil {
+			sp = s.cur.span
 		}
 		err := f.Err
 		if err == nil {
@@ -310,66 +187,134 @@ func (s *SessionTrace) OnHop(h pipeline.Hop) {
 		if f.Fatal {
 			s.root.SetStatus(codes.Error, err.Error())
 		}
-
 	case *frame.End:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ended {
+			return
+		}
 		s.root.AddEvent("end", trace.WithTimestamp(h.At), trace.WithAttributes(attribute.String("voiced.reason", f.Reason)))
 	}
 }
 
-// startTurn ends the open turn, if any, and opens a new one. s.mu held.
-func (s *SessionTrace) startTurn(at time.Time, n uint32, typed bool) *turnState {
-	if s.cur != nil {
-		s.endTurn(at, EndedSuperseded)
-	}
-	s.turns++
-	input := "speech"
-	if typed {
-		input = "text"
-	}
-	ctx, span := s.t.tracer.Start(s.rootCtx, SpanTurn, trace.WithTimestamp(at), trace.WithAttributes(
-		attribute.Int("voiced.turn.index", s.turns),
-		attribute.Int64("voiced.turn", int64(n)),
-		attribute.String("voiced.turn.input", input),
-	))
-	s.cur = &turnState{n: n, span: span, ctx: ctx, typed: typed}
-	return s.cur
-}
-
-// endSentence ends the sentence being synthesized, if any. s.mu held.
-func (s *SessionTrace) endSentence(c *turnState, at time.Time, cut bool) {
-	if c.tts == nil {
+// onTurn makes the spans of the turns' milestones. It runs under the
+// tracker's lock.
+func (s *SessionTrace) onTurn(e turns.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended && e.Kind != turns.Closed {
 		return
 	}
-	if cut {
-		c.tts.SetAttributes(attribute.Bool("voiced.cut", true))
-	}
-	c.tts.End(trace.WithTimestamp(at))
-	c.tts = nil
-	s.wantAudio.Store(false)
-}
-
-// endTurn ends the open turn and its open child spans (marked voiced.cut).
-// s.mu held.
-func (s *SessionTrace) endTurn(at time.Time, by string) {
 	c := s.cur
-	if c == nil {
+	if c == nil && e.Kind != turns.Opened {
 		return
 	}
+	switch e.Kind {
+	case turns.Opened:
+		tn := e.Turn
+		input := "speech"
+		if tn.Typed {
+			input = "text"
+		}
+		ctx, span := s.t.tracer.Start(s.rootCtx, SpanTurn, trace.WithTimestamp(tn.Start), trace.WithAttributes(
+			attribute.Int("voiced.turn.index", tn.Index),
+			attribute.Int64("voiced.turn", int64(tn.N)),
+			attribute.String("voiced.turn.input", input),
+		))
+		c = &turnSpans{span: span, ctx: ctx}
+		s.cur = c
+		if _, ok := e.Frame.(*frame.UserStoppedSpeaking); ok {
+			_, ep := s.t.tracer.Start(c.ctx, SpanEndpointing, trace.WithTimestamp(tn.Start))
+			ep.End(trace.WithTimestamp(tn.Detected))
+			_, c.stt = s.t.tracer.Start(c.ctx, SpanSTT, trace.WithTimestamp(tn.Detected))
+		}
+
+	case turns.Transcribed:
+		if c.stt != nil {
+			c.stt.SetAttributes(attribute.Int("voiced.transcript.length", e.Turn.TranscriptLen))
+			c.stt.End(trace.WithTimestamp(e.At))
+			c.stt = nil
+		}
+
+	case turns.LLMStarted:
+		_, c.llm = s.t.tracer.Start(c.ctx, SpanLLM, trace.WithTimestamp(e.At))
+
+	case turns.FirstToken:
+		if c.llm != nil {
+			c.llm.AddEvent("first_token", trace.WithTimestamp(e.At))
+		}
+
+	case turns.LLMEnded:
+		if c.llm != nil {
+			c.llm.SetAttributes(attribute.Int("voiced.llm.text_length", e.Turn.LLMChars))
+			c.llm.End(trace.WithTimestamp(e.At))
+			c.llm = nil
+		}
+
+	case turns.Sentence:
+		_, c.tts = s.t.tracer.Start(c.ctx, SpanTTS, trace.WithTimestamp(e.At),
+			trace.WithAttributes(attribute.Int("voiced.tts.text_length", len(e.Text))))
+
+	case turns.FirstAudio:
+		if c.tts != nil {
+			c.tts.AddEvent("first_audio", trace.WithTimestamp(e.At))
+		}
+
+	case turns.SentenceEnd:
+		if c.tts != nil {
+			if e.Cut {
+				c.tts.SetAttributes(attribute.Bool("voiced.cut", true))
+			}
+			c.tts.End(trace.WithTimestamp(e.At))
+			c.tts = nil
+		}
+
+	case turns.PlayStarted:
+		_, c.play = s.t.tracer.Start(c.ctx, SpanPlayout, trace.WithTimestamp(e.At))
+
+	case turns.PlayStopped:
+		if c.play != nil {
+			c.play.SetAttributes(attribute.Bool("voiced.interrupted", e.Interrupted))
+			c.play.End(trace.WithTimestamp(e.At))
+			c.play = nil
+		}
+
+	case turns.Underrun:
+		c.span.AddEvent("playout_underrun", trace.WithTimestamp(e.At))
+
+	case turns.Closed:
+		if c == nil {
+			return
+		}
+		if e.EndedBy == EndedInterrupted {
+			c.span.AddEvent("interruption", trace.WithTimestamp(e.At),
+				trace.WithAttributes(attribute.String("voiced.reason", e.Reason)))
+			s.root.AddEvent("interruption", trace.WithTimestamp(e.At),
+				trace.WithAttributes(attribute.Int("voiced.turn.index", e.Turn.Index), attribute.String("voiced.reason", e.Reason)))
+		}
+		s.endTurn(e)
+	}
+}
+
+// endTurn ends the open turn's span and its open child spans (marked
+// voiced.cut). s.mu held.
+func (s *SessionTrace) endTurn(e turns.Event) {
+	c := s.cur
 	s.cur = nil
-	for _, sp := range []*trace.Span{&c.stt, &c.llm, &c.play} {
+	at := e.At
+	for _, sp := range []*trace.Span{&c.stt, &c.llm, &c.play, &c.tts} {
 		if *sp != nil {
 			(*sp).SetAttributes(attribute.Bool("voiced.cut", true))
 			(*sp).End(trace.WithTimestamp(at))
 			*sp = nil
 		}
 	}
-	s.endSentence(c, at, true)
-	interrupted := by == EndedInterrupted
+	interrupted := e.EndedBy == EndedInterrupted
 	c.span.SetAttributes(
 		attribute.Bool("voiced.turn.interrupted", interrupted),
-		attribute.String("voiced.turn.ended_by", by),
-		attribute.Int("voiced.transcript.length", c.transcriptLen),
-		attribute.Int("voiced.turn.sentences", c.sentences),
+		attribute.String("voiced.turn.ended_by", e.EndedBy),
+		attribute.Int("voiced.transcript.length", e.Turn.TranscriptLen),
+		attribute.Int("voiced.turn.sentences", e.Turn.Sentences),
 	)
 	c.span.End(trace.WithTimestamp(at))
 	s.t.m.turns.Add(s.rootCtx, 1)
@@ -385,22 +330,24 @@ func (s *SessionTrace) End(err error) {
 	if s == nil {
 		return
 	}
+	now := s.turns.End() // closes the open turn through onTurn
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return
 	}
 	s.ended = true
-	now := time.Now()
-	if s.last.After(now) {
-		now = s.last
+	if now.IsZero() { // the shared tracker was ended already
+		now = time.Now()
+		if last := s.turns.Last(); last.After(now) {
+			now = last
+		}
 	}
-	s.endTurn(now, EndedSessionEnd)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.root.RecordError(err)
 		s.root.SetStatus(codes.Error, err.Error())
 	}
-	s.root.SetAttributes(attribute.Int("voiced.session.turns", s.turns))
+	s.root.SetAttributes(attribute.Int("voiced.session.turns", s.turns.Turns()))
 	s.root.End(trace.WithTimestamp(now))
 	s.t.m.active.Add(s.rootCtx, -1, metric.WithAttributeSet(attribute.NewSet(attribute.String("voiced.transport", s.info.Transport))))
 }

@@ -65,7 +65,7 @@ type Session struct {
 	IdleEnabled           bool `toml:"idle_enabled"` // prompt quiet users, then end
 }
 
-// Turn configures interruptions and endpointing (processors/turn).
+// Turn configures interruptions and endpointing (processors/turntaking).
 type Turn struct {
 	MinDuration   Duration `toml:"min_duration"`
 	MinWords      int      `toml:"min_words"`
@@ -75,7 +75,7 @@ type Turn struct {
 	Continuations []string `toml:"continuations"`
 }
 
-// Echo configures echo cancellation (processors/echo).
+// Echo configures echo cancellation (processors/aec).
 type Echo struct {
 	Tail       Duration `toml:"tail"`
 	Delay      Duration `toml:"delay"`

@@ -17,11 +17,11 @@ import (
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/orchestration"
-	"github.com/voiced-dev/voiced/processors/echo"
+	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt/sphinx"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
@@ -199,6 +199,15 @@ func usesTool(cfg config.Config, name string) bool {
 	return false
 }
 
+// interruption maps vad.no_interrupt onto the turn-taking stage's policy
+// (the detector only reports speech).
+func interruption(cfg config.Config) turntaking.Interruption {
+	if cfg.VAD.NoInterrupt {
+		return turntaking.Never
+	}
+	return ""
+}
+
 // sessionConfig maps the file's keys onto the session's settings.
 func sessionConfig(cfg config.Config) session.Config {
 	return session.Config{
@@ -207,14 +216,14 @@ func sessionConfig(cfg config.Config) session.Config {
 			StartDuration: time.Duration(cfg.VAD.StartDuration),
 			StopDuration:  time.Duration(cfg.VAD.StopDuration),
 			MinVolume:     cfg.VAD.MinVolume,
-			NoInterrupt:   cfg.VAD.NoInterrupt,
 			ResetEvery:    time.Duration(cfg.VAD.ResetEvery),
 			BotConfidence: cfg.VAD.BotConfidence,
 			BotMinVolume:  cfg.VAD.BotMinVolume,
 		},
 		Voice: cfg.TTS.Voice,
 		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
-		Turn: turn.Config{
+		Turn: turntaking.Config{
+			Interruption:  interruption(cfg),
 			MinDuration:   time.Duration(cfg.Turn.MinDuration),
 			MinWords:      cfg.Turn.MinWords,
 			Backchannels:  cfg.Turn.Backchannels,
@@ -224,7 +233,7 @@ func sessionConfig(cfg config.Config) session.Config {
 		},
 		ImmediateInterruption: cfg.Session.ImmediateInterruption,
 		EchoCancel:            cfg.Session.EchoCancel,
-		Echo: echo.Config{
+		Echo: aec.Config{
 			Tail:     time.Duration(cfg.Echo.Tail),
 			Delay:    time.Duration(cfg.Echo.Delay),
 			Suppress: cfg.Echo.SuppressDB,

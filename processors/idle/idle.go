@@ -42,25 +42,27 @@ func (c *Config) defaults() {
 }
 
 // Processor is the idle stage. It goes after the agent stage and before
-// synthesis, so that it sees the agent's answers going down and the
-// output's BotStartedSpeaking/BotStoppedSpeaking coming up. The idle clock
-// runs only while the user is not speaking, the bot is silent and no answer
-// is in flight (between LLMResponseStart and the BotStoppedSpeaking after
-// it); any user speech or typed text resets the prompt count. A prompt is
-// spoken as LLMResponseStart, LLMText, LLMResponseEnd in the current turn;
-// after MaxPrompts prompts the next timeout says Goodbye the same way and
-// emits End, so the stages after it play it out and the session ends.
-// The timer runs on a goroutine of the pipeline's (Runtime.Go). Every frame
-// is passed on.
+// synthesis, so that it sees the agent's answers going down. Whether the user
+// or the bot is speaking it reads from Runtime.State (published as the
+// detector and the output stage create their events), so a prompt is never
+// spoken over a bot whose BotStartedSpeaking is still on its way upstream.
+// The idle clock runs only while the user is not speaking, the bot is silent
+// and no answer is in flight (between LLMResponseStart and the
+// BotStoppedSpeaking after it, or an Interruption); the speaking events that
+// reach it restart the clock, and any user speech or typed text resets the
+// prompt count. A prompt is spoken as LLMResponseStart, LLMText,
+// LLMResponseEnd in the current turn; after MaxPrompts prompts the next
+// timeout says Goodbye the same way and emits End, so the stages after it
+// play it out and the session ends. The timer runs on a goroutine of the
+// pipeline's (Runtime.Go). Every frame is passed on.
 type Processor struct {
-	cfg Config
-	rt  pipeline.Runtime
-	out pipeline.Emitter
+	cfg   Config
+	rt    pipeline.Runtime
+	state *pipeline.State
+	out   pipeline.Emitter
 
 	mu      sync.Mutex
 	timer   *time.Timer
-	user    bool // the user is speaking
-	bot     bool // the bot is speaking
 	busy    bool // an answer is on its way
 	prompts int
 	ended   bool
@@ -77,7 +79,7 @@ func (p *Processor) Name() string { return "idle" }
 
 // Start implements pipeline.Starter: it starts the clock.
 func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
-	p.rt, p.out = rt, out
+	p.rt, p.state, p.out = rt, rt.State(), out
 	p.timer = time.NewTimer(p.cfg.Timeout)
 	rt.Go(func(ctx context.Context) {
 		defer p.timer.Stop()
@@ -98,19 +100,15 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	p.mu.Lock()
 	switch f := f.(type) {
 	case *frame.UserStartedSpeaking:
-		p.user, p.prompts = true, 0
-	case *frame.UserStoppedSpeaking:
-		p.user = false
+		p.prompts = 0
 	case *frame.Transcript:
 		if f.Final {
 			p.prompts = 0
 		}
 	case *frame.LLMResponseStart:
 		p.busy = true
-	case *frame.BotStartedSpeaking:
-		p.bot = true
 	case *frame.BotStoppedSpeaking:
-		p.bot, p.busy = false, false
+		p.busy = false
 	case *frame.Interruption:
 		p.busy = false
 	}
@@ -120,10 +118,16 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	return nil
 }
 
+// quiet reports whether nobody speaks and no answer is on its way. p.mu
+// held.
+func (p *Processor) quiet() bool {
+	return !p.state.UserSpeaking() && !p.state.BotSpeaking() && !p.busy && !p.ended
+}
+
 // rearm restarts the clock if everyone is quiet, else stops it. p.mu held.
 func (p *Processor) rearm() {
 	p.timer.Stop()
-	if !p.user && !p.bot && !p.busy && !p.ended {
+	if p.quiet() {
 		p.timer.Reset(p.cfg.Timeout)
 	}
 }
@@ -132,7 +136,7 @@ func (p *Processor) rearm() {
 func (p *Processor) fire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.user || p.bot || p.busy || p.ended {
+	if !p.quiet() {
 		return
 	}
 	text := p.cfg.Prompt

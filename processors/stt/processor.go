@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,16 +32,31 @@ type ProcessorConfig struct {
 	// system frames through stages busy with an answer (synthesis) would
 	// delay the interruption frames queued behind it.
 	PassAudio bool
+	// Queue is how many recognizer calls (20 ms audio frames, mostly) may
+	// wait for the worker (default 256, about 5 s of audio).
+	Queue int
 }
+
+// ErrBehind is emitted (wrapped, in a *frame.Error) when the recognizer
+// falls so far behind that the audio of an utterance is dropped.
+var ErrBehind = errors.New("stt: recognizer too slow")
 
 // Processor is the speech-recognition stage. Between UserStartedSpeaking and
 // UserStoppedSpeaking it streams input audio to a Recognizer (opened under the
-// session context, so barge-in does not cut recognition), starting with up to
+// session context, so barge-in does not cut recognition: the speech that
+// interrupts the bot is the next thing to answer), starting with up to
 // PreRoll of the audio heard before the start, and emits Transcript frames:
 // interim ones as they come, and the final one after the user stops. Results
 // are received on a goroutine of the pipeline's (Runtime.Go) and stamped with
 // the pipeline's current turn. Every frame is passed on. Failures of the
 // recognizer are emitted as *frame.Error and never fail the pipeline.
+//
+// Recognizer I/O (Open, Send, Finish) runs off the stage goroutine, on a
+// worker of the processor's fed by a bounded queue (Queue), so a slow
+// recognizer never holds up the system frames the stage routes. Should the
+// recognizer fall so far behind that the queue is full, the audio of that
+// utterance is dropped, with one *frame.Error saying so, rather than stall
+// the stage.
 //
 // At End (Drain) an open utterance is finished and its final transcript is
 // emitted before End moves on; a stream still open when the session is
@@ -49,36 +65,62 @@ type Processor struct {
 	rec Recognizer
 	cfg ProcessorConfig
 
-	ctx context.Context
-	rt  pipeline.Runtime
-	out pipeline.Emitter
+	rt   pipeline.Runtime
+	out  pipeline.Emitter
+	jobs chan sttJob
 
+	// Stage goroutine only.
 	pre     []int16 // ring of recent audio, oldest first once full
 	preN    int
-	stream  Stream
+	open    bool // an utterance is open
+	dropped bool // audio of the open utterance was dropped
 	conv    []int16
+
+	// Worker only.
+	stream  Stream
 	pending []chan struct{} // closed when a stream's receiver is done
 }
+
+// sttJob is one unit of the worker's queue.
+type sttJob struct {
+	kind jobKind
+	pcm  []int16       // jobOpen: the pre-roll; jobAudio: the audio (owned by the job)
+	done chan struct{} // jobDrain: closed once every final has been emitted
+}
+
+type jobKind uint8
+
+const (
+	jobOpen jobKind = iota
+	jobAudio
+	jobFinish
+	jobDrain
+)
 
 // NewProcessor returns a recognition stage for rec.
 func NewProcessor(rec Recognizer, cfg ProcessorConfig) *Processor {
 	if cfg.PreRoll <= 0 {
 		cfg.PreRoll = 500 * time.Millisecond
 	}
-	return &Processor{rec: rec, cfg: cfg}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 256
+	}
+	return &Processor{rec: rec, cfg: cfg, jobs: make(chan sttJob, cfg.Queue)}
 }
 
 // Name implements pipeline.Namer.
 func (p *Processor) Name() string { return "stt" }
 
-// Start implements pipeline.Starter.
+// Start implements pipeline.Starter: it starts the recognizer worker.
 func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
-	p.ctx, p.rt, p.out = ctx, rt, out
+	p.rt, p.out = rt, out
 	p.pre = make([]int16, max(1, p.rec.Format().Samples(p.cfg.PreRoll)))
+	rt.Go(p.work)
 	return nil
 }
 
-// Close implements io.Closer: it abandons an open utterance.
+// Close implements io.Closer: it abandons an open utterance. The worker,
+// which owns the stream, has stopped by then (Run waits for it).
 func (p *Processor) Close() error {
 	if p.stream != nil {
 		err := p.stream.Close()
@@ -90,16 +132,18 @@ func (p *Processor) Close() error {
 
 // Drain implements pipeline.Drainer: it finishes an open utterance and waits
 // until the final results of every utterance have been emitted.
-func (p *Processor) Drain(ctx context.Context, out pipeline.Emitter) error {
-	p.finish(out)
-	for _, done := range p.pending {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil
-		}
+func (p *Processor) Drain(ctx context.Context, _ pipeline.Emitter) error {
+	p.finish()
+	done := make(chan struct{})
+	select {
+	case p.jobs <- sttJob{kind: jobDrain, done: done}:
+	case <-ctx.Done():
+		return nil
 	}
-	p.pending = nil
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	return nil
 }
 
@@ -112,24 +156,42 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	case *frame.InputAudio:
 		p.audio(f)
 	case *frame.UserStartedSpeaking:
-		p.open()
+		p.start()
 	case *frame.UserStoppedSpeaking:
-		p.finish(out)
+		p.finish()
 	}
 	return nil
 }
 
+// queue hands j to the worker without waiting; it reports false when the
+// queue is full. Stage goroutine only.
+func (p *Processor) queue(j sttJob) bool {
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
 // finish ends the open utterance's audio; its receiver closes the stream
 // after the final result.
-func (p *Processor) finish(out pipeline.Emitter) {
-	if p.stream == nil {
+func (p *Processor) finish() {
+	if !p.open {
 		return
 	}
-	s := p.stream
-	p.stream = nil
-	if err := s.Finish(p.ctx); err != nil {
-		out.Emit(&frame.Error{Err: fmt.Errorf("stt: finish: %w", err)})
-		s.Close()
+	p.open = false
+	if !p.queue(sttJob{kind: jobFinish}) {
+		// Not even room to finish: the utterance is lost; a later
+		// open closes its stream.
+		p.overrun()
+	}
+}
+
+func (p *Processor) overrun() {
+	if !p.dropped {
+		p.dropped = true
+		p.out.Emit(&frame.Error{Err: fmt.Errorf("%w: audio dropped", ErrBehind)})
 	}
 }
 
@@ -139,11 +201,9 @@ func (p *Processor) audio(a *frame.InputAudio) {
 		p.conv = p.cfg.Resampler.Process(p.conv[:0], pcm)
 		pcm = p.conv
 	}
-	if p.stream != nil {
-		if err := p.stream.Send(p.ctx, pcm); err != nil {
-			p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: send: %w", err)})
-			p.stream.Close()
-			p.stream = nil
+	if p.open {
+		if !p.queue(sttJob{kind: jobAudio, pcm: slices.Clone(pcm)}) {
+			p.overrun()
 		}
 		return
 	}
@@ -159,26 +219,89 @@ func (p *Processor) audio(a *frame.InputAudio) {
 	}
 }
 
-func (p *Processor) open() {
-	if p.stream != nil {
+// start opens an utterance, handing the worker the pre-roll, oldest first.
+func (p *Processor) start() {
+	if p.open {
 		return
 	}
-	s, err := p.rec.Open(p.ctx)
+	var pre []int16
+	if n := len(p.pre); p.preN < n {
+		pre = slices.Clone(p.pre[:p.preN])
+	} else {
+		i := p.preN % n
+		pre = append(slices.Clone(p.pre[i:]), p.pre[:i]...)
+	}
+	p.preN = 0
+	p.dropped = false
+	if !p.queue(sttJob{kind: jobOpen, pcm: pre}) {
+		p.overrun()
+		return
+	}
+	p.open = true
+}
+
+// work runs the recognizer calls until the session ends, then closes a
+// stream still open.
+func (p *Processor) work(ctx context.Context) {
+	defer p.Close()
+	for {
+		var j sttJob
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-p.jobs:
+		}
+		switch j.kind {
+		case jobOpen:
+			p.openStream(ctx, j.pcm)
+		case jobAudio:
+			if p.stream == nil {
+				break // the open failed: the utterance is lost
+			}
+			if err := send(ctx, p.stream, j.pcm); err != nil {
+				p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: send: %w", err)})
+				p.stream.Close()
+				p.stream = nil
+			}
+		case jobFinish:
+			if p.stream == nil {
+				break
+			}
+			s := p.stream
+			p.stream = nil
+			if err := s.Finish(ctx); err != nil {
+				p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: finish: %w", err)})
+				s.Close()
+			}
+		case jobDrain:
+			for _, done := range p.pending {
+				select {
+				case <-done:
+				case <-ctx.Done():
+					return
+				}
+			}
+			p.pending = nil
+			close(j.done)
+		}
+	}
+}
+
+// openStream opens a stream, sends it the pre-roll and starts its receiver.
+// Worker only.
+func (p *Processor) openStream(ctx context.Context, pre []int16) {
+	if p.stream != nil {
+		// The previous utterance never got its finish (the queue was
+		// full): abandon it.
+		p.stream.Close()
+		p.stream = nil
+	}
+	s, err := p.rec.Open(ctx)
 	if err != nil {
 		p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: open: %w", err)})
 		return
 	}
-	// Send the pre-roll, oldest first.
-	if n := len(p.pre); p.preN < n {
-		err = send(p.ctx, s, p.pre[:p.preN])
-	} else {
-		i := p.preN % n
-		if err = send(p.ctx, s, p.pre[i:]); err == nil {
-			err = send(p.ctx, s, p.pre[:i])
-		}
-	}
-	p.preN = 0
-	if err != nil {
+	if err := send(ctx, s, pre); err != nil {
 		p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: send: %w", err)})
 		s.Close()
 		return

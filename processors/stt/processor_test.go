@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -39,10 +40,11 @@ func span(from, to, step int) []int16 {
 type fakeRec struct {
 	t       testing.TB
 	format  frame.Format
-	openErr []error // errors for the first opens
-	sendErr int     // the Send call (1-based, per stream) that fails; 0 for none
-	recvErr error   // returned by Recv instead of the final result
-	hold    bool    // queue the final result only on release
+	openErr []error       // errors for the first opens
+	sendErr int           // the Send call (1-based, per stream) that fails; 0 for none
+	recvErr error         // returned by Recv instead of the final result
+	hold    bool          // queue the final result only on release
+	block   chan struct{} // if set, Send waits for it to close (or ctx)
 
 	mu      sync.Mutex
 	streams []*fakeStream
@@ -113,6 +115,13 @@ func (s *fakeStream) final() {
 
 func (s *fakeStream) Send(ctx context.Context, pcm []int16) error {
 	t := s.r.t
+	if s.r.block != nil {
+		select {
+		case <-s.r.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	switch {
@@ -305,19 +314,20 @@ func TestGolden(t *testing.T) {
 		want:   "Stop A300*2 Start A300*2 Start A300*2 Stop F(final 1800) Stop A300 End",
 		sent:   [][]int16{span(0, 1800, 1)},
 	}, {
-		// The first open fails: an Error frame, the session goes on, and
-		// the audio is kept as pre-roll for the next start.
+		// The first open fails: an Error frame, the session goes on; that
+		// utterance is lost, and the next one has its own pre-roll.
 		name:   "open error",
 		rec:    &fakeRec{openErr: []error{errOpen}},
 		script: "2a start 2a stop 2a start 2a stop end",
-		want:   "A300*2 Start E A300*2 Stop A300*2 Start A300*2 Stop F(final 2200) End",
-		sent:   [][]int16{span(200, 2400, 1)},
+		want:   "A300*2 Start E A300*2 Stop A300*2 Start A300*2 Stop F(final 1200) End",
+		sent:   [][]int16{span(1200, 2400, 1)},
 		errs:   []error{errOpen},
 	}, {
-		// The fourth Send (the second live frame) fails: the stream is
-		// closed and nothing more is sent to it.
+		// The third Send (the second live frame, after the pre-roll and
+		// the first) fails: the stream is closed and nothing more is sent
+		// to it.
 		name:   "send error",
-		rec:    &fakeRec{sendErr: 4},
+		rec:    &fakeRec{sendErr: 3},
 		script: "11a start 3a stop 1a end",
 		want:   "A300*11 Start A300*2 E A300 Stop A300 End",
 		sent:   [][]int16{span(1700, 3600, 1)},
@@ -504,11 +514,13 @@ func BenchmarkAudio(b *testing.B) {
 	rec := &fakeRec{t: b, format: frame.Mono16k}
 	p := stt.NewProcessor(rec, stt.ProcessorConfig{})
 	var out nopEmitter
-	if err := p.Start(context.Background(), nil, out); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &benchRuntime{}
+	defer func() { cancel(); rt.wg.Wait() }()
+	if err := p.Start(ctx, rt.with(ctx), out); err != nil {
 		b.Fatal(err)
 	}
 	a := &frame.InputAudio{Format: frame.Mono16k, Samples: span(0, 320, 1)}
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := p.Process(ctx, a, out); err != nil {
@@ -522,3 +534,51 @@ type nopEmitter struct{}
 func (nopEmitter) Emit(frame.Frame)   {}
 func (nopEmitter) EmitUp(frame.Frame) {}
 func (nopEmitter) Pass(frame.Frame)   {}
+
+// benchRuntime runs a stage's goroutines outside a pipeline.
+type benchRuntime struct {
+	ctx   context.Context
+	wg    sync.WaitGroup
+	state pipeline.State
+}
+
+func (r *benchRuntime) with(ctx context.Context) *benchRuntime { r.ctx = ctx; return r }
+
+func (r *benchRuntime) Interrupt(string) uint32 { return 1 }
+func (r *benchRuntime) Turn() uint32            { return 1 }
+func (r *benchRuntime) State() *pipeline.State  { return &r.state }
+func (r *benchRuntime) Logger() *slog.Logger    { return slog.New(slog.DiscardHandler) }
+func (r *benchRuntime) Go(fn func(ctx context.Context)) {
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); fn(r.ctx) }()
+}
+
+// TestBlockedRecognizerDoesNotHoldFrames: while the recognizer is stuck in
+// Send, the stage goes on routing frames (system frames at once), keeps the
+// audio queued for it in order, and emits the final once it recovers.
+func TestBlockedRecognizerDoesNotHoldFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &fakeRec{t: t, format: frame.Mono16k, block: make(chan struct{})}
+		var out recorder
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{PreRoll: 100 * time.Millisecond}))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		fd := &feeder{p: p}
+		fd.run(t, "2a start 3a")
+		p.Push(ctx, &frame.BotStartedSpeaking{})
+		synctest.Wait()
+		if got, want := out.Golden(), "Start BotStart"; got != want {
+			t.Fatalf("frames out while the recognizer is stuck = %q, want %q", got, want)
+		}
+		close(rec.block)
+		fd.run(t, "stop end")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := out.Golden(), "Start BotStart Stop F(final 1500) End"; got != want {
+			t.Fatalf("frames out = %q, want %q", got, want)
+		}
+		checkStreams(t, rec, [][]int16{span(0, 1500, 1)})
+	})
+}

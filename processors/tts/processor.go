@@ -30,6 +30,9 @@ type ProcessorConfig struct {
 	// of it), keeping 10 ms before the first audible sample: the answer is
 	// heard that much sooner. Later sentences keep their pauses.
 	TrimLeadingSilence bool
+	// Queue is how many sentences and frames may wait for the synthesis
+	// worker (default 32).
+	Queue int
 }
 
 // trimLevel is the sample magnitude (about -45 dBFS) below which leading
@@ -47,21 +50,57 @@ type Flusher interface {
 // Processor is the speech-synthesis stage. It gathers LLMText into sentences
 // and, for each, emits a TTSText then the sentence's audio as OutputAudio
 // frames of exactly ChunkDuration (the last one padded with silence and
-// carrying the sentence as Spoken). Synthesis runs on the stage goroutine
-// under the turn context, so barge-in stops it mid-sentence and no audio of
-// the interrupted turn is emitted after that; an Interruption, or text of a
-// newer turn, drops the text held for the old one. A Handoff switches to the
-// new agent's voice. Other frames pass on.
+// carrying the sentence as Spoken). A Handoff switches to the new agent's
+// voice. Other frames pass on.
+//
+// Synthesis runs off the stage goroutine, on a worker of the processor's
+// (Runtime.Go), fed by a bounded queue of sentences to speak and of the data
+// and control frames that follow them (so these keep their order with the
+// audio). The stage goroutine itself only routes: system frames (the bot's
+// and the user's speaking events, interruptions) pass at once, however long
+// a synthesis call takes. A full queue makes Process wait (back-pressure),
+// until the turn is interrupted. Frames travelling upstream must be system
+// frames (all of voiced's are).
+//
+// Each sentence is synthesized under the turn context of the text it came
+// from, so barge-in (the turn context cancelled with pipeline.ErrInterrupted)
+// stops the call in flight mid-sentence, and no audio of the interrupted turn
+// is emitted after that; queued sentences and frames of the cut-off turn are
+// dropped unbroken (frames that frame.Survives are still passed on). An
+// Interruption, or text of a newer turn, drops the text held for the old
+// one. At End (Drain), the text left is spoken and the queue played out
+// before End moves on. The Processor must run in a pipeline (its worker is
+// started by Start).
 type Processor struct {
-	fresh bool   // the next sentence is the first of an answer
-	voice string // the active agent's voice
 	syn   Synthesizer
 	cfg   ProcessorConfig
+	chunk int // samples per emitted frame
+	jobs  chan job
+
+	// Stage goroutine only.
+	fresh bool   // the next sentence is the first of an answer
+	voice string // the active agent's voice
 	sent  Sentences
 	turn  uint32 // turn of the text in sent
-	chunk int    // samples per emitted frame
-	conv  []int16
-	hold  []int16 // audio not yet emitted
+	sess  context.Context
+	rt    pipeline.Runtime
+
+	// Worker only.
+	out  pipeline.Emitter
+	conv []int16
+	hold []int16 // audio not yet emitted
+}
+
+// job is one unit of the worker's queue: a sentence to speak (text set), a
+// frame to pass on (f set), or a barrier to signal (done set).
+type job struct {
+	ctx   context.Context // the turn's context (the session's, for Drain)
+	turn  uint32
+	text  string
+	voice string
+	fresh bool
+	f     frame.Frame
+	done  chan struct{}
 }
 
 // ErrFormat is returned by NewProcessor for an output format it cannot make.
@@ -82,15 +121,25 @@ func NewProcessor(syn Synthesizer, cfg ProcessorConfig) (*Processor, error) {
 	if cfg.ChunkDuration <= 0 {
 		cfg.ChunkDuration = 20
 	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 32
+	}
 	chunk := cfg.Output.SampleRate * cfg.ChunkDuration / 1000
 	if chunk <= 0 {
 		return nil, fmt.Errorf("%w: %d ms chunks at %d Hz", ErrFormat, cfg.ChunkDuration, cfg.Output.SampleRate)
 	}
-	return &Processor{syn: syn, cfg: cfg, chunk: chunk, voice: cfg.Voice}, nil
+	return &Processor{syn: syn, cfg: cfg, chunk: chunk, voice: cfg.Voice, jobs: make(chan job, cfg.Queue)}, nil
 }
 
 // Name implements pipeline.Namer.
 func (p *Processor) Name() string { return "tts" }
+
+// Start implements pipeline.Starter: it starts the synthesis worker.
+func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
+	p.sess, p.rt, p.out = ctx, rt, out
+	rt.Go(p.work)
+	return nil
+}
 
 // Process implements pipeline.Processor.
 func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
@@ -98,17 +147,13 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	case *frame.LLMText:
 		p.own(f.Turn)
 		for _, s := range p.sent.Add(f.Text) {
-			if err := p.speak(ctx, f.Turn, s, out); err != nil {
-				return err
-			}
+			p.say(ctx, f.Turn, s)
 		}
 		return nil
 	case *frame.LLMResponseEnd:
 		p.own(f.Turn)
 		if s := p.sent.Flush(); s != "" {
-			if err := p.speak(ctx, f.Turn, s, out); err != nil {
-				return err
-			}
+			p.say(ctx, f.Turn, s)
 		}
 	case *frame.LLMResponseStart:
 		p.fresh = true
@@ -116,9 +161,7 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 		// Text the previous agent said is spoken in its voice; what
 		// follows in the new agent's (or the default).
 		if s := p.sent.Flush(); s != "" {
-			if err := p.speak(ctx, f.Turn, s, out); err != nil {
-				return err
-			}
+			p.say(ctx, f.Turn, s)
 		}
 		p.voice = f.Voice
 		if p.voice == "" {
@@ -127,8 +170,36 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	case *frame.Interruption:
 		p.sent.Reset()
 	}
-	out.Pass(f)
+	if f.Class() == frame.System {
+		out.Pass(f) // never behind a synthesis
+		return nil
+	}
+	p.enqueue(ctx, job{ctx: ctx, turn: f.Header().Turn, f: f})
 	return nil
+}
+
+// say queues a sentence. Stage goroutine only.
+func (p *Processor) say(ctx context.Context, turn uint32, text string) {
+	p.enqueue(ctx, job{ctx: ctx, turn: turn, text: text, voice: p.voice, fresh: p.fresh})
+	p.fresh = false
+}
+
+// enqueue queues j, waiting while the queue is full until j's turn is cut
+// off (then j is dropped, unless it is a frame that survives interruptions,
+// which waits for the session instead).
+func (p *Processor) enqueue(ctx context.Context, j job) {
+	select {
+	case p.jobs <- j:
+		return
+	default:
+	}
+	if j.f != nil && frame.Survives(j.f) {
+		ctx = p.sess
+	}
+	select {
+	case p.jobs <- j:
+	case <-ctx.Done():
+	}
 }
 
 // own drops held text of a turn older than turn.
@@ -139,23 +210,54 @@ func (p *Processor) own(turn uint32) {
 	}
 }
 
-// Drain implements pipeline.Drainer: it speaks what text is left.
-func (p *Processor) Drain(ctx context.Context, out pipeline.Emitter) error {
+// Drain implements pipeline.Drainer: it speaks what text is left and waits
+// until the worker has emitted everything queued.
+func (p *Processor) Drain(ctx context.Context, _ pipeline.Emitter) error {
 	if s := p.sent.Flush(); s != "" {
-		return p.speak(ctx, 0, s, out)
+		p.enqueue(ctx, job{ctx: ctx, turn: p.rt.Turn(), text: s, voice: p.voice, fresh: p.fresh})
+		p.fresh = false
+	}
+	done := make(chan struct{})
+	p.enqueue(ctx, job{ctx: ctx, done: done})
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 	return nil
 }
 
-func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pipeline.Emitter) error {
+// work runs the queue until the session ends.
+func (p *Processor) work(sess context.Context) {
+	for {
+		var j job
+		select {
+		case <-sess.Done():
+			return
+		case j = <-p.jobs:
+		}
+		switch {
+		case j.done != nil:
+			close(j.done)
+		case j.f != nil:
+			if j.ctx.Err() == nil || frame.Survives(j.f) {
+				p.out.Emit(j.f)
+			}
+		case j.ctx.Err() == nil: // a sentence of a turn still current
+			p.speak(j)
+		}
+	}
+}
+
+// speak synthesizes one sentence. Worker only.
+func (p *Processor) speak(j job) {
+	ctx, turn, text, out := j.ctx, j.turn, j.text, p.out
 	out.Emit(&frame.TTSText{Meta: frame.Meta{Turn: turn}, Text: text})
 	resample := p.cfg.Output.SampleRate != p.syn.Format().SampleRate
 	if resample {
 		p.cfg.Resampler.Reset()
 	}
 	p.hold = p.hold[:0]
-	trim := p.cfg.TrimLeadingSilence && p.fresh
-	p.fresh = false
+	trim := p.cfg.TrimLeadingSilence && j.fresh
 	keep := p.cfg.Output.SampleRate / 100 // 10 ms before the onset
 	emit := func(pcm []int16) error {
 		if ctx.Err() != nil {
@@ -176,14 +278,13 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 		p.send(turn, out)
 		return nil
 	}
-	err := p.syn.Synthesize(ctx, text, p.voice, emit)
+	err := p.syn.Synthesize(ctx, text, j.voice, emit)
 	if err != nil {
 		p.hold = p.hold[:0]
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
+		if ctx.Err() == nil {
+			out.Emit(&frame.Error{Err: fmt.Errorf("tts: %w", err)})
 		}
-		out.Emit(&frame.Error{Err: fmt.Errorf("tts: %w", err)})
-		return nil
+		return
 	}
 	if fl, ok := p.cfg.Resampler.(Flusher); ok && resample {
 		p.hold = fl.Flush(p.hold)
@@ -198,7 +299,6 @@ func (p *Processor) speak(ctx context.Context, turn uint32, text string, out pip
 	}
 	p.hold = p.hold[:0]
 	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text})
-	return nil
 }
 
 // send emits the whole chunks of held audio at once (the first chunk of an

@@ -507,33 +507,6 @@ func TestNewProcessorFormats(t *testing.T) {
 	}
 }
 
-type nopEmitter struct{ n int }
-
-func (e *nopEmitter) Emit(frame.Frame)   { e.n++ }
-func (e *nopEmitter) EmitUp(frame.Frame) { e.n++ }
-func (e *nopEmitter) Pass(frame.Frame)   { e.n++ }
-
-// BenchmarkSentence measures the stage's own cost of speaking a sentence of
-// one second (50 frames of 20 ms) delivered in awkward chunks: re-chunking
-// and frame allocation, not synthesis.
-func BenchmarkSentence(b *testing.B) {
-	syn := &fakeSynth{t: b, format: frame.Mono16k, size: func(string) int { return 16000 }}
-	proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	var out nopEmitter
-	b.ReportAllocs()
-	for b.Loop() {
-		syn.texts = syn.texts[:0]
-		if err := proc.Process(ctx, &frame.LLMText{Text: "A sentence. "}, &out); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/frame")
-}
-
 // silentStart speaks 200 ms of silence, then 100 ms of a tone, in 500-sample
 // chunks.
 type silentStart struct{}
@@ -639,4 +612,93 @@ func (v *voiceLog) Format() frame.Format { return frame.Mono16k }
 func (v *voiceLog) Synthesize(ctx context.Context, text, voice string, emit func([]int16) error) error {
 	v.calls = append(v.calls, voice+":"+text)
 	return emit(make([]int16, 320))
+}
+
+// blockingSynth blocks in Synthesize until released or cancelled.
+type blockingSynth struct {
+	entered chan string
+	release chan struct{}
+}
+
+func (blockingSynth) Format() frame.Format { return frame.Mono16k }
+func (s blockingSynth) Synthesize(ctx context.Context, text, _ string, emit func([]int16) error) error {
+	s.entered <- text
+	select {
+	case <-s.release:
+		return emit(make([]int16, 320))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestSystemFramesOvertakeSynthesis: while a synthesis call is in flight,
+// system frames pass the stage at once, both ways, and the data frames
+// behind the sentence keep their order with its audio.
+func TestSystemFramesOvertakeSynthesis(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := blockingSynth{entered: make(chan string, 4), release: make(chan struct{})}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var up []frame.Frame
+		first := pipeline.ProcessorFunc(func(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+			if _, ok := f.(*frame.BotStartedSpeaking); ok {
+				up = append(up, f)
+				return nil
+			}
+			out.Pass(f)
+			return nil
+		})
+		var rec recorder
+		var last pipeline.Emitter
+		tail := &emitterGrab{grab: func(out pipeline.Emitter) { last = out }}
+		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, first, proc, tail)
+		ctx := context.Background()
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		push(t, p, texts("Hello there. ")...)
+		push(t, p, &frame.LLMResponseEnd{})
+		if got := <-syn.entered; got != "Hello there." {
+			t.Fatalf("synthesizing %q", got)
+		}
+		push(t, p, &frame.UserStartedSpeaking{})
+		last.EmitUp(&frame.BotStartedSpeaking{})
+		synctest.Wait()
+		// Start is a system frame: it may overtake the TTSText at the
+		// last stage.
+		if got := golden(rec.Frames()); got != "S(Hello there.) Start" && got != "Start S(Hello there.)" {
+			t.Errorf("frames out during synthesis = %q, want the sentence's TTSText and Start", got)
+		}
+		if len(up) != 1 {
+			t.Errorf("%d upstream frames past the synthesizing stage, want 1", len(up))
+		}
+		close(syn.release)
+		push(t, p, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var data []frame.Frame
+		for _, f := range rec.Frames() {
+			if f.Class() != frame.System {
+				data = append(data, f)
+			}
+		}
+		if got, want := golden(data), "S(Hello there.) O320 O0[Hello there.] RE End"; got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+	})
+}
+
+// emitterGrab passes frames on and hands out its Emitter.
+type emitterGrab struct{ grab func(pipeline.Emitter) }
+
+func (g *emitterGrab) Start(_ context.Context, _ pipeline.Runtime, out pipeline.Emitter) error {
+	g.grab(out)
+	return nil
+}
+
+func (g *emitterGrab) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	out.Pass(f)
+	return nil
 }

@@ -1,6 +1,8 @@
-// Package vad detects the user's speech turns: a per-chunk speech Model
-// interface that providers implement (vad/silero) and a turn state machine
-// processor that emits UserStartedSpeaking and UserStoppedSpeaking.
+// Package vad detects the user's speech: a per-chunk speech Model interface
+// that providers implement (vad/silero) and the Detector stage, a state
+// machine that emits UserStartedSpeaking, UserSpeaking and
+// UserStoppedSpeaking. It only reports speech: deciding whether speech
+// interrupts the bot is the turn-taking stage's (processors/turntaking).
 package vad
 
 // Model creates speech analyzers. Implementations are safe for concurrent

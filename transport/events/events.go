@@ -94,7 +94,7 @@ func For(f frame.Frame) (Event, bool) {
 	case *frame.ToolResult:
 		ev.Type, ev.Agent, ev.Name, ev.CallID, ev.Error = "tool_result", f.Agent, f.Name, f.CallID, f.Err
 	case *frame.Metrics:
-		m := f.Turn
+		m := f.Latency
 		ev.Type, ev.Turn = "metrics", m.Turn
 		ev.Metrics = &Metrics{
 			Endpointing: ms(m.Endpointing), STTFinal: ms(m.STTFinal), LLMFirst: ms(m.LLMFirst),

@@ -1,4 +1,4 @@
-// Package echo removes the bot's own voice from the user's audio when the
+// Package aec removes the bot's own voice from the user's audio when the
 // client does not cancel its echo (a phone on speaker, a laptop without
 // headphones), so the bot does not hear, and interrupt, itself.
 //
@@ -7,7 +7,7 @@
 // played (a Reference) and subtracts its estimate, followed by speexdsp's
 // residual echo suppressor. The client's playback and capture delays are
 // unknown: the filter's Tail must cover them, less any known Delay.
-package echo
+package aec
 
 import (
 	"context"

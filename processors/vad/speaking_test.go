@@ -18,7 +18,7 @@ func run(t *testing.T, cfg vad.Config, script []float32, before map[int]frame.Fr
 	t.Helper()
 	m := &fakeModel{t: t, script: script, signal: ramp}
 	var rec recorder
-	p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewProcessor(m, rate, cfg))
+	p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewDetector(m, rate, cfg))
 	ctx := context.Background()
 	done := make(chan error)
 	go func() { done <- p.Run(ctx) }()
@@ -40,14 +40,14 @@ func run(t *testing.T, cfg vad.Config, script []float32, before map[int]frame.Fr
 	return &rec, p.Turn()
 }
 
-// TestDefer: with Defer the detector does not interrupt, and reports the
-// voiced time of the user's speech on each voiced chunk.
-func TestDefer(t *testing.T) {
+// TestUserSpeaking: the detector does not interrupt, and reports the voiced
+// time of the user's speech on each voiced chunk.
+func TestUserSpeaking(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 7 voiced chunks start the turn; 8 more follow, then a pause.
-		rec, turn := run(t, vad.Config{Defer: true}, expand(seg{0, 5}, seg{0.9, 15}, seg{0.1, 20}), nil)
+		rec, turn := run(t, vad.Config{}, expand(seg{0, 5}, seg{0.9, 15}, seg{0.1, 20}), nil)
 		if turn != 1 {
-			t.Errorf("turn = %d, want 1: Defer must not interrupt", turn)
+			t.Errorf("turn = %d, want 1: the detector must not interrupt", turn)
 		}
 		if n := len(find[*frame.Interruption](rec)); n != 0 {
 			t.Errorf("%d Interruption frames, want 0", n)
@@ -66,13 +66,6 @@ func TestDefer(t *testing.T) {
 		}
 		if n := len(find[*frame.UserStoppedSpeaking](rec)); n != 1 {
 			t.Errorf("%d UserStoppedSpeaking, want 1", n)
-		}
-	})
-	synctest.Test(t, func(t *testing.T) {
-		// Without Defer, no UserSpeaking.
-		rec, _ := run(t, vad.Config{}, expand(seg{0, 5}, seg{0.9, 15}, seg{0.1, 20}), nil)
-		if n := len(find[*frame.UserSpeaking](rec)); n != 0 {
-			t.Errorf("%d UserSpeaking without Defer, want 0", n)
 		}
 	})
 }

@@ -1,12 +1,14 @@
-// Package turn decides, between recognition and the agent, when the user
+// Package turntaking decides, between recognition and the agent, when the user
 // has the floor: whether speech heard while the bot talks is an
 // interruption or only a noise or a backchannel ("mm-hm"), and when the
 // user's turn has ended (endpointing that waits for the recognizer's final
 // transcript and for sentences that sound unfinished).
-package turn
+package turntaking
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -15,9 +17,33 @@ import (
 	"github.com/voiced-dev/voiced/pipeline"
 )
 
+// Interruption is a barge-in policy: when user speech cuts off the bot.
+type Interruption string
+
+// Barge-in policies.
+const (
+	// Qualified (the default): speech while the bot is silent interrupts
+	// at once (cancelling an answer being prepared); speech while the bot
+	// speaks interrupts once it qualifies (MinDuration of voiced audio and
+	// MinWords), and is otherwise a backchannel.
+	Qualified Interruption = "qualified"
+	// Immediate: every start of user speech interrupts at once, whether
+	// or not the bot speaks (no minimum duration or words, no
+	// backchannels).
+	Immediate Interruption = "immediate"
+	// Never: user speech never interrupts; its transcripts are answered
+	// after the current answer. (Typed text still interrupts.)
+	Never Interruption = "never"
+)
+
+// ErrConfig is returned (wrapped) by New for an invalid Config.
+var ErrConfig = errors.New("turntaking: invalid config")
+
 // Config tunes the stage. The zero value gives the defaults; a negative
 // duration or count disables that rule.
 type Config struct {
+	// Interruption is the barge-in policy (default Qualified).
+	Interruption Interruption `toml:"interruption"`
 	// MinDuration is the voiced audio (counted by the turn detector from
 	// the onset, its StartDuration included) that user speech needs while
 	// the bot speaks before it interrupts (default 400 ms).
@@ -56,6 +82,9 @@ var DefaultContinuations = []string{
 }
 
 func (c *Config) defaults() {
+	if c.Interruption == "" {
+		c.Interruption = Qualified
+	}
 	if c.MinDuration == 0 {
 		c.MinDuration = 400 * time.Millisecond
 	}
@@ -84,25 +113,30 @@ const (
 	holding       // an unfinished-sounding transcript is held
 )
 
-// Processor is the turn-taking stage; it goes after speech recognition and
-// before the agent, with a turn detector before it that leaves
-// interruptions to it (vad.Config.Defer).
+// Processor is the turn-taking stage, the one owner of barge-in: it alone
+// calls Runtime.Interrupt and emits the Interruption that makes every later
+// stage drop the bot's answer (the speech detector only reports speech, and
+// transports only push frames). It goes after speech recognition and before
+// the agent.
 //
-// While the bot is silent (as told by BotStartedSpeaking and
-// BotStoppedSpeaking coming upstream from the output stage), a
-// UserStartedSpeaking interrupts the turn at once, cancelling any answer
-// being prepared. While the bot speaks, the user's speech must qualify
-// first (MinDuration of voiced audio, from UserSpeaking, and MinWords in a
-// transcript); then the stage calls Runtime.Interrupt and emits an
-// Interruption. If the speech ends without qualifying, the bot was never
-// stopped: its final transcript is dropped and a UserBackchannel emitted
-// instead.
+// Whether the bot is speaking is read from Runtime.State (published by the
+// output stage as it starts and stops playing), at the moment the user's
+// speech is reported. Under the Qualified policy, a UserStartedSpeaking while
+// the bot is silent interrupts the turn at once, cancelling any answer being
+// prepared. While the bot speaks, the user's speech must qualify first
+// (MinDuration of voiced audio, from UserSpeaking, and MinWords in a
+// transcript); then the stage interrupts. If the speech ends without
+// qualifying, the bot was never stopped: its final transcript is dropped and
+// a UserBackchannel emitted instead. Under Immediate, every
+// UserStartedSpeaking interrupts; under Never, none does.
 //
-// Final transcripts are released to the agent stamped with the current turn
-// when the endpointing rules allow (see Config); typed text passes at once.
-// Timers run on a goroutine of the pipeline's (Runtime.Go) that emits from
-// there; the state is guarded, so Process and the timers may race safely.
-// UserSpeaking frames are consumed; every other frame is passed on.
+// A typed final transcript (frame.Transcript with Typed set, pushed by a
+// transport) always interrupts the bot's current answer, and is passed on at
+// once in the new turn. Final transcripts of speech are released to the
+// agent stamped with the current turn when the endpointing rules allow (see
+// Config). Timers run on a goroutine of the pipeline's (Runtime.Go) that
+// emits from there; the state is guarded, so Process and the timers may race
+// safely. UserSpeaking frames are consumed; every other frame is passed on.
 type Processor struct {
 	cfg  Config
 	back map[string]bool
@@ -114,7 +148,6 @@ type Processor struct {
 	mu        sync.Mutex
 	timer     *time.Timer
 	due       due
-	bot       bool // the bot is speaking
 	pending   bool // speech over the bot that has not qualified yet
 	voiced    time.Duration
 	words     int
@@ -125,9 +158,15 @@ type Processor struct {
 	skipFinal bool              // an interim was released in place of the coming final
 }
 
-// New returns a turn-taking stage.
-func New(cfg Config) *Processor {
+// New returns a turn-taking stage. It fails with ErrConfig for an unknown
+// Interruption policy.
+func New(cfg Config) (*Processor, error) {
 	cfg.defaults()
+	switch cfg.Interruption {
+	case Qualified, Immediate, Never:
+	default:
+		return nil, fmt.Errorf("%w: interruption %q (want %q, %q or %q)", ErrConfig, cfg.Interruption, Qualified, Immediate, Never)
+	}
 	set := func(ws []string) map[string]bool {
 		m := make(map[string]bool, len(ws))
 		for _, w := range ws {
@@ -135,7 +174,7 @@ func New(cfg Config) *Processor {
 		}
 		return m
 	}
-	return &Processor{cfg: cfg, back: set(cfg.Backchannels), cont: set(cfg.Continuations)}
+	return &Processor{cfg: cfg, back: set(cfg.Backchannels), cont: set(cfg.Continuations)}, nil
 }
 
 // Name implements pipeline.Namer.
@@ -165,21 +204,19 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch f := f.(type) {
-	case *frame.BotStartedSpeaking:
-		p.bot = true
-	case *frame.BotStoppedSpeaking:
-		p.bot = false
 	case *frame.UserStartedSpeaking:
 		p.interim, p.stopped, p.skipFinal = "", false, false
 		if p.due != none {
 			p.setDue(none, 0) // the user goes on: hold what was said
 		}
-		if p.bot {
-			p.pending, p.voiced, p.words = true, 0, 0
-			break
-		}
 		p.pending = false
-		p.interrupt(out, "user started speaking")
+		switch {
+		case p.cfg.Interruption == Never:
+		case p.cfg.Interruption == Qualified && p.rt.State().BotSpeaking():
+			p.pending, p.voiced, p.words = true, 0, 0
+		default:
+			p.interrupt(out, "user started speaking")
+		}
 	case *frame.UserSpeaking:
 		if p.pending {
 			p.voiced = max(p.voiced, f.Voiced)
@@ -193,7 +230,14 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		}
 	case *frame.Transcript:
 		if f.Typed {
-			break
+			if !f.Final {
+				break
+			}
+			// A typed message cuts off whatever the bot is saying, and
+			// is answered at once, in the new turn.
+			p.interrupt(out, "user typed")
+			p.release(f, f.Text, out)
+			return nil
 		}
 		if !f.Final {
 			p.interim = f.Text

@@ -1,4 +1,4 @@
-package echo
+package aec
 
 import (
 	"context"
@@ -236,7 +236,7 @@ func TestReference(t *testing.T) {
 
 // residual is the turn detector's guard against what the canceller leaves
 // while it converges: while the bot speaks a start needs more confidence.
-var residual = vad.Config{Defer: true, BotConfidence: 0.85}
+var residual = vad.Config{BotConfidence: 0.85}
 
 // TestNoSelfInterruption runs the real Silero turn detector (told the bot
 // is speaking) on the microphone with and without the stage: the bot's
@@ -261,7 +261,7 @@ func TestNoSelfInterruption(t *testing.T) {
 					n++
 					t.Logf("user turn started at %v", time.Since(t0).Round(10*time.Millisecond))
 				}
-			}}, vad.NewProcessor(m, rate, residual))
+			}}, vad.NewDetector(m, rate, residual))
 			ctx := context.Background()
 			done := make(chan error)
 			go func() { done <- p.Run(ctx) }()

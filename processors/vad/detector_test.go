@@ -124,26 +124,10 @@ type recorder = pipelinetest.Recorder
 
 func find[T frame.Frame](r *recorder) []T { return pipelinetest.Find[T](r) }
 
-// answer stands for a stage busy with the bot's answer: on LLMResponseStart
-// it blocks until its turn context is cancelled, and records the cause.
-type answer struct {
-	busy   chan struct{} // closed once it blocks
-	once   sync.Once
-	causes []error
-}
-
-func (a *answer) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if _, ok := f.(*frame.LLMResponseStart); ok {
-		a.once.Do(func() { close(a.busy) })
-		<-ctx.Done()
-		a.causes = append(a.causes, context.Cause(ctx))
-		return ctx.Err()
-	}
-	out.Pass(f)
-	return nil
-}
-
-func TestTurnGolden(t *testing.T) {
+// TestDetectorGolden: the detector reports speech and never interrupts (the
+// pipeline's turn stays 1). UserSpeaking frames are left out of the goldens
+// (TestUserSpeaking checks them).
+func TestDetectorGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		cfg    vad.Config
@@ -167,11 +151,6 @@ func TestTurnGolden(t *testing.T) {
 		// 16 unvoiced ones (512 ms).
 		name:   "speech",
 		script: expand(seg{0, 5}, seg{0.9, 15}, seg{0.1, 20}),
-		chunks: 40, want: "A512*12 Int Start A512*24 Stop A512*4 End", turn: 2, stopAt: 19,
-	}, {
-		name:   "no interrupt",
-		cfg:    vad.Config{NoInterrupt: true},
-		script: expand(seg{0, 5}, seg{0.9, 15}, seg{0.1, 20}),
 		chunks: 40, want: "A512*12 Start A512*24 Stop A512*4 End", turn: 1, stopAt: 19,
 	}, {
 		// A probability just under Confidence does not start a turn...
@@ -183,17 +162,17 @@ func TestTurnGolden(t *testing.T) {
 		// Confidence-0.15.
 		name:   "hysteresis",
 		script: expand(seg{0.9, 8}, seg{0.45, 20}, seg{0.36, 20}, seg{0.3, 16}, seg{0, 2}),
-		chunks: 66, want: "A512*7 Int Start A512*57 Stop A512*2 End", turn: 2, stopAt: 47,
+		chunks: 66, want: "A512*7 Start A512*57 Stop A512*2 End", turn: 1, stopAt: 47,
 	}, {
 		// A pause shorter than StopDuration does not end the turn.
 		name:   "pause",
 		script: expand(seg{0.9, 8}, seg{0.1, 15}, seg{0.9, 3}, seg{0, 16}),
-		chunks: 42, want: "A512*7 Int Start A512*35 Stop End", turn: 2, stopAt: 25,
+		chunks: 42, want: "A512*7 Start A512*35 Stop End", turn: 1, stopAt: 25,
 	}, {
 		name:   "custom durations",
 		cfg:    vad.Config{Confidence: 0.8, StartDuration: 64 * time.Millisecond, StopDuration: 96 * time.Millisecond},
 		script: expand(seg{0.7, 4}, seg{0.85, 3}, seg{0.7, 3}, seg{0.5, 5}),
-		chunks: 15, want: "A512*6 Int Start A512*7 Stop A512*2 End", turn: 2, stopAt: 9,
+		chunks: 15, want: "A512*6 Start A512*7 Stop A512*2 End", turn: 1, stopAt: 9,
 	}, {
 		// The model is sure, but the audio is too quiet to be the user.
 		name:   "min volume",
@@ -205,7 +184,7 @@ func TestTurnGolden(t *testing.T) {
 		cfg:    vad.Config{MinVolume: -80},
 		script: expand(seg{0.99, 10}, seg{0, 16}),
 		signal: hum,
-		chunks: 26, want: "A512*7 Int Start A512*19 Stop End", turn: 2, stopAt: 9,
+		chunks: 26, want: "A512*7 Start A512*19 Stop End", turn: 1, stopAt: 9,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -214,22 +193,10 @@ func TestTurnGolden(t *testing.T) {
 				}
 				m := &fakeModel{t: t, script: tc.script, signal: tc.signal}
 				var rec recorder
-				var ans *answer
-				procs := []pipeline.Processor{vad.NewProcessor(m, rate, tc.cfg)}
-				interrupts := tc.turn > 1
-				if interrupts {
-					// An answer is in flight when the user speaks.
-					ans = &answer{busy: make(chan struct{})}
-					procs = append(procs, ans)
-				}
-				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, procs...)
+				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewDetector(m, rate, tc.cfg))
 				ctx := context.Background()
 				done := make(chan error)
 				go func() { done <- p.Run(ctx) }()
-				if interrupts {
-					p.Push(ctx, &frame.LLMResponseStart{})
-					<-ans.busy
-				}
 				t0 := time.Now()
 				for i := range tc.chunks {
 					pcm := make([]int16, chunk)
@@ -245,7 +212,13 @@ func TestTurnGolden(t *testing.T) {
 				if err := <-done; err != nil {
 					t.Fatalf("Run: %v", err)
 				}
-				if got := rec.Golden(); got != tc.want {
+				var frames []frame.Frame
+				for _, f := range rec.Frames() {
+					if _, ok := f.(*frame.UserSpeaking); !ok {
+						frames = append(frames, f)
+					}
+				}
+				if got := pipelinetest.Golden(frames); got != tc.want {
 					t.Errorf("frames out =\n %q\nwant\n %q", got, tc.want)
 				}
 				if p.Turn() != tc.turn {
@@ -265,22 +238,9 @@ func TestTurnGolden(t *testing.T) {
 						}
 					}
 				}
-				if interrupts {
-					if len(ans.causes) != 1 || !errors.Is(ans.causes[0], pipeline.ErrInterrupted) {
-						t.Errorf("answer cancellations = %v, want one ErrInterrupted", ans.causes)
-					}
-					for _, f := range find[*frame.Interruption](&rec) {
-						if f.Turn != tc.turn {
-							t.Errorf("Interruption stamped turn %d, want %d", f.Turn, tc.turn)
-						}
-					}
-					for _, f := range find[*frame.UserStartedSpeaking](&rec) {
-						if f.Turn != tc.turn {
-							t.Errorf("UserStartedSpeaking stamped turn %d, want %d", f.Turn, tc.turn)
-						}
-						if f.Confidence < 0.5 {
-							t.Errorf("UserStartedSpeaking.Confidence = %v", f.Confidence)
-						}
+				for _, f := range find[*frame.UserStartedSpeaking](&rec) {
+					if f.Confidence < 0.5 {
+						t.Errorf("UserStartedSpeaking.Confidence = %v", f.Confidence)
 					}
 				}
 				stops := find[*frame.UserStoppedSpeaking](&rec)
@@ -309,7 +269,7 @@ func TestChunking(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &fakeModel{t: t, signal: ramp, size: size}
 				var rec recorder
-				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewProcessor(m, rate, vad.Config{}))
+				p := pipeline.New(pipeline.Options{Sink: rec.Sink}, vad.NewDetector(m, rate, vad.Config{}))
 				ctx := context.Background()
 				sizes := []int{100, 333, 512, 1000, 1, 7, 0, 2048, 320}
 				k := 0
@@ -349,7 +309,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(fmt.Sprint(f), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := &fakeModel{t: t, signal: ramp}
-				p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{}))
+				p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{}))
 				ctx := context.Background()
 				p.Push(ctx, &frame.InputAudio{Format: f, Samples: make([]int16, 640)})
 				err := p.Run(ctx)
@@ -367,7 +327,7 @@ func TestBadInput(t *testing.T) {
 func TestAnalyzerError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := &fakeModel{t: t, signal: ramp, failAt: 2}
-		p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{}))
+		p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{}))
 		ctx := context.Background()
 		for i := range 4 {
 			pcm := make([]int16, chunk)
@@ -413,12 +373,16 @@ func TestLevel(t *testing.T) {
 }
 
 // fakeRuntime lets a benchmark drive Process without a pipeline.
-type fakeRuntime struct{ turn uint32 }
+type fakeRuntime struct {
+	turn  uint32
+	state pipeline.State
+}
 
 func (r *fakeRuntime) Interrupt(string) uint32         { r.turn++; return r.turn }
 func (r *fakeRuntime) Turn() uint32                    { return r.turn }
 func (r *fakeRuntime) Go(fn func(ctx context.Context)) { go fn(context.Background()) }
 func (r *fakeRuntime) Logger() *slog.Logger            { return slog.New(slog.DiscardHandler) }
+func (r *fakeRuntime) State() *pipeline.State          { return &r.state }
 
 type countEmitter struct{ n int }
 
@@ -448,7 +412,7 @@ func (a *cycleAnalyzer) Speech([]int16) (float32, error) {
 // BenchmarkProcess measures the turn detector's own cost per 20 ms input
 // frame (buffering, level, state machine), with a trivial analyzer.
 func BenchmarkProcess(b *testing.B) {
-	p := vad.NewProcessor(constModel{}, rate, vad.Config{})
+	p := vad.NewDetector(constModel{}, rate, vad.Config{})
 	var out countEmitter
 	if err := p.Start(context.Background(), &fakeRuntime{turn: 1}, &out); err != nil {
 		b.Fatal(err)
@@ -474,7 +438,7 @@ func TestResetWhileQuiet(t *testing.T) {
 		// 32 ms chunks: 200 quiet (6.4 s), 100 voiced (a turn), 200 quiet.
 		script := expand(seg{0, 200}, seg{0.9, 100}, seg{0, 200})
 		m := &fakeModel{t: t, script: script, signal: func(k int) int16 { return int16(k%2000 + 1000) }}
-		p := pipeline.New(pipeline.Options{}, vad.NewProcessor(m, rate, vad.Config{ResetEvery: 2 * time.Second}))
+		p := pipeline.New(pipeline.Options{}, vad.NewDetector(m, rate, vad.Config{ResetEvery: 2 * time.Second}))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()

@@ -1,7 +1,8 @@
-package turn_test
+package turntaking_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
-	"github.com/voiced-dev/voiced/processors/turn"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 )
 
 // step is a frame pushed after a pause.
@@ -63,14 +64,14 @@ func (r *recorder) sink(f frame.Frame) {
 	r.out = append(r.out, d)
 }
 
-func run(t *testing.T, cfg turn.Config, steps []step) (string, uint32, []uint32) {
+func run(t *testing.T, cfg turntaking.Config, steps []step) (string, uint32, []uint32) {
 	t.Helper()
 	var out string
 	var last uint32
 	var turns []uint32
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{start: time.Now()}
-		p := pipeline.New(pipeline.Options{Sink: rec.sink}, turn.New(cfg))
+		p := pipeline.New(pipeline.Options{Sink: rec.sink}, mustNew(t, cfg))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
@@ -102,15 +103,25 @@ func speaking(ms int) *frame.UserSpeaking {
 func interim(s string) *frame.Transcript { return &frame.Transcript{Text: s} }
 func final(s string) *frame.Transcript   { return &frame.Transcript{Text: s, Final: true} }
 
-var (
-	botOn  = &frame.BotStartedSpeaking{}
-	botOff = &frame.BotStoppedSpeaking{}
-)
+// botOn and botOff stand for the output stage's events: new frames each
+// time, since the pipeline publishes the bot's state as they are created.
+func botOn() frame.Frame  { return &frame.BotStartedSpeaking{} }
+func botOff() frame.Frame { return &frame.BotStoppedSpeaking{} }
+
+// mustNew returns a turn-taking stage for a valid config.
+func mustNew(t testing.TB, cfg turntaking.Config) *turntaking.Processor {
+	t.Helper()
+	p, err := turntaking.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 func TestTurnGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		cfg   turn.Config
+		cfg   turntaking.Config
 		steps []step
 		want  string
 		turn  uint32
@@ -129,7 +140,7 @@ func TestTurnGolden(t *testing.T) {
 		// of MinDuration and the recognizer heard nothing.
 		name: "cough over the bot",
 		steps: []step{
-			wait(0, botOn),
+			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(256)),
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
@@ -141,7 +152,7 @@ func TestTurnGolden(t *testing.T) {
 		// Long enough, but only backchannel words.
 		name: "backchannel over the bot",
 		steps: []step{
-			wait(0, botOn),
+			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(300*time.Millisecond, speaking(500)),
 			wait(0, interim("yeah")),
@@ -156,7 +167,7 @@ func TestTurnGolden(t *testing.T) {
 		// mid-speech, and the final is answered in the new turn.
 		name: "real interruption",
 		steps: []step{
-			wait(0, botOn),
+			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(100*time.Millisecond, speaking(320)),
 			wait(0, interim("wait")),
@@ -168,9 +179,9 @@ func TestTurnGolden(t *testing.T) {
 		turn: 2,
 	}, {
 		name: "words not needed",
-		cfg:  turn.Config{MinWords: -1},
+		cfg:  turntaking.Config{MinWords: -1},
 		steps: []step{
-			wait(0, botOn),
+			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(100*time.Millisecond, speaking(400)),
 		},
@@ -180,9 +191,9 @@ func TestTurnGolden(t *testing.T) {
 		// The bot stopped talking before the user did: same rules.
 		name: "backchannel as the bot ends",
 		steps: []step{
-			wait(0, botOn),
+			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
-			wait(100*time.Millisecond, botOff),
+			wait(100*time.Millisecond, botOff()),
 			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("okay")),
 		},
@@ -221,7 +232,7 @@ func TestTurnGolden(t *testing.T) {
 		turn: 3,
 	}, {
 		name: "hold disabled",
-		cfg:  turn.Config{Hold: -1},
+		cfg:  turntaking.Config{Hold: -1},
 		steps: []step{
 			wait(0, &frame.UserStartedSpeaking{}),
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
@@ -230,11 +241,69 @@ func TestTurnGolden(t *testing.T) {
 		want: "Int(2) Start Stop Final(I want a pizza and)@700 End",
 		turn: 2,
 	}, {
-		name: "typed text passes",
+		// Typed text cuts off the bot's answer and is answered at once,
+		// in the new turn, whatever the policy.
+		name: "typed text interrupts and passes",
 		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.Transcript{Text: "hi", Final: true, Typed: true}),
+		},
+		want: "Int(2) Final(hi)@1000 End",
+		turn: 2,
+	}, {
+		name: "typed text under Never",
+		cfg:  turntaking.Config{Interruption: turntaking.Never},
+		steps: []step{
+			wait(0, botOn()),
 			wait(0, &frame.Transcript{Text: "hi", Final: true, Typed: true}),
 		},
-		want: "Final(hi)@0 End",
+		want: "Int(2) Final(hi)@0 End",
+		turn: 2,
+	}, {
+		// Immediate: a cough over the bot cuts it off, no rules asked.
+		name: "immediate: any speech over the bot interrupts",
+		cfg:  turntaking.Config{Interruption: turntaking.Immediate},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("")),
+		},
+		want: "Int(2) Start Stop End",
+		turn: 2,
+	}, {
+		name: "immediate: endpointing still holds an unfinished sentence",
+		cfg:  turntaking.Config{Interruption: turntaking.Immediate},
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, final("I want a pizza and")),
+		},
+		want: "Int(2) Start Stop Final(I want a pizza and)@1400 End",
+		turn: 2,
+	}, {
+		// Never: the user is heard and answered, the bot is not cut off.
+		name: "never: speech over the bot does not interrupt",
+		cfg:  turntaking.Config{Interruption: turntaking.Never},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, speaking(600)),
+			wait(0, interim("stop right now")),
+			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("stop right now")),
+		},
+		want: "Start interim(stop right now) Stop Final(stop right now)@1550 End",
+		turn: 1,
+	}, {
+		name: "never: speech with the bot silent does not interrupt",
+		cfg:  turntaking.Config{Interruption: turntaking.Never},
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("hello")),
+		},
+		want: "Start Stop Final(hello)@550 End",
 		turn: 1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +323,13 @@ func TestTurnGolden(t *testing.T) {
 	}
 }
 
+func TestNewRejectsUnknownPolicy(t *testing.T) {
+	_, err := turntaking.New(turntaking.Config{Interruption: "sometimes"})
+	if !errors.Is(err, turntaking.ErrConfig) {
+		t.Fatalf("New = %v, want ErrConfig", err)
+	}
+}
+
 // TestInterruptCancelsAnswer: the turn context of a stage busy with the
 // answer is cancelled when real speech qualifies, not before.
 func TestInterruptCancelsAnswer(t *testing.T) {
@@ -270,11 +346,11 @@ func TestInterruptCancelsAnswer(t *testing.T) {
 			out.Pass(f)
 			return nil
 		})
-		p := pipeline.New(pipeline.Options{}, turn.New(turn.Config{}), ans)
+		p := pipeline.New(pipeline.Options{}, mustNew(t, turntaking.Config{}), ans)
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
-		p.Push(ctx, botOn)
+		p.Push(ctx, botOn())
 		p.Push(ctx, &frame.LLMResponseStart{})
 		<-busy
 		p.Push(ctx, &frame.UserStartedSpeaking{})
@@ -296,7 +372,7 @@ func TestInterruptCancelsAnswer(t *testing.T) {
 }
 
 func BenchmarkTurnInterim(b *testing.B) {
-	p := turn.New(turn.Config{})
+	p := mustNew(b, turntaking.Config{})
 	f := &frame.Transcript{Text: "I would like to hear the rest of it"}
 	var e nopEmitter
 	b.ReportAllocs()
@@ -338,7 +414,7 @@ func finalReportedOnce(t *testing.T, text string) {
 			got = append(got, f)
 			mu.Unlock()
 		}
-		p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{obs}, Sink: sink}, turn.New(turn.Config{}))
+		p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{obs}, Sink: sink}, mustNew(t, turntaking.Config{}))
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()

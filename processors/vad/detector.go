@@ -25,19 +25,10 @@ type Config struct {
 	// MinVolume is the RMS level in dBFS below which a chunk is never
 	// voiced, whatever the model says (default -50).
 	MinVolume float64 `toml:"min_volume"`
-	// NoInterrupt disables barge-in: user speech does not cut off the bot.
-	NoInterrupt bool `toml:"no_interrupt"`
-	// Defer leaves the interruption to a later stage (processors/turn):
-	// the detector emits UserStartedSpeaking without interrupting, and
-	// UserSpeaking on each voiced chunk of the user's speech so that stage
-	// can wait for speech that lasts. Unset, a start interrupts at once
-	// (unless NoInterrupt).
-	Defer bool `toml:"defer_interruption"`
 	// BotConfidence and BotMinVolume, when set, replace Confidence and
-	// MinVolume for starting a user turn while the bot speaks (between
-	// BotStartedSpeaking and BotStoppedSpeaking, which the output stage
-	// sends upstream): a guard against the residue of the bot's own voice
-	// coming back through the user's microphone.
+	// MinVolume for starting a user turn while the bot speaks (as published
+	// in pipeline.State by the output stage): a guard against the residue of
+	// the bot's own voice coming back through the user's microphone.
 	BotConfidence float32 `toml:"bot_confidence"`
 	BotMinVolume  float64 `toml:"bot_min_volume"`
 	// ResetEvery is how often the analyzer's recurrent state is reset while
@@ -66,7 +57,7 @@ func (c *Config) defaults() {
 }
 
 // ErrFormat is returned (wrapped) for input audio the detector cannot score:
-// it must be mono at the sample rate given to NewProcessor.
+// it must be mono at the sample rate given to NewDetector.
 var ErrFormat = errors.New("vad: unsupported input format")
 
 // State is where the turn state machine is.
@@ -79,45 +70,47 @@ const (
 	Stopping              // unvoiced audio, not yet long enough to end the turn
 )
 
-// Processor is the turn-detection stage. It passes every frame on, scores
-// input audio in the analyzer's chunk size, and emits UserStartedSpeaking
-// (preceded, unless NoInterrupt or Defer, by an interruption of the bot's
-// turn), UserSpeaking while the user speaks (with Defer) and
-// UserStoppedSpeaking. Input audio must be mono at the analyzer's rate;
-// other audio fails the pipeline with ErrFormat. The events of a new user
-// turn are stamped with the turn that Runtime.Interrupt started.
-type Processor struct {
+// Detector is the speech-detection stage: it only reports speech, and never
+// interrupts the bot (the turn-taking stage, processors/turntaking, owns
+// barge-in). It passes every frame on, scores input audio in the analyzer's
+// chunk size, and emits UserStartedSpeaking once StartDuration of voiced
+// audio is heard, UserSpeaking on each voiced chunk after it (with the voiced
+// time of the user's speech so far, StartDuration included), and
+// UserStoppedSpeaking after StopDuration of unvoiced audio. While the bot
+// speaks (Runtime.State), starting a user turn takes BotConfidence and
+// BotMinVolume. Input audio must be mono at the analyzer's rate; other audio
+// fails the pipeline with ErrFormat.
+type Detector struct {
 	cfg   Config
 	model Model
 	rate  int
 
 	an      Analyzer
-	rt      pipeline.Runtime
 	buf     []int16
 	chunkD  time.Duration
 	state   State
-	acc     time.Duration // time in the Starting or Stopping state
-	lastVoi time.Time     // wall time of the last voiced chunk
-	quiet   time.Duration // time Quiet since the analyzer was last reset
-	voiced  time.Duration // voiced audio in the current user speech
-	bot     bool          // the bot is speaking
+	acc     time.Duration   // time in the Starting or Stopping state
+	lastVoi time.Time       // wall time of the last voiced chunk
+	quiet   time.Duration   // time Quiet since the analyzer was last reset
+	voiced  time.Duration   // voiced audio in the current user speech
+	shared  *pipeline.State // the conversation state, read for the echo guard
 	now     func() time.Time
 }
 
-// NewProcessor returns a turn detector using model at sampleRate.
-func NewProcessor(model Model, sampleRate int, cfg Config) *Processor {
+// NewDetector returns a turn detector using model at sampleRate.
+func NewDetector(model Model, sampleRate int, cfg Config) *Detector {
 	cfg.defaults()
-	return &Processor{cfg: cfg, model: model, rate: sampleRate, now: time.Now}
+	return &Detector{cfg: cfg, model: model, rate: sampleRate, now: time.Now}
 }
 
 // Name implements pipeline.Namer.
-func (p *Processor) Name() string { return "vad" }
+func (p *Detector) Name() string { return "vad" }
 
 // State returns the state machine's state (stage goroutine only).
-func (p *Processor) State() State { return p.state }
+func (p *Detector) State() State { return p.state }
 
 // Start implements pipeline.Starter.
-func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+func (p *Detector) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
 	an, err := p.model.NewAnalyzer(p.rate)
 	if err != nil {
 		return fmt.Errorf("vad: %w", err)
@@ -126,14 +119,14 @@ func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emi
 		an.Close()
 		return fmt.Errorf("vad: analyzer chunk of %d samples", an.ChunkSamples())
 	}
-	p.an, p.rt = an, rt
+	p.an, p.shared = an, rt.State()
 	p.buf = make([]int16, 0, an.ChunkSamples())
 	p.chunkD = time.Duration(an.ChunkSamples()) * time.Second / time.Duration(p.rate)
 	return nil
 }
 
 // Close implements io.Closer.
-func (p *Processor) Close() error {
+func (p *Detector) Close() error {
 	if p.an != nil {
 		return p.an.Close()
 	}
@@ -141,15 +134,9 @@ func (p *Processor) Close() error {
 }
 
 // Process implements pipeline.Processor.
-func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
+func (p *Detector) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	a, ok := f.(*frame.InputAudio)
 	if !ok {
-		switch f.(type) {
-		case *frame.BotStartedSpeaking:
-			p.bot = true
-		case *frame.BotStoppedSpeaking:
-			p.bot = false
-		}
 		out.Pass(f)
 		return nil
 	}
@@ -184,12 +171,12 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	return nil
 }
 
-func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
+func (p *Detector) step(prob float32, level float64, out pipeline.Emitter) {
 	loud := level >= p.cfg.MinVolume
 	voiced := loud && prob >= p.cfg.Confidence
 	holding := loud && prob >= p.cfg.Confidence-0.15
 	starts := voiced
-	if p.bot {
+	if p.shared.BotSpeaking() {
 		conf, vol := max(p.cfg.Confidence, p.cfg.BotConfidence), p.cfg.MinVolume
 		if p.cfg.BotMinVolume != 0 {
 			vol = max(vol, p.cfg.BotMinVolume)
@@ -216,9 +203,7 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 			if voiced {
 				p.voiced += p.chunkD
 			}
-			if p.cfg.Defer {
-				out.Emit(&frame.UserSpeaking{Voiced: p.voiced})
-			}
+			out.Emit(&frame.UserSpeaking{Voiced: p.voiced})
 			break
 		}
 		p.state, p.acc = Stopping, p.chunkD
@@ -233,12 +218,7 @@ func (p *Processor) step(prob float32, level float64, out pipeline.Emitter) {
 	case p.state == Starting && p.acc >= p.cfg.StartDuration:
 		p.state = Speaking
 		p.voiced = p.acc
-		var m frame.Meta
-		if !p.cfg.NoInterrupt && !p.cfg.Defer {
-			m.Turn = p.rt.Interrupt("user started speaking")
-			out.Emit(&frame.Interruption{Meta: m, Reason: "user started speaking"})
-		}
-		out.Emit(&frame.UserStartedSpeaking{Meta: m, Confidence: prob})
+		out.Emit(&frame.UserStartedSpeaking{Confidence: prob})
 	case p.state == Stopping && p.acc >= p.cfg.StopDuration:
 		p.state = Quiet
 		out.Emit(&frame.UserStoppedSpeaking{At: p.lastVoi})
