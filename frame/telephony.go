@@ -11,6 +11,7 @@ type DTMF struct {
 }
 
 func (*DTMF) Class() Class { return System }
+func (*DTMF) sealed()      {}
 
 // DTMFDigit reports whether d is a DTMF key.
 func DTMFDigit(d byte) bool {
