@@ -171,14 +171,46 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Unlock()
 	wg.Go(func() { c.media.run(ctx) })
 	wg.Go(func() { c.media.send(ctx) })
-	if err := dialog.RespondSDP(body); err != nil {
-		c.close(fmt.Errorf("%w: %w", ErrNotAnswered, err))
+	if err := c.answerOK(tx, dua.ContactHDR, body); err != nil {
+		c.close(err)
 		c.finish(runErr)
 		return
 	}
-	c.ackOnce.Do(func() { close(c.acked) })
 	c.log.Info("call answered", "took", time.Since(start).Round(time.Microsecond))
 	c.finish(runErr)
+}
+
+// answerOK sends the 200 OK with the SDP answer and retransmits it (RFC
+// 3261 §13.3.1.4: from T1, doubling up to T2) until the ACK comes, the call
+// ends or 64×T1 passes.
+func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, body []byte) error {
+	res := sip.NewSDPResponseFromRequest(c.dialog.InviteRequest, body)
+	res.AppendHeader(&contact)
+	c.dialog.InviteResponse = res
+	if err := tx.Respond(res); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotAnswered, err)
+	}
+	give := time.NewTimer(64 * sip.T1)
+	defer give.Stop()
+	wait := sip.T1
+	retry := time.NewTimer(wait)
+	defer retry.Stop()
+	for {
+		select {
+		case <-c.acked:
+			return nil
+		case <-c.closed:
+			return c.closeErr
+		case <-give.C:
+			return ErrNotAnswered
+		case <-retry.C:
+			if err := tx.Respond(res); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotAnswered, err)
+			}
+			wait = min(2*wait, sip.T2)
+			retry.Reset(wait)
+		}
+	}
 }
 
 // finish waits for the session to end and hangs up if the caller has not.
@@ -214,7 +246,9 @@ func (c *call) close(err error) {
 // ack confirms the dialog, and takes the answer of a re-INVITE without
 // SDP from the ACK's body.
 func (c *call) ack(req *sip.Request, tx sip.ServerTransaction) {
-	c.dialog.ReadAck(req, tx)
+	if c.dialog.ReadAck(req, tx) == nil && c.dialog.InviteResponse != nil {
+		c.ackOnce.Do(func() { close(c.acked) })
+	}
 	c.mu.Lock()
 	pending := c.pendingOffer
 	c.pendingOffer = false

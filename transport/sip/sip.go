@@ -150,7 +150,9 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		rtpIP = ip
 	}
 	s.ports = &portPool{ip: rtpIP, min: cfg.RTPPortMin, max: cfg.RTPPortMax}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(cfg.Logger)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
