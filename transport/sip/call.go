@@ -139,6 +139,9 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Ending the call closes the RTP socket, which ends its reader.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()

@@ -318,3 +318,21 @@ func TestGarbageAndFloodLeaveLiveCall(t *testing.T) {
 		t.Errorf("live call ended with %v", r.err)
 	}
 }
+
+// A call ends as soon as its BYE is answered: calls in a row never pile up
+// against the admission limit.
+func TestCallsInARowReleaseAtOnce(t *testing.T) {
+	s, addr := startServer(t, Config{MaxSessions: 2}, quietFactory)
+	u := newRawUAC(t, addr)
+	for range 30 {
+		_, hangup := u.call("demo")
+		hangup()
+		deadline := time.Now().Add(time.Second)
+		for s.Sessions() > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := s.Sessions(); n != 0 {
+			t.Fatalf("%d sessions a second after the BYE", n)
+		}
+	}
+}
