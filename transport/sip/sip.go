@@ -403,8 +403,8 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		return
 	}
+	c.digit(d) // before the answer, so keys keep the order they were sent in
 	respond(tx, req, 200, "OK")
-	c.digit(d)
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {

@@ -336,3 +336,153 @@ func TestCallsInARowReleaseAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// request sends an in-dialog request of the call placed by u.dial and
+// returns the final response.
+func (u *rawUAC) request(d *dialogInfo, method, ctype, body string) (int, string) {
+	u.t.Helper()
+	d.cseq++
+	size := len(strings.ReplaceAll(body, "\n", "\r\n"))
+	ct := ""
+	if ctype != "" {
+		ct = "Content-Type: " + ctype + "\n"
+	}
+	u.send(fmt.Sprintf(`%s sip:%s@%s SIP/2.0
+Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s-%d;rport
+Max-Forwards: 70
+From: <sip:uac@127.0.0.1>;tag=%s
+%s
+Call-ID: %s
+CSeq: %d %s
+Contact: <sip:uac@%s>
+%sContent-Length: %d
+
+%s`, method, d.user, u.server, u.local(), d.tag, d.cseq+10, d.tag, d.to, d.callID, d.cseq, method, u.local(), ct, size, body))
+	cseq := fmt.Sprintf("CSeq: %d %s\r\n", d.cseq, method)
+	for {
+		code, res := u.response(d.callID, 3*time.Second)
+		if code == 0 || code >= 200 && strings.Contains(res, cseq) {
+			return code, res
+		}
+	}
+}
+
+// ack acknowledges a re-INVITE's 200 with body as the answer.
+func (u *rawUAC) ack(d *dialogInfo, body string) {
+	size := len(strings.ReplaceAll(body, "\n", "\r\n"))
+	ct := ""
+	if body != "" {
+		ct = "Content-Type: application/sdp\n"
+	}
+	u.send(fmt.Sprintf(`ACK sip:%s@%s SIP/2.0
+Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s-ack%d;rport
+Max-Forwards: 70
+From: <sip:uac@127.0.0.1>;tag=%s
+%s
+Call-ID: %s
+CSeq: %d ACK
+%sContent-Length: %d
+
+%s`, d.user, u.server, u.local(), d.tag, d.cseq, d.tag, d.to, d.callID, d.cseq, ct, size, body))
+}
+
+type dialogInfo struct {
+	user, callID, tag, to string
+	cseq                  int
+}
+
+// dial places a PCMU call, acknowledges its 200 and returns the dialog.
+func (u *rawUAC) dial(user string) *dialogInfo {
+	u.t.Helper()
+	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
+	callID, tag := u.invite(user, offerSDP(rtpAddr, "0 101", "a=rtpmap:101 telephone-event/8000"))
+	for {
+		code, res := u.response(callID, 5*time.Second)
+		if code == 0 || code >= 300 {
+			u.t.Fatalf("INVITE answered %d", code)
+		}
+		if code == 200 {
+			d := &dialogInfo{user: user, callID: callID, tag: tag, to: toHeader(res), cseq: 1}
+			u.ack(d, "")
+			return d
+		}
+	}
+}
+
+func sdpDirection(res string) Direction {
+	for _, d := range []Direction{SendRecv, SendOnly, RecvOnly, Inactive} {
+		if strings.Contains(res, "a="+string(d)+"\r\n") {
+			return d
+		}
+	}
+	return ""
+}
+
+// Hold and unhold by re-INVITE are answered with the direction that
+// answers the offer, an empty re-INVITE gets an offer, a re-INVITE voiced
+// cannot accept gets 488, and none of them ends the call; keys sent by
+// SIP INFO reach the pipeline.
+func TestReinviteHoldAndInfo(t *testing.T) {
+	fa := newFactory()
+	s, addr := startServer(t, Config{DTMFPause: 200 * time.Millisecond}, fa.run)
+	u := newRawUAC(t, addr)
+	d := u.dial("demo")
+	r := <-fa.started
+	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
+	held := netip.AddrPortFrom(netip.IPv4Unspecified(), rtpAddr.Port())
+	for _, step := range []struct {
+		name, body string
+		code       int
+		dir        Direction
+	}{
+		{"hold sendonly", offerSDP(rtpAddr, "0", "a=sendonly"), 200, RecvOnly},
+		{"unhold", offerSDP(rtpAddr, "0", "a=sendrecv"), 200, SendRecv},
+		{"hold inactive", offerSDP(rtpAddr, "0", "a=inactive"), 200, Inactive},
+		{"hold RFC 2543", offerSDP(held, "0"), 200, Inactive},
+		{"no common codec", offerSDP(rtpAddr, "111", "a=rtpmap:111 opus/48000/2"), 488, ""},
+		{"unhold again", offerSDP(rtpAddr, "0"), 200, SendRecv},
+		{"empty re-INVITE", "", 200, SendRecv},
+	} {
+		ctype := "application/sdp"
+		if step.body == "" {
+			ctype = ""
+		}
+		code, res := u.request(d, "INVITE", ctype, step.body)
+		if code != step.code {
+			t.Fatalf("%s: answered %d, want %d\n%s", step.name, code, step.code, res)
+		}
+		if code == 200 {
+			if got := sdpDirection(res); got != step.dir {
+				t.Errorf("%s: answer direction %q, want %q\n%s", step.name, got, step.dir, res)
+			}
+			answer := ""
+			if step.body == "" {
+				answer = offerSDP(rtpAddr, "0")
+			}
+			u.ack(d, answer)
+		}
+		if s.Sessions() != 1 {
+			t.Fatalf("%s: %d sessions", step.name, s.Sessions())
+		}
+	}
+	for _, key := range []string{"4", "2"} {
+		if code, _ := u.request(d, "INFO", "application/dtmf-relay", "Signal="+key+"\nDuration=160\n"); code != 200 {
+			t.Fatalf("INFO answered %d", code)
+		}
+	}
+	if code, _ := u.request(d, "INFO", "text/plain", "hello"); code != 415 {
+		t.Errorf("INFO text/plain answered %d, want 415", code)
+	}
+	time.Sleep(400 * time.Millisecond) // the entry ends on the pause
+	if code, _ := u.request(d, "BYE", "", ""); code != 200 {
+		t.Fatalf("BYE answered %d", code)
+	}
+	<-r.done
+	_, digits, texts := r.snapshot()
+	if digits != "42" || len(texts) != 1 || texts[0] != "DTMF: 42" {
+		t.Errorf("keys %q, transcripts %q; want 42 and [DTMF: 42]", digits, texts)
+	}
+	if !errors.Is(r.err, ErrHangup) {
+		t.Errorf("ended with %v", r.err)
+	}
+}
