@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -52,11 +53,16 @@ func BenchmarkInviteToOK(b *testing.B) {
 	b.ReportMetric(float64(percentile(took, 0.99).Microseconds())/1000, "p99_ms")
 }
 
-// BenchmarkRTPPacing100Calls runs the RTP senders of 100 calls on real
+// BenchmarkRTPPacing runs the RTP senders of 1, 10 and 100 calls on real
 // loopback sockets for 5 s and reports how far the interval between two
 // packets of a call strays from 20 ms.
-func BenchmarkRTPPacing100Calls(b *testing.B) {
-	const calls = 100
+func BenchmarkRTPPacing(b *testing.B) {
+	for _, calls := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("calls=%d", calls), func(b *testing.B) { benchPacing(b, calls) })
+	}
+}
+
+func benchPacing(b *testing.B, calls int) {
 	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
