@@ -377,11 +377,14 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if err := c.dialog.ReadBye(req, tx); err != nil {
+	if req.CSeq() == nil || req.CSeq().SeqNo < c.dialog.InviteRequest.CSeq().SeqNo {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
+	// End the session first: answering may wait on sipgo's INVITE
+	// transaction, and the caller is gone either way.
 	c.close(ErrHangup)
+	c.dialog.ReadBye(req, tx)
 }
 
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/voiced-dev/voiced/transport"
 )
 
 // rawUAC is a minimal SIP caller over UDP written out by hand, so that
@@ -484,5 +486,90 @@ func TestReinviteHoldAndInfo(t *testing.T) {
 	}
 	if !errors.Is(r.err, ErrHangup) {
 		t.Errorf("ended with %v", r.err)
+	}
+}
+
+// The dialed user part picks the route's factory; others get the default.
+func TestRoutesByDialedUser(t *testing.T) {
+	def, billing := newFactory(), newFactory()
+	_, addr := startServer(t, Config{Routes: map[string]transport.Factory{"billing": billing.run}}, def.run)
+	u := newRawUAC(t, addr)
+	for _, user := range []string{"billing", "sales", "billing"} {
+		d := u.dial(user)
+		if code, _ := u.request(d, "BYE", "", ""); code != 200 {
+			t.Fatalf("BYE answered %d", code)
+		}
+		// The BYE may overtake the ACK: the call still ends at once.
+		fa := def
+		if user == "billing" {
+			fa = billing
+		}
+		fa.mu.Lock()
+		r := fa.sessions[len(fa.sessions)-1]
+		fa.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-time.After(time.Second):
+			t.Fatalf("%s: session still running a second after the BYE", user)
+		}
+	}
+	if b, o := len(billing.started), len(def.started); b != 2 || o != 1 {
+		t.Errorf("billing route ran %d calls and the default %d, want 2 and 1", b, o)
+	}
+}
+
+// A caller hanging up while the bot speaks ends the session at once: the
+// rest of the answer is not played to nobody.
+func TestByeMidSentence(t *testing.T) {
+	fa := newFactory()
+	_, addr := startServer(t, Config{DTMFPause: 10 * time.Millisecond}, fa.run)
+	u := newRawUAC(t, addr)
+	d := u.dial("demo")
+	r := <-fa.started
+	// Ten keys: ten answers of 600 ms queued, six seconds of speech.
+	for _, k := range "1234567890" {
+		if code, _ := u.request(d, "INFO", "application/dtmf", string(k)); code != 200 {
+			t.Fatalf("INFO answered %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Wait until the bot's voice reaches the caller, then hang up.
+	buf := make([]byte, 2048)
+	u.rtp.SetReadDeadline(time.Now().Add(5 * time.Second))
+	loud := false
+	for !loud {
+		n, err := u.rtp.Read(buf)
+		if err != nil {
+			t.Fatal("no audio from the bot")
+		}
+		if n > 12 && buf[12] != 0xFF {
+			loud = true
+		}
+	}
+	start := time.Now()
+	if code, _ := u.request(d, "BYE", "", ""); code != 200 {
+		t.Fatalf("BYE answered %d", code)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("session still running 2 s after the BYE")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("session took %v to end after the BYE", took)
+	}
+	if !errors.Is(r.err, ErrHangup) {
+		t.Errorf("ended with %v", r.err)
+	}
+	// RTP stops with the call.
+	time.Sleep(100 * time.Millisecond)
+	u.rtp.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	for {
+		if _, err := u.rtp.Read(buf); err != nil {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("RTP still flowing after the BYE")
+		}
 	}
 }
