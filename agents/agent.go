@@ -267,7 +267,7 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 		if transfer >= 0 {
 			c := calls[transfer]
 			target = enabled[c.Name]
-			results[transfer] = ToolResult{CallID: c.ID, Name: c.Name, Content: "Transferred to " + target.Target.Name() + "."}
+			results[transfer] = ToolResult{CallID: c.ID, Name: c.Name, Content: TransferResult(target.Target.Name())}
 			if target.OnHandoff != nil {
 				if err := target.OnHandoff(ctx, name, target.Target.Name()); err != nil {
 					a.log.DebugContext(ctx, "handoff refused", "agent", name, "to", target.Target.Name(), "err", err)
@@ -280,7 +280,7 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 			msgs = append(msgs, Message{Role: RoleTool, Name: r.Name, ToolCallID: r.CallID, Content: r.Content})
 		}
 		if transfer >= 0 {
-			return a.handoff(ctx, target, Input{Messages: msgs}, yield, emit)
+			return a.handoff(ctx, target, calls[transfer].ID, Input{Messages: msgs}, yield, emit)
 		}
 	}
 	return fmt.Errorf("%w: agent %s stopped after %d", ErrMaxSteps, name, a.cfg.MaxSteps)
@@ -291,13 +291,13 @@ func failed(c ToolCall, err error) ToolResult {
 }
 
 // handoff runs h.Target in this run and passes its events on.
-func (a *LLMAgent) handoff(ctx context.Context, h HandoffSpec, in Input, yield func(AgentEvent, error) bool, emit func(AgentEvent) bool) error {
+func (a *LLMAgent) handoff(ctx context.Context, h HandoffSpec, callID string, in Input, yield func(AgentEvent, error) bool, emit func(AgentEvent) bool) error {
 	depth, _ := ctx.Value(handoffDepthKey{}).(int)
 	if depth >= MaxHandoffDepth {
 		return fmt.Errorf("%w: more than %d in one run", ErrMaxHandoffs, MaxHandoffDepth)
 	}
 	from, to := a.cfg.Name, h.Target.Name()
-	if !emit(AgentEvent{Kind: EventHandoff, Handoff: &Handoff{From: from, To: to}}) {
+	if !emit(AgentEvent{Kind: EventHandoff, Handoff: &Handoff{From: from, To: to, CallID: callID}}) {
 		return errStopped
 	}
 	if hook := a.cfg.Hooks.OnHandoff; hook != nil {

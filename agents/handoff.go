@@ -51,6 +51,10 @@ type HandoffSpec struct {
 	OnHandoff func(ctx context.Context, from, to string) error
 }
 
+// TransferResult is the result a handoff's transfer call is given: what
+// the model reads after it handed off to the agent called to.
+func TransferResult(to string) string { return "Transferred to " + to + "." }
+
 func (h HandoffSpec) toolSpec() ToolSpec {
 	desc := h.Description
 	if desc == "" {

@@ -1,7 +1,8 @@
-// Package agents hosts the conversation's LLM stage: the ChatModel seam that
-// model providers implement (in agents/llm/...), tools, LLM agents with
-// handoffs, the Runnable contract that workflow agents compose, and the
-// pipeline stage that runs the session's active agent for each user turn.
+// Package agents is the agents library: the ChatModel seam that model
+// providers implement (in agents/llm/...), tools, LLM agents with handoffs,
+// and the Runnable contract that workflow agents compose. It knows nothing
+// of the pipeline: the stage that runs a session's active agent for each
+// user turn is package processors/agent.
 package agents
 
 import (

@@ -80,6 +80,9 @@ type ToolResult struct {
 // Handoff reports a transfer of control.
 type Handoff struct {
 	From, To string
+	// CallID is the ID of the transfer tool call the model made, if it
+	// made one (an LLMAgent's handoffs do).
+	CallID string
 }
 
 // AgentEvent is one item of a Runnable's stream. Agent is the name of the

@@ -19,7 +19,7 @@ const frameDur = 20 * time.Millisecond
 // a client's microphone: frame i (audio from i*20 ms) is pushed when all of
 // it has arrived, at start+(i+1)*20 ms. It is used by one goroutine.
 type feeder struct {
-	p     *pipeline.Pipeline
+	p     transport.Pusher
 	start time.Time
 	n     int
 	timer *time.Timer
@@ -75,7 +75,7 @@ func newConn(id string, start time.Time, w transport.AudioWriter, obs pipeline.O
 		Input:    in,
 		Output:   transport.NewPlayout(w, transport.PlayoutConfig{}),
 		Observer: obs,
-		Feed: func(ctx context.Context, p *pipeline.Pipeline) error {
+		Feed: func(ctx context.Context, p transport.Pusher) error {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			go func() {

@@ -2,11 +2,11 @@ package frame
 
 import "time"
 
-// UserSpeaking reports, while the user speaks, how much voiced audio the turn
-// detector has heard since the user's speech started (StartDuration
-// included). The detector emits it on each voiced chunk when asked to leave
-// interruptions to a later stage, which uses it to tell real speech from a
-// short noise.
+// UserSpeaking reports, while the user speaks, how much voiced audio the
+// speech detector has heard since the user's speech started (StartDuration
+// included). The detector emits it on each voiced chunk after
+// UserStartedSpeaking; the turn-taking stage uses it to tell real speech
+// over the bot from a short noise.
 type UserSpeaking struct {
 	Meta
 	Voiced time.Duration

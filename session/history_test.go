@@ -12,6 +12,7 @@ import (
 	"github.com/voiced-dev/voiced/agents/llm/scripted"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/agent"
 	"github.com/voiced-dev/voiced/processors/tts"
 	"github.com/voiced-dev/voiced/transport"
 )
@@ -60,7 +61,7 @@ func TestHistoryKeepsOnlyPlayedWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stage, err := agents.NewStage(agents.StageConfig{Agents: []agents.Runnable{bot}})
+		stage, err := agent.New(agent.Config{Agents: []agents.Runnable{bot}})
 		if err != nil {
 			t.Fatal(err)
 		}

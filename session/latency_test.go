@@ -41,12 +41,15 @@ func TestLatency(t *testing.T) {
 		made(4000, &frame.LLMText{Meta: m(3), Text: "Once."}),
 		made(4100, &frame.Interruption{Meta: m(4)}),
 		// Typed.
+		// Typed, then interrupted by the turn-taking stage before the
+		// answer (in turn 5).
 		made(5000, &frame.Transcript{Meta: m(4), Text: "typed", Final: true, Typed: true}),
-		made(5050, &frame.LLMResponseStart{Meta: m(4)}),
-		made(5100, &frame.LLMText{Meta: m(4), Text: "Sure."}),
-		made(5150, &frame.TTSText{Meta: m(4), Text: "Sure."}),
-		made(5200, &frame.OutputAudio{Meta: m(4)}),
-		made(5300, &frame.BotStartedSpeaking{Meta: m(4)}),
+		made(5001, &frame.Interruption{Meta: m(5), Reason: "user typed"}),
+		made(5050, &frame.LLMResponseStart{Meta: m(5)}),
+		made(5100, &frame.LLMText{Meta: m(5), Text: "Sure."}),
+		made(5150, &frame.TTSText{Meta: m(5), Text: "Sure."}),
+		made(5200, &frame.OutputAudio{Meta: m(5)}),
+		made(5300, &frame.BotStartedSpeaking{Meta: m(5)}),
 	} {
 		tr.OnHop(h)
 	}
@@ -55,7 +58,7 @@ func TestLatency(t *testing.T) {
 		Turn: 2, Endpointing: ms(200), STTFinal: ms(400), LLMFirst: ms(600), SentenceTTS: ms(700),
 		TTSFirst: ms(800), AudioOut: ms(850), VoiceToVoice: ms(850),
 	}, {
-		Turn: 4, STTFinal: 0, LLMFirst: ms(100), SentenceTTS: ms(150), TTSFirst: ms(200), AudioOut: ms(300), VoiceToVoice: ms(300),
+		Turn: 5, STTFinal: 0, LLMFirst: ms(100), SentenceTTS: ms(150), TTSFirst: ms(200), AudioOut: ms(300), VoiceToVoice: ms(300),
 	}}
 	if len(got) != len(want) {
 		t.Fatalf("reported %+v, want %+v", got, want)

@@ -17,6 +17,7 @@ import (
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/turns"
 	"github.com/voiced-dev/voiced/processors/aec"
+	"github.com/voiced-dev/voiced/processors/agent"
 	"github.com/voiced-dev/voiced/processors/idle"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
@@ -88,10 +89,9 @@ type Builder struct {
 	Observers []pipeline.Observer
 	// OnMetrics, if set, also receives every turn's latency breakdown.
 	OnMetrics func(sessionID string, m frame.TurnMetrics)
-	// Telemetry, if set, traces every session.
+	// Telemetry, if set, traces every session, labelled with its
+	// transport (transport.Session.Kind).
 	Telemetry *telemetry.Telemetry
-	// Transport names the transport in traces ("websocket" by default).
-	Transport string
 }
 
 // Run implements transport.Factory: it runs one conversation over s.
@@ -100,7 +100,7 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("session", s.ID)
+	log = log.With("session", s.ID, "transport", s.Kind)
 	procs, err := b.stages(s)
 	if err != nil {
 		s.Close(err)
@@ -125,50 +125,20 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 	}
 	var p *pipeline.Pipeline
 	if b.Telemetry != nil {
-		tr := b.Transport
-		if tr == "" {
-			tr = "websocket"
-		}
-		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: tr, StageName: func(i int) string { return p.StageName(i) }, Turns: tracker})
+		st := b.Telemetry.SessionObserver(ctx, telemetry.SessionInfo{ID: s.ID, Transport: s.Kind, StageName: func(i int) string { return p.StageName(i) }, Turns: tracker})
 		obs = append(obs, st)
 		ctx = st.Context(ctx)
 		defer func() { st.End(err) }()
 	}
 	p = pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runc := make(chan error, 1)
-	go func() { runc <- p.Run(ctx) }()
-	feedc := make(chan error, 1)
-	go func() { feedc <- s.Feed(ctx, p) }()
-
-	select {
-	case err = <-runc:
-		s.Close(err)
-		cancel(context.Canceled)
-		<-feedc
-	case ferr := <-feedc:
-		if ferr != nil {
-			// The client went away or misbehaved: stop now.
-			cancel(ferr)
-			err = <-runc
-			if errors.Is(err, ferr) || errors.Is(err, context.Canceled) {
-				err = ferr
-			}
-		} else {
-			err = <-runc // End was pushed: drain
-		}
-		s.Close(err)
-	}
-	return err
+	return transport.Run(ctx, s, p)
 }
 
 func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	if b.VAD == nil || b.STT == nil || b.TTS == nil || (b.Model == nil && len(b.Agents) == 0) {
 		return nil, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
 	}
-	scfg := agents.StageConfig{
+	scfg := agent.Config{
 		Agents:     b.Agents,
 		Entry:      b.Entry,
 		Voices:     b.Voices,
@@ -186,7 +156,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		}
 		scfg.Agents = []agents.Runnable{a}
 	}
-	agent, err := agents.NewStage(scfg)
+	agent, err := agent.New(scfg)
 	if err != nil {
 		return nil, err
 	}

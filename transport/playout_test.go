@@ -18,9 +18,10 @@ import (
 // fakeRuntime is the pipeline as the playout sees it: a turn counter and a
 // goroutine group the test waits for.
 type fakeRuntime struct {
-	ctx  context.Context
-	turn atomic.Uint32
-	wg   sync.WaitGroup
+	ctx   context.Context
+	turn  atomic.Uint32
+	wg    sync.WaitGroup
+	state pipeline.State
 }
 
 func (r *fakeRuntime) Interrupt(string) uint32 { return r.turn.Add(1) }
@@ -28,7 +29,8 @@ func (r *fakeRuntime) Turn() uint32            { return r.turn.Load() }
 func (r *fakeRuntime) Go(fn func(context.Context)) {
 	r.wg.Go(func() { fn(r.ctx) })
 }
-func (r *fakeRuntime) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func (r *fakeRuntime) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
+func (r *fakeRuntime) State() *pipeline.State { return &r.state }
 
 // happening is one thing the playout did, at a fake-clock time since the
 // test started: a write (pcm set) or a frame sent (down, up or passed).

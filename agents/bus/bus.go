@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,15 +84,33 @@ type Handler func(ctx context.Context, ev Event)
 
 // Bus routes events from publishers to subscribers. It is safe for
 // concurrent use. Each handler subscription owns one goroutine that calls
-// its handler for one event at a time, in publish order; Close ends them.
+// its handler for one event at a time, in the order the events were queued
+// to it; Close ends them.
+//
+// # Ordering
+//
+// Publish first waits until every matching subscription with the Block
+// policy has room, and then queues the event to all matching subscriptions
+// at once: no other Publish queues an event in between, so no subscriber
+// (handler or channel) can see the event, and react to it, before it is
+// queued everywhere. Hence causally related events reach every subscriber
+// in order: an event published after Publish returned, or published by a
+// subscriber that saw an earlier event, is queued after that event at every
+// subscription they share. Events from concurrent, unrelated Publish calls
+// reach different subscriptions in one order too (queueing is serialized),
+// though a Drop subscription may miss some of them.
 type Bus struct {
 	cfg     Config
 	log     *slog.Logger
 	dropped atomic.Uint64
 
 	mu     sync.RWMutex
-	subs   map[*sub]struct{}
+	subs   []*sub // in subscription order
 	closed bool
+
+	// queue serializes queueing events (and closing queues): Publish holds
+	// it only to move an event into queues that have room, never to wait.
+	queue  sync.Mutex
 	wg     sync.WaitGroup // handler goroutines
 	ctx    context.Context
 	cancel context.CancelFunc // cancels handlers
@@ -110,20 +129,29 @@ func New(cfg Config) *Bus {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Bus{cfg: cfg, log: log, subs: map[*sub]struct{}{}, ctx: ctx, cancel: cancel}
+	return &Bus{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
 }
 
 type sub struct {
 	pattern string
 	prefix  bool // pattern ends in ".*" (or is "*"): match by prefix
 	policy  Policy
+	// handled is set for Subscribe: the bus's goroutine receives from ch
+	// and reports each receive (madeRoom). A SubscribeChan receiver does
+	// not, so publishers waiting for room in ch check it again over time.
+	handled bool
 
-	// mu guards ch against close while senders hold the read lock.
-	mu   sync.RWMutex
-	ch   chan Event
-	done chan struct{} // closed when the subscription ends
-	once sync.Once
+	ch    chan Event // sent to and closed under Bus.queue
+	done  chan struct{}
+	ended bool // guarded by Bus.queue; done is closed when it is set
+
+	roomMu sync.Mutex
+	room   chan struct{} // closed when a receive makes room; nil if nobody waits
 }
+
+// pollRoom bounds how long a publisher waiting for room in a channel
+// subscription goes without checking it again.
+const pollRoom = 5 * time.Millisecond
 
 func (s *sub) matches(topic string) bool {
 	if s.prefix {
@@ -132,41 +160,75 @@ func (s *sub) matches(topic string) bool {
 	return topic == s.pattern
 }
 
-// end stops deliveries and closes the queue; it waits for publishers that
-// are sending to it to give up.
+// end stops deliveries and closes the queue. Called with Bus.queue held.
 func (s *sub) end() {
-	s.once.Do(func() {
+	if !s.ended {
+		s.ended = true
 		close(s.done)
-		s.mu.Lock()
 		close(s.ch)
-		s.mu.Unlock()
-	})
+	}
 }
 
-// deliver queues ev; it reports whether the event was dropped.
-func (s *sub) deliver(ctx context.Context, ev Event) (dropped bool, err error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	select {
-	case <-s.done:
-		return false, nil
-	default:
+// hasRoom reports whether a send to ch would not block, or the
+// subscription has ended (there is nothing to wait for). It is exact only
+// under Bus.queue, the lock every sender holds.
+func (s *sub) hasRoom() bool {
+	return len(s.ch) < cap(s.ch)
+}
+
+// madeRoom wakes the publishers waiting for room; the subscription's
+// goroutine calls it after each receive.
+func (s *sub) madeRoom() {
+	s.roomMu.Lock()
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
 	}
-	if s.policy == Drop {
-		select {
-		case s.ch <- ev:
-			return false, nil
-		default:
-			return true, nil
+	s.roomMu.Unlock()
+}
+
+// waitRoom returns once s has room or has ended, or with ctx's cause.
+// Room may be taken again before the caller queues: it checks again under
+// Bus.queue.
+func (s *sub) waitRoom(ctx context.Context) error {
+	wait := 50 * time.Microsecond
+	for {
+		s.roomMu.Lock()
+		if s.hasRoom() {
+			s.roomMu.Unlock()
+			return nil
 		}
-	}
-	select {
-	case s.ch <- ev:
-		return false, nil
-	case <-s.done:
-		return false, nil
-	case <-ctx.Done():
-		return false, context.Cause(ctx)
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.roomMu.Unlock()
+		var poll <-chan time.Time
+		var t *time.Timer
+		if !s.handled {
+			t = time.NewTimer(wait)
+			poll = t.C
+			wait = min(2*wait, pollRoom)
+		}
+		var err error
+		select {
+		case <-room:
+		case <-poll:
+		case <-s.done:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-s.done:
+			return nil
+		default:
+		}
 	}
 }
 
@@ -190,7 +252,7 @@ func parsePattern(p string) (prefix string, isPrefix bool, err error) {
 	return p, false, nil
 }
 
-func (b *Bus) add(pattern string, opts SubscribeOptions) (*sub, error) {
+func (b *Bus) add(pattern string, opts SubscribeOptions, handled bool) (*sub, error) {
 	p, isPrefix, err := parsePattern(pattern)
 	if err != nil {
 		return nil, err
@@ -199,21 +261,25 @@ func (b *Bus) add(pattern string, opts SubscribeOptions) (*sub, error) {
 	if n <= 0 {
 		n = b.cfg.Buffer
 	}
-	s := &sub{pattern: p, prefix: isPrefix, policy: opts.Policy, ch: make(chan Event, n), done: make(chan struct{})}
+	s := &sub{pattern: p, prefix: isPrefix, policy: opts.Policy, handled: handled, ch: make(chan Event, n), done: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
-	b.subs[s] = struct{}{}
+	b.subs = append(b.subs, s)
 	return s, nil
 }
 
 func (b *Bus) remove(s *sub) {
 	b.mu.Lock()
-	delete(b.subs, s)
+	if i := slices.Index(b.subs, s); i >= 0 {
+		b.subs = slices.Delete(b.subs, i, i+1)
+	}
 	b.mu.Unlock()
+	b.queue.Lock()
 	s.end()
+	b.queue.Unlock()
 }
 
 // Subscribe calls h for each event whose topic matches pattern: an exact
@@ -223,7 +289,7 @@ func (b *Bus) remove(s *sub) {
 // subscription: events still queued are discarded, h's ctx is cancelled,
 // and it returns without waiting for h (so h may call it).
 func (b *Bus) Subscribe(pattern string, h Handler, opts SubscribeOptions) (unsubscribe func(), err error) {
-	s, err := b.add(pattern, opts)
+	s, err := b.add(pattern, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +297,7 @@ func (b *Bus) Subscribe(pattern string, h Handler, opts SubscribeOptions) (unsub
 	b.wg.Go(func() {
 		defer cancel()
 		for ev := range s.ch {
+			s.madeRoom()
 			select {
 			case <-ctx.Done():
 				continue // removed: discard what is left
@@ -248,9 +315,10 @@ func (b *Bus) Subscribe(pattern string, h Handler, opts SubscribeOptions) (unsub
 // SubscribeChan is Subscribe delivering to a channel, which is the queue:
 // it has opts.Buffer room and is closed when the subscription is removed or
 // the bus is closed. The caller must keep receiving (or unsubscribe) for
-// Block publishers to go on.
+// Block publishers to go on; a publisher waiting for room in the channel
+// notices a receive within a few milliseconds.
 func (b *Bus) SubscribeChan(pattern string, opts SubscribeOptions) (<-chan Event, func(), error) {
-	s, err := b.add(pattern, opts)
+	s, err := b.add(pattern, opts, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,9 +326,12 @@ func (b *Bus) SubscribeChan(pattern string, opts SubscribeOptions) (<-chan Event
 }
 
 // Publish sends ev on topic to every matching subscription, setting
-// ev.Topic, and ev.ID and ev.Time if they are empty. With the Block policy
-// it waits for room in a full queue until ctx is done, and then fails with
-// ctx's cause (the subscriptions before that one got the event).
+// ev.Topic, and ev.ID and ev.Time if they are empty. It waits until every
+// matching subscription with the Block policy has room (or has ended), and
+// then queues the event to all of them at once (see Bus, Ordering); a
+// subscription with the Drop policy whose queue is full misses it. If ctx
+// is done first, Publish fails with ctx's cause and no subscription gets
+// the event.
 func (b *Bus) Publish(ctx context.Context, topic string, ev Event) error {
 	if topic == "" || strings.Contains(topic, "*") {
 		return fmt.Errorf("%w: %q", ErrTopic, topic)
@@ -278,23 +349,49 @@ func (b *Bus) Publish(ctx context.Context, topic string, ev Event) error {
 		return ErrClosed
 	}
 	var targets []*sub
-	for s := range b.subs {
+	for _, s := range b.subs {
 		if s.matches(topic) {
 			targets = append(targets, s)
 		}
 	}
 	b.mu.RUnlock()
-	for _, s := range targets {
-		dropped, err := s.deliver(ctx, ev)
-		if err != nil {
-			return fmt.Errorf("bus: publish %s: %w", topic, err)
+	for {
+		for _, s := range targets {
+			if s.policy == Block {
+				if err := s.waitRoom(ctx); err != nil {
+					return fmt.Errorf("bus: publish %s: %w", topic, err)
+				}
+			}
 		}
-		if dropped {
-			b.dropped.Add(1)
-			b.log.Debug("bus: queue full, event dropped", "topic", topic, "pattern", s.pattern, "id", ev.ID)
+		if b.queueTo(targets, ev) {
+			return nil
+		}
+		// Another publisher took the room of a Block queue: wait again.
+	}
+}
+
+// queueTo sends ev to every target that has not ended, unless a Block one
+// has no room; it reports whether it did.
+func (b *Bus) queueTo(targets []*sub, ev Event) bool {
+	b.queue.Lock()
+	defer b.queue.Unlock()
+	for _, s := range targets {
+		if s.policy == Block && !s.ended && !s.hasRoom() {
+			return false
 		}
 	}
-	return nil
+	for _, s := range targets {
+		if s.ended {
+			continue
+		}
+		if s.hasRoom() {
+			s.ch <- ev // cannot block: every sender holds b.queue
+			continue
+		}
+		b.dropped.Add(1)
+		b.log.Debug("bus: queue full, event dropped", "topic", ev.Topic, "pattern", s.pattern, "id", ev.ID)
+	}
+	return true
 }
 
 // Dropped returns how many deliveries the Drop policy has dropped.
@@ -368,11 +465,13 @@ func (b *Bus) Close(ctx context.Context) error {
 	}
 	b.closed = true
 	subs := b.subs
-	b.subs = map[*sub]struct{}{}
+	b.subs = nil
 	b.mu.Unlock()
-	for s := range subs {
+	b.queue.Lock()
+	for _, s := range subs {
 		s.end()
 	}
+	b.queue.Unlock()
 	drained := make(chan struct{})
 	go func() {
 		b.wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -367,4 +368,128 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	}
 	bs.Close(ctx)
+}
+
+// TestEventQueuedEverywhereBeforeAnyHandlerSeesIt checks the ordering
+// guarantee: while Publish still waits to queue an event to one matching
+// subscription (here a full Block queue), no handler may see it, so an event
+// a handler publishes in reaction cannot overtake the original at another
+// subscriber. Map order used to decide which subscription came first, so
+// the scenario is repeated until either order has surely been tried.
+func TestEventQueuedEverywhereBeforeAnyHandlerSeesIt(t *testing.T) {
+	for i := range 128 {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			b := bus.New(bus.Config{})
+			watch, _, err := b.SubscribeChan("*", bus.SubscribeOptions{Buffer: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seen []string // written by the reactor's goroutine, read after synctest.Wait
+			if _, err := b.Subscribe("text.french", func(ctx context.Context, ev bus.Event) {
+				seen = append(seen, ev.Data.(string))
+				if err := b.Publish(ctx, "text.english", bus.Event{Data: "hello"}); err != nil {
+					t.Errorf("republish: %v", err)
+				}
+			}, bus.SubscribeOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publish(ctx, "other", bus.Event{Data: "filler"}); err != nil { // fills watch
+				t.Fatal(err)
+			}
+			published := make(chan error, 1)
+			go func() { published <- b.Publish(ctx, "text.french", bus.Event{Data: "bonjour"}) }()
+			synctest.Wait() // Publish is blocked on the full watcher queue
+			if len(seen) != 0 {
+				t.Errorf("round %d: a handler saw %v before the event was queued to every subscription", i, seen)
+			}
+			var got []string
+			for range 3 {
+				got = append(got, (<-watch).Data.(string))
+			}
+			if err := <-published; err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != "filler,bonjour,hello" {
+				t.Errorf("round %d: watcher got %v, want the cause before its effect", i, got)
+			}
+			closeBus(t, b)
+		})
+	}
+}
+
+// TestPublishIsAllOrNothing checks that a Publish cut short while waiting
+// for room queues the event nowhere, and that concurrent publishers queue
+// their events to every subscription in the same order.
+func TestPublishIsAllOrNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{})
+		free, _, _ := b.SubscribeChan("t", bus.SubscribeOptions{Buffer: 8})
+		full, _, _ := b.SubscribeChan("t", bus.SubscribeOptions{Buffer: 1})
+		if err := b.Publish(context.Background(), "t", bus.Event{Data: 1}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := b.Publish(ctx, "t", bus.Event{Data: 2}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish to a full queue: %v", err)
+		}
+		if ev := <-free; ev.Data != 1 || len(free) != 0 {
+			t.Errorf("free queue got %v and %d more; the failed event must reach nobody", ev.Data, len(free))
+		}
+		<-full
+
+		const publishers, each = 4, 20
+		var wg sync.WaitGroup
+		for p := range publishers {
+			wg.Go(func() {
+				for i := range each {
+					if err := b.Publish(context.Background(), "t", bus.Event{Data: p*each + i}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		var a, c []any
+		for range publishers * each {
+			a = append(a, (<-free).Data)
+			c = append(c, (<-full).Data)
+		}
+		wg.Wait()
+		if !slices.Equal(a, c) {
+			t.Errorf("subscriptions saw different orders:\n%v\n%v", a, c)
+		}
+		closeBus(t, b)
+	})
+}
+
+// TestHandlerWakesEveryWaitingPublisher checks that publishers waiting for
+// room in a handler's full queue all go on as it drains.
+func TestHandlerWakesEveryWaitingPublisher(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{})
+		release := make(chan struct{})
+		var got []any
+		if _, err := b.Subscribe("t", func(_ context.Context, ev bus.Event) {
+			<-release
+			got = append(got, ev.Data)
+		}, bus.SubscribeOptions{Buffer: 1}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Go(func() {
+				if err := b.Publish(context.Background(), "t", bus.Event{Data: i}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // one event in the handler, one queued, three publishers waiting
+		close(release)
+		wg.Wait()
+		closeBus(t, b)
+		if len(got) != 5 {
+			t.Errorf("handled %v, want 5 events", got)
+		}
+	})
 }

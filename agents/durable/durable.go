@@ -42,6 +42,13 @@
 //
 // One Engine at a time may run the workflows of a store (the bbolt store
 // enforces this with a file lock; with Redis it is the deployment's job).
+//
+// # Stores
+//
+// The stores live in their own packages, so that this one depends on
+// neither database: agents/durable/bolt (embedded, the default) and
+// agents/durable/redis. agents/durable/durabletest is the conformance
+// suite a Store must pass.
 package durable
 
 import (

@@ -79,7 +79,7 @@ func (f *lkFlags) pipeline(stderr io.Writer) (*server.Server, livekit.Config, *s
 	if err := srv.Load(); err != nil {
 		return nil, livekit.Config{}, nil, err
 	}
-	ac := livekit.Config{Logger: log}
+	ac := livekit.Config{Logger: log, Admission: srv.Admission()}
 	if f.perParticipant {
 		ac.Mode = livekit.PerParticipant
 	}

@@ -8,9 +8,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/voiced-dev/voiced/transport"
 	lk "github.com/voiced-dev/voiced/transport/livekit"
 )
 
@@ -83,7 +85,14 @@ func TestLiveKitConversation(t *testing.T) {
 	b := builder(t)
 	srv.createRoom(t, "talk", "")
 
-	agent := lk.NewAgent(lk.Config{Logger: testLogger()}, b.Run)
+	// The conversation counts against the server's one session limit and
+	// is labelled with its transport.
+	adm := transport.NewAdmission(0)
+	var kind atomic.Value
+	agent := lk.NewAgent(lk.Config{Logger: testLogger(), Admission: adm}, func(ctx context.Context, s *transport.Session) error {
+		kind.Store(s.Kind)
+		return b.Run(ctx, s)
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	joined := make(chan error, 1)
@@ -93,6 +102,12 @@ func TestLiveKitConversation(t *testing.T) {
 	u.publish()
 	if !u.silenceUntil(15*time.Second, func() bool { _, ok := u.first("ready", time.Time{}); return ok }) {
 		t.Fatal("no ready event from the agent")
+	}
+	if k, _ := kind.Load().(string); k != "livekit" {
+		t.Errorf("session kind %q, want livekit", k)
+	}
+	if n := adm.Sessions(); n != 1 {
+		t.Errorf("%d sessions admitted, want 1", n)
 	}
 
 	// Refused joins get clear errors and leave the conversation alone.

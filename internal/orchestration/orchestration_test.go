@@ -12,6 +12,7 @@ import (
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/demo"
 	"github.com/voiced-dev/voiced/internal/orchestration"
 )
 
@@ -27,7 +28,7 @@ func example(t *testing.T, name string) config.Config {
 
 func build(t *testing.T, cfg config.Config, extra map[string]agents.Tool) *orchestration.Result {
 	t.Helper()
-	tools := orchestration.DemoTools(func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
+	tools := demo.Tools(func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
 	for k, v := range extra {
 		tools[k] = v
 	}
@@ -211,7 +212,7 @@ func TestBuildErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = orchestration.Build(cfg, orchestration.Options{Tools: orchestration.DemoTools(nil)})
+		_, err = orchestration.Build(cfg, orchestration.Options{Tools: demo.Tools(nil)})
 		if !errors.Is(err, orchestration.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Build = %v, want ErrConfig mentioning %q", err, tc.want)
 		}

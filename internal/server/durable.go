@@ -8,10 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/durable"
+	"github.com/voiced-dev/voiced/agents/durable/bolt"
+	"github.com/voiced-dev/voiced/agents/durable/redis"
+	"github.com/voiced-dev/voiced/internal/demo"
 )
 
 // durableRuntime is the durable workflow engine of the server: its store,
@@ -21,9 +24,78 @@ type durableRuntime struct {
 	engine     *durable.Engine
 	tool       *durable.Tool
 	closeStore func() error
+	routes     *runRoutes
+}
 
-	mu   sync.Mutex
-	says map[string]func(string) // run ID → the starting session's Say
+// runRoutes routes a durable run's messages to the session that started
+// it while that session lasts: an entry is removed when its session ends,
+// so a finished session's stage is not kept alive by its Say. Its methods
+// are safe for concurrent use; Close ends its goroutines.
+type runRoutes struct {
+	mu     sync.Mutex
+	says   map[string]func(string) // run ID → the starting session's Say
+	closed bool
+	stop   chan struct{}  // closed by Close
+	wg     sync.WaitGroup // one per route waiting for its session's end
+}
+
+func newRunRoutes() *runRoutes {
+	return &runRoutes{says: map[string]func(string){}, stop: make(chan struct{})}
+}
+
+// add routes runID's messages to the session, until the session's Done is
+// closed. A session without Done is routed to until Close.
+func (r *runRoutes) add(runID string, info agents.SessionInfo) {
+	if info.Say == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.says[runID] = info.Say
+	if info.Done == nil {
+		return
+	}
+	r.wg.Go(func() {
+		select {
+		case <-info.Done:
+			r.mu.Lock()
+			delete(r.says, runID)
+			r.mu.Unlock()
+		case <-r.stop:
+		}
+	})
+}
+
+// say speaks msg to the session that started runID, if it is still routed.
+func (r *runRoutes) say(runID, msg string) {
+	r.mu.Lock()
+	say := r.says[runID]
+	r.mu.Unlock()
+	if say != nil {
+		say(msg)
+	}
+}
+
+// len returns how many runs are routed.
+func (r *runRoutes) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.says)
+}
+
+// Close drops every route and waits for the goroutines to end.
+func (r *runRoutes) Close() {
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.stop)
+		clear(r.says)
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 var _ agents.Tool = (*durable.Tool)(nil)
@@ -45,7 +117,7 @@ func dataDir() (string, error) {
 
 func (s *Server) openDurable() (*durableRuntime, error) {
 	cfg := s.cfg.Durable
-	d := &durableRuntime{says: map[string]func(string){}}
+	d := &durableRuntime{routes: newRunRoutes()}
 	var store durable.Store
 	switch cfg.Store {
 	case "", "bbolt":
@@ -59,58 +131,46 @@ func (s *Server) openDurable() (*durableRuntime, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		b, err := durable.OpenBolt(dir)
+		b, err := bolt.Open(dir)
 		if err != nil {
 			return nil, err
 		}
 		store, d.closeStore = b, b.Close
 	case "redis":
-		c := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+		c := goredis.NewClient(&goredis.Options{Addr: cfg.Redis})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Ping(ctx).Err(); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("redis %s: %w", cfg.Redis, err)
 		}
-		store, d.closeStore = durable.NewRedis(c, ""), c.Close
+		store, d.closeStore = redis.New(c, ""), c.Close
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
-	e, err := durable.New(store, durable.Options{Logger: s.log, Notify: d.notify})
+	e, err := durable.New(store, durable.Options{Logger: s.log, Notify: d.routes.say})
 	if err != nil {
 		d.closeStore()
 		return nil, err
 	}
-	if err := e.Register(durable.Returns(durable.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
+	if err := e.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
 		d.closeStore()
 		return nil, err
 	}
 	d.engine = e
-	d.tool = durable.StartTool(e, durable.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved.")
+	d.tool = durable.StartTool(e, demo.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved.")
 	d.tool.OnStart = func(ctx context.Context, runID string) {
-		if info, ok := agents.SessionFromContext(ctx); ok && info.Say != nil {
-			d.mu.Lock()
-			d.says[runID] = info.Say
-			d.mu.Unlock()
+		if info, ok := agents.SessionFromContext(ctx); ok {
+			d.routes.add(runID, info)
 		}
 	}
 	return d, nil
 }
 
-// notify speaks a run's message to the session that started it, if it is
-// still connected (a session that ended has a Say that does nothing).
-func (d *durableRuntime) notify(runID, msg string) {
-	d.mu.Lock()
-	say := d.says[runID]
-	d.mu.Unlock()
-	if say != nil {
-		say(msg)
-	}
-}
-
-// Close stops the engine (unfinished runs resume at the next start) and
-// closes the store.
+// Close stops the engine (unfinished runs resume at the next start),
+// closes the store and drops the routes.
 func (d *durableRuntime) Close() error {
 	d.engine.Close()
+	d.routes.Close()
 	return d.closeStore()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/demo"
 	"github.com/voiced-dev/voiced/internal/orchestration"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
@@ -26,6 +27,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
@@ -39,6 +41,7 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
+	adm     *transport.Admission // one session limit for every edge
 	ws      atomic.Pointer[websocket.Handler]
 	rtc     atomic.Pointer[webrtc.Handler]
 	sip     atomic.Pointer[sip.Server] // set by ListenSIP
@@ -63,7 +66,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), adm: transport.NewAdmission(cfg.Server.MaxSessions)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if s.ws.Load() == nil {
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
@@ -135,7 +138,7 @@ func (s *Server) Load() error {
 		return fmt.Errorf("tts: %w", err)
 	}
 
-	tools := orchestration.DemoTools(nil)
+	tools := demo.Tools(nil)
 	for name, t := range s.tools {
 		tools[name] = t
 	}
@@ -174,16 +177,16 @@ func (s *Server) Load() error {
 		Config:    sessionConfig(cfg),
 	}
 	h := websocket.NewHandler(websocket.Config{
-		Origins:     cfg.Server.Origins,
-		MaxSessions: cfg.Server.MaxSessions,
-		Logger:      s.log,
+		Origins:   cfg.Server.Origins,
+		Admission: s.adm,
+		Logger:    s.log,
 	}, s.builder.Run)
 	s.ws.Store(h)
 	s.rtc.Store(webrtc.NewHandler(webrtc.Config{
-		Origins:     cfg.Server.Origins,
-		MaxSessions: cfg.Server.MaxSessions,
-		Loopback:    webrtc.LoopbackAddr(cfg.Server.Addr),
-		Logger:      s.log,
+		Origins:   cfg.Server.Origins,
+		Admission: s.adm,
+		Loopback:  webrtc.LoopbackAddr(cfg.Server.Addr),
+		Logger:    s.log,
 	}, s.builder.Run))
 	s.log.Info("models loaded", "took", time.Since(start).Round(time.Millisecond),
 		"agents", len(orch.Agents), "mode", orch.Mode, "entry", orch.Entry)
@@ -250,23 +253,20 @@ func sessionConfig(cfg config.Config) session.Config {
 	}
 }
 
-// Shutdown ends live sessions (close code 1001) and waits for them, up to
-// ctx's deadline.
+// Admission returns the server's one limit on live sessions, shared by
+// every edge (server.max_sessions); an edge the program adds (LiveKit)
+// takes it too.
+func (s *Server) Admission() *transport.Admission { return s.adm }
+
+// Shutdown refuses new sessions on every edge, ends live ones (an error
+// event with code shutting_down; WebSocket close code 1001) and waits for
+// them, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.adm.Shutdown(ctx)
 	if h := s.sip.Load(); h != nil {
-		if err := h.Shutdown(ctx); err != nil {
-			return err
-		}
+		h.Shutdown(ctx) // its calls ended above: this closes the listeners
 	}
-	if h := s.rtc.Load(); h != nil {
-		if err := h.Shutdown(ctx); err != nil {
-			return err
-		}
-	}
-	if h := s.ws.Load(); h != nil {
-		return h.Shutdown(ctx)
-	}
-	return nil
+	return err
 }
 
 // Close releases the providers. Call it after Shutdown.

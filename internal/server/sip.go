@@ -22,7 +22,6 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 	cfg := s.cfg.SIP
 	entry := func(agent string) transport.Factory {
 		b := *s.builder
-		b.Transport = "sip"
 		if agent != "" {
 			b.Entry = agent
 		}
@@ -40,7 +39,7 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 		RTPPortMin:   cfg.RTPPortMin,
 		RTPPortMax:   cfg.RTPPortMax,
 		MediaTimeout: time.Duration(cfg.MediaTimeout),
-		MaxSessions:  s.cfg.Server.MaxSessions,
+		Admission:    s.adm,
 		Routes:       routes,
 		Logger:       s.log,
 	}, entry(""))

@@ -6,8 +6,10 @@
 // A user turn opens when the user stops speaking (the detector's
 // UserStoppedSpeaking; its start is UserStoppedSpeaking.At, the last voiced
 // chunk) or types a message (a final typed Transcript), and closes when the
-// bot has finished speaking its answer, when it is interrupted, when a new
-// user turn supersedes it before any answer, or when the session ends.
+// bot has finished speaking its answer, when the answer is interrupted, when
+// a new user turn supersedes it before any answer, or when the session ends.
+// An interruption before any answer (the one a typed message causes, say)
+// moves the open turn to the new pipeline turn, where its answer will be.
 // Between, the Tracker reports its milestones: the final transcript, the
 // model's answer (start, first token, end), each synthesized sentence (its
 // text, first audio, last audio) and the bot's playout.
@@ -165,9 +167,12 @@ func (t *Tracker) OnHop(h pipeline.Hop) {
 		}
 		if c.LLMStarted {
 			t.close(h.At, h.Frame, EndedInterrupted, f.Reason)
-		} else {
-			t.close(h.At, h.Frame, EndedSuperseded, "")
+			return
 		}
+		// Nothing was answered yet: the answer, if any, comes in the
+		// new turn (a typed message interrupts after it is made). A new
+		// user turn will supersede this one.
+		c.N = f.Turn
 
 	case *frame.UserStoppedSpeaking:
 		start := f.At

@@ -72,7 +72,10 @@ func TestTrackerGolden(t *testing.T) {
 		made(4600, &frame.Interruption{Meta: m(4), Reason: "user interrupted"}),
 		made(4700, &frame.BotStoppedSpeaking{Meta: m(4), Interrupted: true}),
 		made(5000, &frame.Transcript{Meta: m(5), Text: "typed", Final: true, Typed: true}),
-		made(5050, &frame.LLMResponseStart{Meta: m(5)}),
+		// The turn-taking stage cuts whatever was said before answering
+		// the typed text: the answer is in turn 6.
+		made(5010, &frame.Interruption{Meta: m(6), Reason: "user typed"}),
+		made(5050, &frame.LLMResponseStart{Meta: m(6)}),
 	}
 	for _, h := range hops {
 		tr.OnHop(h)

@@ -98,7 +98,7 @@ func New(ref *Reference, rate int, cfg Config) (*Processor, error) {
 }
 
 // Name implements pipeline.Namer.
-func (p *Processor) Name() string { return "echo" }
+func (p *Processor) Name() string { return "aec" }
 
 // Close implements io.Closer.
 func (p *Processor) Close() error {

@@ -582,3 +582,38 @@ func TestBlockedRecognizerDoesNotHoldFrames(t *testing.T) {
 		checkStreams(t, rec, [][]int16{span(0, 1500, 1)})
 	})
 }
+
+// TestRecognizerFarBehind: with the worker stuck and its queue full, the
+// stage drops the utterance's audio with one ErrBehind error instead of
+// stalling, and goes on routing frames.
+func TestRecognizerFarBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &fakeRec{t: t, format: frame.Mono16k, block: make(chan struct{})}
+		var out recorder
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{Queue: 2}))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		// The open takes the worker (stuck in the pre-roll's Send); two
+		// frames fill the queue; the rest are dropped.
+		(&feeder{p: p}).run(t, "2a start 6a stop")
+		p.Push(ctx, &frame.BotStartedSpeaking{})
+		synctest.Wait()
+		var errs []error
+		for _, f := range out.Frames() {
+			if e, ok := f.(*frame.Error); ok {
+				errs = append(errs, e.Err)
+			}
+		}
+		if len(errs) != 1 || !errors.Is(errs[0], stt.ErrBehind) {
+			t.Errorf("error frames %v, want one ErrBehind", errs)
+		}
+		if got := pipelinetest.Find[*frame.BotStartedSpeaking](&out); len(got) != 1 {
+			t.Errorf("the stage stalled: %s", out.Golden())
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+}

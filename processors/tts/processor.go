@@ -54,13 +54,14 @@ type Flusher interface {
 // voice. Other frames pass on.
 //
 // Synthesis runs off the stage goroutine, on a worker of the processor's
-// (Runtime.Go), fed by a bounded queue of sentences to speak and of the data
-// and control frames that follow them (so these keep their order with the
-// audio). The stage goroutine itself only routes: system frames (the bot's
-// and the user's speaking events, interruptions) pass at once, however long
-// a synthesis call takes. A full queue makes Process wait (back-pressure),
-// until the turn is interrupted. Frames travelling upstream must be system
-// frames (all of voiced's are).
+// (Runtime.Go), fed by a bounded queue (Queue) of sentences to speak and of
+// the frames of the answer that follow them (LLMResponseStart,
+// LLMResponseEnd, Handoff, TTSText and OutputAudio keep their order with the
+// audio). The stage goroutine itself only routes: every other frame (the
+// bot's and the user's speaking events, interruptions, transcripts, frames
+// travelling upstream) passes at once, however long a synthesis call takes.
+// A full queue makes Process wait (back-pressure), until the turn is
+// interrupted.
 //
 // Each sentence is synthesized under the turn context of the text it came
 // from, so barge-in (the turn context cancelled with pipeline.ErrInterrupted)
@@ -170,11 +171,14 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	case *frame.Interruption:
 		p.sent.Reset()
 	}
-	if f.Class() == frame.System {
+	switch f.(type) {
+	case *frame.LLMResponseStart, *frame.LLMResponseEnd, *frame.Handoff, *frame.TTSText, *frame.OutputAudio:
+		// Part of an answer: it keeps its place after the audio of the
+		// sentences before it.
+		p.enqueue(ctx, job{ctx: ctx, turn: f.Header().Turn, f: f})
+	default:
 		out.Pass(f) // never behind a synthesis
-		return nil
 	}
-	p.enqueue(ctx, job{ctx: ctx, turn: f.Header().Turn, f: f})
 	return nil
 }
 

@@ -702,3 +702,37 @@ func (g *emitterGrab) Process(_ context.Context, f frame.Frame, out pipeline.Emi
 	out.Pass(f)
 	return nil
 }
+
+// TestFullQueueGivesWayToInterruption: with the worker busy and its queue
+// full, Process waits (back-pressure) only until the turn is cut off; the
+// queued sentences of the old turn are then dropped unspoken.
+func TestFullQueueGivesWayToInterruption(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := blockingSynth{entered: make(chan string, 8), release: make(chan struct{})}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{Queue: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, texts("One. Two. Three. Four. ")...)
+		if got := <-syn.entered; got != "One." {
+			t.Fatalf("synthesizing %q", got)
+		}
+		synctest.Wait() // "Two." queued, the stage waits to queue "Three."
+		p.Interrupt("barge-in")
+		push(t, p, &frame.Interruption{Reason: "barge-in"})
+		synctest.Wait()
+		if got := golden(rec.Frames()); got != "S(One.) Int" && got != "Int S(One.)" {
+			t.Errorf("frames out after the interruption = %q", got)
+		}
+		push(t, p, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case text := <-syn.entered:
+			t.Errorf("%q of the cut-off turn was synthesized", text)
+		default:
+		}
+	})
+}

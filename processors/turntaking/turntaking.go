@@ -178,7 +178,7 @@ func New(cfg Config) (*Processor, error) {
 }
 
 // Name implements pipeline.Namer.
-func (p *Processor) Name() string { return "turn" }
+func (p *Processor) Name() string { return "turntaking" }
 
 // Start implements pipeline.Starter: it starts the timer goroutine.
 func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
@@ -235,6 +235,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			// A typed message cuts off whatever the bot is saying, and
 			// is answered at once, in the new turn.
+			p.pending = false // the answer it would have cut is gone
 			p.interrupt(out, "user typed")
 			p.release(f, f.Text, out)
 			return nil

@@ -251,6 +251,20 @@ func TestTurnGolden(t *testing.T) {
 		want: "Int(2) Final(hi)@1000 End",
 		turn: 2,
 	}, {
+		// Typed text while speech over the bot is being judged: the
+		// answer is cut once, and that speech is answered, not judged.
+		name: "typed text over pending speech",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, speaking(300)),
+			wait(0, &frame.Transcript{Text: "hi", Final: true, Typed: true}),
+			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("right")),
+		},
+		want: "Start Int(2) Final(hi)@1100 Stop Final(right)@1550 End",
+		turn: 2,
+	}, {
 		name: "typed text under Never",
 		cfg:  turntaking.Config{Interruption: turntaking.Never},
 		steps: []step{

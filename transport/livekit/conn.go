@@ -2,13 +2,8 @@ package livekit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,10 +12,10 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/voiced-dev/voiced/audio/opus"
 	"github.com/voiced-dev/voiced/frame"
-	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/transport"
-	"github.com/voiced-dev/voiced/transport/events"
+	"github.com/voiced-dev/voiced/transport/rtpaudio"
 )
 
 // Queue sizes: a second of audio from the track reader, and events waiting
@@ -32,27 +27,20 @@ const (
 )
 
 // conn is one conversation in a room: a user's audio and messages in, the
-// agent's track and events out.
+// agent's track and events out. Its events follow the shared slow-client
+// policy (transport.Conn): an event that cannot be queued for the data
+// channel ends the conversation with transport.ErrSlowClient, as on every
+// edge.
 type conn struct {
+	*transport.Conn
 	r        *room
-	id       string
 	identity string // the user's
-	log      *slog.Logger
-	start    time.Time
 
 	audio chan []int16 // 48 kHz mono from the track reader; never closed
-	msgs  chan message
+	msgs  chan transport.Message
 
 	leftOnce sync.Once
 	leftc    chan struct{}
-
-	// outMu makes close and enqueue exclusive, so that nothing is queued
-	// after the error event that close queues.
-	outMu     sync.Mutex
-	events    chan []byte
-	closeOnce sync.Once
-	closed    chan struct{}
-	closeErr  error
 
 	enc     *encoder // set before the pipeline starts
 	encErrs int
@@ -60,17 +48,13 @@ type conn struct {
 }
 
 func newConn(r *room, identity string, log *slog.Logger) *conn {
-	var b [8]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
 	return &conn{
-		r: r, id: id, identity: identity, start: time.Now(),
-		log:    log.With("session", id, "participant", identity),
-		audio:  make(chan []int16, audioQueue),
-		msgs:   make(chan message, msgQueue),
-		leftc:  make(chan struct{}),
-		events: make(chan []byte, eventQueue),
-		closed: make(chan struct{}),
+		Conn:     transport.NewConn(transport.ConnConfig{Kind: Kind, Queue: eventQueue, Logger: log.With("participant", identity)}),
+		r:        r,
+		identity: identity,
+		audio:    make(chan []int16, audioQueue),
+		msgs:     make(chan transport.Message, msgQueue),
+		leftc:    make(chan struct{}),
 	}
 }
 
@@ -80,7 +64,7 @@ func (c *conn) serve(ctx context.Context) {
 	var sent sync.WaitGroup
 	sent.Go(c.sender)
 	defer func() {
-		c.close(nil)
+		c.Close(nil)
 		sent.Wait()
 	}()
 
@@ -89,18 +73,18 @@ func (c *conn) serve(ctx context.Context) {
 	if c.r.a.cfg.Mode == PerParticipant {
 		name = "voiced-" + c.identity
 	}
-	track, err := newLocalTrack("voiced-" + c.id)
+	track, err := newLocalTrack("voiced-" + c.ID())
 	if err != nil {
-		c.close(err)
+		c.Close(err)
 		return
 	}
 	if c.enc, err = newEncoder(track); err != nil {
-		c.close(err)
+		c.Close(err)
 		return
 	}
 	pub, err := lp.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: name, Source: livekit.TrackSource_MICROPHONE})
 	if err != nil {
-		c.close(fmt.Errorf("livekit: publish track: %w", err))
+		c.Close(fmt.Errorf("livekit: publish track: %w", err))
 		return
 	}
 	defer lp.UnpublishTrack(pub.SID())
@@ -110,74 +94,59 @@ func (c *conn) serve(ctx context.Context) {
 	select {
 	case <-track.bound:
 	case <-bt.C:
-		c.close(ErrNotBound)
+		c.Close(ErrNotBound)
 		return
 	case <-ctx.Done():
 		return
 	}
 
-	cfg := c.r.a.cfg
-	in, err := transport.NewInput(Format, cfg.PipelineFormat)
+	in, err := transport.NewInput(Format, c.r.a.cfg.PipelineFormat)
 	if err != nil {
-		c.close(err)
+		c.Close(err)
 		return
 	}
 	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: Format})
-	s := &transport.Session{
-		ID: c.id, In: Format, Out: Format,
-		Input: in, Output: play,
-		Observer: observer{c},
-		Feed:     c.feed,
-		Notify:   c.notify,
-		Close:    c.close,
-	}
-	c.log.Info("session started")
+	s := c.Session(Format, Format, in, play, c.feed)
+	c.Logger().Info("session started")
 	err = c.r.a.run(ctx, s)
-	c.close(err)
-	switch {
-	case err == nil, errors.Is(err, ErrParticipantLeft), errors.Is(err, context.Canceled):
-		c.log.Info("session ended", "err", err)
-	default:
-		c.log.Warn("session failed", "err", err)
-	}
+	c.Close(err)
+	c.LogEnd(err)
 }
 
-// readTrack decodes the user's track into c.audio until the track ends or
-// ctx does. It never blocks on the pipeline: audio is dropped when it lags
-// a second behind.
+// readTrack decodes the user's track into c.audio through the shared
+// receive path (jitter buffer, Opus with FEC and concealment) until the
+// track ends or ctx does. It never blocks on the pipeline: audio is
+// dropped when it lags a second behind.
 func (c *conn) readTrack(ctx context.Context, t *webrtc.TrackRemote) {
-	dec, err := newDecoder()
+	dec, err := opus.NewDecoder()
 	if err != nil {
-		c.log.Error("track", "err", err)
+		c.Logger().Error("track", "err", err)
 		return
 	}
-	emit := func(pcm []int16) {
+	rx := rtpaudio.NewReceiver(dec, rtpaudio.Config{})
+	err = rx.Run(ctx, rtpaudio.TrackSource(t), func(pcm []int16) error {
 		select {
-		case c.audio <- append([]int16(nil), pcm...):
+		case c.audio <- pcm:
 		default:
 			if n := c.dropped.Add(1); n == 1 || n%50 == 0 {
-				c.log.Warn("pipeline lags: dropping user audio", "dropped_chunks", n)
+				c.Logger().Warn("pipeline lags: dropping user audio", "dropped_chunks", n)
 			}
 		}
-	}
-	for ctx.Err() == nil {
-		p, _, err := t.ReadRTP()
-		if err != nil {
-			return // the track was unsubscribed or the connection closed
-		}
-		if err := dec.decode(p, emit); err != nil {
-			c.log.Debug("undecodable packet", "err", err)
-		}
-	}
+		return nil
+	})
+	s := rx.Stats()
+	// The track was unsubscribed or the connection closed.
+	c.Logger().Debug("audio in", "err", err, "lost", s.Lost, "late", s.Late, "duplicates", s.Duplicates,
+		"resets", s.Resets, "fec", s.FEC, "plc", s.PLC, "corrupt", s.Corrupt)
 }
 
 // message hands a participant's message to Feed, dropping it when Feed is
 // sixteen messages behind.
-func (c *conn) message(m message) {
+func (c *conn) message(m transport.Message) {
 	select {
 	case c.msgs <- m:
 	default:
-		c.sendEvent(event{Type: "error", Code: "slow", Message: "too many messages"}, true)
+		c.Send(transport.Event{Type: "error", Code: "slow", Message: "too many messages"})
 	}
 }
 
@@ -185,15 +154,15 @@ func (c *conn) message(m message) {
 func (c *conn) left() { c.leftOnce.Do(func() { close(c.leftc) }) }
 
 // feed implements transport.Session.Feed.
-func (c *conn) feed(ctx context.Context, p *pipeline.Pipeline) error {
-	c.sendEvent(event{Type: "ready", Turn: p.Turn(), SessionID: c.id, SampleRate: Format.SampleRate, OutputSampleRate: Format.SampleRate}, true)
+func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
+	c.Ready(p, Format, Format)
 	for {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-c.closed:
-			if c.closeErr != nil {
-				return c.closeErr
+		case <-c.Done():
+			if err := c.Err(); err != nil {
+				return err
 			}
 			return ErrRoomClosed
 		case <-c.leftc:
@@ -203,22 +172,8 @@ func (c *conn) feed(ctx context.Context, p *pipeline.Pipeline) error {
 				return err
 			}
 		case m := <-c.msgs:
-			switch m.Type {
-			case "end":
-				return p.Push(ctx, &frame.End{Reason: "participant ended"})
-			case "text":
-				text := strings.TrimSpace(m.Text)
-				if text == "" {
-					continue
-				}
-				// Typed input interrupts the bot like speech does.
-				p.Interrupt("user typed")
-				if err := p.Push(ctx, &frame.Interruption{Reason: "user typed"}); err != nil {
-					return err
-				}
-				if err := p.Push(ctx, &frame.Transcript{Text: text, Final: true, Typed: true}); err != nil {
-					return err
-				}
+			if done, err := transport.Deliver(ctx, p, m); done || err != nil {
+				return err
 			}
 		}
 	}
@@ -230,57 +185,11 @@ func (c *conn) WriteAudio(pcm []int16) error {
 	if err := c.enc.write(pcm); err != nil {
 		c.encErrs++
 		if c.encErrs == 1 {
-			c.log.Warn("audio out", "err", err)
+			c.Logger().Warn("audio out", "err", err)
 		}
 		return err
 	}
 	return nil
-}
-
-// observer turns each new frame into an event.
-type observer struct{ c *conn }
-
-func (o observer) OnHop(h pipeline.Hop) {
-	if h.First {
-		o.c.notify(h.Frame)
-	}
-}
-
-func (c *conn) notify(f frame.Frame) {
-	ev, ok := eventFor(f)
-	if !ok {
-		return
-	}
-	if iv, ok := events.Interrupted(f); ok {
-		c.sendEvent(iv, true)
-	}
-	c.sendEvent(ev, !events.Optional(ev))
-}
-
-// sendEvent queues ev for the sender. When the data channel cannot keep up
-// an optional event is dropped, and a required one is dropped with a
-// warning: a room's data channel is shared, so a slow one does not end the
-// conversation.
-func (c *conn) sendEvent(ev event, must bool) {
-	ev.TMs = time.Since(c.start).Milliseconds()
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return
-	}
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	select {
-	case <-c.closed:
-		return
-	default:
-	}
-	select {
-	case c.events <- b:
-	default:
-		if must {
-			c.log.Warn("data channel lags: event dropped", "type", ev.Type)
-		}
-	}
 }
 
 // sender publishes queued events until the conversation is closed and its
@@ -291,52 +200,24 @@ func (c *conn) sender() {
 		opts = append(opts, lksdk.WithDataPublishDestination([]string{c.identity}))
 	}
 	lp := c.r.lk.LocalParticipant
-	send := func(b []byte) {
-		if err := lp.PublishDataPacket(&lksdk.UserDataPacket{Payload: b, Topic: Topic}, opts...); err != nil {
-			c.log.Debug("data packet", "err", err)
+	send := func(m transport.Outgoing) {
+		if err := lp.PublishDataPacket(&lksdk.UserDataPacket{Payload: m.Data, Topic: Topic}, opts...); err != nil {
+			c.Logger().Debug("data packet", "err", err)
 		}
 	}
 	for {
 		select {
-		case b := <-c.events:
-			send(b)
-		case <-c.closed:
+		case m := <-c.Outgoing():
+			send(m)
+		case <-c.Done():
 			for {
 				select {
-				case b := <-c.events:
-					send(b)
+				case m := <-c.Outgoing():
+					send(m)
 				default:
 					return
 				}
 			}
 		}
 	}
-}
-
-// close ends the conversation: err nil is a normal end; otherwise the
-// participant is sent an error event (unless it left). Idempotent.
-func (c *conn) close(err error) {
-	c.closeOnce.Do(func() {
-		c.outMu.Lock()
-		defer c.outMu.Unlock()
-		c.closeErr = err
-		if err != nil && !errors.Is(err, ErrParticipantLeft) && !errors.Is(err, context.Canceled) {
-			b, _ := json.Marshal(event{Type: "error", Code: errorCode(err), Message: err.Error(), TMs: time.Since(c.start).Milliseconds()})
-			select {
-			case c.events <- b:
-			default:
-			}
-		}
-		close(c.closed)
-	})
-}
-
-func errorCode(err error) string {
-	switch {
-	case errors.Is(err, transport.ErrShuttingDown):
-		return "shutting_down"
-	case errors.Is(err, ErrRoomClosed):
-		return "room_closed"
-	}
-	return "internal"
 }

@@ -10,6 +10,11 @@
 // LiveKit server as an agent worker and joins the rooms the server
 // dispatches to it (https://docs.livekit.io/agents/worker/).
 //
+// It is an edge on the transport core (transport.Conn: events and the
+// slow-client policy; transport.Admission: the server's session limit) and
+// receives audio through transport/rtpaudio (jitter buffer, Opus FEC and
+// concealment) with the audio/opus codec, like transport/webrtc.
+//
 // Wire formats: Opus over RTP (RFC 7587) as negotiated by LiveKit; data
 // packets are livekit.UserPacket with topic Topic, sent reliably.
 package livekit
@@ -28,6 +33,7 @@ import (
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/voiced-dev/voiced/audio/opus"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/transport"
 )
@@ -35,9 +41,12 @@ import (
 // Topic is the data-packet topic of voiced's messages, both ways.
 const Topic = "voiced.events"
 
+// Kind is the Session.Kind of LiveKit sessions.
+const Kind = "livekit"
+
 // Format is the format of the audio a LiveKit session exchanges with the
 // pipeline's transport stages: Opus decodes to it and encodes from it.
-var Format = frame.Format{SampleRate: opusRate, Channels: 1}
+var Format = opus.Format
 
 var (
 	// ErrJoin wraps every failure to join a room.
@@ -50,10 +59,12 @@ var (
 	ErrUnknownRoom = fmt.Errorf("%w: unknown room", ErrJoin)
 	// ErrBadMessage wraps every malformed data message from a participant.
 	ErrBadMessage = errors.New("livekit: bad data message")
-	// ErrParticipantLeft ends the session of a participant who left.
-	ErrParticipantLeft = errors.New("livekit: participant left")
-	// ErrRoomClosed ends sessions whose room connection was lost or closed.
-	ErrRoomClosed = errors.New("livekit: room connection closed")
+	// ErrParticipantLeft ends the session of a participant who left (no
+	// error event: nobody is listening).
+	ErrParticipantLeft = fmt.Errorf("livekit: participant left: %w", transport.ErrClientGone)
+	// ErrRoomClosed ends sessions whose room connection was lost or
+	// closed (error code room_closed).
+	ErrRoomClosed error = &transport.CodedError{Code: "room_closed", Err: errors.New("livekit: room connection closed")}
 	// ErrNotBound is a published track that the server never bound.
 	ErrNotBound = errors.New("livekit: audio track not bound in time")
 )
@@ -84,7 +95,11 @@ type Config struct {
 	// BindTimeout bounds the wait for the agent's audio track to be bound
 	// before a conversation starts (default 10 s).
 	BindTimeout time.Duration
-	Logger      *slog.Logger
+	// Admission, if set, admits each conversation (a user refused for the
+	// server's session limit is not heard) and ends conversations on its
+	// Shutdown. Share the server's, so that its limit holds across edges.
+	Admission *transport.Admission
+	Logger    *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -296,10 +311,25 @@ func (r *room) convFor(p *lksdk.RemoteParticipant) *conn {
 	if r.a.cfg.Mode == PerRoom && r.started > 0 {
 		return nil // the room's one conversation is over
 	}
-	c := newConn(r, p.Identity(), r.log)
+	var ticket *transport.Ticket
+	if adm := r.a.cfg.Admission; adm != nil {
+		t, err := adm.Admit()
+		if err != nil {
+			r.log.Info("conversation refused", "participant", p.Identity(), "err", err)
+			return nil
+		}
+		ticket = t
+	}
+	c := newConn(r, p.Identity(), r.a.cfg.Logger.With("room", r.lk.Name())) // the Conn adds the transport
 	r.convs[key] = c
 	r.started++
+	if ticket != nil {
+		ticket.Attach(c.Close)
+	}
 	r.wg.Go(func() {
+		if ticket != nil {
+			defer ticket.Release()
+		}
 		c.serve(r.ctx)
 		r.mu.Lock()
 		delete(r.convs, key)
@@ -352,7 +382,7 @@ func (r *room) onData(d lksdk.DataPacket, params lksdk.DataReceiveParams) {
 	m, err := parseMessage(up.Payload)
 	if err != nil {
 		r.log.Info("bad data message", "from", params.SenderIdentity, "err", err)
-		c.sendEvent(event{Type: "error", Code: "bad_message", Message: err.Error()}, true)
+		c.Send(transport.Event{Type: "error", Code: "bad_message", Message: err.Error()})
 		return
 	}
 	c.message(m)

@@ -6,29 +6,27 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/auth"
-	"github.com/pion/rtp"
-	"gopkg.in/hraban/opus.v2"
 
-	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport"
 )
 
 func TestParseMessage(t *testing.T) {
-	long := `{"type":"text","text":"` + string(make([]byte, MaxText+1)) + `"}`
+	long := `{"type":"text","text":"` + string(make([]byte, transport.MaxText+1)) + `"}`
 	for _, tc := range []struct {
 		in   string
-		want message
+		want transport.Message
 		ok   bool
 	}{
-		{`{"type":"text","text":"hi"}`, message{Type: "text", Text: "hi"}, true},
-		{`{"type":"end"}`, message{Type: "end"}, true},
-		{` {"type":"end"} `, message{Type: "end"}, true},
-		{`{"type":"start"}`, message{}, false},
-		{`{"text":"hi"}`, message{}, false},
-		{`{"type":"text","extra":1}`, message{}, false},
-		{`{"type":"end"}{"type":"end"}`, message{}, false},
-		{`["end"]`, message{}, false},
-		{"\xff", message{}, false},
-		{long, message{}, false},
+		{`{"type":"text","text":"hi"}`, transport.Message{Type: "text", Text: "hi"}, true},
+		{`{"type":"end"}`, transport.Message{Type: "end"}, true},
+		{` {"type":"end"} `, transport.Message{Type: "end"}, true},
+		{`{"type":"start"}`, transport.Message{}, false},
+		{`{"text":"hi"}`, transport.Message{}, false},
+		{`{"type":"text","text":"hi","extra":1}`, transport.Message{Type: "text", Text: "hi"}, true}, // the shared rules ignore unknown fields
+		{`{"type":"end"}{"type":"end"}`, transport.Message{}, false},
+		{`["end"]`, transport.Message{}, false},
+		{"\xff", transport.Message{}, false},
+		{long, transport.Message{}, false},
 	} {
 		got, err := parseMessage([]byte(tc.in))
 		if tc.ok != (err == nil) {
@@ -52,70 +50,10 @@ func FuzzParseMessage(f *testing.F) {
 		if err == nil && m.Type != "text" && m.Type != "end" {
 			t.Fatalf("accepted type %q", m.Type)
 		}
-		if err == nil && len(m.Text) > MaxText {
+		if err == nil && len(m.Text) > transport.MaxText {
 			t.Fatalf("accepted %d bytes of text", len(m.Text))
 		}
 	})
-}
-
-func TestEventFor(t *testing.T) {
-	yes := true
-	for _, tc := range []struct {
-		f    frame.Frame
-		want event
-		ok   bool
-	}{
-		{&frame.Transcript{Meta: frame.Meta{Turn: 3}, Text: "hi", Final: true}, event{Type: "transcript", Turn: 3, Text: "hi", Final: &yes}, true},
-		{&frame.Transcript{Text: ""}, event{}, false},
-		{&frame.TTSText{Text: "Hello."}, event{Type: "bot_text", Text: "Hello."}, true},
-		{&frame.InputAudio{}, event{}, false},
-	} {
-		got, ok := eventFor(tc.f)
-		if ok != tc.ok || ok && (got.Type != tc.want.Type || got.Text != tc.want.Text || got.Turn != tc.want.Turn || (got.Final == nil) != (tc.want.Final == nil)) {
-			t.Errorf("%T: got %+v %v, want %+v %v", tc.f, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-// TestDecoderConceals checks that a gap of lost packets is filled with
-// concealed frames, and that late or repeated packets are dropped.
-func TestDecoderConceals(t *testing.T) {
-	enc, err := opus.NewEncoder(opusRate, 1, opus.AppVoIP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := make([]int16, frameLen)
-	for i := range pcm {
-		pcm[i] = int16(8000 * (i % 48) / 48)
-	}
-	pkt := func(seq uint16) *rtp.Packet {
-		b := make([]byte, maxPacket)
-		n, err := enc.Encode(pcm, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &rtp.Packet{Header: rtp.Header{SequenceNumber: seq}, Payload: b[:n]}
-	}
-	var frames []int
-	emit := func(p []int16) { frames = append(frames, len(p)) }
-	for _, seq := range []uint16{65534, 65535, 2, 2, 1, 3, 100} { // wraps; 0,1 lost; 2 repeated; 1 late; 4..99 a pause
-		if err := d.decode(pkt(seq), emit); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// 65534, 65535, PLC(0), PLC(1), 2, 3, 100.
-	if len(frames) != 7 {
-		t.Fatalf("got %d frames, want 7: %v", len(frames), frames)
-	}
-	for _, n := range frames {
-		if n != frameLen {
-			t.Errorf("frame of %d samples, want %d", n, frameLen)
-		}
-	}
 }
 
 func TestAgentURL(t *testing.T) {

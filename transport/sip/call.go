@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +26,7 @@ var callFormat = frame.Format{SampleRate: 8000, Channels: 1}
 // call is one answered (or being answered) INVITE.
 type call struct {
 	s      *Server
-	id     string
+	conn   *transport.Conn // the session skeleton: id, close-once, events
 	log    *slog.Logger
 	dialog *sipgo.DialogServerSession
 	media  *media
@@ -36,9 +35,7 @@ type call struct {
 	ready    chan struct{} // closed by Feed: the pipeline takes input
 	acked    chan struct{} // closed when the 200 OK is acknowledged
 	ackOnce  sync.Once
-	closed   chan struct{}
-	closeErr error
-	once     sync.Once
+	closed   <-chan struct{} // conn.Done()
 
 	mu  sync.Mutex
 	ans answer
@@ -52,19 +49,20 @@ type call struct {
 
 // answer runs one call from its INVITE to its end, on the INVITE's
 // handler goroutine.
-func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
+func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *transport.Ticket) {
 	var b [8]byte
 	rand.Read(b[:])
+	conn := transport.NewConn(transport.ConnConfig{Kind: "sip", Logger: s.cfg.Logger})
 	c := &call{
-		s: s, id: hex.EncodeToString(b[:]),
+		s: s, conn: conn,
 		signal:     sourceIP(req),
 		ready:      make(chan struct{}),
 		acked:      make(chan struct{}),
-		closed:     make(chan struct{}),
+		closed:     conn.Done(),
 		infoDigits: make(chan byte, 32),
 	}
 	user := req.Recipient.User
-	c.log = s.log.With("session", c.id, "call_id", callID(req), "to", user)
+	c.log = conn.Logger().With("call_id", callID(req), "to", user)
 
 	if len(req.Body()) == 0 {
 		// A late offer (the SDP would come in the ACK) is not supported.
@@ -77,14 +75,14 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 voiced "no common codec: PCMU or PCMA at 8000 Hz"`))
 		return
 	}
-	conn, port, err := s.ports.listen()
+	sock, port, err := s.ports.listen()
 	if err != nil {
 		c.log.Warn("call refused", "err", err)
 		respond(tx, req, 503, "Service Unavailable")
 		return
 	}
-	c.media = newMedia(conn, port, c.log, s.cfg.MediaTimeout, s.cfg.FirstMediaTimeout)
-	defer conn.Close()
+	c.media = newMedia(sock, port, c.log, s.cfg.MediaTimeout, s.cfg.FirstMediaTimeout)
+	defer sock.Close()
 	dir := o.dir.reverse()
 	c.media.apply(o, dir, c.signal)
 	c.neg = o
@@ -103,7 +101,6 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 	c.dialog = dialog
 	s.mu.Lock()
 	s.calls[dialog.ID] = c
-	closing := s.closing
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -111,10 +108,17 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 		s.mu.Unlock()
 		dialog.Close()
 	}()
-	if closing {
-		dialog.Respond(503, "Service Unavailable", nil)
-		return
-	}
+	// A phone line has no channel for the protocol's events: drain them.
+	go func() {
+		for {
+			select {
+			case <-conn.Outgoing():
+			case <-conn.Done():
+				return
+			}
+		}
+	}()
+	ticket.Attach(c.close)
 	if err := dialog.Respond(180, "Ringing", nil); err != nil {
 		return
 	}
@@ -129,18 +133,11 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
-	sess := &transport.Session{
-		ID: c.id, In: callFormat, Out: callFormat,
-		Input:  in,
-		Output: &output{Playout: play, m: c.media},
-		Feed:   c.feed,
-		Notify: func(frame.Frame) {},
-		Close:  c.close,
-	}
+	sess := conn.Session(callFormat, callFormat, in, &output{Playout: play, m: c.media}, c.feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Ending the call closes the RTP socket, which ends its reader.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { sock.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -159,7 +156,11 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction) {
 	case <-c.closed:
 		// The factory failed before taking input, or the caller
 		// cancelled (sipgo answers the CANCEL and the INVITE with 487).
-		if !errors.Is(c.closeErr, ErrHangup) {
+		switch err := conn.Err(); {
+		case errors.Is(err, ErrHangup):
+		case errors.Is(err, transport.ErrShuttingDown):
+			dialog.Respond(503, "Service Unavailable", nil)
+		default:
 			dialog.Respond(500, "Server Internal Error", nil)
 		}
 		c.finish(runErr)
@@ -203,7 +204,7 @@ func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, bod
 		case <-c.acked:
 			return nil
 		case <-c.closed:
-			return c.closeErr
+			return c.conn.Err()
 		case <-give.C:
 			return ErrNotAnswered
 		case <-retry.C:
@@ -220,7 +221,7 @@ func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, bod
 func (c *call) finish(runErr <-chan error) {
 	err := <-runErr
 	if c.dialog.LoadState() == sip.DialogStateConfirmed || c.dialog.LoadState() == sip.DialogStateEstablished {
-		if !errors.Is(c.closeErr, ErrHangup) {
+		if !errors.Is(c.conn.Err(), ErrHangup) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if berr := c.dialog.Bye(ctx); berr != nil {
 				c.log.Debug("bye failed", "err", berr)
@@ -229,22 +230,16 @@ func (c *call) finish(runErr <-chan error) {
 		}
 	}
 	c.log.Debug("rtp", "received", c.media.received.Load(), "dropped", c.media.dropped.Load())
-	switch {
-	case err == nil, errors.Is(err, ErrHangup), errors.Is(err, transport.ErrShuttingDown), errors.Is(err, context.Canceled):
+	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) {
 		c.log.Info("call ended", "err", err)
-	default:
+	} else {
 		c.log.Warn("call failed", "err", err)
 	}
 }
 
 // close ends the session; err nil is a normal end. Idempotent; it makes a
 // blocked Feed return.
-func (c *call) close(err error) {
-	c.once.Do(func() {
-		c.closeErr = err
-		close(c.closed)
-	})
-}
+func (c *call) close(err error) { c.conn.Close(err) }
 
 // ack confirms the dialog, and takes the answer of a re-INVITE without
 // SDP from the ACK's body.
@@ -329,12 +324,12 @@ func (c *call) digit(d byte) {
 
 // feed implements transport.Session.Feed: it lets the INVITE be answered,
 // then pushes the caller's audio and keys until the call ends.
-func (c *call) feed(ctx context.Context, p *pipeline.Pipeline) error {
+func (c *call) feed(ctx context.Context, p transport.Pusher) error {
 	close(c.ready)
 	select {
 	case <-c.acked:
 	case <-c.closed:
-		return c.closeErr
+		return c.conn.Err()
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -348,11 +343,8 @@ func (c *call) feed(ctx context.Context, p *pipeline.Pipeline) error {
 		}
 		text := "DTMF: " + keys.String()
 		keys.Reset()
-		// Keys interrupt the bot like typed text does.
-		p.Interrupt("caller pressed keys")
-		if err := p.Push(ctx, &frame.Interruption{Reason: "caller pressed keys"}); err != nil {
-			return err
-		}
+		// Typed text: the turn-taking stage decides whether it
+		// interrupts the bot.
 		return p.Push(ctx, &frame.Transcript{Text: text, Final: true, Typed: true})
 	}
 	key := func(d byte) error {
@@ -372,7 +364,7 @@ func (c *call) feed(ctx context.Context, p *pipeline.Pipeline) error {
 		var err error
 		select {
 		case <-c.closed:
-			return c.closeErr
+			return c.conn.Err()
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-c.media.dead:

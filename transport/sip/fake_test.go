@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net"
 	"net/netip"
@@ -119,33 +118,9 @@ func (fa *factory) run(ctx context.Context, s *transport.Session) error {
 	return err
 }
 
-// runSession is the Run/Feed/Close sequence of session.Builder.Run.
-func runSession(ctx context.Context, s *transport.Session, procs ...pipeline.Processor) (err error) {
-	p := pipeline.New(pipeline.Options{}, procs...)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runc := make(chan error, 1)
-	go func() { runc <- p.Run(ctx) }()
-	feedc := make(chan error, 1)
-	go func() { feedc <- s.Feed(ctx, p) }()
-	select {
-	case err = <-runc:
-		s.Close(err)
-		cancel(context.Canceled)
-		<-feedc
-	case ferr := <-feedc:
-		if ferr != nil {
-			cancel(ferr)
-			err = <-runc
-			if errors.Is(err, ferr) || errors.Is(err, context.Canceled) {
-				err = ferr
-			}
-		} else {
-			err = <-runc
-		}
-		s.Close(err)
-	}
-	return err
+// runSession runs a pipeline of procs over s.
+func runSession(ctx context.Context, s *transport.Session, procs ...pipeline.Processor) error {
+	return transport.Run(ctx, s, pipeline.New(pipeline.Options{}, procs...))
 }
 
 // startServer serves SIP on loopback UDP and TCP (the same port) until t

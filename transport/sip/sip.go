@@ -51,7 +51,10 @@ type Config struct {
 	RTPPortMin, RTPPortMax int
 	// RTPIP is the local address RTP sockets bind (default: all).
 	RTPIP string
-	// MaxSessions bounds concurrent calls (default 200); more get 503.
+	// Admission is the server's limit on live sessions, shared with its
+	// other edges; calls it refuses get 503. Nil: a limit of MaxSessions
+	// calls (default transport.DefaultMaxSessions) of this server's own.
+	Admission   *transport.Admission
 	MaxSessions int
 	// MediaTimeout ends a call without RTP for this long (default 15 s);
 	// FirstMediaTimeout applies before the first packet (default 30 s).
@@ -71,8 +74,9 @@ type Config struct {
 }
 
 var (
-	// ErrHangup ends a session whose caller hung up (BYE or CANCEL).
-	ErrHangup = errors.New("sip: caller hung up")
+	// ErrHangup ends a session whose caller hung up (BYE or CANCEL); it
+	// wraps transport.ErrClientGone.
+	ErrHangup = fmt.Errorf("sip: caller hung up: %w", transport.ErrClientGone)
 	// ErrNotAnswered ends a session whose 200 OK was never acknowledged.
 	ErrNotAnswered = errors.New("sip: answer not acknowledged")
 )
@@ -87,14 +91,14 @@ type Server struct {
 	client *sipgo.Client
 	ports  *portPool
 	extIP  netip.Addr
+	adm    *transport.Admission
+	ownAdm bool // adm is this server's own: Shutdown shuts it down
 
 	mu       sync.Mutex
-	calls    map[string]*call // by dialog ID
-	active   int              // admitted calls, ≥ len(calls)
-	closing  bool
+	calls    map[string]*call          // by dialog ID
+	active   int                       // admitted calls, ≥ len(calls)
 	listen   map[string]netip.AddrPort // by network
 	wg       sync.WaitGroup            // listeners
-	callWG   sync.WaitGroup            // admitted calls
 	stop     chan struct{}             // closed by Shutdown: listeners close
 	stopOnce sync.Once
 }
@@ -111,9 +115,6 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		return nil, fmt.Errorf("sip: bad RTP port range %d-%d", cfg.RTPPortMin, cfg.RTPPortMax)
 	}
 	cfg.RTPPortMin += cfg.RTPPortMin % 2
-	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = 200
-	}
 	if cfg.MediaTimeout <= 0 {
 		cfg.MediaTimeout = 15 * time.Second
 	}
@@ -133,7 +134,11 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, run: run, log: cfg.Logger.With("transport", "sip"),
-		calls: map[string]*call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{})}
+		calls: map[string]*call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
+		adm: cfg.Admission}
+	if s.adm == nil {
+		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
+	}
 	if cfg.ExternalIP != "" {
 		ip, err := netip.ParseAddr(cfg.ExternalIP)
 		if err != nil {
@@ -234,25 +239,13 @@ func (s *Server) Sessions() int {
 	return s.active
 }
 
-// Shutdown refuses new calls (503), ends live ones with a BYE, and waits for
-// them to finish or ctx to end. It then closes the listeners.
+// Shutdown ends live calls with a BYE and waits for them to finish or ctx
+// to end (when the Admission is the server's own; a shared one is shut
+// down by its owner), then closes the listeners.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for _, c := range s.calls {
-		c.close(transport.ErrShuttingDown)
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.callWG.Wait()
-		close(done)
-	}()
 	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
+	if s.ownAdm {
+		err = s.adm.Shutdown(ctx)
 	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.srv.Close()
@@ -342,27 +335,21 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	respond(tx, req, 100, "Trying")
-	s.mu.Lock()
-	switch {
-	case s.closing:
-		s.mu.Unlock()
-		respond(tx, req, 503, "Service Unavailable")
-		return
-	case s.active >= s.cfg.MaxSessions:
-		s.mu.Unlock()
+	ticket, err := s.adm.Admit()
+	if err != nil {
 		respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 		return
 	}
+	defer ticket.Release()
+	s.mu.Lock()
 	s.active++
-	s.callWG.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.active--
 		s.mu.Unlock()
-		s.callWG.Done()
 	}()
-	s.answer(req, tx)
+	s.answer(req, tx, ticket)
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {

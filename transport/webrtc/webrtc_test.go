@@ -3,6 +3,7 @@ package webrtc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -12,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gorilla/websocket"
+
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/webrtc"
+	"github.com/voiced-dev/voiced/transport/websocket"
 )
 
 // The fake factory builds a real pipeline around the transport's stages:
@@ -27,8 +31,10 @@ import (
 // session's output rate (200 ms, or 5 s for the text "long").
 
 type record struct {
+	kind  string // the session's Kind
 	mu    sync.Mutex
 	audio []*frame.InputAudio
+	typed []frame.Frame // the Transcripts and Interruptions the transport pushed
 	done  chan struct{}
 	err   error
 }
@@ -36,13 +42,19 @@ type record struct {
 func (r *record) Name() string { return "recorder" }
 
 func (r *record) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if a, ok := f.(*frame.InputAudio); ok {
-		c := *a
-		c.Samples = append([]int16(nil), a.Samples...)
-		r.mu.Lock()
+	r.mu.Lock()
+	switch f := f.(type) {
+	case *frame.InputAudio:
+		c := *f
+		c.Samples = append([]int16(nil), f.Samples...)
 		r.audio = append(r.audio, &c)
-		r.mu.Unlock()
+	case *frame.Transcript:
+		c := *f
+		r.typed = append(r.typed, &c)
+	case *frame.Interruption:
+		r.typed = append(r.typed, f)
 	}
+	r.mu.Unlock()
 	out.Pass(f)
 	return nil
 }
@@ -106,38 +118,40 @@ func (fa *factory) last() *record {
 	return fa.sessions[len(fa.sessions)-1]
 }
 
-// run mirrors session.Builder.Run.
+// run builds the fake pipeline and runs it with transport.Run, as
+// session.Builder.Run does.
 func (fa *factory) run(ctx context.Context, s *transport.Session) (err error) {
-	r := &record{done: make(chan struct{})}
+	r := &record{done: make(chan struct{}), kind: s.Kind}
 	fa.mu.Lock()
 	fa.sessions = append(fa.sessions, r)
 	fa.mu.Unlock()
 	defer func() { r.err = err; close(r.done) }()
-	p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{s.Observer}}, s.Input, r, bot{out: s.Out}, s.Output)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runc := make(chan error, 1)
-	go func() { runc <- p.Run(ctx) }()
-	feedc := make(chan error, 1)
-	go func() { feedc <- s.Feed(ctx, p) }()
-	select {
-	case err = <-runc:
-		s.Close(err)
-		cancel(context.Canceled)
-		<-feedc
-	case ferr := <-feedc:
-		if ferr != nil {
-			cancel(ferr)
-			err = <-runc
-			if errors.Is(err, ferr) || errors.Is(err, context.Canceled) {
-				err = ferr
-			}
-		} else {
-			err = <-runc
-		}
-		s.Close(err)
+	p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{s.Observer}}, s.Input, r, &interrupter{}, bot{out: s.Out}, s.Output)
+	return transport.Run(ctx, s, p)
+}
+
+// interrupter stands for the pipeline's turn-taking stage, which owns
+// barge-in: a typed transcript interrupts the current turn and is answered
+// in the new one. The transport itself only pushes the transcript.
+type interrupter struct{ rt pipeline.Runtime }
+
+func (i *interrupter) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+	i.rt = rt
+	return nil
+}
+
+func (i *interrupter) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	tr, ok := f.(*frame.Transcript)
+	if !ok || !tr.Typed {
+		out.Pass(f)
+		return nil
 	}
-	return err
+	n := i.rt.Interrupt("user typed")
+	out.Emit(&frame.Interruption{Meta: frame.Meta{Turn: n}, Reason: "user typed"})
+	c := *tr
+	c.Turn = n
+	out.Emit(&c)
+	return nil
 }
 
 type server struct {
@@ -212,6 +226,9 @@ func TestTypedTurn(t *testing.T) {
 			ev := ready(t, c)
 			if ev.SessionID == "" || ev.SampleRate != 48000 {
 				t.Errorf("ready %+v: want a session id and 48000 Hz", ev)
+			}
+			if k := s.fa.last().kind; k != "webrtc" {
+				t.Errorf("session kind %q, want webrtc", k)
 			}
 			since := time.Now()
 			c.send(map[string]string{"type": "text", "text": "hello"})
@@ -300,8 +317,9 @@ func TestAudioIn(t *testing.T) {
 	}
 }
 
-// TestBargeIn interrupts a long answer with typed text: `interrupted`
-// comes, and the old answer's audio stops.
+// TestBargeIn interrupts a long answer with typed text: the transport
+// pushes exactly the typed transcripts (the fake turn-taking stage
+// interrupts), `interrupted` comes, and the old answer's audio stops.
 func TestBargeIn(t *testing.T) {
 	s := newServer(t, webrtc.Config{})
 	c := dial(t, s.url)
@@ -333,6 +351,23 @@ func TestBargeIn(t *testing.T) {
 		t.Errorf("%d ms of the old answer arrived after `interrupted`", ms)
 	}
 	t.Logf("%d ms of the old answer after `interrupted`", after/48)
+
+	r := s.fa.last()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var got []string
+	for _, f := range r.typed {
+		switch f := f.(type) {
+		case *frame.Transcript:
+			got = append(got, fmt.Sprintf("transcript %q typed=%v final=%v", f.Text, f.Typed, f.Final))
+		default:
+			got = append(got, fmt.Sprintf("%T", f))
+		}
+	}
+	want := []string{`transcript "long" typed=true final=true`, `transcript "stop" typed=true final=true`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the transport pushed %q, want %q", got, want)
+	}
 }
 
 func TestBadOffers(t *testing.T) {
@@ -416,12 +451,52 @@ func TestSessionLimit(t *testing.T) {
 	ready(t, c3)
 }
 
+// TestAdmissionAcrossEdges: a WebSocket session and a WebRTC one count
+// against one shared limit (server.max_sessions), and Shutdown of the
+// shared Admission ends both.
+func TestAdmissionAcrossEdges(t *testing.T) {
+	adm := transport.NewAdmission(1)
+	s := newServer(t, webrtc.Config{Admission: adm})
+	wsh := websocket.NewHandler(websocket.Config{Admission: adm}, s.fa.run)
+	wsrv := httptest.NewServer(wsh)
+	defer wsrv.Close()
+	ws, _, err := gws.DefaultDialer.Dial("ws"+strings.TrimPrefix(wsrv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if !waitFor(10*time.Second, func() bool { return adm.Sessions() == 1 }) {
+		t.Fatal("the WebSocket session was not admitted")
+	}
+	status, body := post(t, s.url, "application/sdp", newClient(t).offer(), nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "max_sessions 1") {
+		t.Fatalf("WebRTC offer beside a WebSocket session: HTTP %d %q, want 503 naming max_sessions", status, body)
+	}
+	ws.WriteMessage(gws.TextMessage, []byte(`{"type":"end"}`))
+	if !waitFor(10*time.Second, func() bool { return adm.Sessions() == 0 }) {
+		t.Fatal("the WebSocket session did not end")
+	}
+	c := dial(t, s.url)
+	ready(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := adm.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.fa.last(); !errors.Is(r.err, transport.ErrShuttingDown) {
+		t.Errorf("WebRTC session ended with %v, want ErrShuttingDown", r.err)
+	}
+	if _, resp, err := gws.DefaultDialer.Dial("ws"+strings.TrimPrefix(wsrv.URL, "http"), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("WebSocket after Shutdown: %v, want HTTP 503", err)
+	}
+}
+
 func TestProtocolErrors(t *testing.T) {
 	s := newServer(t, webrtc.Config{})
 	for _, tc := range []struct{ msg, code string }{
 		{"nope", "invalid_json"},
 		{`{"type":"start"}`, "unknown_type"},
-		{`{"type":"text","text":"` + strings.Repeat("a", webrtc.MaxText+1) + `"}`, "too_large"},
+		{`{"type":"text","text":"` + strings.Repeat("a", transport.MaxText+1) + `"}`, "too_large"},
 	} {
 		c := dial(t, s.url)
 		ready(t, c)

@@ -41,7 +41,7 @@ type record struct {
 
 	mu    sync.Mutex
 	audio []*frame.InputAudio // copies, as the second stage saw them
-	seq   []frame.Frame       // Interruptions and Transcripts, in order
+	seq   []frame.Frame       // Interruptions and Transcripts the transport pushed, in order
 	ended bool                // End reached the recorder (it drained)
 
 	err  error         // the factory's result, set before done closes
@@ -153,7 +153,8 @@ func (fa *factory) session(t *testing.T, id string) *record {
 	return r
 }
 
-// run mirrors session.Builder.Run: it runs the pipeline and s.Feed together.
+// run builds the fake pipeline and runs it with transport.Run, as
+// session.Builder.Run does.
 func (fa *factory) run(ctx context.Context, s *transport.Session) (err error) {
 	r := &record{s: s, done: make(chan struct{})}
 	fa.mu.Lock()
@@ -161,31 +162,32 @@ func (fa *factory) run(ctx context.Context, s *transport.Session) (err error) {
 	fa.mu.Unlock()
 	defer func() { r.err = err; close(r.done) }()
 
-	p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{s.Observer}}, s.Input, r, bot{out: s.Out}, s.Output)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runc := make(chan error, 1)
-	go func() { runc <- p.Run(ctx) }()
-	feedc := make(chan error, 1)
-	go func() { feedc <- s.Feed(ctx, p) }()
-	select {
-	case err = <-runc:
-		s.Close(err)
-		cancel(context.Canceled)
-		<-feedc
-	case ferr := <-feedc:
-		if ferr != nil {
-			cancel(ferr)
-			err = <-runc
-			if errors.Is(err, ferr) || errors.Is(err, context.Canceled) {
-				err = ferr
-			}
-		} else {
-			err = <-runc
-		}
-		s.Close(err)
+	p := pipeline.New(pipeline.Options{Observers: []pipeline.Observer{s.Observer}}, s.Input, r, &interrupter{}, bot{out: s.Out}, s.Output)
+	return transport.Run(ctx, s, p)
+}
+
+// interrupter stands for the pipeline's turn-taking stage, which owns
+// barge-in: a typed transcript interrupts the current turn and is answered
+// in the new one. The transport itself only pushes the transcript.
+type interrupter struct{ rt pipeline.Runtime }
+
+func (i *interrupter) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
+	i.rt = rt
+	return nil
+}
+
+func (i *interrupter) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	tr, ok := f.(*frame.Transcript)
+	if !ok || !tr.Typed {
+		out.Pass(f)
+		return nil
 	}
-	return err
+	n := i.rt.Interrupt("user typed")
+	out.Emit(&frame.Interruption{Meta: frame.Meta{Turn: n}, Reason: "user typed"})
+	c := *tr
+	c.Turn = n
+	out.Emit(&c)
+	return nil
 }
 
 // server is an httptest.Server running a Handler with the fake factory.

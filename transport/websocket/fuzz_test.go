@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport"
 )
 
 // protocolCodes are the error codes and close codes of docs/protocol.md that
@@ -23,8 +24,8 @@ var protocolCodes = map[string]int{
 // checkProtocolError checks that err is a documented client error.
 func checkProtocolError(t *testing.T, err error) string {
 	t.Helper()
-	if !errors.Is(err, ErrBadInput) {
-		t.Fatalf("error %v does not wrap ErrBadInput", err)
+	if !errors.Is(err, transport.ErrBadInput) {
+		t.Fatalf("error %v does not wrap transport.ErrBadInput", err)
 	}
 	code, closeCode := errorCode(err)
 	if want, ok := protocolCodes[code]; !ok || want != closeCode {
@@ -124,11 +125,11 @@ func BenchmarkDecodeAudio(b *testing.B) {
 }
 
 func BenchmarkEvent(b *testing.B) {
-	c := &conn{out: make(chan outMsg, 1), closed: make(chan struct{})}
+	c := transport.NewConn(transport.ConnConfig{Kind: Kind, Queue: 1})
 	f := &frame.Transcript{Meta: frame.Meta{Turn: 3}, Text: "an interim hypothesis of some length", Final: false}
 	b.ReportAllocs()
 	for b.Loop() {
-		c.notify(f)
-		<-c.out
+		c.Notify(f)
+		<-c.Outgoing()
 	}
 }

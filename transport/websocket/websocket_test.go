@@ -17,6 +17,7 @@ import (
 
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport"
 )
 
 // sine returns n samples of a 440 Hz tone at rate, amplitude 8000.
@@ -131,24 +132,25 @@ func indexOf(ms []msg, typ string) int {
 	return -1
 }
 
-// TestTypedTextInterrupts: typed text reaches the pipeline as an Interruption
-// then a typed final Transcript; typed over the bot's voice it interrupts it,
-// and no audio of the old turn follows the interrupted event.
-func TestTypedTextInterrupts(t *testing.T) {
+// TestTypedText: typed text reaches the pipeline as exactly one typed final
+// Transcript and nothing else (no Interruption: barge-in belongs to the
+// turn-taking stage, played here by the fake interrupter). Typed over the
+// bot's voice it interrupts it, and no audio of the old turn follows the
+// interrupted event.
+func TestTypedText(t *testing.T) {
 	s := newServer(t, Config{})
 	c := s.dial(t, nil)
 	ready := c.start(16000, 0)
 	rec := s.fa.session(t, ready.SessionID)
 
-	// The session may still be starting: if so the first text interrupts
-	// nothing and is answered in turn 1, otherwise in turn 2.
+	// The transcript is pushed in turn 1 and answered in turn 2.
 	c.text("  long  ") // trimmed
 	ms := c.until("bot_started_speaking")
 	i := indexOf(ms, "transcript")
-	if i < 0 || ms[i].ev.Text != "long" || *ms[i].ev.Turn > 2 {
-		t.Fatalf("want transcript \"long\" in turn 1 or 2, got %s", describe(ms))
+	if i < 0 || ms[i].ev.Text != "long" || *ms[i].ev.Turn != 1 {
+		t.Fatalf("want transcript \"long\" in turn 1, got %s", describe(ms))
 	}
-	t1 := *ms[i].ev.Turn
+	t1 := uint32(2) // the turn answering "long"
 	c.text("stop")
 	ms = c.until("bot_stopped_speaking")
 	last := ms[len(ms)-1].ev
@@ -182,10 +184,9 @@ func TestTypedTextInterrupts(t *testing.T) {
 	checkReply(t, reply, "stop", t1+1, 16000, replySamples(16000, "stop"))
 
 	got := rec.frames()
-	want := []string{
-		fmt.Sprintf("interruption %d", t1), fmt.Sprintf("transcript %d long", t1),
-		fmt.Sprintf("interruption %d", t1+1), fmt.Sprintf("transcript %d stop", t1+1),
-	}
+	// Pushed in the turn current at the time; the interrupter then starts
+	// the turn that answers.
+	want := []string{fmt.Sprintf("transcript %d long", t1-1), fmt.Sprintf("transcript %d stop", t1)}
 	if len(got) != len(want) {
 		t.Fatalf("pipeline got %d frames, want %v", len(got), want)
 	}
@@ -218,6 +219,9 @@ func TestEndDrains(t *testing.T) {
 	c := s.dial(t, nil)
 	ready := c.start(24000, 0)
 	rec := s.fa.session(t, ready.SessionID)
+	if rec.s.Kind != "websocket" {
+		t.Errorf("session kind %q, want websocket", rec.s.Kind)
+	}
 	c.text("bye")
 	c.sendJSON(map[string]string{"type": "end"})
 	ms, ce := c.closed()
@@ -321,7 +325,7 @@ func TestBadInput(t *testing.T) {
 			if i := indexOf(ms, "ready"); i >= 0 {
 				// The factory ran: it must have returned with the cause.
 				err := waitDone(t, s.fa.session(t, ms[i].ev.SessionID))
-				want := ErrBadInput
+				want := transport.ErrBadInput
 				if tc.code == "internal" {
 					want = errProviderFailed
 				}
@@ -408,11 +412,7 @@ func TestMaxSessions(t *testing.T) {
 	if _, ce := a.closed(); ce.Code != 1000 {
 		t.Fatalf("close %d", ce.Code)
 	}
-	waitFor(t, "the session to end", func() bool {
-		s.h.mu.Lock()
-		defer s.h.mu.Unlock()
-		return s.h.active == 1
-	})
+	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 1 })
 	c := s.dial(t, nil)
 	c.start(16000, 0)
 }
@@ -479,8 +479,8 @@ func TestShutdown(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := waitDone(t, recA); !errors.Is(err, errShutdown) {
-		t.Errorf("factory returned %v, want %v", err, errShutdown)
+	if err := waitDone(t, recA); !errors.Is(err, transport.ErrShuttingDown) {
+		t.Errorf("factory returned %v, want %v", err, transport.ErrShuttingDown)
 	}
 	if n := s.h.Sessions(); n != 0 {
 		t.Errorf("%d sessions after Shutdown", n)
@@ -503,8 +503,8 @@ func TestShutdownSilentClient(t *testing.T) {
 	if err := s.h.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := waitDone(t, rec); !errors.Is(err, errShutdown) {
-		t.Errorf("factory returned %v, want %v", err, errShutdown)
+	if err := waitDone(t, rec); !errors.Is(err, transport.ErrShuttingDown) {
+		t.Errorf("factory returned %v, want %v", err, transport.ErrShuttingDown)
 	}
 }
 
