@@ -32,10 +32,10 @@ type call struct {
 	media  *media
 	signal netip.Addr // where SIP comes from
 
-	ready    chan struct{} // closed by Feed: the pipeline takes input
-	acked    chan struct{} // closed when the 200 OK is acknowledged
-	ackOnce  sync.Once
-	closed   <-chan struct{} // conn.Done()
+	ready   chan struct{} // closed by Feed: the pipeline takes input
+	acked   chan struct{} // closed when the 200 OK is acknowledged
+	ackOnce sync.Once
+	closed  <-chan struct{} // conn.Done()
 
 	mu  sync.Mutex
 	ans answer
