@@ -139,6 +139,11 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	// Ending the call closes the RTP socket, which ends its reader.
 	stop := context.AfterFunc(ctx, func() { sock.Close() })
 	defer stop()
+	defer func() { // after the media goroutines are done
+		st := c.media.stats
+		c.log.Debug("rtp", "received", c.media.received.Load(), "dropped", c.media.dropped.Load(),
+			"late", st.Late, "duplicates", st.Duplicates, "lost", st.Lost, "resets", st.Resets)
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -229,7 +234,6 @@ func (c *call) finish(runErr <-chan error) {
 			cancel()
 		}
 	}
-	c.log.Debug("rtp", "received", c.media.received.Load(), "dropped", c.media.dropped.Load())
 	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) {
 		c.log.Info("call ended", "err", err)
 	} else {

@@ -16,6 +16,8 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport/rtpaudio"
 )
 
 // RTP (RFC 3550) for one call: a UDP socket, a receiver that decodes G.711
@@ -30,9 +32,6 @@ const (
 	// maxBurst bounds the packets sent on one tick to catch up after the
 	// sender was starved; beyond it the lost time is skipped.
 	maxBurst = 3
-	// maxMisorder is how far back a sequence number may jump before it is
-	// taken for a restarted stream rather than a late packet (RFC 3550 A.1).
-	maxMisorder = 100
 )
 
 var (
@@ -80,10 +79,8 @@ type media struct {
 	// Receiver state, run's goroutine only.
 	lastRx   time.Time
 	gotFirst bool
-	haveSeq  bool
-	ssrcIn   uint32
-	lastSeq  uint16
 	tones    toneDedup
+	stats    rtpaudio.Stats // of the audio, once run has returned
 	received atomic.Int64 // packets accepted
 	dropped  atomic.Int64 // packets dropped: strangers, late, unknown payload, pipeline behind
 
@@ -215,29 +212,67 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 	m.conn.WriteToUDPAddrPort(buf[:size], to)
 }
 
-// run reads RTP until the socket is closed or the media times out.
+// run reads RTP until the socket is closed or the media times out. Audio
+// goes through the shared receive path (transport/rtpaudio: jitter buffer,
+// loss concealment) with a G.711 decoder; telephone-events are taken out
+// before it.
 func (m *media) run(ctx context.Context) {
-	buf := make([]byte, maxPayload)
 	m.lastRx = time.Now()
-	for {
-		m.conn.SetReadDeadline(time.Now().Add(time.Second))
-		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
-		if ctx.Err() != nil {
-			return
+	rx := rtpaudio.NewReceiver(g711Decoder{m}, rtpaudio.Config{})
+	err := rx.Run(ctx, rtpaudio.SourceFunc(m.readPacket), func(pcm []int16) error {
+		select {
+		case m.audio <- pcm:
+		default: // the pipeline is behind: drop rather than stall the socket
+			m.dropped.Add(1)
 		}
+		return nil
+	})
+	if errors.Is(err, ErrMediaTimeout) {
+		m.dying.Do(func() { close(m.dead) })
+	}
+	m.stats = rx.Stats()
+}
+
+// readPacket implements rtpaudio.Source: it returns the next audio packet
+// the call accepts, handling telephone-events and dropping the rest on the
+// way; on a timeout it checks the media timeout.
+func (m *media) readPacket(deadline time.Time) (*rtp.Packet, error) {
+	buf := make([]byte, maxPayload)
+	for {
+		m.conn.SetReadDeadline(deadline)
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return
+			if errors.As(err, &ne) && ne.Timeout() && m.expired(time.Now()) {
+				return nil, ErrMediaTimeout
 			}
-		} else {
-			m.receive(buf[:n], from)
+			return nil, err
 		}
-		if m.expired(time.Now()) {
-			m.dying.Do(func() { close(m.dead) })
-			return
+		if p := m.accept(buf[:n], from); p != nil {
+			return p, nil
 		}
 	}
+}
+
+// g711Decoder is the rtpaudio.Decoder of a call: μ-law or A-law, whichever
+// the call negotiated last. G.711 has no loss concealment of its own: a
+// lost packet is silence.
+type g711Decoder struct{ m *media }
+
+func (g711Decoder) Format() frame.Format { return callFormat }
+
+func (d g711Decoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
+	d.m.mu.Lock()
+	c := d.m.codec
+	d.m.mu.Unlock()
+	if c == pcma {
+		return audio.DecodeALaw(pcm, payload), nil
+	}
+	return audio.DecodeULaw(pcm, payload), nil
+}
+
+func (g711Decoder) Conceal(pcm []int16) ([]int16, error) {
+	return append(pcm, make([]int16, frameLen)...), nil
 }
 
 // expired reports whether the peer has sent nothing for too long. A held
@@ -257,21 +292,21 @@ func (m *media) expired(now time.Time) bool {
 	return now.Sub(m.lastRx) > limit
 }
 
-// receive handles one datagram: RTP from an address the call accepts, in a
-// payload type it negotiated, newer than the last one; everything else is
-// dropped.
-func (m *media) receive(b []byte, from netip.AddrPort) {
+// accept takes one datagram: RTP from an address the call accepts, in a
+// payload type it negotiated. It returns an audio packet (its own copy),
+// handles a telephone-event itself, and drops everything else.
+func (m *media) accept(b []byte, from netip.AddrPort) *rtp.Packet {
 	var p rtp.Packet
-	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
+	if err := p.Unmarshal(append([]byte(nil), b...)); err != nil || p.Version != 2 {
 		m.dropped.Add(1)
-		return
+		return nil
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m.mu.Lock()
 	if m.latched && from != m.remote {
 		m.mu.Unlock()
 		m.dropped.Add(1)
-		return // a stranger
+		return nil // a stranger
 	}
 	if !m.latched {
 		ok := false
@@ -281,28 +316,20 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 		if !ok {
 			m.mu.Unlock()
 			m.dropped.Add(1)
-			return
+			return nil
 		}
 		// Symmetric RTP: answer to where the media really comes from.
 		m.remote, m.latched = from, true
 	}
-	pt, dtmfPT, c := m.pt, m.dtmfPT, m.codec
+	pt, dtmfPT := m.pt, m.dtmfPT
 	m.mu.Unlock()
-	if p.PayloadType != pt && (dtmfPT == 0 || p.PayloadType != dtmfPT) {
-		m.dropped.Add(1)
-		return
-	}
-	if d := int16(p.SequenceNumber - m.lastSeq); m.haveSeq && p.SSRC == m.ssrcIn && d <= 0 && d > -maxMisorder {
-		m.dropped.Add(1)
-		return // late or repeated
-	}
-	m.haveSeq, m.ssrcIn, m.lastSeq = true, p.SSRC, p.SequenceNumber
-	m.lastRx, m.gotFirst = time.Now(), true
-	m.received.Add(1)
-	if p.PayloadType == dtmfPT && dtmfPT != 0 {
+	switch {
+	case dtmfPT != 0 && p.PayloadType == dtmfPT:
+		m.lastRx, m.gotFirst = time.Now(), true
+		m.received.Add(1)
 		ev, err := parseToneEvent(p.Payload)
 		if err != nil {
-			return
+			return nil
 		}
 		if d := m.tones.add(p.Timestamp, ev); d != 0 {
 			select {
@@ -310,22 +337,14 @@ func (m *media) receive(b []byte, from netip.AddrPort) {
 			default:
 			}
 		}
-		return
+		return nil
+	case p.PayloadType == pt && len(p.Payload) > 0:
+		m.lastRx, m.gotFirst = time.Now(), true
+		m.received.Add(1)
+		return &p
 	}
-	if len(p.Payload) == 0 {
-		return
-	}
-	var pcm []int16
-	if c == pcma {
-		pcm = audio.DecodeALaw(make([]int16, 0, len(p.Payload)), p.Payload)
-	} else {
-		pcm = audio.DecodeULaw(make([]int16, 0, len(p.Payload)), p.Payload)
-	}
-	select {
-	case m.audio <- pcm:
-	default: // the pipeline is behind: drop rather than stall the socket
-		m.dropped.Add(1)
-	}
+	m.dropped.Add(1)
+	return nil
 }
 
 // portPool hands out RTP ports (even numbers, RFC 3550 §11) from a range.

@@ -191,41 +191,90 @@ func rtpBytes(t *testing.T, pt uint8, seq uint16, ts uint32, payload []byte) []b
 
 // RTP is accepted from the addresses of the SDP and of the signalling
 // only, then only from the address it first came from (symmetric RTP,
-// which also becomes where voiced sends); late packets, unknown payload
-// types and garbage are dropped.
-func TestReceive(t *testing.T) {
+// which also becomes where voiced sends); unknown payload types and garbage
+// are dropped. (Order, repeats and losses are the jitter buffer's, in
+// transport/rtpaudio.)
+func TestAccept(t *testing.T) {
 	m := newMedia(newFakeConn(), 10000, nil, 15*time.Second, 30*time.Second)
 	m.apply(testOffer(pcma), SendRecv, netip.MustParseAddr("10.0.0.9"))
 	speech := audio.EncodeALaw(nil, []int16{1000, -1000, 2000})
 	stranger := netip.MustParseAddrPort("10.6.6.6:4000")
 	nat := netip.MustParseAddrPort("10.0.0.9:31234") // the signalling address, another port
 
-	m.receive(rtpBytes(t, 8, 1, 160, speech), stranger)
-	m.receive([]byte("not rtp"), nat)
-	m.receive(rtpBytes(t, 8, 1, 160, speech), nat)
-	m.receive(rtpBytes(t, 8, 2, 320, speech), peer) // the SDP address, but it is latched now
-	m.receive(rtpBytes(t, 8, 1, 160, speech), nat)  // repeated
-	m.receive(rtpBytes(t, 0, 3, 480, speech), nat)  // not negotiated
-	m.receive(rtpBytes(t, 8, 4, 640, speech), nat)
-	m.receive(rtpBytes(t, 8, 3, 480, speech), nat) // late
-	if got := len(m.audio); got != 2 {
-		t.Fatalf("%d audio packets delivered, want 2", got)
+	var got []uint16
+	for _, dg := range []struct {
+		b    []byte
+		from netip.AddrPort
+	}{
+		{rtpBytes(t, 8, 1, 160, speech), stranger},
+		{[]byte("not rtp"), nat},
+		{rtpBytes(t, 8, 2, 320, speech), nat},
+		{rtpBytes(t, 8, 3, 480, speech), peer}, // the SDP address, but it is latched now
+		{rtpBytes(t, 0, 4, 640, speech), nat},  // not negotiated
+		{rtpBytes(t, 8, 5, 800, nil), nat},     // empty
+		{rtpBytes(t, 8, 6, 960, speech), nat},
+	} {
+		if p := m.accept(dg.b, dg.from); p != nil {
+			if string(p.Payload) != string(speech) {
+				t.Errorf("payload %x", p.Payload)
+			}
+			got = append(got, p.SequenceNumber)
+		}
 	}
-	if pcm := <-m.audio; len(pcm) != 3 || pcm[0] != audio.DecodeALaw(nil, speech[:1])[0] {
-		t.Errorf("decoded %v", pcm)
+	if len(got) != 2 || got[0] != 2 || got[1] != 6 {
+		t.Errorf("accepted %v, want [2 6]", got)
 	}
 	if m.remote != nat {
 		t.Errorf("sending to %v, want where RTP comes from, %v", m.remote, nat)
 	}
-	if d := m.dropped.Load(); d != 6 {
-		t.Errorf("dropped %d, want 6", d)
+	if d := m.dropped.Load(); d != 5 {
+		t.Errorf("dropped %d, want 5", d)
 	}
-	// A telephone-event on the negotiated payload type is a key.
-	m.receive(rtpBytes(t, 101, 5, 800, []byte{9, 0x0a, 0, 160}), nat)
-	m.receive(rtpBytes(t, 101, 6, 800, []byte{9, 0x8a, 1, 64}), nat)
+	// A telephone-event on the negotiated payload type is a key, once.
+	m.accept(rtpBytes(t, 101, 7, 1120, []byte{9, 0x0a, 0, 160}), nat)
+	m.accept(rtpBytes(t, 101, 8, 1120, []byte{9, 0x8a, 1, 64}), nat)
 	if len(m.digits) != 1 || <-m.digits != '9' {
 		t.Errorf("keys not delivered once")
 	}
+}
+
+// The receive path puts reordered packets back in order and stands
+// silence in for a lost one.
+func TestReceiveReorders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		m := newMedia(conn, 10000, nil, 15*time.Second, 30*time.Second)
+		m.apply(testOffer(pcmu), SendRecv, netip.Addr{})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { m.run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		pkt := func(seq uint16, v int16) datagram {
+			pcm := make([]int16, frameLen)
+			for i := range pcm {
+				pcm[i] = v
+			}
+			return datagram{rtpBytes(t, 0, seq, uint32(seq)*frameLen, audio.EncodeULaw(nil, pcm)), peer}
+		}
+		for _, d := range []datagram{pkt(1, 1000), pkt(3, 3000), pkt(2, 2000), pkt(5, 5000), pkt(6, 6000)} {
+			conn.in <- d
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		var firsts []int16
+		for len(m.audio) > 0 {
+			firsts = append(firsts, (<-m.audio)[0])
+		}
+		want := []int16{1000, 2000, 3000, 0, 5000, 6000}
+		if len(firsts) != len(want) {
+			t.Fatalf("chunks start with %v, want %v", firsts, want)
+		}
+		for i, v := range firsts {
+			if d := v - audio.DecodeULaw(nil, audio.EncodeULaw(nil, []int16{want[i]}))[0]; d != 0 {
+				t.Fatalf("chunks start with %v, want %v", firsts, want)
+			}
+		}
+	})
 }
 
 // A call without media ends after 30 s before the first packet and 15 s

@@ -10,9 +10,10 @@
 // once, mid-sentence or not; when the session ends on voiced's side, voiced
 // sends the BYE.
 //
-// Media is RTP (RFC 3550) on a port of a configurable range: caller audio is
-// decoded from G.711 and upsampled to the pipeline's format with the
-// band-limited resampler; the bot's voice leaves as exactly one packet per
+// Media is RTP (RFC 3550) on a port of a configurable range: caller audio
+// goes through the shared receive path (transport/rtpaudio: jitter buffer,
+// loss concealment) with a G.711 decoder and is upsampled to the pipeline's
+// format with the band-limited resampler; the bot's voice leaves as exactly one packet per
 // 20 ms, with encoded silence when the bot is quiet. RTP is sent back to
 // where it comes from (symmetric RTP, for NAT); packets from other
 // addresses are dropped. A call whose media stops ends after
@@ -23,6 +24,9 @@
 // application/dtmf-relay) reach the pipeline as frame.DTMF frames; the keys
 // of one entry, up to '#' or a pause, then reach the agent as a typed
 // transcript "DTMF: 1234#".
+//
+// Calls are admitted by a transport.Admission, shared with the server's
+// other edges, and each call's session is a transport.Conn.
 package sip
 
 import (
