@@ -81,8 +81,8 @@ type media struct {
 	gotFirst bool
 	tones    toneDedup
 	stats    rtpaudio.Stats // of the audio, once run has returned
-	received atomic.Int64 // packets accepted
-	dropped  atomic.Int64 // packets dropped: strangers, late, unknown payload, pipeline behind
+	received atomic.Int64   // packets accepted
+	dropped  atomic.Int64   // packets dropped: strangers, late, unknown payload, pipeline behind
 
 	// Sender state, send's goroutine only.
 	ssrc uint32
