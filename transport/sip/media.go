@@ -153,9 +153,12 @@ func (m *media) clear() {
 // send puts out one packet per ptime until ctx ends. The clock never stops:
 // with nothing queued it sends encoded silence.
 func (m *media) send(ctx context.Context) {
+	// The ticker starts after start: tick k comes at start + k×ptime or a
+	// little later, and is rounded to the nearest tick, so that a tick on
+	// time is never taken for the one before.
+	start := time.Now()
 	t := time.NewTicker(ptime)
 	defer t.Stop()
-	start := time.Now()
 	var sent int64
 	pcm := make([]int16, frameLen)
 	payload := make([]byte, 0, frameLen)
@@ -165,7 +168,7 @@ func (m *media) send(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			due := int64(now.Sub(start) / ptime)
+			due := int64((now.Sub(start) + ptime/2) / ptime)
 			for n := 0; sent < due && n < maxBurst; n++ {
 				m.sendOne(pcm, payload, buf, sent == 0, now)
 				sent++
