@@ -9,6 +9,9 @@ SIP_ADDR   ?= 127.0.0.1:5060
 CACHE      ?= $(or $(VOICED_CACHE),$(HOME)/.cache/voiced)
 export VOICED_CACHE := $(CACHE)
 BIN        := bin/voiced
+# Tools make check installs through the Go module proxy, pinned, into the cache.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(CACHE)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS    := -X main.version=$(VERSION)
 
@@ -67,23 +70,26 @@ e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	bash e2e/browser/run.sh --webrtc $(BIN)
 
 .PHONY: check
-check: setup ## formatting, vet, module tidiness, then the tests
-	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	@cp go.mod /tmp/voiced-go.mod.bak; cp go.sum /tmp/voiced-go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! git diff --quiet -- go.mod go.sum; then echo "go.mod/go.sum not tidy:"; git --no-pager diff -- go.mod go.sum; \
-		cp /tmp/voiced-go.mod.bak go.mod; cp /tmp/voiced-go.sum.bak go.sum; exit 1; fi
+check: lint ## what CI runs: make lint, then make test
 	$(MAKE) --no-print-directory test
 
+.PHONY: lint
+lint: deps $(STATICCHECK) ## formatting, go vet, module tidiness, staticcheck
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) GOFLAGS=-mod=mod $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
 .PHONY: bench
-bench: setup build ## run the benchmarks and write bench/results
-	bash bench/run.sh
+bench: setup build ## run the benchmarks (scripts/bench.sh) and write bench/results
+	bash scripts/bench.sh
 
 .PHONY: fuzz
-fuzz: ## run each fuzz target for 30s
-	$(GO) test -run '^$$' -fuzz FuzzReadWAV -fuzztime 30s ./audio/
-	$(GO) test -run '^$$' -fuzz FuzzParseText -fuzztime 30s ./transport/websocket/
+fuzz: deps ## run every fuzz target in the tree for FUZZTIME (default 10s) each
+	GO=$(GO) bash scripts/fuzz.sh
 
 .PHONY: clean
 clean: ## remove build outputs (not the model cache)

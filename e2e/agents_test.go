@@ -157,7 +157,7 @@ func TestE2EReturnsWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Durable.Path = t.TempDir()
-	cfg.Durable.AutoApprove = config.Duration(time.Second)
+	cfg.Durable.AutoApprove = time.Second
 	c := dial(t, startConfigured(t, cfg), 16000)
 	if !c.silenceUntil(5*time.Second, func() bool { _, ok := c.first("ready", time.Time{}); return ok }) {
 		t.Fatal("no ready event")

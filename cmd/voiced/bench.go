@@ -3,7 +3,7 @@ package main
 import (
 	"io"
 
-	"github.com/voiced-dev/voiced/bench"
+	"github.com/voiced-dev/voiced/internal/bench"
 )
 
 // benchCommand runs `voiced bench [--quick] [--out DIR] ...`: the turn

@@ -12,8 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/config"
-	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/livekit"
 )
 
@@ -60,9 +61,10 @@ func (f *lkFlags) check() error {
 	return nil
 }
 
-// pipeline loads the configured providers and returns the server holding
-// the session builder, and the agent configuration.
-func (f *lkFlags) pipeline(stderr io.Writer) (*server.Server, livekit.Config, *slog.Logger, error) {
+// pipeline loads the configured providers, agents and orchestration
+// (internal/assembly, no HTTP server) and returns them with the agent
+// configuration.
+func (f *lkFlags) pipeline(stderr io.Writer) (*assembly.Assembly, livekit.Config, *slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(f.level)); err != nil {
 		return nil, livekit.Config{}, nil, fmt.Errorf("--log-level: %w", err)
@@ -75,15 +77,16 @@ func (f *lkFlags) pipeline(stderr io.Writer) (*server.Server, livekit.Config, *s
 			return nil, livekit.Config{}, nil, err
 		}
 	}
-	srv := server.New(cfg, log)
-	if err := srv.Load(); err != nil {
+	asm, err := assembly.Load(context.Background(), cfg, assembly.Options{Logger: log})
+	if err != nil {
 		return nil, livekit.Config{}, nil, err
 	}
-	ac := livekit.Config{Logger: log, Admission: srv.Admission()}
+	// The program serves only LiveKit sessions: they alone share the limit.
+	ac := livekit.Config{Logger: log, Admission: transport.NewAdmission(cfg.Server.MaxSessions)}
 	if f.perParticipant {
 		ac.Mode = livekit.PerParticipant
 	}
-	return srv, ac, log, nil
+	return asm, ac, log, nil
 }
 
 // tokenCmd prints a participant's join token.
@@ -135,14 +138,14 @@ func agentCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, ac, _, err := lf.pipeline(stderr)
+	asm, ac, _, err := lf.pipeline(stderr)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer asm.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = livekit.NewAgent(ac, srv.Builder().Run).Join(ctx, lf.url, jwt)
+	err = livekit.NewAgent(ac, asm.Builder.Run).Join(ctx, lf.url, jwt)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -166,17 +169,17 @@ func workerCmd(args []string, stderr io.Writer) error {
 	if err := lf.check(); err != nil {
 		return err
 	}
-	srv, ac, log, err := lf.pipeline(stderr)
+	asm, ac, log, err := lf.pipeline(stderr)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer asm.Close()
 	host, _ := os.Hostname()
 	w, err := livekit.NewWorker(livekit.WorkerConfig{
 		URL: lf.url, APIKey: lf.key, APISecret: lf.secret,
 		AgentName: *name, MaxJobs: *maxJobs, Agent: ac, Logger: log,
 		Attributes: map[string]string{"voiced.worker": fmt.Sprintf("%s/%d", host, os.Getpid())},
-	}, srv.Builder().Run)
+	}, asm.Builder.Run)
 	if err != nil {
 		return err
 	}

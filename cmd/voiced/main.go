@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 )
@@ -52,8 +53,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if len(args) != 2 {
 			return errors.New(usage)
 		}
-		if _, err := config.Load(args[1]); err != nil {
+		cfg, err := config.Load(args[1])
+		if err != nil {
 			return err
+		}
+		if err := assembly.Check(cfg); err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		fmt.Fprintln(stdout, args[1]+": ok")
 		return nil

@@ -1,6 +1,8 @@
 // Package config reads voiced.toml: a typed file decoded strictly (unknown
-// keys are errors, reported with their line). The zero Config, after
-// Defaults, runs the offline demo.
+// keys are errors, reported with their line). Each section that configures
+// one stage or provider is that package's own Config type (vad.Config,
+// turntaking.Config, sphinx.Config, …), so a setting is defined once, where it is
+// used. Default is the offline demo; Load reads a file over it.
 package config
 
 import (
@@ -11,29 +13,20 @@ import (
 	"os"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
-
+	"github.com/voiced-dev/voiced/agents/llm/openai"
 	"github.com/voiced-dev/voiced/agents/llm/scripted"
+	"github.com/voiced-dev/voiced/processors/aec"
+	"github.com/voiced-dev/voiced/processors/idle"
+	"github.com/voiced-dev/voiced/processors/stt/sphinx"
+	"github.com/voiced-dev/voiced/processors/turntaking"
+	"github.com/voiced-dev/voiced/processors/vad"
+	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/telemetry"
 )
 
-// Duration is a time.Duration written as a string ("200ms", "1.5s").
-type Duration time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// Config is the whole file.
+// Config is the whole file. Sections that configure one processor or
+// provider are that package's own Config type, decoded as it is (its toml
+// tags are the file's keys); durations are written as strings ("200ms").
 type Config struct {
 	Server Server `toml:"server"`
 	VAD    VAD    `toml:"vad"`
@@ -45,15 +38,15 @@ type Config struct {
 	// failover ([llm] is the model named "default").
 	Models []NamedModel `toml:"models"`
 	// Agents declares the agents; none means one agent from [agent].
-	Agents        []AgentSpec   `toml:"agents"`
-	Orchestration Orchestration `toml:"orchestration"`
-	Durable       Durable       `toml:"durable"`
-	Telemetry     Telemetry     `toml:"telemetry"`
-	Session       Session       `toml:"session"`
-	Turn          Turn          `toml:"turn"`
-	Echo          Echo          `toml:"echo"`
-	Idle          Idle          `toml:"idle"`
-	SIP           SIP           `toml:"sip"`
+	Agents        []AgentSpec       `toml:"agents"`
+	Orchestration Orchestration     `toml:"orchestration"`
+	Durable       Durable           `toml:"durable"`
+	Telemetry     Telemetry         `toml:"telemetry"`
+	Session       Session           `toml:"session"`
+	Turn          turntaking.Config `toml:"turn"`
+	Echo          aec.Config        `toml:"echo"`
+	Idle          idle.Config       `toml:"idle"`
+	SIP           SIP               `toml:"sip"`
 }
 
 // Session switches the optional turn-taking stages.
@@ -63,33 +56,6 @@ type Session struct {
 	ImmediateInterruption bool `toml:"immediate_interruption"`
 	EchoCancel            bool `toml:"echo_cancel"`  // server-side echo cancellation
 	IdleEnabled           bool `toml:"idle_enabled"` // prompt quiet users, then end
-}
-
-// Turn configures interruptions and endpointing (processors/turntaking).
-type Turn struct {
-	MinDuration   Duration `toml:"min_duration"`
-	MinWords      int      `toml:"min_words"`
-	Backchannels  []string `toml:"backchannels"`
-	FinalWait     Duration `toml:"final_wait"`
-	Hold          Duration `toml:"hold"`
-	Continuations []string `toml:"continuations"`
-}
-
-// Echo configures echo cancellation (processors/aec).
-type Echo struct {
-	Tail       Duration `toml:"tail"`
-	Delay      Duration `toml:"delay"`
-	SuppressDB int      `toml:"suppress_db"`
-	Frame      Duration `toml:"frame"`
-	Warmup     Duration `toml:"warmup"`
-}
-
-// Idle configures idle prompts (processors/idle).
-type Idle struct {
-	Timeout    Duration `toml:"timeout"`
-	Prompt     string   `toml:"prompt"`
-	MaxPrompts int      `toml:"max_prompts"`
-	Goodbye    string   `toml:"goodbye"`
 }
 
 // Server is the HTTP side.
@@ -110,40 +76,45 @@ type SIP struct {
 	RTPPortMin int `toml:"rtp_port_min"`
 	RTPPortMax int `toml:"rtp_port_max"`
 	// MediaTimeout ends a call without RTP (default 15 s).
-	MediaTimeout Duration `toml:"media_timeout"`
+	MediaTimeout time.Duration `toml:"media_timeout"`
 	// Routes maps a dialed user part to the agent a call starts with
 	// (billing = "billing": sip:billing@host starts with billing).
 	Routes map[string]string `toml:"routes"`
 }
 
-// VAD configures turn detection.
+// Silero and Sphinx name the built-in providers' Config types so that
+// [vad] and [stt] can embed them beside other types called Config: their
+// keys sit directly in the section, as they always have.
+type (
+	Silero = silero.Config
+	Sphinx = sphinx.Config
+)
+
+// VAD is [vad]: the turn detector's settings (vad.Config) and the Silero
+// model's (model, onnxruntime, threads).
 type VAD struct {
-	Model         string   `toml:"model"`       // silero_vad_v5.onnx path; default from the cache
-	ONNXRuntime   string   `toml:"onnxruntime"` // libonnxruntime.so path; default from the cache
-	Confidence    float32  `toml:"confidence"`
-	StartDuration Duration `toml:"start_duration"`
-	StopDuration  Duration `toml:"stop_duration"`
-	MinVolume     float64  `toml:"min_volume"`
-	NoInterrupt   bool     `toml:"no_interrupt"`
-	ResetEvery    Duration `toml:"reset_every"`
-	// BotConfidence and BotMinVolume replace Confidence and MinVolume
-	// while the bot speaks (a guard against residual echo).
-	BotConfidence float32 `toml:"bot_confidence"`
-	BotMinVolume  float64 `toml:"bot_min_volume"`
+	Provider string `toml:"provider"` // "silero" (default)
+	vad.Config
+	Silero
+	// NoInterrupt keeps the user from barging in by speaking: the
+	// turn-taking stage's Never policy (the detector only reports speech).
+	NoInterrupt bool `toml:"no_interrupt"`
 }
 
-// STT configures recognition.
+// STT is [stt]: the provider and its settings. The built-in pocketsphinx
+// provider's keys (hmm, lm, dict, …) sit in [stt] itself; another
+// provider's go in a table named after it ([stt.NAME]).
 type STT struct {
-	Provider string `toml:"provider"` // "sphinx"
-	HMM      string `toml:"hmm"`
-	LM       string `toml:"lm"`
-	Dict     string `toml:"dict"`
+	Provider string `toml:"provider"` // "sphinx" (default)
+	Sphinx
 }
 
-// TTS configures synthesis.
+// TTS is [tts]: the provider and the default voice, which every provider
+// understands (an agent's voice replaces it). Another provider's own
+// settings go in a table named after it ([tts.NAME]).
 type TTS struct {
-	Provider string `toml:"provider"` // "flite"
-	Voice    string `toml:"voice"`    // slt, awb, rms
+	Provider string `toml:"provider"` // "flite" (default)
+	Voice    string `toml:"voice"`    // flite: slt, awb, rms
 }
 
 // Agent is the session's agent.
@@ -155,10 +126,10 @@ type Agent struct {
 
 // LLM is a chat model: the default one ([llm]) or a named one ([[models]]).
 type LLM struct {
-	Provider   string     `toml:"provider"` // "scripted" or "openai"
-	Scripted   Scripted   `toml:"scripted"`
-	OpenAI     OpenAI     `toml:"openai"`
-	Resilience Resilience `toml:"resilience"`
+	Provider   string          `toml:"provider"` // "scripted" or "openai"
+	Scripted   scripted.Config `toml:"scripted"`
+	OpenAI     OpenAI          `toml:"openai"`
+	Resilience Resilience      `toml:"resilience"`
 }
 
 // NamedModel is an entry of [[models]].
@@ -167,39 +138,30 @@ type NamedModel struct {
 	LLM
 }
 
-// Scripted configures the offline scripted model.
-type Scripted struct {
-	Fallback        string   `toml:"fallback"`
-	ToolFallback    string   `toml:"tool_fallback"`
-	TokenDelay      Duration `toml:"token_delay"`
-	FirstTokenDelay Duration `toml:"first_token_delay"`
-	Rules           []Rule   `toml:"rules"`
-}
-
 // Rule is a scripted pattern → reply, tool calls or a handoff
 // (see agents/llm/scripted.Rule).
 type Rule = scripted.Rule
 
-// OpenAI configures an OpenAI-compatible endpoint.
+// OpenAI configures an OpenAI-compatible endpoint: openai.Config
+// (base_url, model, organization, timeout, extra_headers) and the
+// environment variable that holds the key. The key itself does not belong
+// in the file: api_key is refused.
 type OpenAI struct {
-	BaseURL string `toml:"base_url"` // default https://api.openai.com/v1
-	Model   string `toml:"model"`
-	// APIKeyEnv names the environment variable holding the key (keys do
-	// not belong in files); default OPENAI_API_KEY for api.openai.com.
-	APIKeyEnv string            `toml:"api_key_env"`
-	Timeout   Duration          `toml:"timeout"`
-	Headers   map[string]string `toml:"headers"`
+	openai.Config
+	// APIKeyEnv names the environment variable holding the key; default
+	// OPENAI_API_KEY for api.openai.com.
+	APIKeyEnv string `toml:"api_key_env"`
 }
 
 // Resilience wraps a model with retries, a timeout, a circuit breaker and
 // failover.
 type Resilience struct {
-	Retries         int      `toml:"retries"`          // default 0: none
-	Backoff         Duration `toml:"backoff"`          // first retry's wait (default 200ms)
-	Timeout         Duration `toml:"timeout"`          // per call, 0: none
-	BreakerFailures int      `toml:"breaker_failures"` // 0: no breaker
-	BreakerCooldown Duration `toml:"breaker_cooldown"` // default 30s
-	Failover        []string `toml:"failover"`         // named models to fall back to
+	Retries         int           `toml:"retries"`          // default 0: none
+	Backoff         time.Duration `toml:"backoff"`          // first retry's wait (default 200ms)
+	Timeout         time.Duration `toml:"timeout"`          // per call, 0: none
+	BreakerFailures int           `toml:"breaker_failures"` // 0: no breaker
+	BreakerCooldown time.Duration `toml:"breaker_cooldown"` // default 30s
+	Failover        []string      `toml:"failover"`         // named models to fall back to
 }
 
 // AgentSpec declares one agent of [[agents]].
@@ -233,10 +195,10 @@ type Orchestration struct {
 	Agents []string `toml:"agents"` // members (default: every enabled agent)
 	Model  string   `toml:"model"`  // router, supervisor, synthesis model ("" for [llm])
 	// Timeout bounds one answer (default none).
-	Timeout       Duration `toml:"timeout"`
-	MaxIterations int      `toml:"max_iterations"` // loop (default 3)
-	Until         string   `toml:"until"`          // loop: stop once the output matches this pattern
-	Parallel      bool     `toml:"parallel"`       // supervisor: delegate in parallel
+	Timeout       time.Duration `toml:"timeout"`
+	MaxIterations int           `toml:"max_iterations"` // loop (default 3)
+	Until         string        `toml:"until"`          // loop: stop once the output matches this pattern
+	Parallel      bool          `toml:"parallel"`       // supervisor: delegate in parallel
 	// Stages, for mixed: agents of a stage run in parallel, stages in
 	// sequence.
 	Stages [][]string `toml:"stages"`
@@ -252,7 +214,7 @@ type Durable struct {
 	Redis string `toml:"redis"` // redis address host:port
 	// AutoApprove is how long the returns workflow waits for an approval
 	// signal before approving by itself (default 1m).
-	AutoApprove Duration `toml:"auto_approve"`
+	AutoApprove time.Duration `toml:"auto_approve"`
 }
 
 // Telemetry configures traces and metrics (see telemetry.Config).
@@ -298,19 +260,8 @@ func parseOver(c Config, b []byte) (Config, error) {
 	if len(bytes.TrimSpace(b)) > 0 {
 		rules := c.LLM.Scripted.Rules
 		c.LLM.Scripted.Rules = nil
-		d := toml.NewDecoder(bytes.NewReader(b))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&c); err != nil {
-			var sme *toml.StrictMissingError
-			if errors.As(err, &sme) {
-				return c, fmt.Errorf("%w: %s", ErrInvalid, sme.String())
-			}
-			var de *toml.DecodeError
-			if errors.As(err, &de) {
-				row, col := de.Position()
-				return c, fmt.Errorf("%w: line %d column %d: %s", ErrInvalid, row, col, de.Error())
-			}
-			return c, fmt.Errorf("%w: %v", ErrInvalid, err)
+		if err := decode(b, &c); err != nil {
+			return c, err
 		}
 		if c.LLM.Scripted.Rules == nil {
 			c.LLM.Scripted.Rules = rules
@@ -323,6 +274,9 @@ func parseOver(c Config, b []byte) (Config, error) {
 func (c *Config) applyDefaults() {
 	if c.Server.Addr == "" {
 		c.Server.Addr = ":8080"
+	}
+	if c.VAD.Provider == "" {
+		c.VAD.Provider = "silero"
 	}
 	if c.STT.Provider == "" {
 		c.STT.Provider = "sphinx"
@@ -338,15 +292,11 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Validate checks values that decoding cannot.
+// Validate checks values that decoding cannot. Provider names are checked
+// against the provider tables by the program that loads them
+// (internal/assembly), not here.
 func (c Config) Validate() error {
 	var errs []error
-	if c.STT.Provider != "sphinx" {
-		errs = append(errs, fmt.Errorf("stt.provider %q: want \"sphinx\"", c.STT.Provider))
-	}
-	if c.TTS.Provider != "flite" {
-		errs = append(errs, fmt.Errorf("tts.provider %q: want \"flite\"", c.TTS.Provider))
-	}
 	errs = append(errs, c.validateModels()...)
 	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {

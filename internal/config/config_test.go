@@ -14,8 +14,8 @@ func TestDefaultIsTheDemo(t *testing.T) {
 	if c.Server.Addr != ":8080" || c.STT.Provider != "sphinx" || c.TTS.Voice != "slt" || c.LLM.Provider != "scripted" {
 		t.Fatalf("default = %+v", c)
 	}
-	if time.Duration(c.VAD.StopDuration) != 500*time.Millisecond {
-		t.Fatalf("vad.stop_duration = %v", time.Duration(c.VAD.StopDuration))
+	if c.VAD.StopDuration != 500*time.Millisecond {
+		t.Fatalf("vad.stop_duration = %v", c.VAD.StopDuration)
 	}
 	if len(c.LLM.Scripted.Rules) < 3 {
 		t.Fatalf("default has %d scripted rules", len(c.LLM.Scripted.Rules))
@@ -37,10 +37,10 @@ reply = "pong"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Addr != "127.0.0.1:9000" || time.Duration(c.VAD.StopDuration) != 300*time.Millisecond {
+	if c.Server.Addr != "127.0.0.1:9000" || c.VAD.StopDuration != 300*time.Millisecond {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
-	if c.TTS.Voice != "slt" || time.Duration(c.VAD.StartDuration) != 200*time.Millisecond {
+	if c.TTS.Voice != "slt" || c.VAD.StartDuration != 200*time.Millisecond {
 		t.Fatalf("defaults lost: %+v", c)
 	}
 	if len(c.LLM.Scripted.Rules) != 1 || c.LLM.Scripted.Rules[0].Reply != "pong" {
@@ -56,7 +56,10 @@ func TestStrictErrors(t *testing.T) {
 		{"unknown table", "[vadd]\nconfidence = 0.5\n", "vadd"},
 		{"bad duration", "[vad]\nstop_duration = \"soon\"\n", "line 2"},
 		{"wrong type", "[server]\nmax_sessions = \"many\"\n", "line 2"},
-		{"bad provider", "[tts]\nprovider = \"polly\"\n", "tts.provider"},
+		{"unknown key in a processor's section", "[turn]\nmin_words = 2\nmin_duraton = \"1s\"\n", "min_duraton"},
+		{"bad duration in a processor's section", "[echo]\ntail = \"long\"\n", "line 2"},
+		{"integer duration", "[idle]\ntimeout = 10\n", `"300ms"`},
+		{"api key in the file", "[llm.openai]\nmodel = \"m\"\napi_key = \"sk-1\"\n", "api_key_env"},
 		{"bad confidence", "[vad]\nconfidence = 2.0\n", "vad.confidence"},
 		{"syntax", "[server\n", "line 1"},
 	} {
@@ -73,4 +76,119 @@ func TestLoadMissingFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "nope.toml")); err == nil {
 		t.Fatal("Load of a missing file succeeded")
 	}
+}
+
+// The processors' own Config types are the sections: every key reaches the
+// processor's field, durations written as strings, and keys the file does
+// not set keep the defaults.
+func TestProcessorSections(t *testing.T) {
+	c, err := Parse([]byte(`
+[vad]
+confidence = 0.6
+bot_confidence = 0.9
+model = "/m/silero.onnx"
+onnxruntime = "/m/libonnxruntime.so"
+threads = 2
+[stt]
+hmm = "/s/hmm"
+interim_every = "250ms"
+[turn]
+min_duration = "300ms"
+min_words = 2
+backchannels = ["mm"]
+hold = "-1s"
+[echo]
+tail = "200ms"
+suppress_db = -30
+[idle]
+timeout = "7s"
+prompt = "Hello?"
+[llm.scripted]
+token_delay = "20ms"
+[llm.openai]
+timeout = "3s"
+extra_headers = { X-Test = "1" }
+[llm.resilience]
+backoff = "1s"
+[orchestration]
+timeout = "9s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VAD.Confidence != 0.6 || c.VAD.BotConfidence != 0.9 || c.VAD.StartDuration != 0 || c.VAD.Provider != "silero" {
+		t.Errorf("vad = %+v", c.VAD.Config)
+	}
+	if c.VAD.Silero.ModelPath != "/m/silero.onnx" || c.VAD.Silero.LibraryPath != "/m/libonnxruntime.so" || c.VAD.Silero.Threads != 2 {
+		t.Errorf("vad silero = %+v", c.VAD.Silero)
+	}
+	if c.STT.Sphinx.HMM != "/s/hmm" || c.STT.Sphinx.InterimEvery != 250*time.Millisecond || c.STT.Provider != "sphinx" {
+		t.Errorf("stt = %+v", c.STT)
+	}
+	if c.Turn.MinDuration != 300*time.Millisecond || c.Turn.MinWords != 2 || len(c.Turn.Backchannels) != 1 || c.Turn.Hold != -time.Second {
+		t.Errorf("turn = %+v", c.Turn)
+	}
+	if c.Echo.Tail != 200*time.Millisecond || c.Echo.Suppress != -30 {
+		t.Errorf("echo = %+v", c.Echo)
+	}
+	if c.Idle.Timeout != 7*time.Second || c.Idle.Prompt != "Hello?" {
+		t.Errorf("idle = %+v", c.Idle)
+	}
+	if c.LLM.Scripted.TokenDelay != 20*time.Millisecond || c.LLM.OpenAI.Timeout != 3*time.Second || c.LLM.OpenAI.ExtraHeaders["X-Test"] != "1" {
+		t.Errorf("llm = %+v", c.LLM)
+	}
+	if c.LLM.Resilience.Backoff != time.Second || c.Orchestration.Timeout != 9*time.Second {
+		t.Errorf("resilience %+v, orchestration %+v", c.LLM.Resilience, c.Orchestration)
+	}
+	if c.LLM.Scripted.Fallback != "" || c.TTS.Voice != "" {
+		// Parse starts from the zero Config, not the embedded file.
+		t.Errorf("Parse kept values it was not given: %+v", c.LLM.Scripted)
+	}
+}
+
+// Fields the file cannot reach (toml:"-") keep what the program set.
+func TestDecodeKeepsUnreachableFields(t *testing.T) {
+	c := Default()
+	c.Telemetry.MetricsInterval = 3 * time.Second
+	if err := decode([]byte("[telemetry]\nmetrics = \"none\"\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Telemetry.Metrics != "none" || c.Telemetry.MetricsInterval != 3*time.Second {
+		t.Fatalf("telemetry = %+v", c.Telemetry)
+	}
+	if _, err := Parse([]byte("[telemetry]\nmetrics_interval = \"1s\"\n")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a toml:\"-\" field was decoded: %v", err)
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "*.toml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// FuzzParse: any input is a Config or an ErrInvalid, never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add(defaultFile)
+	files, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*.toml"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("[turn]\nmin_duration = \"1s\"\n[echo]\ntail = \"x\"\n"))
+	f.Add([]byte("[vad]\nstart_duration = 5\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := Parse(b); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Parse error %v is not ErrInvalid", err)
+		}
+	})
 }

@@ -3,25 +3,18 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"slices"
 )
 
 // agentName is what an agent's name may be.
 var agentName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 
-// Modes are the orchestration modes.
-var Modes = []string{"handoff", "route", "collaborative", "sequential", "loop", "mixed", "supervisor"}
-
 func validateLLM(where string, m LLM) []error {
 	var errs []error
-	switch m.Provider {
-	case "scripted":
-	case "openai":
-		if m.OpenAI.Model == "" {
-			errs = append(errs, fmt.Errorf("%s.openai.model: required for provider openai", where))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("%s.provider %q: want \"scripted\" or \"openai\"", where, m.Provider))
+	if m.Provider == "openai" && m.OpenAI.Model == "" {
+		errs = append(errs, fmt.Errorf("%s.openai.model: required for provider openai", where))
+	}
+	if m.OpenAI.APIKey != "" {
+		errs = append(errs, fmt.Errorf("%s.openai.api_key: keys do not belong in files; name the variable that holds it with api_key_env", where))
 	}
 	if m.Resilience.Retries < 0 || m.Resilience.BreakerFailures < 0 {
 		errs = append(errs, fmt.Errorf("%s.resilience: negative counts", where))
@@ -107,9 +100,6 @@ func (c Config) validateAgents() []error {
 		}
 	}
 	o := c.Orchestration
-	if o.Mode != "" && !slices.Contains(Modes, o.Mode) {
-		errs = append(errs, fmt.Errorf("orchestration.mode %q: want one of %v", o.Mode, Modes))
-	}
 	if len(c.Agents) == 0 && (o.Mode != "" && o.Mode != "handoff") {
 		errs = append(errs, fmt.Errorf("orchestration.mode %q needs [[agents]]", o.Mode))
 	}

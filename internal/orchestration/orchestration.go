@@ -8,14 +8,10 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"os"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
-	"github.com/voiced-dev/voiced/agents/llm/openai"
-	"github.com/voiced-dev/voiced/agents/llm/scripted"
-	"github.com/voiced-dev/voiced/agents/workflow"
 	"github.com/voiced-dev/voiced/internal/config"
 )
 
@@ -107,13 +103,13 @@ func (b *builder) resilient(name string, m agents.ChatModel, r config.Resilience
 		mws = append(mws, b.opts.WrapModel)
 	}
 	if r.BreakerFailures > 0 {
-		mws = append(mws, agents.WithCircuitBreaker(agents.BreakerConfig{Failures: r.BreakerFailures, Cooldown: time.Duration(r.BreakerCooldown)}))
+		mws = append(mws, agents.WithCircuitBreaker(agents.BreakerConfig{Failures: r.BreakerFailures, Cooldown: r.BreakerCooldown}))
 	}
 	if r.Retries > 0 {
-		mws = append(mws, agents.WithRetry(agents.RetryPolicy{Max: r.Retries, Base: time.Duration(r.Backoff), Jitter: 0.2}))
+		mws = append(mws, agents.WithRetry(agents.RetryPolicy{Max: r.Retries, Base: r.Backoff, Jitter: 0.2}))
 	}
 	if r.Timeout > 0 {
-		mws = append(mws, agents.WithTimeout(time.Duration(r.Timeout)))
+		mws = append(mws, agents.WithTimeout(r.Timeout))
 	}
 	m = agents.Chain(m, mws...)
 	if len(r.Failover) > 0 {
@@ -128,41 +124,6 @@ func (b *builder) resilient(name string, m agents.ChatModel, r config.Resilience
 		m = agents.WithFailover(backups...)(m)
 	}
 	return m, nil
-}
-
-// newModel builds one provider's model; rules replace the scripted rules.
-func newModel(name string, llm config.LLM, rules []config.Rule) (agents.ChatModel, error) {
-	switch llm.Provider {
-	case "scripted", "":
-		m, err := scripted.New(scripted.Config{
-			Rules:           rules,
-			Fallback:        llm.Scripted.Fallback,
-			ToolFallback:    llm.Scripted.ToolFallback,
-			TokenDelay:      time.Duration(llm.Scripted.TokenDelay),
-			FirstTokenDelay: time.Duration(llm.Scripted.FirstTokenDelay),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: model %q: %v", ErrConfig, name, err)
-		}
-		return m, nil
-	case "openai":
-		o := llm.OpenAI
-		var key string
-		if o.APIKeyEnv != "" {
-			if key = os.Getenv(o.APIKeyEnv); key == "" {
-				return nil, fmt.Errorf("%w: model %q: environment variable %s is empty", ErrConfig, name, o.APIKeyEnv)
-			}
-		}
-		m, err := openai.New(openai.Config{
-			BaseURL: o.BaseURL, APIKey: key, Model: o.Model,
-			Timeout: time.Duration(o.Timeout), ExtraHeaders: o.Headers,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: model %q: %v", ErrConfig, name, err)
-		}
-		return m, nil
-	}
-	return nil, fmt.Errorf("%w: model %q: unknown provider %q", ErrConfig, name, llm.Provider)
 }
 
 // modelFor returns the model of an agent: its own scripted rules, if any,
@@ -192,188 +153,97 @@ func (b *builder) buildAgents() (*Result, error) {
 	if res.Mode == "" {
 		res.Mode = "handoff"
 	}
+	mode := modes[res.Mode]
+	if mode == nil {
+		return nil, fmt.Errorf("%w: unknown mode %q (known: %s)", ErrConfig, res.Mode, strings.Join(Modes(), ", "))
+	}
 	specs := cfg.Agents
 	if len(specs) == 0 {
 		// One agent from [agent] and [llm]: the simple configuration.
 		specs = []config.AgentSpec{{Name: cfg.Agent.Name, System: cfg.Agent.System, Voice: cfg.TTS.Voice}}
 	}
-	llmAgents := map[string]*agents.LLMAgent{}
-	var order []string
+	t := &team{cfg: cfg.Orchestration, log: b.log, agents: map[string]*agents.LLMAgent{}, roles: map[string]string{}}
 	for _, spec := range specs {
+		t.roles[spec.Name] = spec.Role
 		if !spec.IsEnabled() {
 			continue
 		}
-		model, err := b.modelFor(spec)
+		a, err := b.newAgent(spec)
 		if err != nil {
 			return nil, err
 		}
-		var tools []agents.Tool
-		for _, t := range spec.Tools {
-			tool := b.opts.Tools[t]
-			if tool == nil {
-				return nil, fmt.Errorf("%w: agent %q: unknown tool %q", ErrConfig, spec.Name, t)
-			}
-			tools = append(tools, tool)
-		}
-		system := spec.System
-		if system == "" && spec.Role != "" {
-			system = "You are the " + spec.Role + "."
-		}
-		a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
-			Name: spec.Name, Instructions: system, Model: model, Tools: tools,
-			MaxSteps: spec.MaxSteps, Logger: b.log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-		llmAgents[spec.Name] = a
-		order = append(order, spec.Name)
+		t.agents[spec.Name] = a
+		t.order = append(t.order, spec.Name)
 		if spec.Voice != "" {
 			res.Voices[spec.Name] = spec.Voice
 		}
 	}
-	if len(order) == 0 {
+	if len(t.order) == 0 {
 		return nil, fmt.Errorf("%w: no enabled agent", ErrConfig)
 	}
-	roles := map[string]string{}
 	for _, spec := range specs {
-		roles[spec.Name] = spec.Role
-	}
-	for _, spec := range specs {
-		a := llmAgents[spec.Name]
-		if a == nil {
-			continue
-		}
-		var hs []agents.HandoffSpec
-		for _, h := range spec.Handoffs {
-			target := llmAgents[h]
-			if target == nil {
-				b.log.Info("handoff target disabled", "agent", spec.Name, "target", h)
-				continue
-			}
-			desc := roles[h]
-			if desc == "" {
-				desc = "the " + h + " agent"
-			}
-			hs = append(hs, agents.HandoffSpec{Target: target, Description: "Transfer the conversation to " + desc + "."})
-		}
-		if err := a.SetHandoffs(hs...); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		if err := t.setHandoffs(spec); err != nil {
+			return nil, err
 		}
 	}
-
-	o := cfg.Orchestration
-	members := o.Agents
-	if len(members) == 0 {
-		members = order
+	t.members = t.cfg.Agents
+	if len(t.members) == 0 {
+		t.members = t.order
 	}
-	member := func(n string) (agents.Runnable, error) {
-		if a := llmAgents[n]; a != nil {
-			return a, nil
-		}
-		return nil, fmt.Errorf("%w: agent %q is not enabled", ErrConfig, n)
-	}
-	var runs []agents.Runnable
-	for _, n := range members {
-		r, err := member(n)
+	for _, n := range t.members {
+		r, err := t.member(n)
 		if err != nil {
 			return nil, err
 		}
-		runs = append(runs, r)
+		t.runs = append(t.runs, r)
 	}
-	omodel := b.models["default"]
-	if o.Model != "" {
-		omodel = b.models[o.Model]
-	}
-	synth := o.Synthesize == nil || *o.Synthesize
-	aggregate := workflow.JoinOutputs()
-	if synth {
-		aggregate = workflow.Synthesize(omodel, "")
-	}
-	workers := func() []workflow.Worker {
-		var ws []workflow.Worker
-		for i, r := range runs {
-			ws = append(ws, workflow.Worker{Name: members[i], Description: roles[members[i]], Agent: r})
-		}
-		return ws
+	t.model = b.models["default"]
+	if t.cfg.Model != "" {
+		t.model = b.models[t.cfg.Model]
 	}
 
-	var root agents.Runnable
-	var err error
-	switch res.Mode {
-	case "handoff":
-		for _, n := range order {
-			res.Agents = append(res.Agents, llmAgents[n])
-		}
-		res.Entry = o.Entry
-		if res.Entry == "" {
-			res.Entry = order[0]
-		}
-		if llmAgents[res.Entry] == nil {
-			return nil, fmt.Errorf("%w: entry agent %q is not enabled", ErrConfig, res.Entry)
-		}
-	case "route":
-		var routes []workflow.Route
-		for i, r := range runs {
-			routes = append(routes, workflow.Route{Name: members[i], Description: roles[members[i]], Target: r})
-		}
-		root, err = workflow.Router("router", omodel, workflow.RouterConfig{Fallback: members[0], Logger: b.log}, routes...)
-	case "collaborative":
-		root, err = workflow.Parallel("collaborative", aggregate, runs...)
-	case "sequential":
-		root, err = workflow.Sequential("sequential", runs...)
-	case "loop":
-		body := runs[0]
-		if len(runs) > 1 {
-			if body, err = workflow.Sequential("loop-body", runs...); err != nil {
-				break
-			}
-		}
-		var until func(int, string) bool
-		if o.Until != "" {
-			re := regexp.MustCompile("(?i)" + o.Until)
-			until = func(_ int, out string) bool { return re.MatchString(out) }
-		}
-		root, err = workflow.Loop("loop", body, workflow.LoopConfig{MaxIterations: o.MaxIterations, Until: until})
-	case "mixed":
-		var stages []agents.Runnable
-		for i, st := range o.Stages {
-			var rs []agents.Runnable
-			for _, n := range st {
-				r, merr := member(n)
-				if merr != nil {
-					return nil, merr
-				}
-				rs = append(rs, r)
-			}
-			if len(rs) == 1 {
-				stages = append(stages, rs[0])
-				continue
-			}
-			p, perr := workflow.Parallel(fmt.Sprintf("stage-%d", i+1), aggregate, rs...)
-			if perr != nil {
-				return nil, fmt.Errorf("%w: %v", ErrConfig, perr)
-			}
-			stages = append(stages, p)
-		}
-		root, err = workflow.Sequential("mixed", stages...)
-	case "supervisor":
-		root, err = workflow.Supervisor("supervisor", omodel, workers(), workflow.SupervisorConfig{Parallel: o.Parallel, Logger: b.log})
-	default:
-		return nil, fmt.Errorf("%w: unknown mode %q", ErrConfig, res.Mode)
-	}
+	hosted, entry, err := mode(t)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, res.Mode, err)
+		if !errors.Is(err, ErrConfig) {
+			err = fmt.Errorf("%w: %s: %v", ErrConfig, res.Mode, err)
+		}
+		return nil, err
 	}
-	if root != nil {
-		res.Agents, res.Entry = []agents.Runnable{root}, root.Name()
-	}
-	if o.Timeout > 0 {
+	res.Agents, res.Entry = hosted, entry
+	if d := t.cfg.Timeout; d > 0 {
 		for i, a := range res.Agents {
-			res.Agents[i] = &timeout{Runnable: a, d: time.Duration(o.Timeout)}
+			res.Agents[i] = &timeout{Runnable: a, d: d}
 		}
 	}
 	return res, nil
+}
+
+// newAgent makes the LLM agent of spec, without its handoffs.
+func (b *builder) newAgent(spec config.AgentSpec) (*agents.LLMAgent, error) {
+	model, err := b.modelFor(spec)
+	if err != nil {
+		return nil, err
+	}
+	var tools []agents.Tool
+	for _, name := range spec.Tools {
+		tool := b.opts.Tools[name]
+		if tool == nil {
+			return nil, fmt.Errorf("%w: agent %q: unknown tool %q", ErrConfig, spec.Name, name)
+		}
+		tools = append(tools, tool)
+	}
+	system := spec.System
+	if system == "" && spec.Role != "" {
+		system = "You are the " + spec.Role + "."
+	}
+	a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
+		Name: spec.Name, Instructions: system, Model: model, Tools: tools,
+		MaxSteps: spec.MaxSteps, Logger: b.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return a, nil
 }
 
 // ErrAnswerTimeout ends an answer that took longer than the orchestration's

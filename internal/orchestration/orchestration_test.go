@@ -218,3 +218,45 @@ func TestBuildErrors(t *testing.T) {
 		}
 	}
 }
+
+// The modes and model providers are tables: an unknown name is an error
+// that lists the known ones.
+func TestUnknownNamesListTheKnown(t *testing.T) {
+	if got := strings.Join(orchestration.Modes(), ","); got != "collaborative,handoff,loop,mixed,route,sequential,supervisor" {
+		t.Fatalf("Modes = %s", got)
+	}
+	if got := strings.Join(orchestration.ModelProviders(), ","); got != "openai,scripted" {
+		t.Fatalf("ModelProviders = %s", got)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"[[agents]]\nname = \"a\"\n[orchestration]\nmode = \"committee\"\n", `unknown mode "committee" (known: collaborative, handoff, loop, mixed, route, sequential, supervisor)`},
+		{"[llm]\nprovider = \"claude\"\n", `unknown provider "claude" (known: openai, scripted)`},
+		{"[[models]]\nname = \"m\"\nprovider = \"gemini\"\n", `model "m": unknown provider "gemini"`},
+	} {
+		cfg, err := config.Parse([]byte(tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = orchestration.Build(cfg, orchestration.Options{Tools: demo.Tools(nil)})
+		if !errors.Is(err, orchestration.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Build = %v, want ErrConfig mentioning %q", err, tc.want)
+		}
+	}
+}
+
+// The openai row reads the key from the variable api_key_env names and
+// refuses an empty one.
+func TestOpenAIKeyFromEnvironment(t *testing.T) {
+	cfg, err := config.Parse([]byte("[llm]\nprovider = \"openai\"\n[llm.openai]\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"VOICED_TEST_KEY\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VOICED_TEST_KEY", "")
+	if _, err := orchestration.Build(cfg, orchestration.Options{}); !errors.Is(err, orchestration.ErrConfig) || !strings.Contains(err.Error(), "VOICED_TEST_KEY is empty") {
+		t.Fatalf("Build with an empty key = %v", err)
+	}
+	t.Setenv("VOICED_TEST_KEY", "k")
+	if _, err := orchestration.Build(cfg, orchestration.Options{}); err != nil {
+		t.Fatalf("Build with a key = %v", err)
+	}
+}

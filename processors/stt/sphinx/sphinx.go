@@ -54,15 +54,15 @@ var (
 // Config configures a Recognizer. The zero value uses the Debian model paths
 // and the defaults above.
 type Config struct {
-	HMM  string // acoustic model directory
-	LM   string // n-gram language model (ARPA or binary)
-	Dict string // pronunciation dictionary
+	HMM  string `toml:"hmm"`  // acoustic model directory
+	LM   string `toml:"lm"`   // n-gram language model (ARPA or binary)
+	Dict string `toml:"dict"` // pronunciation dictionary
 	// InterimEvery is how much audio passes between interim hypotheses.
-	InterimEvery time.Duration
+	InterimEvery time.Duration `toml:"interim_every"`
 	// Pool is how many idle decoders are kept for reuse; decoders returned
 	// beyond that are freed. More than Pool streams may be open at once (a
 	// decoder is then loaded for each, slowly).
-	Pool int
+	Pool int `toml:"pool"`
 }
 
 // Recognizer recognizes 16 kHz mono speech. It is safe for concurrent use;

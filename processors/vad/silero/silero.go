@@ -71,16 +71,16 @@ const stateSize = 2 * 1 * 128
 type Config struct {
 	// ModelPath is the Silero v5 ONNX file. Default: $VOICED_VAD_MODEL, else
 	// DefaultCacheDir()/silero_vad_v5.onnx.
-	ModelPath string
+	ModelPath string `toml:"model"`
 	// LibraryPath is the ONNX Runtime shared library (API version 17 or
 	// later). Default: $VOICED_ONNXRUNTIME_LIB, else
 	// DefaultCacheDir()/libonnxruntime.so. The runtime is loaded once per
 	// process; every Model in a process must use the same library.
-	LibraryPath string
+	LibraryPath string `toml:"onnxruntime"`
 	// Threads is ONNX Runtime's intra-op thread count per inference.
 	// Default 1, which suits a model this small: concurrency comes from many
 	// analyzers running at once, not from splitting one inference.
-	Threads int
+	Threads int `toml:"threads"`
 }
 
 // DefaultCacheDir returns the directory scripts/fetch-models.sh installs

@@ -65,7 +65,7 @@ func WriteReport(dir string, r *Results, micro []byte, e2e *E2E) error {
 	if r.Quick {
 		fmt.Fprintf(w, "- **quick run** (`--quick`): fewer turns and shorter density levels.\n")
 	}
-	fmt.Fprintf(w, "\nProduced by `make bench` (bench/run.sh → `voiced bench`). Raw data: `results.json`, `micro.txt`, `e2e.json`.\n\n")
+	fmt.Fprintf(w, "\nProduced by `make bench` (scripts/bench.sh → `voiced bench`). Raw data: `results.json`, `micro.txt`, `e2e.json`.\n\n")
 
 	if len(r.Frames) > 0 {
 		frameSection(w, r, charts)
@@ -175,7 +175,7 @@ func turnSection(w io.Writer, r *Results, e2e *E2E, charts map[string]string) {
 			ms(med(func(tr TurnResult) time.Duration { return tr.TTS })),
 			ms(med(func(tr TurnResult) time.Duration { return tr.Transport })), ms(tot), verdict)
 	}
-	fmt.Fprintf(w, "\nWith %d turns or fewer a p99 is the worst turn. On a fake clock the pipeline adds exactly nothing to the providers' latencies (bench/turn_test.go); what is measured here is goroutine wake-ups and timer slack on a loaded 2-core machine, and the fakes' own timers firing late counts as overhead too, so the figure is an upper bound.\n", 100)
+	fmt.Fprintf(w, "\nWith %d turns or fewer a p99 is the worst turn. On a fake clock the pipeline adds exactly nothing to the providers' latencies (internal/bench/turn_test.go); what is measured here is goroutine wake-ups and timer slack on a loaded 2-core machine, and the fakes' own timers firing late counts as overhead too, so the figure is an upper bound.\n", 100)
 	fmt.Fprintf(w, "\nThe endpointing segment is the VAD's stop duration (rounded up to its 32 ms chunks) plus pipeline time; the budget is spent mostly by it and the providers. With the default 500 ms stop, a typical cloud stack cannot meet 800 ms however small the pipeline's share; a shorter stop (or a semantic turn detector) is what buys the budget back.\n\n")
 	charts["waterfall.svg"] = WaterfallChart("Voice-to-voice per turn", strings.Split(turnSegments, ","), bars, 800*time.Millisecond)
 	if e2e != nil && len(e2e.VoiceToVoiceMs) > 0 {

@@ -1,8 +1,9 @@
-package server
+package assembly
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,10 +15,11 @@ import (
 	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/agents/durable/bolt"
 	"github.com/voiced-dev/voiced/agents/durable/redis"
+	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
 )
 
-// durableRuntime is the durable workflow engine of the server: its store,
+// durableRuntime is the durable workflow engine of a program: its store,
 // the returns workflow, the tool that starts it, and the routing of a run's
 // messages back to the session that started it.
 type durableRuntime struct {
@@ -115,8 +117,7 @@ func dataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "voiced"), nil
 }
 
-func (s *Server) openDurable() (*durableRuntime, error) {
-	cfg := s.cfg.Durable
+func openDurable(cfg config.Durable, log *slog.Logger) (*durableRuntime, error) {
 	d := &durableRuntime{routes: newRunRoutes()}
 	var store durable.Store
 	switch cfg.Store {
@@ -148,12 +149,12 @@ func (s *Server) openDurable() (*durableRuntime, error) {
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
-	e, err := durable.New(store, durable.Options{Logger: s.log, Notify: d.routes.say})
+	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.routes.say})
 	if err != nil {
 		d.closeStore()
 		return nil, err
 	}
-	if err := e.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: time.Duration(cfg.AutoApprove)})); err != nil {
+	if err := e.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: cfg.AutoApprove})); err != nil {
 		d.closeStore()
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package server
+package assembly
 
 import (
 	"context"
@@ -67,8 +67,7 @@ func TestRunRoutesPrunedWhenSessionsEnd(t *testing.T) {
 func TestDurableToolRoutesUntilSessionEnds(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		s := New(config.Config{Durable: config.Durable{Path: dir}}, nil)
-		d, err := s.openDurable()
+		d, err := openDurable(config.Durable{Path: dir}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

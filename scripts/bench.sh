@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# bench/run.sh — runs voiced's benchmarks and writes bench/results/:
+# scripts/bench.sh — runs voiced's benchmarks and writes bench/results/:
 #   micro.txt     go test -bench output (pipeline, VAD, resampler, STT, TTS);
-#                 bench's own BenchmarkFrame repeats the harness's per-frame
+#                 internal/bench's BenchmarkFrame repeats the harness's per-frame
 #                 measurement for go test users and is not run here
 #   e2e.json      voice-to-voice and barge-in times measured at a WebSocket
 #                 client over loopback with the embedded components
 #   results.json  the harness's measurements (per-frame overhead, turn
 #                 latency with fake providers, session density with Silero)
 #   README.md     the report, with the machine, commit, load and charts (*.svg)
-# Usage: bash bench/run.sh [--quick]   (make bench runs it after make setup)
+# Usage: bash scripts/bench.sh [--quick]   (make bench runs it after make build)
 # Bounded: about 8 minutes in all (--quick: about 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +41,5 @@ VOICED_E2E_RESULTS="$PWD/$out/e2e.json" go test -count "$e2ecount" -timeout 10m 
 echo "bench: harness: frames, turns, density (about 3 minutes)" >&2
 e2eflag=()
 [[ -s "$out/e2e.json" ]] && e2eflag=(--e2e "$out/e2e.json")
-go run ./bench/report $quick --out "$out" --micro "$out/micro.txt" "${e2eflag[@]}"
+go run ./cmd/voiced bench $quick --out "$out" --micro "$out/micro.txt" "${e2eflag[@]}"
 echo "bench: wrote $out/README.md" >&2

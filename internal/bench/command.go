@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +24,7 @@ const Usage = `usage: voiced bench [--quick] [--out DIR] [--micro FILE] [--e2e F
   Silero VAD, then writes DIR/README.md, DIR/*.svg and DIR/results.json.
   --micro and --e2e add go test -bench output and the e2e tests' JSON.`
 
-// Command runs the harness: it is `voiced bench` and `go run ./bench/report`.
+// Command runs the harness: it is `voiced bench`.
 // Progress goes to stderr; the report's path to stdout.
 func Command(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -41,7 +40,7 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return errors.New(Usage)
+		return fmt.Errorf("bench: unexpected arguments %q\n%s", fs.Args(), Usage)
 	}
 	var levels []int
 	if *levelsFlag != "" {

@@ -2,8 +2,9 @@
 // latency a turn adds on top of its providers (with fake STT, LLM and TTS
 // that take configured times), and how many real-time sessions with the real
 // Silero VAD one machine carries. It writes the results as a Markdown report
-// with SVG charts. `voiced bench` and `go run ./bench/report` run it;
-// bench/run.sh adds the Go micro-benchmarks and the WebSocket end-to-end
+// with SVG charts, by default into bench/results (the recorded results,
+// kept at the top of the tree). `voiced bench` runs it; scripts/bench.sh
+// (`make bench`) adds the Go micro-benchmarks and the WebSocket end-to-end
 // measurement.
 //
 // Everything here is bounded in time and runs on the wall clock: it is a

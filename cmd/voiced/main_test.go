@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// check-config accepts every example and the built-in file, and names an
+// unknown provider with the known ones, without loading any model.
+func TestCheckConfig(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	files = append(files, "../../internal/config/default.toml")
+	for _, f := range files {
+		var out bytes.Buffer
+		if err := run([]string{"check-config", f}, &out, &out); err != nil || out.String() != f+": ok\n" {
+			t.Errorf("check-config %s = %v, %q", f, err, out.String())
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("[tts]\nprovider = \"polly\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = run([]string{"check-config", bad}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `tts.provider "polly" (known: flite)`) || out.Len() != 0 {
+		t.Fatalf("check-config of an unknown provider = %v, %q", err, out.String())
+	}
+}
+
+func TestBenchRefusesArguments(t *testing.T) {
+	var out bytes.Buffer
+	err := run([]string{"bench", "extra"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `unexpected arguments ["extra"]`) {
+		t.Fatalf("bench extra = %v", err)
+	}
+}

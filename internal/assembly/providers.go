@@ -1,0 +1,117 @@
+package assembly
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/orchestration"
+	"github.com/voiced-dev/voiced/processors/stt"
+	"github.com/voiced-dev/voiced/processors/stt/sphinx"
+	"github.com/voiced-dev/voiced/processors/tts"
+	"github.com/voiced-dev/voiced/processors/tts/flite"
+	"github.com/voiced-dev/voiced/processors/vad"
+	"github.com/voiced-dev/voiced/processors/vad/silero"
+)
+
+// ErrUnknownProvider is returned, wrapped, for a provider name that no
+// table holds.
+var ErrUnknownProvider = errors.New("assembly: unknown provider")
+
+// The speech providers, by the name the file's provider key gives them.
+// Each row makes a provider from its section of the configuration; a
+// provider that holds resources implements io.Closer, and Assembly.Close
+// closes it. Providers are shared by every session and must be safe for
+// concurrent use.
+//
+// To add a provider: put its settings in its section's type in
+// internal/config (a field named after it, decoded from [stt.NAME] or
+// [tts.NAME]), and add a row here that calls its constructor. The language
+// models' table is orchestration's (see orchestration.ModelProviders).
+var (
+	vadProviders = map[string]func(config.VAD) (vad.Model, error){
+		"silero": func(c config.VAD) (vad.Model, error) {
+			m, err := silero.New(c.Silero)
+			if err != nil {
+				return nil, fmt.Errorf("%w (run `make models` to fetch the model)", err)
+			}
+			return m, nil
+		},
+	}
+	sttProviders = map[string]func(config.STT) (stt.Recognizer, error){
+		"sphinx": func(c config.STT) (stt.Recognizer, error) {
+			r, err := sphinx.New(c.Sphinx)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		},
+	}
+	ttsProviders = map[string]func(config.TTS) (tts.Synthesizer, error){
+		"flite": func(c config.TTS) (tts.Synthesizer, error) {
+			s, err := flite.New(flite.Config{Voice: c.Voice})
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	}
+)
+
+// Providers returns the names each table knows, sorted, by section: "vad",
+// "stt", "tts" and "llm".
+func Providers() map[string][]string {
+	return map[string][]string{
+		"vad": slices.Sorted(maps.Keys(vadProviders)),
+		"stt": slices.Sorted(maps.Keys(sttProviders)),
+		"tts": slices.Sorted(maps.Keys(ttsProviders)),
+		"llm": orchestration.ModelProviders(),
+	}
+}
+
+// Check reports every provider name and orchestration mode of cfg that no
+// table holds, without building anything.
+func Check(cfg config.Config) error {
+	known := Providers()
+	var errs []error
+	check := func(where, section, name string) {
+		if !slices.Contains(known[section], name) {
+			errs = append(errs, fmt.Errorf("%w: %s %q (known: %s)", ErrUnknownProvider, where, name, strings.Join(known[section], ", ")))
+		}
+	}
+	check("vad.provider", "vad", cfg.VAD.Provider)
+	check("stt.provider", "stt", cfg.STT.Provider)
+	check("tts.provider", "tts", cfg.TTS.Provider)
+	check("llm.provider", "llm", cfg.LLM.Provider)
+	for i, m := range cfg.Models {
+		if m.Provider != "" {
+			check(fmt.Sprintf("models[%d].provider", i), "llm", m.Provider)
+		}
+	}
+	if m := cfg.Orchestration.Mode; m != "" && !slices.Contains(orchestration.Modes(), m) {
+		errs = append(errs, fmt.Errorf("%w: orchestration.mode %q (known: %s)", orchestration.ErrConfig, m, strings.Join(orchestration.Modes(), ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// provide makes one provider from its table, recording its Close.
+func provide[C, P any](a *Assembly, section, name string, table map[string]func(C) (P, error), c C) (P, error) {
+	var zero P
+	build := table[name]
+	if build == nil {
+		known := slices.Sorted(maps.Keys(table))
+		return zero, fmt.Errorf("%w: %s.provider %q (known: %s)", ErrUnknownProvider, section, name, strings.Join(known, ", "))
+	}
+	p, err := build(c)
+	if err != nil {
+		return zero, fmt.Errorf("assembly: %s %s: %w", section, name, err)
+	}
+	if cl, ok := any(p).(io.Closer); ok {
+		a.closers = append(a.closers, cl.Close)
+	}
+	return p, nil
+}
