@@ -26,7 +26,6 @@ type fakeConn struct {
 	mu       sync.Mutex
 	deadline time.Time
 	sent     []sentPacket
-	closed   bool
 }
 
 type datagram struct {
