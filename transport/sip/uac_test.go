@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -571,5 +572,71 @@ func TestByeMidSentence(t *testing.T) {
 		if time.Since(start) > 2*time.Second {
 			t.Fatal("RTP still flowing after the BYE")
 		}
+	}
+}
+
+// A caller who hangs up before the answer (CANCEL) gets 487 for the
+// INVITE, and the session that was being built ends without a 200 OK.
+func TestCancelBeforeAnswer(t *testing.T) {
+	fa := newFactory()
+	slow := func(ctx context.Context, s *transport.Session) error {
+		time.Sleep(500 * time.Millisecond) // a pipeline slow to build
+		return fa.run(ctx, s)
+	}
+	srv, addr := startServer(t, Config{}, slow)
+	u := newRawUAC(t, addr)
+	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
+	callID, tag := u.invite("demo", offerSDP(rtpAddr, "0"))
+	for code := 0; code != 180; {
+		if code, _ = u.response(callID, 2*time.Second); code == 0 || code >= 200 {
+			t.Fatalf("answer %d before 180 Ringing", code)
+		}
+	}
+	u.send(fmt.Sprintf(`CANCEL sip:demo@%s SIP/2.0
+Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s-1;rport
+Max-Forwards: 70
+From: <sip:uac@127.0.0.1>;tag=%s
+To: <sip:demo@%s>
+Call-ID: %s
+CSeq: 1 CANCEL
+Content-Length: 0
+
+`, addr, u.local(), tag, tag, addr, callID))
+	got := map[string]int{}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && (got["CANCEL"] == 0 || got["INVITE"] == 0) {
+		code, res := u.response(callID, time.Until(deadline))
+		if code == 0 {
+			break
+		}
+		for _, m := range []string{"CANCEL", "INVITE"} {
+			if strings.Contains(res, "CSeq: 1 "+m+"\r\n") && code >= 200 {
+				got[m] = code
+			}
+		}
+	}
+	if got["CANCEL"] != 200 || got["INVITE"] != 487 {
+		t.Errorf("CANCEL answered %d and INVITE %d, want 200 and 487", got["CANCEL"], got["INVITE"])
+	}
+	var r *record
+	select {
+	case r = <-fa.started:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the session was never started")
+	}
+	select {
+	case <-r.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("session still running after the CANCEL")
+	}
+	if !errors.Is(r.err, ErrHangup) {
+		t.Errorf("session ended with %v, want %v", r.err, ErrHangup)
+	}
+	deadline = time.Now().Add(time.Second)
+	for srv.Sessions() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := srv.Sessions(); n != 0 {
+		t.Errorf("%d sessions after the CANCEL", n)
 	}
 }
