@@ -108,7 +108,9 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		s.mu.Unlock()
 		dialog.Close()
 	}()
-	// A phone line has no channel for the protocol's events: drain them.
+	// A phone line has no channel for the protocol's events: drain them
+	// until the session is closed (at the latest when answer returns).
+	defer conn.Close(nil)
 	go func() {
 		for {
 			select {
