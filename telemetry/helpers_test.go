@@ -101,7 +101,7 @@ func attrString(kvs []attribute.KeyValue, skip []string) string {
 		if slices.Contains(skip, string(kv.Key)) {
 			continue
 		}
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	sort.Strings(parts)
 	if len(parts) == 0 {

@@ -82,7 +82,6 @@ type Processor struct {
 	c        *canceller
 	n        int // samples per block
 	mic, far []int16
-	out      []int16
 	active   time.Time // when the reference last had sound
 	clock    time.Time // capture time of the end of the last input
 	heard    int       // samples of reference sound the filter has seen

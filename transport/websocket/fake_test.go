@@ -392,17 +392,6 @@ func describe(ms []msg) string {
 	return b.String()
 }
 
-// events returns the types of the events among ms, in order.
-func events(ms []msg) []string {
-	var out []string
-	for _, m := range ms {
-		if m.ev != nil {
-			out = append(out, m.ev.Type)
-		}
-	}
-	return out
-}
-
 // replySamples is what the fake bot sends in answer to text, at rate.
 func replySamples(rate int, text string) int {
 	d := replyShort

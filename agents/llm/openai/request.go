@@ -116,6 +116,9 @@ func (m *Model) request(req agents.Request) (goopenai.ChatCompletionRequest, err
 	if req.MaxTokens < 0 {
 		return out, fmt.Errorf("%w: max tokens %d", ErrInvalidRequest, req.MaxTokens)
 	}
+	// max_tokens is what OpenAI-compatible servers (Ollama, vLLM, Groq)
+	// understand; OpenAI's reasoning models get max_completion_tokens below.
+	//lint:ignore SA1019 deliberate, see above
 	out.MaxTokens = req.MaxTokens
 	if t := req.Temperature; t != nil {
 		if math.IsNaN(*t) || math.IsInf(*t, 0) || *t < 0 {
@@ -134,6 +137,7 @@ func (m *Model) request(req agents.Request) (goopenai.ChatCompletionRequest, err
 	v := goopenai.NewReasoningValidator()
 	err := v.Validate(out)
 	if errors.Is(err, goopenai.ErrReasoningModelMaxTokensDeprecated) {
+		//lint:ignore SA1019 moving the deprecated field to its replacement
 		out.MaxCompletionTokens, out.MaxTokens = out.MaxTokens, 0
 		err = v.Validate(out)
 	}

@@ -64,8 +64,6 @@ var (
 	outputNames = []string{"output", "stateN"}
 )
 
-const stateSize = 2 * 1 * 128
-
 // Config selects the model and runtime files. The zero value uses the
 // defaults described on each field.
 type Config struct {
