@@ -141,6 +141,7 @@ func (c *Config) defaults() error {
 type Telemetry struct {
 	log    *slog.Logger
 	tracer trace.Tracer
+	meter  metric.Meter
 	m      instruments
 
 	handler   http.Handler
@@ -287,8 +288,8 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider, log *slog.Logger) (*T
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Telemetry{log: log, tracer: tp.Tracer(ScopeName), handler: http.NotFoundHandler()}
-	if err := t.m.init(mp.Meter(ScopeName)); err != nil {
+	t := &Telemetry{log: log, tracer: tp.Tracer(ScopeName), meter: mp.Meter(ScopeName), handler: http.NotFoundHandler()}
+	if err := t.m.init(t.meter); err != nil {
 		return nil, fmt.Errorf("telemetry: instruments: %w", err)
 	}
 	return t, nil

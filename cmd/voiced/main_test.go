@@ -11,6 +11,9 @@ import (
 // check-config accepts every example and the built-in file, and names an
 // unknown provider with the known ones, without loading any model.
 func TestCheckConfig(t *testing.T) {
+	for _, k := range []string{"OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "CARTESIA_API_KEY", "GROQ_API_KEY"} {
+		t.Setenv(k, "test-key") // the speech examples name their keys
+	}
 	files, err := filepath.Glob("../../examples/*.toml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("examples: %v %v", files, err)
@@ -28,8 +31,18 @@ func TestCheckConfig(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err = run([]string{"check-config", bad}, &out, &out)
-	if err == nil || !strings.Contains(err.Error(), `tts.provider "polly" (known: flite)`) || out.Len() != 0 {
+	if err == nil || !strings.Contains(err.Error(), `tts.provider "polly" (known: cartesia, elevenlabs, flite, openai)`) || out.Len() != 0 {
 		t.Fatalf("check-config of an unknown provider = %v, %q", err, out.String())
+	}
+}
+
+// check-config names the variable that should hold a provider's key.
+func TestCheckConfigNamesTheMissingKey(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "")
+	var out bytes.Buffer
+	err := run([]string{"check-config", "../../examples/openai.toml"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "stt.openai") || !strings.Contains(err.Error(), "OPENAI_API_KEY") {
+		t.Fatalf("check-config without the key = %v, %q", err, out.String())
 	}
 }
 

@@ -81,11 +81,15 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	if err != nil {
 		return nil, err
 	}
-	rec, err := provide(a, "stt", cfg.STT.Provider, sttProviders, cfg.STT)
+	obs, err := tel.ProviderObserver()
+	if err != nil {
+		return nil, fmt.Errorf("assembly: telemetry: %w", err)
+	}
+	rec, err := recognizer(a, cfg.STT, obs, log)
 	if err != nil {
 		return nil, err
 	}
-	syn, err := provide(a, "tts", cfg.TTS.Provider, ttsProviders, cfg.TTS)
+	syn, err := synthesizer(a, cfg.TTS, obs, log)
 	if err != nil {
 		return nil, err
 	}

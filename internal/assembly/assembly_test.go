@@ -35,8 +35,8 @@ name = "a"
 	}
 	for _, want := range []string{
 		`vad.provider "webrtcvad" (known: silero)`,
-		`stt.provider "whisper" (known: sphinx)`,
-		`tts.provider "polly" (known: flite)`,
+		`stt.provider "whisper" (known: deepgram, openai, sphinx)`,
+		`tts.provider "polly" (known: cartesia, elevenlabs, flite, openai)`,
 		`llm.provider "claude" (known: openai, scripted)`,
 		`orchestration.mode "committee" (known: collaborative, handoff`,
 	} {

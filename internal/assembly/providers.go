@@ -11,9 +11,14 @@ import (
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/orchestration"
 	"github.com/voiced-dev/voiced/processors/stt"
+	sttdeepgram "github.com/voiced-dev/voiced/processors/stt/deepgram"
+	sttopenai "github.com/voiced-dev/voiced/processors/stt/openai"
 	"github.com/voiced-dev/voiced/processors/stt/sphinx"
 	"github.com/voiced-dev/voiced/processors/tts"
+	"github.com/voiced-dev/voiced/processors/tts/cartesia"
+	"github.com/voiced-dev/voiced/processors/tts/elevenlabs"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
+	ttsopenai "github.com/voiced-dev/voiced/processors/tts/openai"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 )
@@ -50,6 +55,20 @@ var (
 			}
 			return r, nil
 		},
+		"openai": func(c config.STT) (stt.Recognizer, error) {
+			r, err := sttopenai.New(c.OpenAI)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		},
+		"deepgram": func(c config.STT) (stt.Recognizer, error) {
+			r, err := sttdeepgram.New(c.Deepgram)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		},
 	}
 	ttsProviders = map[string]func(config.TTS) (tts.Synthesizer, error){
 		"flite": func(c config.TTS) (tts.Synthesizer, error) {
@@ -59,6 +78,40 @@ var (
 			}
 			return s, nil
 		},
+		"openai": func(c config.TTS) (tts.Synthesizer, error) {
+			s, err := ttsopenai.New(c.OpenAI)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		"elevenlabs": func(c config.TTS) (tts.Synthesizer, error) {
+			s, err := elevenlabs.New(c.ElevenLabs)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		"cartesia": func(c config.TTS) (tts.Synthesizer, error) {
+			s, err := cartesia.New(c.Cartesia)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	}
+
+	// The providers' settings checks, for Check: they read no file and
+	// dial nothing, but name a missing key variable. Providers without a
+	// row have nothing to check before they are built.
+	sttChecks = map[string]func(config.STT) error{
+		"openai":   func(c config.STT) error { return c.OpenAI.Validate() },
+		"deepgram": func(c config.STT) error { return c.Deepgram.Validate() },
+	}
+	ttsChecks = map[string]func(config.TTS) error{
+		"openai":     func(c config.TTS) error { return c.OpenAI.Validate() },
+		"elevenlabs": func(c config.TTS) error { return c.ElevenLabs.Validate() },
+		"cartesia":   func(c config.TTS) error { return c.Cartesia.Validate() },
 	}
 )
 
@@ -86,6 +139,26 @@ func Check(cfg config.Config) error {
 	check("vad.provider", "vad", cfg.VAD.Provider)
 	check("stt.provider", "stt", cfg.STT.Provider)
 	check("tts.provider", "tts", cfg.TTS.Provider)
+	for i, name := range cfg.STT.Resilience.Failover {
+		check(fmt.Sprintf("stt.resilience.failover[%d]", i), "stt", name)
+	}
+	for i, name := range cfg.TTS.Resilience.Failover {
+		check(fmt.Sprintf("tts.resilience.failover[%d]", i), "tts", name)
+	}
+	for _, name := range append([]string{cfg.STT.Provider}, cfg.STT.Resilience.Failover...) {
+		if v := sttChecks[name]; v != nil {
+			if err := v(cfg.STT); err != nil {
+				errs = append(errs, fmt.Errorf("stt.%s: %w", name, err))
+			}
+		}
+	}
+	for _, name := range append([]string{cfg.TTS.Provider}, cfg.TTS.Resilience.Failover...) {
+		if v := ttsChecks[name]; v != nil {
+			if err := v(cfg.TTS); err != nil {
+				errs = append(errs, fmt.Errorf("tts.%s: %w", name, err))
+			}
+		}
+	}
 	check("llm.provider", "llm", cfg.LLM.Provider)
 	for i, m := range cfg.Models {
 		if m.Provider != "" {

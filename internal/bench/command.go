@@ -99,7 +99,7 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	if *quick {
 		turns, cloud = 5, 4
 	}
-	for _, prof := range []Profile{Instant(turns), Cloud("cloud", 0, cloud), Cloud("cloud-fast-stop", 200*time.Millisecond, cloud)} {
+	for _, prof := range []Profile{Instant(turns), Cloud("cloud", 0, cloud), Cloud("cloud-fast-stop", 200*time.Millisecond, cloud), CloudProtocol("cloud-protocol", cloud)} {
 		log.Info("turns", "profile", prof.Name, "turns", prof.Turns)
 		run, err := RunTurns(ctx, prof, quiet.With("profile", prof.Name))
 		if err != nil {

@@ -12,9 +12,13 @@ import (
 	"github.com/voiced-dev/voiced/agents/llm/fake"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/provider/openaitest"
+	"github.com/voiced-dev/voiced/processors/stt"
 	sttfake "github.com/voiced-dev/voiced/processors/stt/fake"
+	sttopenai "github.com/voiced-dev/voiced/processors/stt/openai"
 	"github.com/voiced-dev/voiced/processors/tts"
 	ttsfake "github.com/voiced-dev/voiced/processors/tts/fake"
+	ttsopenai "github.com/voiced-dev/voiced/processors/tts/openai"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/session"
 )
@@ -36,6 +40,12 @@ type Profile struct {
 	// 500 ms).
 	StopDuration time.Duration `json:"stop_duration"`
 	Turns        int           `json:"turns"`
+	// Protocol, if set, puts recognition and synthesis on the real OpenAI
+	// audio protocol (stt/openai, tts/openai with MP3) against local fake
+	// servers whose answers wait STTFinal and TTSFirst: what the HTTP
+	// round trips, the WAV upload and the MP3 decoding cost shows in the
+	// overhead.
+	Protocol bool `json:"protocol,omitempty"`
 }
 
 // Instant is the profile whose providers answer at once: what is left is
@@ -48,6 +58,30 @@ func Instant(turns int) Profile { return Profile{Name: "instant", Turns: turns} 
 func Cloud(name string, stop time.Duration, turns int) Profile {
 	return Profile{Name: name, STTFinal: 150 * time.Millisecond, LLMFirst: 350 * time.Millisecond,
 		TTSFirst: 150 * time.Millisecond, TokensPerSecond: 50, TTSRTF: 0.2, StopDuration: stop, Turns: turns}
+}
+
+// CloudProtocol is Cloud spoken over the OpenAI audio protocol (see
+// Profile.Protocol).
+func CloudProtocol(name string, turns int) Profile {
+	p := Cloud(name, 0, turns)
+	p.Protocol = true
+	return p
+}
+
+// protocolProviders starts the fake servers of a Protocol profile and the
+// providers that talk to them; stop closes them.
+func protocolProviders(prof Profile, log *slog.Logger) (stt.Recognizer, tts.Synthesizer, func(), error) {
+	srv := openaitest.Start(openaitest.Config{Transcript: Transcript, TranscribeDelay: prof.STTFinal, SpeechDelay: prof.TTSFirst},
+		func(err error) { log.Error("bench: fake OpenAI server", "err", err) })
+	rec, err := sttopenai.New(sttopenai.Config{BaseURL: srv.URL})
+	if err == nil {
+		var syn tts.Synthesizer
+		if syn, err = ttsopenai.New(ttsopenai.Config{BaseURL: srv.URL, Format: "mp3"}); err == nil {
+			return rec, syn, srv.Close, nil
+		}
+	}
+	srv.Close()
+	return nil, nil, nil, err
 }
 
 // Transcript and Reply are what the fakes hear and say in the harness.
@@ -169,8 +203,16 @@ func (p *turnProbe) WriteAudio(pcm []int16) error {
 func RunTurns(ctx context.Context, prof Profile, log *slog.Logger) (TurnRun, error) {
 	run := TurnRun{Profile: prof}
 	model := fake.New(fake.Config{Reply: Reply, FirstToken: prof.LLMFirst, TokensPerSecond: prof.TokensPerSecond, Expect: Transcript})
-	syn := ttsfake.New(ttsfake.Config{FirstAudio: prof.TTSFirst, RTF: prof.TTSRTF})
-	rec := sttfake.New(sttfake.Config{Transcript: Transcript, Final: prof.STTFinal})
+	var syn tts.Synthesizer = ttsfake.New(ttsfake.Config{FirstAudio: prof.TTSFirst, RTF: prof.TTSRTF})
+	var rec stt.Recognizer = sttfake.New(sttfake.Config{Transcript: Transcript, Final: prof.STTFinal})
+	if prof.Protocol {
+		var stop func()
+		var err error
+		if rec, syn, stop, err = protocolProviders(prof, log); err != nil {
+			return run, fmt.Errorf("bench: turns %s: %w", prof.Name, err)
+		}
+		defer stop()
+	}
 	providers := prof.STTFinal + prof.TTSFirst + firstSentence(prof)
 
 	probe := &turnProbe{outc: make(chan struct{}, 1)}

@@ -54,3 +54,25 @@ func TestRunTurnsExact(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTurnsProtocol runs the cloud profile over the OpenAI audio
+// protocol against the local fakes, in real time: every turn is answered
+// through the real providers, which wait for the fakes' delays. What the
+// protocol adds is measured by `make bench`, not bounded here: a timed
+// assertion would flake on a busy machine.
+func TestRunTurnsProtocol(t *testing.T) {
+	prof := CloudProtocol("cloud-protocol", 3)
+	run, err := RunTurns(context.Background(), prof, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Missed != 0 || run.Errors != 0 || len(run.Turns) != prof.Turns {
+		t.Fatalf("missed %d, errors %d, turns %d", run.Missed, run.Errors, len(run.Turns))
+	}
+	for i, tr := range run.Turns {
+		if tr.STT < prof.STTFinal || tr.TTS < prof.TTSFirst {
+			t.Errorf("turn %d: STT %v, TTS %v: shorter than the fakes' delays", i, tr.STT, tr.TTS)
+		}
+		t.Logf("turn %d: voice-to-voice %v, overhead %v (STT %v, TTS %v)", i, tr.VoiceToVoice, tr.Overhead, tr.STT, tr.TTS)
+	}
+}

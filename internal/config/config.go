@@ -17,7 +17,14 @@ import (
 	"github.com/voiced-dev/voiced/agents/llm/scripted"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
+	sttdeepgram "github.com/voiced-dev/voiced/processors/stt/deepgram"
+	sttfailover "github.com/voiced-dev/voiced/processors/stt/failover"
+	sttopenai "github.com/voiced-dev/voiced/processors/stt/openai"
 	"github.com/voiced-dev/voiced/processors/stt/sphinx"
+	"github.com/voiced-dev/voiced/processors/tts/cartesia"
+	"github.com/voiced-dev/voiced/processors/tts/elevenlabs"
+	ttsfailover "github.com/voiced-dev/voiced/processors/tts/failover"
+	ttsopenai "github.com/voiced-dev/voiced/processors/tts/openai"
 	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
@@ -105,16 +112,25 @@ type VAD struct {
 // provider's keys (hmm, lm, dict, …) sit in [stt] itself; another
 // provider's go in a table named after it ([stt.NAME]).
 type STT struct {
-	Provider string `toml:"provider"` // "sphinx" (default)
+	Provider string `toml:"provider"` // "sphinx" (default), "openai", "deepgram"
 	Sphinx
+	OpenAI   sttopenai.Config   `toml:"openai"`
+	Deepgram sttdeepgram.Config `toml:"deepgram"`
+	// Resilience is [stt.resilience]: retries, a timeout, a circuit
+	// breaker and the providers to fail over to, named as the models' are.
+	Resilience sttfailover.Config `toml:"resilience"`
 }
 
 // TTS is [tts]: the provider and the default voice, which every provider
 // understands (an agent's voice replaces it). Another provider's own
 // settings go in a table named after it ([tts.NAME]).
 type TTS struct {
-	Provider string `toml:"provider"` // "flite" (default)
-	Voice    string `toml:"voice"`    // flite: slt, awb, rms
+	Provider   string             `toml:"provider"` // "flite" (default), "openai", "elevenlabs", "cartesia"
+	Voice      string             `toml:"voice"`    // flite: slt, awb, rms
+	OpenAI     ttsopenai.Config   `toml:"openai"`
+	ElevenLabs elevenlabs.Config  `toml:"elevenlabs"`
+	Cartesia   cartesia.Config    `toml:"cartesia"`
+	Resilience ttsfailover.Config `toml:"resilience"` // as [stt.resilience]
 }
 
 // Agent is the session's agent.
