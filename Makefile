@@ -58,8 +58,16 @@ run: setup build ## install what is missing, build, and serve on $(ADDR) (SIP on
 	./$(BIN) serve --addr $(ADDR) --sip-addr $(SIP_ADDR)
 
 .PHONY: test
+# Packages whose tests talk to real peers in real time (a WebSocket client
+# playing speech, sipp, baresip, LiveKit, Chromium): they judge timing by the
+# wall clock, so they run one package at a time, after the rest, instead of
+# competing for the CPU with the unit tests.
+REALTIME_PKGS := ./e2e/... ./transport/sip/ ./transport/webrtc/
+
 test: setup services build ## go test -race ./... (end-to-end tests included) and the browser test
-	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m ./...
+	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m \
+		$$($(GO) list ./... | grep -v -e '/e2e' -e '/transport/sip$$' -e '/transport/webrtc$$')
+	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -p 1 -timeout 20m $(REALTIME_PKGS)
 	bash e2e/browser/run.sh $(BIN)
 	bash e2e/browser/run.sh --webrtc $(BIN)
 
