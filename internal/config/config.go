@@ -158,10 +158,10 @@ type AgentSpec struct {
 	Name string `toml:"name"`
 	// Role describes the agent to others: its handoff tool, its route, its
 	// job as a worker.
-	Role     string   `toml:"role"`
-	System   string   `toml:"system"`
-	Model    string   `toml:"model"` // a [[models]] name; "" for [llm]
-	Tools    []string `toml:"tools"`
+	Role   string   `toml:"role"`
+	System string   `toml:"system"`
+	Model  string   `toml:"model"` // a [[models]] name; "" for [llm]
+	Tools  []string `toml:"tools"`
 	// MCP names [[mcp]] servers whose tools the agent gets.
 	MCP      []string `toml:"mcp"`
 	Handoffs []string `toml:"handoffs"`
