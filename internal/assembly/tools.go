@@ -2,14 +2,18 @@ package assembly
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/httptool"
 	"github.com/voiced-dev/voiced/agents/mcp"
 	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/demo"
 )
 
 // mcpConnectWait bounds the wait for each MCP server's first connection at
@@ -40,4 +44,27 @@ func (a *Assembly) declaredTools(ctx context.Context, cfg config.Config, log *sl
 		log.Info("mcp server", "name", mc.Name, "tools", len(s.Tools()))
 	}
 	return tools, sets, nil
+}
+
+// ErrUnknownTool is returned by CheckTools for an agent naming a tool that
+// is neither built in nor declared.
+var ErrUnknownTool = errors.New("assembly: unknown tool")
+
+// CheckTools reports every tool an agent of cfg names that is neither a
+// built-in tool, nor declared in [[tools]], nor one of extra (tools the
+// program registers itself).
+func CheckTools(cfg config.Config, extra ...string) error {
+	known := slices.Collect(maps.Keys(demo.Tools(nil)))
+	known = append(known, "start_returns")
+	known = append(known, cfg.DeclaredTools()...)
+	known = append(known, extra...)
+	var errs []error
+	for i, a := range cfg.Agents {
+		for _, t := range a.Tools {
+			if !slices.Contains(known, t) {
+				errs = append(errs, fmt.Errorf("%w: agents[%d] (%s).tools: %q", ErrUnknownTool, i, a.Name, t))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
