@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -220,5 +221,64 @@ func TestCheck(t *testing.T) {
 	}
 	if err := Check(Config{Name: "x", Command: "sh", Env: map[string]string{"K": "${SET}"}}, lookup); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestAgentKeepsTalkingThroughServerDeath: an agent using the reference
+// server's tools answers with them, answers (without them) while the
+// server is down, and uses them again once it is back.
+func TestAgentKeepsTalkingThroughServerDeath(t *testing.T) {
+	node, args := everything(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Start(ctx, Config{Name: "everything", Command: node, Args: args, Tools: []string{"echo"}, MaxBackoff: time.Second}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitTools(t, s, func(n []string) bool { return slices.Equal(n, []string{"echo"}) })
+
+	// The model calls echo when it is offered, and says what it got back.
+	model := agents.ModelFunc(func(_ context.Context, req agents.Request) iter.Seq2[agents.Event, error] {
+		return func(yield func(agents.Event, error) bool) {
+			last := req.Messages[len(req.Messages)-1]
+			if last.Role == agents.RoleTool {
+				yield(agents.Event{Text: "tool said: " + last.Content}, nil)
+				return
+			}
+			if slices.ContainsFunc(req.Tools, func(s agents.ToolSpec) bool { return s.Name == "echo" }) {
+				yield(agents.Event{ToolCall: &agents.ToolCall{ID: "1", Name: "echo", Arguments: `{"message":"` + last.Content + `"}`}}, nil)
+				return
+			}
+			yield(agents.Event{Text: "no tools right now"}, nil)
+		}
+	})
+	a, err := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "a", Model: model, Toolsets: []agents.Toolset{s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(text string) string {
+		out, err := agents.Collect(ctx, a, agents.UserInput(text))
+		if err != nil {
+			t.Fatalf("%s: %v", text, err)
+		}
+		return out
+	}
+	if got := ask("first"); !strings.Contains(got, "tool said: ") || !strings.Contains(got, "first") {
+		t.Fatalf("first answer %q", got)
+	}
+	s.mu.Lock()
+	proc := s.cmd.Process
+	s.mu.Unlock()
+	_ = proc.Kill()
+	waitTools(t, s, func(n []string) bool { return len(n) == 0 })
+	if got := ask("second"); got != "no tools right now" && !strings.Contains(got, "second") {
+		// Either the server is still down (no tools offered) or it is
+		// already back (the call works); nothing else.
+		t.Fatalf("answer while down %q", got)
+	}
+	waitTools(t, s, func(n []string) bool { return slices.Equal(n, []string{"echo"}) })
+	if got := ask("third"); !strings.Contains(got, "third") {
+		t.Fatalf("answer after restart %q", got)
 	}
 }
