@@ -378,7 +378,9 @@ func (s *Server) serve(ctx context.Context, ready func()) error {
 		s.cmd = cmd
 		s.mu.Unlock()
 	} else {
-		transport = &sdk.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: s.client}
+		// Two reconnection tries of the SDK, not five: a server that is gone
+		// has its tools withdrawn within seconds, and this loop reconnects.
+		transport = &sdk.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: s.client, MaxRetries: 2}
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	cs, err := client.Connect(cctx, transport, nil)

@@ -62,8 +62,9 @@ type echoIn struct {
 
 // TestStreamableHTTP runs a Go SDK server over streamable HTTP: the
 // headers reach it, a call works, a tool added later appears through
-// notifications/tools/list_changed, and arguments are checked against the
-// server's schema before the call.
+// notifications/tools/list_changed, arguments are checked against the
+// server's schema before the call, and a server that goes away has its
+// tools withdrawn until it is back.
 func TestStreamableHTTP(t *testing.T) {
 	srv := sdk.NewServer(&sdk.Implementation{Name: "test", Version: "1"}, nil)
 	sdk.AddTool(srv, &sdk.Tool{Name: "shout", Description: "Upper-case a message."},
@@ -71,8 +72,13 @@ func TestStreamableHTTP(t *testing.T) {
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: strings.ToUpper(in.Message)}}}, nil, nil
 		})
 	var badAuth atomic.Int32
+	var down atomic.Bool
 	handler := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			badAuth.Add(1)
 			http.Error(w, "no", http.StatusUnauthorized)
@@ -110,6 +116,21 @@ func TestStreamableHTTP(t *testing.T) {
 	_, err = find(s, "shout").Call(ctx, json.RawMessage(`{"message":3}`))
 	if err == nil || !strings.Contains(err.Error(), "message") {
 		t.Errorf("bad arguments: %v", err)
+	}
+
+	// The server goes away: its tools are withdrawn; it comes back: they
+	// come back.
+	shout := find(s, "shout")
+	down.Store(true)
+	hs.CloseClientConnections()
+	waitTools(t, s, func(n []string) bool { return len(n) == 0 })
+	if _, err := shout.Call(ctx, json.RawMessage(`{"message":"x"}`)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("call while down: %v", err)
+	}
+	down.Store(false)
+	waitTools(t, s, func(n []string) bool { return slices.Equal(n, []string{"shout", "whisper"}) })
+	if out, err := find(s, "whisper").Call(ctx, json.RawMessage(`{"message":"BACK"}`)); err != nil || out != "back" {
+		t.Errorf("after reconnecting: %q, %v", out, err)
 	}
 }
 
