@@ -43,7 +43,10 @@ type LLMAgentConfig struct {
 	Instructions string // the system prompt
 	Model        ChatModel
 	Tools        []Tool
-	Handoffs     []HandoffSpec
+	// Toolsets add tools that may change between model steps (MCP
+	// servers').
+	Toolsets []Toolset
+	Handoffs []HandoffSpec
 	// MaxSteps bounds the model calls of one run (default 8).
 	MaxSteps int
 	// ToolTimeout bounds each call of a tool that has no timeout of its own
@@ -192,9 +195,21 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 	// step's text then starts with a space, so "...invoice." and "I found
 	// it." do not run together into one sentence.
 	spaced := true
+	// say emits text of the answer, with a space between a step's text
+	// (or a filler) and the text before it.
+	say := func(out string) bool {
+		if out == "" {
+			return true
+		}
+		if !spaced && !unicode.IsSpace(rune(out[0])) {
+			out = " " + out
+		}
+		spaced = unicode.IsSpace(rune(out[len(out)-1]))
+		return emit(AgentEvent{Kind: EventText, Text: out})
+	}
 	for range a.cfg.MaxSteps {
 		enabled := make(map[string]HandoffSpec, len(handoffs))
-		tools := slices.Clip(a.specs)
+		stepTools, tools := a.currentTools()
 		for _, h := range handoffs {
 			if h.IsEnabled == nil || h.IsEnabled(ctx) {
 				s := h.toolSpec()
@@ -219,13 +234,12 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 				return fmt.Errorf("agents: %s: %w", name, err)
 			}
 			if ev.Text != "" {
+				first := text.Len() == 0
 				text.WriteString(ev.Text)
-				out := ev.Text
-				if !spaced && text.Len() == len(ev.Text) && !unicode.IsSpace(rune(out[0])) {
-					out = " " + out
+				if !first {
+					spaced = true // only a step's first text is spaced from what came before
 				}
-				spaced = unicode.IsSpace(rune(out[len(out)-1]))
-				if !emit(AgentEvent{Kind: EventText, Text: out}) {
+				if !say(ev.Text) {
 					return errStopped
 				}
 			}
@@ -260,7 +274,7 @@ func (a *LLMAgent) run(parent context.Context, in Input, yield func(AgentEvent, 
 			}
 			work = append(work, i)
 		}
-		if err := a.runTools(ctx, calls, work, results, emit); err != nil {
+		if err := a.runTools(ctx, stepTools, calls, work, results, emit, say); err != nil {
 			return err
 		}
 		var target HandoffSpec
@@ -327,9 +341,35 @@ func (a *LLMAgent) handoff(ctx context.Context, h HandoffSpec, callID string, in
 	return nil
 }
 
+// currentTools returns the tools of this step, by name, and their specs:
+// the agent's own, then its toolsets' current ones.
+func (a *LLMAgent) currentTools() (map[string]Tool, []ToolSpec) {
+	if len(a.cfg.Toolsets) == 0 {
+		return a.tools, slices.Clip(a.specs)
+	}
+	tools := make(map[string]Tool, len(a.tools))
+	for n, t := range a.tools {
+		tools[n] = t
+	}
+	specs := slices.Clone(a.specs)
+	for _, ts := range a.cfg.Toolsets {
+		for _, t := range ts.Tools() {
+			s := t.Spec()
+			if _, dup := tools[s.Name]; dup || s.Name == "" {
+				continue
+			}
+			tools[s.Name] = t
+			specs = append(specs, s)
+		}
+	}
+	return tools, slices.Clip(specs)
+}
+
 // runTools runs calls[i] for each i in work, in parallel, filling results.
-// It returns once every call has returned.
-func (a *LLMAgent) runTools(ctx context.Context, calls []ToolCall, work []int, results []ToolResult, emit func(AgentEvent) bool) error {
+// It returns once every call has returned. If a call whose tool has a
+// filler (ToolFiller) is still running after the filler's delay, say is
+// given the filler's text (once per step).
+func (a *LLMAgent) runTools(ctx context.Context, tools map[string]Tool, calls []ToolCall, work []int, results []ToolResult, emit func(AgentEvent) bool, say func(string) bool) error {
 	if len(work) == 0 {
 		return nil
 	}
@@ -339,23 +379,47 @@ func (a *LLMAgent) runTools(ctx context.Context, calls []ToolCall, work []int, r
 			return errStopped
 		}
 	}
+	filler, fillerCall := "", -1
+	var fillerDelay time.Duration
+	for _, i := range work {
+		if f, ok := tools[calls[i].Name].(ToolFiller); ok {
+			if text, d := f.Filler(); text != "" && (fillerCall < 0 || d < fillerDelay) {
+				filler, fillerCall, fillerDelay = text, i, d
+			}
+		}
+	}
+	var fill <-chan time.Time
+	if fillerCall >= 0 {
+		t := time.NewTimer(fillerDelay)
+		defer t.Stop()
+		fill = t.C
+	}
 	done := make(chan int, len(work))
 	var wg sync.WaitGroup
 	for _, i := range work {
 		wg.Go(func() {
-			results[i] = a.callTool(ctx, calls[i])
+			results[i] = a.callTool(ctx, tools, calls[i])
 			done <- i
 		})
 	}
 	stopped := false
-	for range work {
-		i := <-done
-		if stopped || ctx.Err() != nil {
-			continue
-		}
-		r := results[i]
-		if !emit(AgentEvent{Kind: EventToolResult, ToolResult: &r}) {
-			stopped = true
+	returned := make(map[int]bool, len(work))
+	for len(returned) < len(work) {
+		select {
+		case i := <-done:
+			returned[i] = true
+			if stopped || ctx.Err() != nil {
+				continue
+			}
+			r := results[i]
+			if !emit(AgentEvent{Kind: EventToolResult, ToolResult: &r}) {
+				stopped = true
+			}
+		case <-fill:
+			fill = nil
+			if !returned[fillerCall] && !stopped && ctx.Err() == nil && !say(filler) {
+				stopped = true
+			}
 		}
 	}
 	wg.Wait()
@@ -368,11 +432,11 @@ func (a *LLMAgent) runTools(ctx context.Context, calls []ToolCall, work []int, r
 	return nil
 }
 
-func (a *LLMAgent) callTool(ctx context.Context, c ToolCall) (res ToolResult) {
+func (a *LLMAgent) callTool(ctx context.Context, tools map[string]Tool, c ToolCall) (res ToolResult) {
 	name := a.cfg.Name
 	res = ToolResult{CallID: c.ID, Name: c.Name}
 	out, err := func() (out string, err error) {
-		t, ok := a.tools[c.Name]
+		t, ok := tools[c.Name]
 		if !ok {
 			return "", fmt.Errorf("%w %q", ErrUnknownTool, c.Name)
 		}

@@ -31,6 +31,23 @@ type ToolTimeouter interface {
 	Timeout() time.Duration
 }
 
+// ToolFiller is implemented by tools that can be slow (a remote call): if
+// a call has not returned after delay, the agent running it says text as
+// part of its answer (an EventText), so that a voice agent is not silent
+// while it waits. An LLMAgent says at most one filler per model step.
+type ToolFiller interface {
+	Filler() (text string, delay time.Duration)
+}
+
+// Toolset is a set of tools that may change while an agent lives, such as
+// the tools of an MCP server, which come and go with the server. An
+// LLMAgent asks for the current tools at each model step; a tool named like
+// one of the agent's own tools, or an earlier toolset's, is left out.
+// Tools must be safe for concurrent use.
+type Toolset interface {
+	Tools() []Tool
+}
+
 var (
 	// ErrToolSchema is returned by NewTool for an argument type it cannot
 	// describe, or a bad name or tag.

@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := assembly.Check(cfg); err != nil {
+		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg)); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		fmt.Fprintln(stdout, args[1]+": ok")

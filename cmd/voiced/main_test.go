@@ -46,6 +46,32 @@ func TestCheckConfigNamesTheMissingKey(t *testing.T) {
 	}
 }
 
+// check-config names a tool no agent can have, and a declared tool's
+// problems with their line.
+func TestCheckConfigTools(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "tools.toml")
+	os.WriteFile(bad, []byte(`
+[[tools]]
+name = "ok_tool"
+url = "https://example.com/{id}"
+parameters = '{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}'
+
+[[agents]]
+name = "a"
+tools = ["ok_tool", "typo_tool", "get_time"]
+`), 0o644)
+	var out bytes.Buffer
+	err := run([]string{"check-config", bad}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `agents[0] (a).tools: "typo_tool"`) || strings.Contains(err.Error(), "ok_tool") {
+		t.Fatalf("check-config = %v", err)
+	}
+	os.WriteFile(bad, []byte("\n[[tools]]\nname = \"t\"\nurl = \"https://example.com/?key=${VOICED_SURELY_UNSET}\"\n"), 0o644)
+	err = run([]string{"check-config", bad}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "tools[0] (line 2)") || !strings.Contains(err.Error(), "VOICED_SURELY_UNSET") {
+		t.Fatalf("check-config = %v", err)
+	}
+}
+
 func TestBenchRefusesArguments(t *testing.T) {
 	var out bytes.Buffer
 	err := run([]string{"bench", "extra"}, &out, &out)

@@ -95,6 +95,11 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	}
 
 	tools := demo.Tools(nil)
+	declared, toolsets, err := a.declaredTools(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(tools, declared)
 	maps.Copy(tools, opts.Tools)
 	var dur *durableRuntime
 	if usesTool(cfg, "start_returns") {
@@ -106,6 +111,7 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	}
 	orch, err := orchestration.Build(cfg, orchestration.Options{
 		Tools:     tools,
+		Toolsets:  toolsets,
 		WrapModel: tel.TraceModel,
 		WrapAgent: tel.TraceRunnable,
 		Logger:    log,

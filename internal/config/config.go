@@ -13,8 +13,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/voiced-dev/voiced/agents/httptool"
 	"github.com/voiced-dev/voiced/agents/llm/openai"
 	"github.com/voiced-dev/voiced/agents/llm/scripted"
+	"github.com/voiced-dev/voiced/agents/mcp"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
 	sttdeepgram "github.com/voiced-dev/voiced/processors/stt/deepgram"
@@ -45,7 +47,12 @@ type Config struct {
 	// failover ([llm] is the model named "default").
 	Models []NamedModel `toml:"models"`
 	// Agents declares the agents; none means one agent from [agent].
-	Agents        []AgentSpec       `toml:"agents"`
+	Agents []AgentSpec `toml:"agents"`
+	// Tools declares HTTP tools that agents name in their tools.
+	Tools []HTTPTool `toml:"tools"`
+	// MCP declares MCP servers whose tools agents get by naming the
+	// server in their mcp list.
+	MCP           []MCPServer       `toml:"mcp"`
 	Orchestration Orchestration     `toml:"orchestration"`
 	Durable       Durable           `toml:"durable"`
 	Telemetry     Telemetry         `toml:"telemetry"`
@@ -185,10 +192,12 @@ type AgentSpec struct {
 	Name string `toml:"name"`
 	// Role describes the agent to others: its handoff tool, its route, its
 	// job as a worker.
-	Role     string   `toml:"role"`
-	System   string   `toml:"system"`
-	Model    string   `toml:"model"` // a [[models]] name; "" for [llm]
-	Tools    []string `toml:"tools"`
+	Role   string   `toml:"role"`
+	System string   `toml:"system"`
+	Model  string   `toml:"model"` // a [[models]] name; "" for [llm]
+	Tools  []string `toml:"tools"`
+	// MCP names [[mcp]] servers whose tools the agent gets.
+	MCP      []string `toml:"mcp"`
 	Handoffs []string `toml:"handoffs"`
 	Voice    string   `toml:"voice"`
 	Enabled  *bool    `toml:"enabled"` // default true
@@ -232,6 +241,12 @@ type Durable struct {
 	// signal before approving by itself (default 1m).
 	AutoApprove time.Duration `toml:"auto_approve"`
 }
+
+// HTTPTool is an entry of [[tools]] (see agents/httptool.Config).
+type HTTPTool = httptool.Config
+
+// MCPServer is an entry of [[mcp]] (see agents/mcp.Config).
+type MCPServer = mcp.Config
 
 // Telemetry configures traces and metrics (see telemetry.Config).
 type Telemetry = telemetry.Config
@@ -284,7 +299,7 @@ func parseOver(c Config, b []byte) (Config, error) {
 		}
 	}
 	c.applyDefaults()
-	return c, c.Validate()
+	return c, c.validate(b)
 }
 
 func (c *Config) applyDefaults() {
@@ -311,8 +326,13 @@ func (c *Config) applyDefaults() {
 // Validate checks values that decoding cannot. Provider names are checked
 // against the provider tables by the program that loads them
 // (internal/assembly), not here.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate; file, if not nil, is the file decoded last, in
+// which the errors of [[tools]] and [[mcp]] entries find their line.
+func (c Config) validate(file []byte) error {
 	var errs []error
+	errs = append(errs, c.validateTools(file)...)
 	errs = append(errs, c.validateModels()...)
 	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {

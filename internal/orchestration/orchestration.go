@@ -22,6 +22,8 @@ var ErrConfig = errors.New("orchestration: bad configuration")
 type Options struct {
 	// Tools are the tools agents may name, by name.
 	Tools map[string]agents.Tool
+	// Toolsets are the MCP servers agents may name (mcp = [...]), by name.
+	Toolsets map[string]agents.Toolset
 	// WrapModel, if set, wraps every model (telemetry).
 	WrapModel agents.Middleware
 	// WrapAgent, if set, wraps every hosted Runnable (telemetry).
@@ -232,12 +234,20 @@ func (b *builder) newAgent(spec config.AgentSpec) (*agents.LLMAgent, error) {
 		}
 		tools = append(tools, tool)
 	}
+	var toolsets []agents.Toolset
+	for _, name := range spec.MCP {
+		ts := b.opts.Toolsets[name]
+		if ts == nil {
+			return nil, fmt.Errorf("%w: agent %q: unknown MCP server %q", ErrConfig, spec.Name, name)
+		}
+		toolsets = append(toolsets, ts)
+	}
 	system := spec.System
 	if system == "" && spec.Role != "" {
 		system = "You are the " + spec.Role + "."
 	}
 	a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
-		Name: spec.Name, Instructions: system, Model: model, Tools: tools,
+		Name: spec.Name, Instructions: system, Model: model, Tools: tools, Toolsets: toolsets,
 		MaxSteps: spec.MaxSteps, Logger: b.log,
 	})
 	if err != nil {
