@@ -55,6 +55,10 @@ type Config struct {
 	// Origins lists the allowed values of the Origin header (scheme://host:port)
 	// besides the server's own host. "*" allows any.
 	Origins []string
+	// Hosts are the host names the server answers to (besides IP
+	// addresses and loopback names; see transport.HostAllowed): a page
+	// from the server's own host is allowed only under one of them.
+	Hosts []string
 	// Admission admits sessions and ends them on Shutdown; share one among
 	// a server's edges so that its limit holds across them. Nil: the
 	// handler has its own, of MaxSessions.
@@ -150,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
 		return
 	}
-	if !transport.OriginAllowed(r, h.cfg.Origins) {
+	if !transport.OriginAllowed(r, h.cfg.Origins, h.cfg.Hosts...) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// Origins lists the allowed values of the Origin header (scheme://host:port)
 	// besides the server's own host. "*" allows any.
 	Origins []string
+	// Hosts are the host names the server answers to (besides IP
+	// addresses and loopback names; see transport.HostAllowed): a page
+	// from the server's own host is allowed only under one of them.
+	Hosts []string
 	// Admission admits sessions and ends them on Shutdown; share one among
 	// a server's edges so that its limit holds across them. Nil: the
 	// handler has its own, of MaxSessions.
@@ -91,7 +95,7 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 }
 
 func (h *Handler) checkOrigin(r *http.Request) bool {
-	return transport.OriginAllowed(r, h.cfg.Origins)
+	return transport.OriginAllowed(r, h.cfg.Origins, h.cfg.Hosts...)
 }
 
 // Sessions returns the number of live sessions of the handler's Admission
