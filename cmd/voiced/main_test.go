@@ -40,3 +40,27 @@ func TestBenchRefusesArguments(t *testing.T) {
 		t.Fatalf("bench extra = %v", err)
 	}
 }
+
+// check-config refuses what serve would refuse when it builds the
+// providers: both run assembly.Check.
+func TestCheckConfigRunsServesChecks(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"[[llm.scripted.rules]]\nmatch = \"(unclosed\"\nreply = \"x\"\n", "llm.scripted.rules"},
+		{"[tts]\nvoice = \"nobody\"\n", `tts.voice: flite: unknown voice: "nobody"`},
+		{"[telemetry]\ntraces = \"zipkin\"\n", "telemetry"},
+		{"[telemetry]\nsample_ratio = 1.5\n", "sample_ratio"},
+		{"[turn]\ninterruption = \"sometimes\"\n", "turn:"},
+		{"[server]\nread_timeout = \"-1s\"\n", "server.read_timeout"},
+		{"[[agents]]\nname = \"a\"\nvoice = \"nobody\"\n", "agents[0].voice"},
+	} {
+		f := filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(f, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err := run([]string{"check-config", f}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("check-config of %q = %v, want an error naming %q", tc.file, err, tc.want)
+		}
+	}
+}
