@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/voiced-dev/voiced/internal/auth"
 )
 
 // check-config accepts every example and the built-in file, and names an
@@ -62,5 +65,61 @@ func TestCheckConfigRunsServesChecks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("check-config of %q = %v, want an error naming %q", tc.file, err, tc.want)
 		}
+	}
+}
+
+func TestExposed(t *testing.T) {
+	for _, tc := range []struct {
+		addr           string
+		auth, insecure bool
+		refused        bool
+	}{
+		{"127.0.0.1:8080", false, false, false},
+		{"[::1]:8080", false, false, false},
+		{"localhost:8080", false, false, false},
+		{":8080", false, false, true},
+		{"0.0.0.0:8080", false, false, true},
+		{"10.0.0.5:8080", false, false, true},
+		{"voice.example:443", false, false, true},
+		{":8080", true, false, false},
+		{":8080", false, true, false},
+	} {
+		err := exposed(tc.addr, tc.auth, tc.insecure)
+		if (err != nil) != tc.refused || (err != nil && (!errors.Is(err, errExposed) || !strings.Contains(err.Error(), "VOICED_API_KEY"))) {
+			t.Errorf("exposed(%q, auth %v, insecure %v) = %v, want refused %v", tc.addr, tc.auth, tc.insecure, err, tc.refused)
+		}
+	}
+}
+
+// serve refuses to start on every interface without authentication, and
+// says why, before it loads anything.
+func TestServeRefusesExposure(t *testing.T) {
+	t.Setenv("VOICED_API_KEY", "")
+	t.Setenv("VOICED_TOKEN_SECRET", "")
+	var out bytes.Buffer
+	err := run([]string{"serve", "--addr", ":0"}, &out, &out)
+	if !errors.Is(err, errExposed) {
+		t.Fatalf("serve --addr :0 = %v, want errExposed", err)
+	}
+}
+
+func TestAccessToken(t *testing.T) {
+	secret := strings.Repeat("z", 32)
+	t.Setenv("VOICED_TOKEN_SECRET", secret)
+	var out bytes.Buffer
+	if err := run([]string{"token", "access", "--identity", "alice", "--agent", "support", "--ttl", "5m"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	g, err := auth.New(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Verify(strings.TrimSpace(out.String()))
+	if err != nil || p.Identity != "alice" || p.Agent != "support" {
+		t.Fatalf("minted token verifies as %+v, %v", p, err)
+	}
+	t.Setenv("VOICED_TOKEN_SECRET", "")
+	if err := run([]string{"token", "access", "--identity", "alice"}, &out, &out); err == nil || !strings.Contains(err.Error(), "VOICED_TOKEN_SECRET") {
+		t.Fatalf("without a secret: %v", err)
 	}
 }
