@@ -40,13 +40,14 @@ type Server struct {
 	guard   *auth.Guard
 	authErr error // a bad [server.auth] or key: every request is refused
 
-	adm     *transport.Admission // one session limit for every edge
-	ws      atomic.Pointer[websocket.Handler]
-	rtc     atomic.Pointer[webrtc.Handler]
-	tel     atomic.Pointer[telemetry.Telemetry]
-	builder *session.Builder
-	asm     *assembly.Assembly
-	tools   map[string]agents.Tool // added with AddTool
+	adm      *transport.Admission // one session limit for every edge
+	draining atomic.Bool          // Shutdown began: /healthz says so
+	ws       atomic.Pointer[websocket.Handler]
+	rtc      atomic.Pointer[webrtc.Handler]
+	tel      atomic.Pointer[telemetry.Telemetry]
+	builder  *session.Builder
+	asm      *assembly.Assembly
+	tools    map[string]agents.Tool // added with AddTool
 }
 
 // AddTool registers a tool agents may name in the configuration. Call it
@@ -67,6 +68,10 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	s.guard, s.authErr = NewGuard(cfg.Server.Auth, os.Getenv)
 	s.handler = s.middleware(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
 		if s.ws.Load() == nil {
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
@@ -181,10 +186,14 @@ func (s *Server) Load() error {
 // takes it too.
 func (s *Server) Admission() *transport.Admission { return s.adm }
 
-// Shutdown refuses new sessions on every edge, ends live ones (an error
-// event with code shutting_down; WebSocket close code 1001) and waits for
-// them, up to ctx's deadline.
-func (s *Server) Shutdown(ctx context.Context) error { return s.adm.Shutdown(ctx) }
+// Shutdown refuses new sessions on every edge, makes /healthz answer 503
+// "draining" (so that a load balancer stops sending clients), ends live
+// sessions (an error event with code shutting_down; WebSocket close code
+// 1001) and waits for them, up to ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.adm.Shutdown(ctx)
+}
 
 // Close releases the providers. Call it after Shutdown.
 func (s *Server) Close() error {

@@ -201,3 +201,14 @@ func TestTimeouts(t *testing.T) {
 	resp.Body.Close()
 	closedWithin("idle keep-alive", idle, 3*time.Second)
 }
+
+func TestHealthzDraining(t *testing.T) {
+	s := newTest(t, nil)
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w := do(t, s.Handler(), "GET", "/healthz", nil, "")
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "draining") {
+		t.Fatalf("/healthz after Shutdown: %d %q, want 503 draining", w.Code, w.Body)
+	}
+}
