@@ -620,3 +620,19 @@ func TestInputTooFast(t *testing.T) {
 		t.Errorf("cut off after %v", elapsed)
 	}
 }
+
+// TestSubprotocol: a browser that carries its credential in a subprotocol
+// offers "voiced" beside it and must get "voiced" back, or it fails the
+// connection.
+func TestSubprotocol(t *testing.T) {
+	s := newServer(t, Config{})
+	d := gws.Dialer{Subprotocols: []string{"voiced", "bearer.abc.def.ghi"}}
+	ws, resp, err := d.Dial(s.url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "voiced" || ws.Subprotocol() != "voiced" {
+		t.Fatalf("selected subprotocol %q, want voiced", got)
+	}
+}
