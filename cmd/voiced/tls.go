@@ -44,6 +44,8 @@ func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 // config returns a TLS configuration serving the current certificate.
+// It offers HTTP/1.1 only: the WebSocket upgrade needs it, and the server
+// behind tls.NewListener does not speak HTTP/2.
 func (c *certificate) config() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get, NextProtos: []string{"h2", "http/1.1"}}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get, NextProtos: []string{"http/1.1"}}
 }

@@ -4,10 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,5 +75,35 @@ func TestCertificateReload(t *testing.T) {
 	}
 	if n := name(); n != "two.example" {
 		t.Fatalf("a failed reload replaced the certificate: %q", n)
+	}
+}
+
+// TestTLSServes: a client trusting the certificate gets HTTPS from an
+// http.Server on the certificate's listener, as serve builds it.
+func TestTLSServes(t *testing.T) {
+	cf, kf := writeCert(t, t.TempDir(), "localhost")
+	c, err := loadCertificate(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })}
+	go srv.Serve(tls.NewListener(ln, c.config()))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cf)
+	pool.AppendCertsFromPEM(pem)
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, ForceAttemptHTTP2: true}}
+	resp, err := cl.Get("https://" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "HTTP/1.1" {
+		t.Fatalf("served %q, want HTTP/1.1 (WebSocket upgrades need it)", b)
 	}
 }
