@@ -388,6 +388,17 @@ func (c *conn) WriteAudio(pcm []int16) error {
 	return nil
 }
 
+// writeError is the end of a session whose write failed: a write that
+// timed out means the client stopped reading (slow_client, as
+// docs/protocol.md says); anything else, that it went away.
+func writeError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("websocket: write: %w (%w)", transport.ErrSlowClient, err)
+	}
+	return fmt.Errorf("%w: write: %w", errClientGone, err)
+}
+
 // errorCode gives the protocol's error code and close code for the error
 // that ends a session (RFC 6455 §7.4.1 close codes).
 func errorCode(err error) (string, int) {
@@ -426,7 +437,7 @@ func (c *conn) writer() {
 		select {
 		case m := <-c.Outgoing():
 			if err := write(m); err != nil {
-				c.Close(fmt.Errorf("%w: write: %w", errClientGone, err))
+				c.Close(writeError(err))
 				c.ws.Close()
 				return
 			}
