@@ -172,11 +172,13 @@ func (s *Server) Load() error {
 	}, s.builder.Run)
 	s.ws.Store(h)
 	s.rtc.Store(webrtc.NewHandler(webrtc.Config{
-		Origins:   cfg.Server.Origins,
-		Hosts:     cfg.Server.AllowedHosts,
-		Admission: s.adm,
-		Loopback:  webrtc.LoopbackAddr(cfg.Server.Addr),
-		Logger:    s.log,
+		Origins:       cfg.Server.Origins,
+		Hosts:         cfg.Server.AllowedHosts,
+		Admission:     s.adm,
+		InputBurst:    cfg.Server.InputBurst,
+		InputMaxAhead: cfg.Server.InputMaxAhead,
+		Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
+		Logger:        s.log,
 	}, s.builder.Run))
 	return nil
 }

@@ -72,6 +72,12 @@ type Config struct {
 	// IdleTimeout ends a session that has received neither audio nor a
 	// data-channel message for this long (default 30 s).
 	IdleTimeout time.Duration
+	// InputBurst is how far the peer's audio may run ahead of real time
+	// before it is held back (default 1 s); InputMaxAhead is how much
+	// holding back a session may need in all before it is ended with
+	// too_fast (default 10 s). See transport.Pacer.
+	InputBurst    time.Duration
+	InputMaxAhead time.Duration
 	// GatherTimeout bounds ICE candidate gathering for an answer (default 5 s).
 	GatherTimeout time.Duration
 	// JitterDelay is how many packets a gap in the peer's audio is waited
@@ -113,6 +119,12 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.InputBurst <= 0 {
+		cfg.InputBurst = time.Second
+	}
+	if cfg.InputMaxAhead <= 0 {
+		cfg.InputMaxAhead = 10 * time.Second
 	}
 	if cfg.GatherTimeout <= 0 {
 		cfg.GatherTimeout = 5 * time.Second
