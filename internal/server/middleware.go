@@ -69,7 +69,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			http.Error(w, "authentication is misconfigured", http.StatusInternalServerError)
 		})
 	} else {
-		h = s.guard.Wrap(h)
+		h = s.guard.Wrap(agentCheck(s.cfg, h))
 	}
 	hosts := s.cfg.Server.AllowedHosts
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +96,30 @@ func demoHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Permissions-Policy", "microphone=(self)")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// agentCheck refuses (403) an access token whose agent claim names an
+// agent this server's configuration does not run: a token minted for one
+// deployment's agent does not open sessions with another's. Sessions do
+// not choose among the agents yet, so a claim naming any configured agent
+// passes.
+func agentCheck(cfg config.Config, next http.Handler) http.Handler {
+	names := map[string]bool{}
+	if len(cfg.Agents) == 0 {
+		names[cfg.Agent.Name] = true
+	}
+	for _, a := range cfg.Agents {
+		if a.IsEnabled() {
+			names[a.Name] = true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.FromContext(r.Context()); ok && p.Agent != "" && !names[p.Agent] {
+			http.Error(w, fmt.Sprintf("this access token is for agent %q, which this server does not run", p.Agent), http.StatusForbidden)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

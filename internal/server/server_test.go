@@ -212,3 +212,25 @@ func TestHealthzDraining(t *testing.T) {
 		t.Fatalf("/healthz after Shutdown: %d %q, want 503 draining", w.Code, w.Body)
 	}
 }
+
+func TestTokenAgentClaim(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	t.Setenv("VOICED_TOKEN_SECRET", string(secret))
+	s := newTest(t, nil) // the default agent, "assistant"
+	for _, tc := range []struct {
+		agent string
+		want  int
+	}{
+		{"", 503},          // any agent: past the checks, not loaded
+		{"assistant", 503}, // the agent this server runs
+		{"sales", 403},     // another deployment's
+	} {
+		tok, err := auth.Mint(auth.TokenConfig{Secret: secret, Identity: "alice", Agent: tc.agent, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := do(t, s.Handler(), "GET", "/ws?token="+tok, nil, ""); w.Code != tc.want {
+			t.Errorf("agent %q: %d %q, want %d", tc.agent, w.Code, w.Body, tc.want)
+		}
+	}
+}
