@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO         ?= go
-ADDR       ?= :8080
+ADDR       ?= 127.0.0.1:8080
 SIP_ADDR   ?= 127.0.0.1:5060
 CACHE      ?= $(or $(VOICED_CACHE),$(HOME)/.cache/voiced)
 export VOICED_CACHE := $(CACHE)

@@ -101,6 +101,10 @@ type Config struct {
 	Writer io.Writer `toml:"-"`
 }
 
+// Validate reports what Setup would refuse in c (an unknown exporter, a
+// sample ratio outside (0, 1]) without setting anything up.
+func (c Config) Validate() error { return c.defaults() }
+
 func (c *Config) defaults() error {
 	if c.Traces == "" {
 		c.Traces = TracesNone

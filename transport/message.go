@@ -36,7 +36,7 @@ func ParseMessage(data []byte, start bool) (Message, error) {
 		return m, BadInput("invalid_json", "message is not a JSON object")
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
-		return m, BadInput("invalid_json", "%v", err)
+		return m, BadInput("invalid_json", "%s", JSONError(err))
 	}
 	switch m.Type {
 	case "text", "end":

@@ -10,6 +10,7 @@
 //
 //	?autostart=1  start the conversation without a click (used by tests)
 //	?ws=URL       WebSocket URL (default: same host, path /ws)
+//	?token=T      access token or API key, for a server with authentication on
 package webdemo
 
 import (

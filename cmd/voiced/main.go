@@ -1,12 +1,14 @@
 // Command voiced serves real-time voice conversations with LLM agents.
 //
-//	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level LEVEL]
+//	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level LEVEL] [--insecure] [--tls-cert F --tls-key F] [--metrics-addr HOST:PORT]
+//	voiced token access --identity I [--agent A] [--ttl 15m]
 //	voiced check-config FILE
 //	voiced version
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,10 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/voiced-dev/voiced/internal/assembly"
+	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 )
@@ -37,8 +41,11 @@ func main() {
 
 const usage = `usage:
   voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
+               [--insecure] [--tls-cert FILE --tls-key FILE] [--metrics-addr HOST:PORT]
   voiced check-config FILE
   voiced bench [--quick] [--out DIR]
+  voiced token access --identity I [--agent A] [--ttl 15m] [--config FILE]
+      (an access token for /ws and /webrtc/offer, signed with $VOICED_TOKEN_SECRET)
 ` + livekitUsage + `
   voiced version`
 
@@ -60,11 +67,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg)); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
+		if _, err := server.NewGuard(cfg.Server.Auth, os.Getenv); err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
+		}
 		fmt.Fprintln(stdout, args[1]+": ok")
 		return nil
 	case "bench":
 		return benchCommand(args[1:], stdout, stderr)
 	case "token":
+		if len(args) > 1 && args[1] == "access" {
+			return accessTokenCmd(args[2:], stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "livekit" {
+			args = args[1:]
+		}
 		return tokenCmd(args[1:], stdout, stderr)
 	case "agent":
 		return agentCmd(args[1:], stderr)
@@ -78,6 +94,45 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// accessTokenCmd prints an access token for this server's own endpoints,
+// signed with the secret in the variable [server.auth] token_secret_env
+// names (VOICED_TOKEN_SECRET).
+func accessTokenCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token access", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	identity := fs.String("identity", "", "who the token is for: its sub claim (required)")
+	agent := fs.String("agent", "", "the agent the session may use (default: any)")
+	ttl := fs.Duration("ttl", 15*time.Minute, "validity (at most 24h)")
+	cfgPath := fs.String("config", "", "configuration file, for [server.auth] (default: built-in)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token access: unexpected arguments %q", fs.Args())
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *identity == "" {
+		return errors.New("token access: --identity is required")
+	}
+	env := cfg.Server.Auth.TokenSecretEnv
+	secret := os.Getenv(env)
+	if secret == "" {
+		return fmt.Errorf("token access: $%s is empty: set it to the secret the server verifies tokens with", env)
+	}
+	tok, err := auth.Mint(auth.TokenConfig{Secret: []byte(secret), Identity: *identity, Agent: *agent, TTL: *ttl, Audience: cfg.Server.Auth.Audience})
+	if err != nil {
+		return fmt.Errorf("token access: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
 }
 
 func versionString() string {
@@ -113,10 +168,14 @@ func versionString() string {
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "listen address (default from config, :8080)")
+	addr := fs.String("addr", "", "listen address (default from config, "+config.DefaultAddr+")")
 	sipAddr := fs.String("sip-addr", "", "SIP listen address, UDP and TCP (default from config [sip] listen; none)")
 	cfgPath := fs.String("config", "", "configuration file (default: built-in demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	insecure := fs.Bool("insecure", false, "serve a non-loopback address without authentication")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM): serve HTTPS and WSS; reloaded on SIGHUP")
+	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this (private) address instead")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,32 +198,91 @@ func serve(args []string, stderr io.Writer) error {
 	if *sipAddr != "" {
 		cfg.SIP.Listen = *sipAddr
 	}
+	if *tlsCert != "" || *tlsKey != "" {
+		cfg.Server.TLSCert, cfg.Server.TLSKey = *tlsCert, *tlsKey
+	}
+	if *metricsAddr != "" {
+		cfg.Server.MetricsAddr = *metricsAddr
+	}
+	if (cfg.Server.TLSCert == "") != (cfg.Server.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key: give both or neither")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	srvx := server.New(cfg, log)
+	if err := exposed(cfg.Server.Addr, srvx.AuthEnabled(), *insecure); err != nil {
+		return err
+	}
+	if !srvx.AuthEnabled() && !loopback(cfg.Server.Addr) {
+		log.Warn("serving without authentication (--insecure): anyone who can reach this address can open sessions", "addr", cfg.Server.Addr)
+	}
+	var cert *certificate
+	if cfg.Server.TLSCert != "" {
+		var err error
+		if cert, err = loadCertificate(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: srvx.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	srvErr := make(chan error, 1)
+	srv := srvx.HTTPServer()
+	scheme := "http"
+	if cert != nil {
+		srv.TLSConfig = cert.config()
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := cert.reload(); err != nil {
+					log.Error("certificate not reloaded; serving the previous one", "err", err)
+					continue
+				}
+				log.Info("certificate reloaded", "cert", cfg.Server.TLSCert)
+			}
+		}()
+	}
+	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "version", versionString())
+	var msrv *http.Server
+	if cfg.Server.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.Server.MetricsAddr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("metrics_addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srvx.MetricsHandler())
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+		go func() { srvErr <- msrv.Serve(mln) }()
+		log.Info("metrics", "addr", mln.Addr().String())
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", versionString(), "auth", srvx.AuthEnabled(), "tls", cert != nil)
 	if err := srvx.Load(); err != nil {
 		srv.Close()
+		if msrv != nil {
+			msrv.Close()
+		}
 		return err
 	}
 	defer srvx.Close()
 	if cfg.SIP.Listen != "" {
 		if err := srvx.ListenSIP(ctx, cfg.SIP.Listen); err != nil {
 			srv.Close()
+			if msrv != nil {
+				msrv.Close()
+			}
 			return err
 		}
 		log.Info("SIP ready", "uri", "sip:demo@"+cfg.SIP.Listen)
 	}
-	log.Info("ready", "url", "http://"+displayAddr(ln.Addr()))
+	log.Info("ready", "url", scheme+"://"+displayAddr(ln.Addr()))
 
 	select {
 	case err := <-srvErr:
@@ -175,7 +293,37 @@ func serve(args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srvx.Shutdown(sctx)
+	if msrv != nil {
+		msrv.Shutdown(sctx)
+	}
 	return srv.Shutdown(sctx)
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// errExposed refuses to serve the internet without authentication.
+var errExposed = errors.New("refusing to serve without authentication")
+
+// exposed refuses a non-loopback address (":8080" listens on every
+// interface) when authentication is off, unless insecure.
+func exposed(addr string, authOn, insecure bool) error {
+	if authOn || insecure || loopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("%w on %s: anyone who can reach it could open sessions that spend your model and speech credits. "+
+		"Set VOICED_API_KEY (or VOICED_TOKEN_SECRET for access tokens; see docs/security.md), "+
+		"listen on loopback (--addr 127.0.0.1:8080), or pass --insecure if something in front of voiced authenticates", errExposed, addr)
 }
 
 func displayAddr(a net.Addr) string {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/voiced-dev/voiced/internal/auth"
 )
 
 // check-config accepts every example and the built-in file, and names an
@@ -77,5 +80,85 @@ func TestBenchRefusesArguments(t *testing.T) {
 	err := run([]string{"bench", "extra"}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), `unexpected arguments ["extra"]`) {
 		t.Fatalf("bench extra = %v", err)
+	}
+}
+
+// check-config refuses what serve would refuse when it builds the
+// providers: both run assembly.Check.
+func TestCheckConfigRunsServesChecks(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"[[llm.scripted.rules]]\nmatch = \"(unclosed\"\nreply = \"x\"\n", "llm.scripted.rules"},
+		{"[tts]\nvoice = \"nobody\"\n", `tts.voice: flite: unknown voice: "nobody"`},
+		{"[telemetry]\ntraces = \"zipkin\"\n", "telemetry"},
+		{"[telemetry]\nsample_ratio = 1.5\n", "sample_ratio"},
+		{"[turn]\ninterruption = \"sometimes\"\n", "turn:"},
+		{"[server]\nread_timeout = \"-1s\"\n", "server.read_timeout"},
+		{"[[agents]]\nname = \"a\"\nvoice = \"nobody\"\n", "agents[0].voice"},
+	} {
+		f := filepath.Join(t.TempDir(), "c.toml")
+		if err := os.WriteFile(f, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err := run([]string{"check-config", f}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("check-config of %q = %v, want an error naming %q", tc.file, err, tc.want)
+		}
+	}
+}
+
+func TestExposed(t *testing.T) {
+	for _, tc := range []struct {
+		addr           string
+		auth, insecure bool
+		refused        bool
+	}{
+		{"127.0.0.1:8080", false, false, false},
+		{"[::1]:8080", false, false, false},
+		{"localhost:8080", false, false, false},
+		{":8080", false, false, true},
+		{"0.0.0.0:8080", false, false, true},
+		{"10.0.0.5:8080", false, false, true},
+		{"voice.example:443", false, false, true},
+		{":8080", true, false, false},
+		{":8080", false, true, false},
+	} {
+		err := exposed(tc.addr, tc.auth, tc.insecure)
+		if (err != nil) != tc.refused || (err != nil && (!errors.Is(err, errExposed) || !strings.Contains(err.Error(), "VOICED_API_KEY"))) {
+			t.Errorf("exposed(%q, auth %v, insecure %v) = %v, want refused %v", tc.addr, tc.auth, tc.insecure, err, tc.refused)
+		}
+	}
+}
+
+// serve refuses to start on every interface without authentication, and
+// says why, before it loads anything.
+func TestServeRefusesExposure(t *testing.T) {
+	t.Setenv("VOICED_API_KEY", "")
+	t.Setenv("VOICED_TOKEN_SECRET", "")
+	var out bytes.Buffer
+	err := run([]string{"serve", "--addr", ":0"}, &out, &out)
+	if !errors.Is(err, errExposed) {
+		t.Fatalf("serve --addr :0 = %v, want errExposed", err)
+	}
+}
+
+func TestAccessToken(t *testing.T) {
+	secret := strings.Repeat("z", 32)
+	t.Setenv("VOICED_TOKEN_SECRET", secret)
+	var out bytes.Buffer
+	if err := run([]string{"token", "access", "--identity", "alice", "--agent", "support", "--ttl", "5m"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	g, err := auth.New(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Verify(strings.TrimSpace(out.String()))
+	if err != nil || p.Identity != "alice" || p.Agent != "support" {
+		t.Fatalf("minted token verifies as %+v, %v", p, err)
+	}
+	t.Setenv("VOICED_TOKEN_SECRET", "")
+	if err := run([]string{"token", "access", "--identity", "alice"}, &out, &out); err == nil || !strings.Contains(err.Error(), "VOICED_TOKEN_SECRET") {
+		t.Fatalf("without a secret: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/voiced-dev/voiced/agents/llm/scripted"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/orchestration"
 	"github.com/voiced-dev/voiced/processors/stt"
@@ -19,6 +20,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/tts/elevenlabs"
 	"github.com/voiced-dev/voiced/processors/tts/flite"
 	ttsopenai "github.com/voiced-dev/voiced/processors/tts/openai"
+	"github.com/voiced-dev/voiced/processors/turntaking"
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 )
@@ -168,7 +170,59 @@ func Check(cfg config.Config) error {
 	if m := cfg.Orchestration.Mode; m != "" && !slices.Contains(orchestration.Modes(), m) {
 		errs = append(errs, fmt.Errorf("%w: orchestration.mode %q (known: %s)", orchestration.ErrConfig, m, strings.Join(orchestration.Modes(), ", ")))
 	}
+	errs = append(errs, checkSettings(cfg)...)
 	return errors.Join(errs...)
+}
+
+// checkSettings runs the checks that building the providers and sessions
+// would run on their settings, without loading a model: `voiced
+// check-config` and `voiced serve` (through Load) refuse the same files.
+// Whatever a constructor validates from configuration alone belongs here.
+func checkSettings(cfg config.Config) []error {
+	var errs []error
+	if err := cfg.Telemetry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("telemetry: %w", err))
+	}
+	scriptedRules := func(where string, m config.LLM, rules []config.Rule) {
+		if m.Provider != "" && m.Provider != "scripted" {
+			return
+		}
+		c := m.Scripted
+		c.Rules = rules
+		if _, err := scripted.New(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+	}
+	scriptedRules("llm.scripted.rules", cfg.LLM, cfg.LLM.Scripted.Rules)
+	models := map[string]config.LLM{"": cfg.LLM, "default": cfg.LLM}
+	for i, m := range cfg.Models {
+		scriptedRules(fmt.Sprintf("models[%d].scripted.rules", i), m.LLM, m.Scripted.Rules)
+		models[m.Name] = m.LLM
+	}
+	for i, a := range cfg.Agents {
+		if len(a.Rules) > 0 {
+			scriptedRules(fmt.Sprintf("agents[%d].rules", i), models[a.Model], a.Rules)
+		}
+	}
+	if cfg.TTS.Provider == "flite" {
+		voice := func(where, v string) {
+			if v != "" && !slices.Contains(flite.Voices(), v) {
+				errs = append(errs, fmt.Errorf("%s: %w: %q (have %s)", where, flite.ErrUnknownVoice, v, strings.Join(flite.Voices(), ", ")))
+			}
+		}
+		voice("tts.voice", cfg.TTS.Voice)
+		for i, a := range cfg.Agents {
+			voice(fmt.Sprintf("agents[%d].voice", i), a.Voice)
+		}
+	}
+	tc := cfg.Turn
+	if cfg.Session.ImmediateInterruption {
+		tc.Interruption = turntaking.Immediate
+	}
+	if _, err := turntaking.New(tc); err != nil {
+		errs = append(errs, fmt.Errorf("turn: %w", err))
+	}
+	return errs
 }
 
 // provide makes one provider from its table, recording its Close.

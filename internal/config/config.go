@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents/httptool"
@@ -72,11 +73,55 @@ type Session struct {
 	IdleEnabled           bool `toml:"idle_enabled"` // prompt quiet users, then end
 }
 
-// Server is the HTTP side.
+// Server is the HTTP side. Zero durations take their defaults
+// (docs/configuration.md); negative ones are refused.
 type Server struct {
-	Addr        string   `toml:"addr"`         // default ":8080"
-	Origins     []string `toml:"origins"`      // extra allowed WebSocket origins
-	MaxSessions int      `toml:"max_sessions"` // default 200
+	Addr    string   `toml:"addr"`    // default "127.0.0.1:8080"
+	Origins []string `toml:"origins"` // extra allowed WebSocket origins
+	// AllowedHosts are the host names (Host header, without port) the
+	// server answers to besides IP addresses and loopback names; "*"
+	// allows any. A name not listed is refused (DNS rebinding).
+	AllowedHosts []string `toml:"allowed_hosts"`
+	MaxSessions  int      `toml:"max_sessions"` // default 200; 0 is refused
+	// MetricsAddr serves /metrics on its own (private) address instead of
+	// the main one.
+	MetricsAddr string     `toml:"metrics_addr"`
+	Auth        ServerAuth `toml:"auth"`
+	// TLSCert and TLSKey serve HTTPS and WSS (--tls-cert, --tls-key).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+
+	ReadHeaderTimeout time.Duration `toml:"read_header_timeout"` // default 10s
+	ReadTimeout       time.Duration `toml:"read_timeout"`        // a whole request, body included; default 30s
+	IdleTimeout       time.Duration `toml:"idle_timeout"`        // keep-alive connections; default 60s
+	MaxBodyBytes      int64         `toml:"max_body_bytes"`      // request bodies; default 65536
+	// StartTimeout bounds the wait for a WebSocket's first message
+	// (default 30s); InputIdleTimeout ends a session whose client sends
+	// nothing for that long (default 60s).
+	StartTimeout     time.Duration `toml:"start_timeout"`
+	InputIdleTimeout time.Duration `toml:"input_idle_timeout"`
+	// InputBurst is how far ahead of real time a client's audio may run
+	// before it is paced (default 1s); InputMaxAhead is how much pacing a
+	// session may need before it is cut off as too fast (default 10s).
+	InputBurst    time.Duration `toml:"input_burst"`
+	InputMaxAhead time.Duration `toml:"input_max_ahead"`
+}
+
+// ServerAuth is [server.auth]. Authentication is on when the API key
+// variable or the token secret variable is set, or Required is true. The
+// keys themselves never go in the file.
+type ServerAuth struct {
+	// Required refuses to start without a key or secret in the
+	// environment.
+	Required bool `toml:"required"`
+	// APIKeyEnv names the variable holding the API keys, comma-separated
+	// (default VOICED_API_KEY).
+	APIKeyEnv string `toml:"api_key_env"`
+	// TokenSecretEnv names the variable holding the access tokens' HS256
+	// secret (default VOICED_TOKEN_SECRET).
+	TokenSecretEnv string `toml:"token_secret_env"`
+	// Audience is the aud claim tokens must carry (default "voiced").
+	Audience string `toml:"audience"`
 }
 
 // SIP configures the SIP transport (transport/sip): phone calls from a PBX,
@@ -263,6 +308,12 @@ func Default() Config {
 	return c
 }
 
+// Defaults of [server].
+const (
+	DefaultAddr        = "127.0.0.1:8080"
+	DefaultMaxSessions = 200
+)
+
 // ErrInvalid wraps every configuration error.
 var ErrInvalid = errors.New("config: invalid")
 
@@ -284,6 +335,7 @@ func Load(path string) (Config, error) {
 func Parse(b []byte) (Config, error) {
 	var c Config
 	c.applyDefaults()
+	c.Server.MaxSessions = DefaultMaxSessions // before decoding: an explicit 0 is refused
 	return parseOver(c, b)
 }
 
@@ -304,7 +356,36 @@ func parseOver(c Config, b []byte) (Config, error) {
 
 func (c *Config) applyDefaults() {
 	if c.Server.Addr == "" {
-		c.Server.Addr = ":8080"
+		c.Server.Addr = DefaultAddr
+	}
+	sv := &c.Server
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{
+		{&sv.ReadHeaderTimeout, 10 * time.Second},
+		{&sv.ReadTimeout, 30 * time.Second},
+		{&sv.IdleTimeout, 60 * time.Second},
+		{&sv.StartTimeout, 30 * time.Second},
+		{&sv.InputIdleTimeout, 60 * time.Second},
+		{&sv.InputBurst, time.Second},
+		{&sv.InputMaxAhead, 10 * time.Second},
+	} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	if sv.MaxBodyBytes == 0 {
+		sv.MaxBodyBytes = 64 << 10
+	}
+	if sv.Auth.APIKeyEnv == "" {
+		sv.Auth.APIKeyEnv = "VOICED_API_KEY"
+	}
+	if sv.Auth.TokenSecretEnv == "" {
+		sv.Auth.TokenSecretEnv = "VOICED_TOKEN_SECRET"
+	}
+	if len(sv.AllowedHosts) == 0 {
+		sv.AllowedHosts = []string{"localhost"}
 	}
 	if c.VAD.Provider == "" {
 		c.VAD.Provider = "silero"
@@ -342,11 +423,44 @@ func (c Config) validate(file []byte) error {
 		(p.RTPPortMax != 0 && p.RTPPortMax <= p.RTPPortMin) {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
-	if c.Server.MaxSessions < 0 {
-		errs = append(errs, fmt.Errorf("server.max_sessions %d: want >= 0", c.Server.MaxSessions))
-	}
+	errs = append(errs, c.Server.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
+}
+
+func (s Server) validate() []error {
+	var errs []error
+	if s.MaxSessions < 1 {
+		errs = append(errs, fmt.Errorf("server.max_sessions %d: want >= 1 (there is no unlimited: set the number the machine can serve)", s.MaxSessions))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"read_header_timeout", s.ReadHeaderTimeout},
+		{"read_timeout", s.ReadTimeout},
+		{"idle_timeout", s.IdleTimeout},
+		{"start_timeout", s.StartTimeout},
+		{"input_idle_timeout", s.InputIdleTimeout},
+		{"input_burst", s.InputBurst},
+		{"input_max_ahead", s.InputMaxAhead},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("server.%s %v: want > 0", d.key, d.v))
+		}
+	}
+	if s.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("server.max_body_bytes %d: want > 0", s.MaxBodyBytes))
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("server.tls_cert and server.tls_key: set both or neither"))
+	}
+	for _, h := range s.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ :") && !strings.HasPrefix(h, "[") {
+			errs = append(errs, fmt.Errorf("server.allowed_hosts %q: want a host name without scheme or port", h))
+		}
+	}
+	return errs
 }

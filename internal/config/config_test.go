@@ -11,7 +11,7 @@ import (
 
 func TestDefaultIsTheDemo(t *testing.T) {
 	c := Default()
-	if c.Server.Addr != ":8080" || c.STT.Provider != "sphinx" || c.TTS.Voice != "slt" || c.LLM.Provider != "scripted" {
+	if c.Server.Addr != "127.0.0.1:8080" || c.Server.MaxSessions != 200 || c.STT.Provider != "sphinx" || c.TTS.Voice != "slt" || c.LLM.Provider != "scripted" {
 		t.Fatalf("default = %+v", c)
 	}
 	if c.VAD.StopDuration != 500*time.Millisecond {
@@ -191,4 +191,40 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse error %v is not ErrInvalid", err)
 		}
 	})
+}
+
+func TestServerLimits(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want string // "" for ok
+	}{
+		{"[server]\nmax_sessions = 0", "server.max_sessions 0"},
+		{"[server]\nmax_sessions = -1", "server.max_sessions -1"},
+		{"[server]\nread_timeout = \"-1s\"", "server.read_timeout"},
+		{"[server]\ninput_idle_timeout = \"-5s\"", "server.input_idle_timeout"},
+		{"[server]\nmax_body_bytes = -1", "server.max_body_bytes"},
+		{"[server]\ntls_cert = \"c.pem\"", "set both or neither"},
+		{"[server]\nallowed_hosts = [\"http://x.example\"]", "server.allowed_hosts"},
+		{"[server.auth]\napi_key = \"secret-in-a-file\"", "api_key"},
+		{"[server]\nmax_sessions = 5\nallowed_hosts = [\"voice.example\"]\n[server.auth]\nrequired = true", ""},
+	} {
+		c, err := Parse([]byte(tc.file))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.file, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.file, err, tc.want)
+		}
+		_ = c
+	}
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.MaxSessions != DefaultMaxSessions || c.Server.ReadTimeout != 30*time.Second || c.Server.InputIdleTimeout != time.Minute || c.Server.Auth.APIKeyEnv != "VOICED_API_KEY" {
+		t.Fatalf("defaults: %+v", c.Server)
+	}
 }

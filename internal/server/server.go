@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync/atomic"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/assembly"
+	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
@@ -25,19 +27,29 @@ import (
 
 // Server serves voiced over HTTP. Until Load succeeds, /healthz and /ws
 // answer 503.
+//
+// Every request, to every route (those added later too), passes the
+// server's middleware before the mux: a Host check against
+// server.allowed_hosts (DNS rebinding), authentication when it is on
+// (internal/auth: 401 before any handler runs), a bound on request bodies
+// (server.max_body_bytes) and security headers.
 type Server struct {
-	cfg config.Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     config.Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the middleware
+	guard   *auth.Guard
+	authErr error // a bad [server.auth] or key: every request is refused
 
-	adm     *transport.Admission // one session limit for every edge
-	ws      atomic.Pointer[websocket.Handler]
-	rtc     atomic.Pointer[webrtc.Handler]
-	sip     atomic.Pointer[sip.Server] // set by ListenSIP
-	tel     atomic.Pointer[telemetry.Telemetry]
-	builder *session.Builder
-	asm     *assembly.Assembly
-	tools   map[string]agents.Tool // added with AddTool
+	adm      *transport.Admission // one session limit for every edge
+	draining atomic.Bool          // Shutdown began: /healthz says so
+	ws       atomic.Pointer[websocket.Handler]
+	rtc      atomic.Pointer[webrtc.Handler]
+	sip      atomic.Pointer[sip.Server] // set by ListenSIP
+	tel      atomic.Pointer[telemetry.Telemetry]
+	builder  *session.Builder
+	asm      *assembly.Assembly
+	tools    map[string]agents.Tool // added with AddTool
 }
 
 // AddTool registers a tool agents may name in the configuration. Call it
@@ -55,7 +67,13 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), adm: transport.NewAdmission(cfg.Server.MaxSessions)}
+	s.guard, s.authErr = NewGuard(cfg.Server.Auth, os.Getenv)
+	s.handler = s.middleware(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
 		if s.ws.Load() == nil {
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
@@ -70,6 +88,10 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
+	s.mux.HandleFunc("GET /webrtc/offer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
+	})
 	s.mux.HandleFunc("POST /webrtc/offer", func(w http.ResponseWriter, r *http.Request) {
 		h := s.rtc.Load()
 		if h == nil {
@@ -78,7 +100,18 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
-	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	if cfg.Server.MetricsAddr == "" {
+		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	}
+	s.mux.Handle("GET /", demoHeaders(http.FileServerFS(webdemo.FS())))
+	return s
+}
+
+// MetricsHandler serves the Prometheus metrics (503 before Load). With
+// server.metrics_addr set, the program serves it there and /metrics is
+// not on the main address.
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := s.tel.Load()
 		if t == nil {
 			http.Error(w, "loading", http.StatusServiceUnavailable)
@@ -86,12 +119,31 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		t.Handler().ServeHTTP(w, r)
 	})
-	s.mux.Handle("GET /", http.FileServerFS(webdemo.FS()))
-	return s
 }
 
-// Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the HTTP handler: the mux behind the middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// AuthEnabled reports whether requests must present an API key or an
+// access token.
+func (s *Server) AuthEnabled() bool { return s.authErr != nil || s.guard.Enabled() }
+
+// HTTPServer returns an http.Server for Handler with the timeouts of
+// [server]: read_header_timeout, read_timeout (a whole request, body
+// included: a slow-body POST is cut), idle_timeout (keep-alive
+// connections). WebSocket connections are hijacked and are bounded by
+// their own limits instead (start_timeout, input_idle_timeout).
+func (s *Server) HTTPServer() *http.Server {
+	sv := s.cfg.Server
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: sv.ReadHeaderTimeout,
+		ReadTimeout:       sv.ReadTimeout,
+		IdleTimeout:       sv.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
 
 // Builder returns the session builder, nil before Load.
 func (s *Server) Builder() *session.Builder { return s.builder }
@@ -99,6 +151,9 @@ func (s *Server) Builder() *session.Builder { return s.builder }
 // Load builds telemetry, the providers, the agents and their orchestration
 // (internal/assembly), and opens /ws and /webrtc/offer.
 func (s *Server) Load() error {
+	if s.authErr != nil {
+		return s.authErr
+	}
 	a, err := assembly.Load(context.Background(), s.cfg, assembly.Options{Logger: s.log, Tools: s.tools})
 	if err != nil {
 		return err
@@ -108,16 +163,24 @@ func (s *Server) Load() error {
 	s.tel.Store(a.Telemetry)
 	s.builder = a.Builder
 	h := websocket.NewHandler(websocket.Config{
-		Origins:   cfg.Server.Origins,
-		Admission: s.adm,
-		Logger:    s.log,
+		Origins:          cfg.Server.Origins,
+		Hosts:            cfg.Server.AllowedHosts,
+		Admission:        s.adm,
+		StartTimeout:     cfg.Server.StartTimeout,
+		InputIdleTimeout: cfg.Server.InputIdleTimeout,
+		InputBurst:       cfg.Server.InputBurst,
+		InputMaxAhead:    cfg.Server.InputMaxAhead,
+		Logger:           s.log,
 	}, s.builder.Run)
 	s.ws.Store(h)
 	s.rtc.Store(webrtc.NewHandler(webrtc.Config{
-		Origins:   cfg.Server.Origins,
-		Admission: s.adm,
-		Loopback:  webrtc.LoopbackAddr(cfg.Server.Addr),
-		Logger:    s.log,
+		Origins:       cfg.Server.Origins,
+		Hosts:         cfg.Server.AllowedHosts,
+		Admission:     s.adm,
+		InputBurst:    cfg.Server.InputBurst,
+		InputMaxAhead: cfg.Server.InputMaxAhead,
+		Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
+		Logger:        s.log,
 	}, s.builder.Run))
 	return nil
 }
@@ -127,10 +190,12 @@ func (s *Server) Load() error {
 // takes it too.
 func (s *Server) Admission() *transport.Admission { return s.adm }
 
-// Shutdown refuses new sessions on every edge, ends live ones (an error
-// event with code shutting_down; WebSocket close code 1001) and waits for
-// them, up to ctx's deadline.
+// Shutdown refuses new sessions on every edge, makes /healthz answer 503
+// "draining" (so that a load balancer stops sending clients), ends live
+// sessions (an error event with code shutting_down; WebSocket close code
+// 1001) and waits for them, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	err := s.adm.Shutdown(ctx)
 	if h := s.sip.Load(); h != nil {
 		h.Shutdown(ctx) // its calls ended above: this closes the listeners

@@ -39,7 +39,25 @@ func (c *conn) readAudio(ctx context.Context, p transport.Pusher, tr *pion.Track
 		return pkt, err
 	})
 	var pushErr error
+	pace := transport.Pacer{Burst: c.h.cfg.InputBurst, MaxAhead: c.h.cfg.InputMaxAhead}
 	err = rx.Run(ctx, received, func(pcm []int16) error {
+		// A peer sending faster than real time is held back (its packets
+		// wait, or are dropped, in the receive buffers), then cut off.
+		wait, err := pace.Add(time.Now(), opus.Format.Duration(len(pcm)))
+		if err != nil {
+			pushErr = err
+			return err
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				pushErr = context.Cause(ctx)
+				return pushErr
+			}
+		}
 		pushErr = p.Push(ctx, &frame.InputAudio{Format: opus.Format, Samples: pcm})
 		return pushErr
 	})

@@ -18,6 +18,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/voiced-dev/voiced/audio/opus"
+	"github.com/voiced-dev/voiced/transport"
 )
 
 // opusCodec is the only codec offered: Opus, 48 kHz, with in-band FEC.
@@ -93,7 +94,7 @@ func readOffer(w http.ResponseWriter, r *http.Request) (offer string, asJSON boo
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&o); err != nil {
-			return "", true, http.StatusBadRequest, fmt.Errorf("offer is not a JSON {type, sdp} object: %v", err)
+			return "", true, http.StatusBadRequest, fmt.Errorf("offer is not a JSON {type, sdp} object: %s", transport.JSONError(err))
 		}
 		if o.Type != "offer" {
 			return "", true, http.StatusBadRequest, fmt.Errorf("type %q, want \"offer\"", o.Type)

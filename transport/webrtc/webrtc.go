@@ -55,6 +55,10 @@ type Config struct {
 	// Origins lists the allowed values of the Origin header (scheme://host:port)
 	// besides the server's own host. "*" allows any.
 	Origins []string
+	// Hosts are the host names the server answers to (besides IP
+	// addresses and loopback names; see transport.HostAllowed): a page
+	// from the server's own host is allowed only under one of them.
+	Hosts []string
 	// Admission admits sessions and ends them on Shutdown; share one among
 	// a server's edges so that its limit holds across them. Nil: the
 	// handler has its own, of MaxSessions.
@@ -68,6 +72,12 @@ type Config struct {
 	// IdleTimeout ends a session that has received neither audio nor a
 	// data-channel message for this long (default 30 s).
 	IdleTimeout time.Duration
+	// InputBurst is how far the peer's audio may run ahead of real time
+	// before it is held back (default 1 s); InputMaxAhead is how much
+	// holding back a session may need in all before it is ended with
+	// too_fast (default 10 s). See transport.Pacer.
+	InputBurst    time.Duration
+	InputMaxAhead time.Duration
 	// GatherTimeout bounds ICE candidate gathering for an answer (default 5 s).
 	GatherTimeout time.Duration
 	// JitterDelay is how many packets a gap in the peer's audio is waited
@@ -110,6 +120,12 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
+	if cfg.InputBurst <= 0 {
+		cfg.InputBurst = time.Second
+	}
+	if cfg.InputMaxAhead <= 0 {
+		cfg.InputMaxAhead = 10 * time.Second
+	}
 	if cfg.GatherTimeout <= 0 {
 		cfg.GatherTimeout = 5 * time.Second
 	}
@@ -150,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
 		return
 	}
-	if !transport.OriginAllowed(r, h.cfg.Origins) {
+	if !transport.OriginAllowed(r, h.cfg.Origins, h.cfg.Hosts...) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}

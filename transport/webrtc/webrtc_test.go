@@ -563,3 +563,35 @@ func TestLoopbackAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestInputTooFast: a peer sending RTP far faster than real time is held
+// back and then ended with too_fast; the pipeline got about real time.
+func TestInputTooFast(t *testing.T) {
+	s := newServer(t, webrtc.Config{InputBurst: 200 * time.Millisecond, InputMaxAhead: 300 * time.Millisecond})
+	c := newClient(t)
+	c.connect(s.url, false)
+	ready(t, c)
+	start := time.Now()
+	frame := make([]int16, 960)
+	// 20 s of audio as fast as the client can send it, in bursts of 1 s.
+	for i := 0; i < 1000 && c.count("error", time.Time{}) == 0; i++ {
+		c.packet(frame)
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !waitFor(10*time.Second, func() bool { return c.count("error", time.Time{}) > 0 }) {
+		t.Fatal("no error event")
+	}
+	if ev, _ := c.first("error", time.Time{}); ev.Code != "too_fast" {
+		t.Errorf("error %q, want too_fast", ev.Code)
+	}
+	elapsed := time.Since(start)
+	got, _ := s.fa.last().samples()
+	if d := time.Duration(len(got)) * time.Second / 16000; d > elapsed+time.Second {
+		t.Errorf("pipeline got %v of audio in %v", d, elapsed)
+	}
+	if !waitFor(10*time.Second, func() bool { return s.h.Sessions() == 0 }) {
+		t.Fatal("session still live")
+	}
+}

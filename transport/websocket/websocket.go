@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ const Kind = "websocket"
 // the close before the connection is dropped.
 const closeWait = time.Second
 
+// Subprotocol is the WebSocket subprotocol of docs/protocol.md. Offering
+// it is optional.
+const Subprotocol = "voiced"
+
 // Limits of the protocol.
 const (
 	MaxMessage  = 1 << 20 // bytes of any message
@@ -39,6 +44,10 @@ type Config struct {
 	// Origins lists the allowed values of the Origin header (scheme://host:port)
 	// besides the server's own host. "*" allows any.
 	Origins []string
+	// Hosts are the host names the server answers to (besides IP
+	// addresses and loopback names; see transport.HostAllowed): a page
+	// from the server's own host is allowed only under one of them.
+	Hosts []string
 	// Admission admits sessions and ends them on Shutdown; share one among
 	// a server's edges so that its limit holds across them. Nil: the
 	// handler has its own, of MaxSessions.
@@ -48,6 +57,18 @@ type Config struct {
 	MaxSessions int
 	// StartTimeout bounds the wait for the first message (default 30 s).
 	StartTimeout time.Duration
+	// InputIdleTimeout ends a session whose client sends no message for
+	// this long after the first (code idle; default 60 s). A client that
+	// sends start and then nothing does not hold a session forever.
+	InputIdleTimeout time.Duration
+	// InputBurst is how far the client's audio may run ahead of real time
+	// before the reader paces it (stops reading, so TCP pushes back;
+	// default 1 s). InputMaxAhead is how much pacing a session may need in
+	// all before it is ended as an abusive sender (code too_fast; default
+	// 10 s): a client streaming a file 4× faster than real time is ended
+	// after about 13 s of audio, and never costs more than real time.
+	InputBurst    time.Duration
+	InputMaxAhead time.Duration
 	// PipelineFormat is the format of the pipeline's audio (default 16 kHz mono).
 	PipelineFormat frame.Format
 	Logger         *slog.Logger
@@ -67,10 +88,23 @@ type Handler struct {
 // connection without an "end" message.
 var errClientGone = fmt.Errorf("websocket: %w", transport.ErrClientGone)
 
+// ErrIdle ends a session whose client sent nothing for InputIdleTimeout
+// (code idle).
+var ErrIdle = fmt.Errorf("websocket: %w", transport.ErrIdle)
+
 // NewHandler returns a handler running run for each connection.
 func NewHandler(cfg Config, run transport.Factory) *Handler {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.InputIdleTimeout <= 0 {
+		cfg.InputIdleTimeout = 60 * time.Second
+	}
+	if cfg.InputBurst <= 0 {
+		cfg.InputBurst = time.Second
+	}
+	if cfg.InputMaxAhead <= 0 {
+		cfg.InputMaxAhead = 10 * time.Second
 	}
 	if cfg.PipelineFormat == (frame.Format{}) {
 		cfg.PipelineFormat = frame.Mono16k
@@ -86,12 +120,16 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 		ReadBufferSize:  16 << 10,
 		WriteBufferSize: 16 << 10,
 		CheckOrigin:     h.checkOrigin,
+		// Selected when a browser offers it beside a credential
+		// ("bearer.TOKEN", docs/security.md): a browser fails a
+		// connection whose offered subprotocols get no answer.
+		Subprotocols: []string{Subprotocol},
 	}
 	return h
 }
 
 func (h *Handler) checkOrigin(r *http.Request) bool {
-	return transport.OriginAllowed(r, h.cfg.Origins)
+	return transport.OriginAllowed(r, h.cfg.Origins, h.cfg.Hosts...)
 }
 
 // Sessions returns the number of live sessions of the handler's Admission
@@ -119,6 +157,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newConn(ws, h.log)
+	c.idle = h.cfg.InputIdleTimeout
+	c.pace = transport.Pacer{Burst: h.cfg.InputBurst, MaxAhead: h.cfg.InputMaxAhead}
 	t.Attach(c.Close)
 	c.serve(r.Context(), h)
 }
@@ -131,6 +171,9 @@ type conn struct {
 
 	in, outF frame.Format
 	first    *inMsg // a first message that was not "start"
+
+	idle time.Duration   // input_idle_timeout
+	pace transport.Pacer // on the reader's goroutine only
 }
 
 type inMsg struct {
@@ -254,6 +297,7 @@ func (c *conn) readError(err error) error {
 		return c.Err()
 	default:
 	}
+
 	return fmt.Errorf("%w: %w", errClientGone, err)
 }
 
@@ -270,8 +314,13 @@ func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
 		}
 	}
 	for {
+		c.ws.SetReadDeadline(time.Now().Add(c.idle))
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && c.Err() == nil {
+				return fmt.Errorf("%w: nothing received for %v", ErrIdle, c.idle)
+			}
 			return c.readError(err)
 		}
 		if done, err := c.handle(ctx, p, typ == gws.BinaryMessage, data); done || err != nil {
@@ -286,6 +335,19 @@ func (c *conn) handle(ctx context.Context, p transport.Pusher, binary bool, data
 		pcm, err := decodeAudio(c.in, data)
 		if err != nil || len(pcm) == 0 {
 			return false, err
+		}
+		wait, err := c.pace.Add(time.Now(), c.in.Duration(len(pcm)))
+		if err != nil {
+			return false, err
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return false, context.Cause(ctx)
+			}
 		}
 		return false, p.Push(ctx, &frame.InputAudio{Format: c.in, Samples: pcm})
 	}
@@ -326,6 +388,17 @@ func (c *conn) WriteAudio(pcm []int16) error {
 	return nil
 }
 
+// writeError is the end of a session whose write failed: a write that
+// timed out means the client stopped reading (slow_client, as
+// docs/protocol.md says); anything else, that it went away.
+func writeError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("websocket: write: %w (%w)", transport.ErrSlowClient, err)
+	}
+	return fmt.Errorf("%w: write: %w", errClientGone, err)
+}
+
 // errorCode gives the protocol's error code and close code for the error
 // that ends a session (RFC 6455 §7.4.1 close codes).
 func errorCode(err error) (string, int) {
@@ -338,7 +411,7 @@ func errorCode(err error) (string, int) {
 		return "", gws.CloseNormalClosure
 	case "invalid_utf8", "invalid_json", "odd_audio":
 		return code, gws.CloseInvalidFramePayloadData // 1007
-	case "unknown_type", "bad_start", "slow_client", "idle":
+	case "unknown_type", "bad_start", "slow_client", "idle", "too_fast":
 		return code, gws.ClosePolicyViolation // 1008
 	case "too_large":
 		return code, gws.CloseMessageTooBig // 1009
@@ -364,7 +437,7 @@ func (c *conn) writer() {
 		select {
 		case m := <-c.Outgoing():
 			if err := write(m); err != nil {
-				c.Close(fmt.Errorf("%w: write: %w", errClientGone, err))
+				c.Close(writeError(err))
 				c.ws.Close()
 				return
 			}

@@ -284,7 +284,7 @@ func TestBadInput(t *testing.T) {
 		{"provider failure", []m{start, txt(`{"type":"text","text":"fail"}`)}, "internal", 1011},
 	}
 
-	s := newServer(t, Config{})
+	s := newServer(t, Config{InputBurst: time.Hour}) // the other session sends a second of audio per case, faster than real time
 	other := s.dial(t, nil)
 	otherRec := s.fa.session(t, other.start(16000, 0).SessionID)
 	turn := uint32(1)
@@ -564,4 +564,75 @@ func TestStartTimeout(t *testing.T) {
 		t.Errorf("%s then close %d %q, want close %d", describe(ms), ce.Code, ce.Text, gws.CloseGoingAway)
 	}
 	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 0 })
+}
+
+// TestInputIdle: a client that sends start and then nothing is ended
+// with code idle instead of holding its session.
+func TestInputIdle(t *testing.T) {
+	s := newServer(t, Config{InputIdleTimeout: 150 * time.Millisecond})
+	c := s.dial(t, nil)
+	c.sendJSON(map[string]any{"type": "start", "sample_rate": 16000})
+	c.until("ready")
+	start := time.Now()
+	ms, ce := c.closed()
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("idle session ended after %v", el)
+	}
+	if n := len(ms); n == 0 || ms[n-1].ev == nil || ms[n-1].ev.Code != "idle" || ce.Code != gws.ClosePolicyViolation {
+		t.Errorf("%s then close %d %q, want an idle error and close %d", describe(ms), ce.Code, ce.Text, gws.ClosePolicyViolation)
+	}
+	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 0 })
+}
+
+// TestInputTooFast: audio sent far faster than real time is held to real
+// time, and the sender is cut off with too_fast once it has been held for
+// InputMaxAhead; the pipeline never got much more audio than real time
+// allows.
+func TestInputTooFast(t *testing.T) {
+	s := newServer(t, Config{InputBurst: 200 * time.Millisecond, InputMaxAhead: 300 * time.Millisecond})
+	c := s.dial(t, nil)
+	c.sendJSON(map[string]any{"type": "start", "sample_rate": 16000})
+	ready := c.until("ready")
+	id := ready[len(ready)-1].ev.SessionID
+	start := time.Now()
+	// 60 s of audio in 100 ms messages, as fast as the socket takes them.
+	go func() {
+		chunk := make([]int16, 1600)
+		for range 600 {
+			b := make([]byte, 2*len(chunk))
+			if c.ws.WriteMessage(gws.BinaryMessage, b) != nil {
+				return
+			}
+		}
+	}()
+	ms, ce := c.closed()
+	elapsed := time.Since(start)
+	if n := len(ms); n == 0 || ms[n-1].ev == nil || ms[n-1].ev.Code != "too_fast" || ce.Code != gws.ClosePolicyViolation {
+		t.Fatalf("%s then close %d %q, want too_fast and close %d", describe(ms), ce.Code, ce.Text, gws.ClosePolicyViolation)
+	}
+	r := s.fa.session(t, id)
+	<-r.done
+	got := frame.Mono16k.Duration(len(r.samples(t)))
+	if limit := elapsed + 200*time.Millisecond + 100*time.Millisecond; got > limit {
+		t.Errorf("pipeline got %v of audio in %v: more than real time allows (%v)", got, elapsed, limit)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("cut off after %v", elapsed)
+	}
+}
+
+// TestSubprotocol: a browser that carries its credential in a subprotocol
+// offers "voiced" beside it and must get "voiced" back, or it fails the
+// connection.
+func TestSubprotocol(t *testing.T) {
+	s := newServer(t, Config{})
+	d := gws.Dialer{Subprotocols: []string{"voiced", "bearer.abc.def.ghi"}}
+	ws, resp, err := d.Dial(s.url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "voiced" || ws.Subprotocol() != "voiced" {
+		t.Fatalf("selected subprotocol %q, want voiced", got)
+	}
 }

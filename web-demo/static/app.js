@@ -36,6 +36,9 @@ const CLOSE_MEANINGS = {
 const params = new URLSearchParams(location.search);
 const wsURL = params.get("ws") || `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
 const offerURL = params.get("offer") || `${location.origin}/webrtc/offer`;
+// An access token or API key for a server with authentication on
+// (docs/security.md): sent as a WebSocket subprotocol and as a Bearer header.
+const token = params.get("token") || "";
 
 const state = {
   transport: "ws", // "ws" or "webrtc", for the call in progress or the last one
@@ -573,7 +576,9 @@ async function connectRTC(c) {
     if (call !== c) return;
     const resp = await fetch(offerURL, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp" },
+      headers: token
+        ? { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` }
+        : { "Content-Type": "application/sdp" },
       body: pc.localDescription.sdp,
     });
     const body = await resp.text();
@@ -604,7 +609,7 @@ function connect(c, rate) {
   setStatus("busy", "Connecting…");
   let ws;
   try {
-    ws = new WebSocket(wsURL);
+    ws = token ? new WebSocket(wsURL, ["voiced", `bearer.${token}`]) : new WebSocket(wsURL);
   } catch (err) {
     fail(`Bad WebSocket URL ${wsURL}: ${err.message}`);
     return;
