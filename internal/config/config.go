@@ -22,6 +22,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport/carrier"
 )
 
 // Config is the whole file. Sections that configure one processor or
@@ -46,6 +47,9 @@ type Config struct {
 	Turn          turntaking.Config `toml:"turn"`
 	Echo          aec.Config        `toml:"echo"`
 	Idle          idle.Config       `toml:"idle"`
+	// Carriers names how to reach each carrier's call control (REST
+	// hang-up) for /carrier/{vendor}.
+	Carriers carrier.APIs `toml:"carriers"`
 }
 
 // Session switches the optional turn-taking stages.

@@ -133,6 +133,9 @@ type Vendor struct {
 	Hangup func(ctx context.Context, hc *http.Client, api API, c Call) error
 }
 
+// Vendors are the carriers voiced serves, each at /carrier/{Name}.
+var Vendors = []Vendor{Twilio, Telnyx, Plivo, Vonage, Exotel}
+
 // API is how to reach a vendor's REST call-control API. Credentials are
 // read from the environment at the time of the hang-up, from the variables
 // named here, so that no secret sits in a configuration file.

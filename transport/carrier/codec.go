@@ -72,7 +72,7 @@ type encoding interface {
 type g711 struct{ l law }
 
 func (g g711) decode(b []byte) ([]int16, error) { return g.l.decode(make([]int16, 0, len(b)), b), nil }
-func (g g711) encode(pcm []int16) []byte       { return g.l.encode(make([]byte, 0, len(pcm)), pcm) }
+func (g g711) encode(pcm []int16) []byte        { return g.l.encode(make([]byte, 0, len(pcm)), pcm) }
 
 // l16 is 16-bit little-endian linear PCM.
 type l16 struct{}
