@@ -7,9 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -200,17 +200,17 @@ type out struct {
 
 // wire is the carrier side of a vendor's protocol, for the fake carrier.
 type wire struct {
-	v        Vendor
-	rate     int
-	start    []string // text messages that open the stream
-	query    string   // of the stream's URL
-	media    func(pcm []int16) (binary bool, data []byte)
-	dtmf     func(d byte) string
-	stop     string // "" when the vendor has no stop message
-	ack      func(name string) string
-	parse    func(t *testing.T, binary bool, data []byte) out
-	hangup   restCall // the request expected ("" method: none)
-	setenv   map[string]string
+	v      Vendor
+	rate   int
+	start  []string // text messages that open the stream
+	query  string   // of the stream's URL
+	media  func(pcm []int16) (binary bool, data []byte)
+	dtmf   func(d byte) string
+	stop   string // "" when the vendor has no stop message
+	ack    func(name string) string
+	parse  func(t *testing.T, binary bool, data []byte) out
+	hangup restCall // the request expected ("" method: none)
+	setenv map[string]string
 }
 
 func jsonOut(t *testing.T, data []byte, media func(map[string]any) string, law func([]byte) []int16) out {
@@ -261,7 +261,9 @@ func wires() []wire {
 		media: func(pcm []int16) (bool, []byte) {
 			return false, []byte(`{"event":"media","media":{"track":"inbound","payload":"` + b64s(ulaw{}.encode(nil, pcm)) + `"},"streamSid":"MZ1"}`)
 		},
-		dtmf: func(d byte) string { return `{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"` + string(d) + `"}}` },
+		dtmf: func(d byte) string {
+			return `{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"` + string(d) + `"}}`
+		},
 		stop: `{"event":"stop","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}`,
 		ack:  func(n string) string { return `{"event":"mark","streamSid":"MZ1","mark":{"name":"` + n + `"}}` },
 		parse: func(t *testing.T, _ bool, data []byte) out {
@@ -327,7 +329,9 @@ func wires() []wire {
 		media: func(pcm []int16) (bool, []byte) {
 			return false, []byte(`{"event":"media","stream_sid":"MZe","media":{"payload":"` + b64s(audio.EncodePCM16(nil, pcm)) + `"}}`)
 		},
-		dtmf: func(d byte) string { return `{"event":"dtmf","stream_sid":"MZe","dtmf":{"digit":"` + string(d) + `","duration":"100"}}` },
+		dtmf: func(d byte) string {
+			return `{"event":"dtmf","stream_sid":"MZe","dtmf":{"digit":"` + string(d) + `","duration":"100"}}`
+		},
 		stop: `{"event":"stop","stream_sid":"MZe","stop":{"call_sid":"CAe","reason":"callended"}}`,
 		ack:  func(n string) string { return `{"event":"mark","stream_sid":"MZe","mark":{"name":"` + n + `"}}` },
 		parse: func(t *testing.T, _ bool, data []byte) out {
