@@ -418,6 +418,8 @@ func (c *conn) handshake() (Call, error) {
 			}
 		case <-t.C:
 			return Call{}, transport.BadInput("bad_start", "no start within %v", c.h.cfg.StartTimeout)
+		case <-c.Done():
+			return Call{}, c.Err()
 		}
 	}
 }
@@ -499,6 +501,12 @@ func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.Done():
+			// Closed from outside (Shutdown, a failed write).
+			if err := c.Err(); err != nil {
+				return err
+			}
+			return transport.ErrShuttingDown
 		case <-pause.C:
 			if err := flush(); err != nil {
 				return err

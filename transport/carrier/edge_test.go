@@ -215,3 +215,31 @@ func TestStartTimeoutAndAdmission(t *testing.T) {
 	}
 	waitFor(t, "release", func() bool { return adm.Sessions() == 0 })
 }
+
+// Shutting the server down ends a live call: the carrier is told to hang
+// up, and the stream is closed.
+func TestShutdownHangsUp(t *testing.T) {
+	w := wires()[0]
+	e := newEdge(t, w)
+	c := dialCarrier(t, e.url, w)
+	r := e.record(t)
+	c.keys("7#")
+	c.answer()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.adm.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-r.done
+	if !errors.Is(r.err, transport.ErrShuttingDown) {
+		t.Errorf("session ended with %v, want ErrShuttingDown", r.err)
+	}
+	select {
+	case <-c.gone:
+	case <-time.After(readTimeout):
+		t.Fatal("stream not closed on shutdown")
+	}
+	if calls := e.api.calls(); len(calls) != 1 || calls[0] != w.hangup {
+		t.Errorf("REST calls %+v, want [%+v]", calls, w.hangup)
+	}
+}
