@@ -23,6 +23,7 @@ var Exotel = Vendor{Name: "exotel", New: func() Codec { return &exotel{} }, Chun
 
 type exotel struct {
 	streamSID string
+	started   bool
 }
 
 type exotelMsg struct {
@@ -55,6 +56,9 @@ func (e *exotel) Decode(binary bool, data []byte) (Event, error) {
 	}
 	switch m.Event {
 	case "start":
+		if e.started {
+			return Event{}, transport.BadInput("bad_start", "a second start")
+		}
 		if m.Start == nil {
 			return Event{}, transport.BadInput("bad_start", "start without start")
 		}
@@ -66,7 +70,7 @@ func (e *exotel) Decode(binary bool, data []byte) (Event, error) {
 			}
 			rate = r
 		}
-		e.streamSID = m.Start.StreamSID
+		e.streamSID, e.started = m.Start.StreamSID, true
 		if e.streamSID == "" {
 			e.streamSID = m.StreamSID
 		}

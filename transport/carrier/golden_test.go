@@ -197,3 +197,29 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// A second start is refused without touching the stream's state, which
+// the encoders read from other goroutines.
+func TestSecondStartRefused(t *testing.T) {
+	for _, g := range goldens() {
+		c := g.vendor.New()
+		var start in
+		for _, m := range g.in {
+			if m.want.Kind == Start {
+				start = m
+				if _, err := c.Decode(m.binary, []byte(m.data)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		before := c.EncodeClear()
+		_, err := c.Decode(start.binary, []byte(start.data))
+		var pe *transport.ProtocolError
+		if !errors.As(err, &pe) || pe.Code != "bad_start" {
+			t.Errorf("%s: second start: %v, want bad_start", g.vendor.Name, err)
+		}
+		if after := c.EncodeClear(); string(after.Data) != string(before.Data) {
+			t.Errorf("%s: second start changed the state: %s → %s", g.vendor.Name, before.Data, after.Data)
+		}
+	}
+}

@@ -59,6 +59,9 @@ func (p *plivo) Decode(binary bool, data []byte) (Event, error) {
 	}
 	switch m.Event {
 	case "start":
+		if p.enc != nil {
+			return Event{}, transport.BadInput("bad_start", "a second start")
+		}
 		if m.Start == nil {
 			return Event{}, transport.BadInput("bad_start", "start without start")
 		}

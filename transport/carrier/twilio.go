@@ -58,6 +58,9 @@ func (t *twilio) Decode(binary bool, data []byte) (Event, error) {
 	}
 	switch m.Event {
 	case "start":
+		if t.enc != nil {
+			return Event{}, transport.BadInput("bad_start", "a second start")
+		}
 		if m.Start == nil {
 			return Event{}, transport.BadInput("bad_start", "start without start")
 		}

@@ -69,6 +69,9 @@ func (v *vonage) Decode(binary bool, data []byte) (Event, error) {
 	}
 	switch m.Event {
 	case "websocket:connected":
+		if v.started {
+			return Event{}, transport.BadInput("bad_start", "a second start")
+		}
 		rate, err := vonageRate(m.ContentType)
 		if err != nil {
 			return Event{}, err
