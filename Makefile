@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 GO         ?= go
 ADDR       ?= :8080
+SIP_ADDR   ?= 127.0.0.1:5060
 CACHE      ?= $(or $(VOICED_CACHE),$(HOME)/.cache/voiced)
 export VOICED_CACHE := $(CACHE)
 BIN        := bin/voiced
@@ -16,7 +17,8 @@ LDFLAGS    := -X main.version=$(VERSION)
 
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config flite flite1-dev libpocketsphinx-dev libsphinxbase-dev \
-	pocketsphinx-en-us chromium sox curl redis-server libspeexdsp-dev libopus-dev libopusfile-dev libsoxr-dev
+	pocketsphinx-en-us chromium sox curl redis-server libspeexdsp-dev libopus-dev libopusfile-dev libsoxr-dev \
+	sip-tester baresip-core kamailio
 
 .PHONY: help
 help: ## list the targets
@@ -52,8 +54,8 @@ build: deps ## build bin/voiced
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/voiced
 
 .PHONY: run
-run: setup build ## install what is missing, build, and serve on $(ADDR)
-	./$(BIN) serve --addr $(ADDR)
+run: setup build ## install what is missing, build, and serve on $(ADDR) (SIP on $(SIP_ADDR))
+	./$(BIN) serve --addr $(ADDR) --sip-addr $(SIP_ADDR)
 
 .PHONY: test
 test: setup services build ## go test -race ./... (end-to-end tests included) and the browser test

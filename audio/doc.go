@@ -1,5 +1,8 @@
 // Package audio holds the media helpers of voiced: PCM16 conversions and
-// levels, WAV files and a band-limited streaming resampler.
+// levels, G.711, WAV files and a band-limited streaming resampler.
+//
+// G.711 μ-law and A-law (EncodeULaw, DecodeALaw, …) are table lookups that
+// match the ITU reference code and sox bit for bit.
 //
 // Audio in voiced is interleaved signed 16-bit PCM ([]int16) described by a
 // frame.Format. Functions that produce samples or bytes are append-style:

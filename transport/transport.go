@@ -1,7 +1,8 @@
 // Package transport is the core every edge is built on. An edge turns a
 // connection — a WebSocket (transport/websocket), a WebRTC peer
-// (transport/webrtc), a LiveKit room participant (transport/livekit), a
-// carrier's media stream (transport/carrier) — into
+// (transport/webrtc), a LiveKit room participant (transport/livekit), a SIP
+// phone call (transport/sip), a carrier's media stream (transport/carrier) —
+// into
 // a Session: an input stage that brings the client's audio to the
 // pipeline's format, a paced playout stage that sends the bot's voice out,
 // an observer that turns frames into client events, and a Feed that pushes
@@ -51,7 +52,7 @@ type Pusher interface {
 // it (usually with Conn.Session) and hands it to the Factory.
 type Session struct {
 	ID string
-	// Kind names the edge ("websocket", "webrtc", "livekit"): traces and
+	// Kind names the edge ("websocket", "webrtc", "livekit", "sip"): traces and
 	// metrics are labelled with it.
 	Kind string
 	// In is the client's audio format, Out the format it wants back.

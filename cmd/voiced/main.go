@@ -1,6 +1,6 @@
 // Command voiced serves real-time voice conversations with LLM agents.
 //
-//	voiced serve [--addr HOST:PORT] [--config FILE] [--log-level LEVEL]
+//	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level LEVEL]
 //	voiced check-config FILE
 //	voiced version
 package main
@@ -36,7 +36,7 @@ func main() {
 }
 
 const usage = `usage:
-  voiced serve [--addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
+  voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
   voiced check-config FILE
   voiced bench [--quick] [--out DIR]
 ` + livekitUsage + `
@@ -114,6 +114,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "", "listen address (default from config, :8080)")
+	sipAddr := fs.String("sip-addr", "", "SIP listen address, UDP and TCP (default from config [sip] listen; none)")
 	cfgPath := fs.String("config", "", "configuration file (default: built-in demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +136,9 @@ func serve(args []string, stderr io.Writer) error {
 	if *addr != "" {
 		cfg.Server.Addr = *addr
 	}
+	if *sipAddr != "" {
+		cfg.SIP.Listen = *sipAddr
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -153,6 +157,13 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srvx.Close()
+	if cfg.SIP.Listen != "" {
+		if err := srvx.ListenSIP(ctx, cfg.SIP.Listen); err != nil {
+			srv.Close()
+			return err
+		}
+		log.Info("SIP ready", "uri", "sip:demo@"+cfg.SIP.Listen)
+	}
 	log.Info("ready", "url", "http://"+displayAddr(ln.Addr()))
 
 	select {

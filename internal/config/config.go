@@ -47,6 +47,7 @@ type Config struct {
 	Turn          turntaking.Config `toml:"turn"`
 	Echo          aec.Config        `toml:"echo"`
 	Idle          idle.Config       `toml:"idle"`
+	SIP           SIP               `toml:"sip"`
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
@@ -66,6 +67,23 @@ type Server struct {
 	Addr        string   `toml:"addr"`         // default ":8080"
 	Origins     []string `toml:"origins"`      // extra allowed WebSocket origins
 	MaxSessions int      `toml:"max_sessions"` // default 200
+}
+
+// SIP configures the SIP transport (transport/sip): phone calls from a PBX,
+// a trunk or a softphone.
+type SIP struct {
+	// Listen is host:port for SIP over UDP and TCP ("" for no SIP).
+	Listen string `toml:"listen"`
+	// ExternalIP is the address put in SDP and Contact (behind NAT).
+	ExternalIP string `toml:"external_ip"`
+	// RTPPortMin and RTPPortMax bound the RTP ports (default 10000-20000).
+	RTPPortMin int `toml:"rtp_port_min"`
+	RTPPortMax int `toml:"rtp_port_max"`
+	// MediaTimeout ends a call without RTP (default 15 s).
+	MediaTimeout time.Duration `toml:"media_timeout"`
+	// Routes maps a dialed user part to the agent a call starts with
+	// (billing = "billing": sip:billing@host starts with billing).
+	Routes map[string]string `toml:"routes"`
 }
 
 // Silero and Sphinx name the built-in providers' Config types so that
@@ -287,6 +305,10 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {
 		errs = append(errs, fmt.Errorf("vad.confidence %v: want 0..1", c.VAD.Confidence))
+	}
+	if p := c.SIP; p.RTPPortMin < 0 || p.RTPPortMax < 0 || p.RTPPortMax > 65535 ||
+		(p.RTPPortMax != 0 && p.RTPPortMax <= p.RTPPortMin) {
+		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
 	if c.Server.MaxSessions < 0 {
 		errs = append(errs, fmt.Errorf("server.max_sessions %d: want >= 0", c.Server.MaxSessions))

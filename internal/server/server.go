@@ -18,6 +18,7 @@ import (
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/carrier"
+	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
 	webdemo "github.com/voiced-dev/voiced/web-demo"
@@ -34,6 +35,7 @@ type Server struct {
 	ws      atomic.Pointer[websocket.Handler]
 	rtc     atomic.Pointer[webrtc.Handler]
 	carrier atomic.Pointer[map[string]*carrier.Handler] // by vendor name
+	sip     atomic.Pointer[sip.Server]                  // set by ListenSIP
 	tel     atomic.Pointer[telemetry.Telemetry]
 	builder *session.Builder
 	asm     *assembly.Assembly
@@ -153,7 +155,13 @@ func (s *Server) Admission() *transport.Admission { return s.adm }
 // Shutdown refuses new sessions on every edge, ends live ones (an error
 // event with code shutting_down; WebSocket close code 1001) and waits for
 // them, up to ctx's deadline.
-func (s *Server) Shutdown(ctx context.Context) error { return s.adm.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.adm.Shutdown(ctx)
+	if h := s.sip.Load(); h != nil {
+		h.Shutdown(ctx) // its calls ended above: this closes the listeners
+	}
+	return err
+}
 
 // Close releases the providers. Call it after Shutdown.
 func (s *Server) Close() error {

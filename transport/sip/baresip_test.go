@@ -1,0 +1,129 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/voiced-dev/voiced/audio"
+)
+
+// baresip, a real softphone, dials voiced with a spoken sentence as its
+// microphone and records what it hears: the pipeline hears the speech and
+// the bot's answer is audible at the caller, in time.
+func TestBaresipCallsVoiced(t *testing.T) {
+	bin := requireBinary(t, "baresip", "baresip-core")
+	flite := requireBinary(t, "flite", "flite")
+	sox := requireBinary(t, "sox", "sox")
+	mods := "/usr/lib/baresip/modules"
+	if _, err := os.Stat(filepath.Join(mods, "sndfile.so")); err != nil {
+		t.Skipf("baresip modules missing in %s: %v", mods, err)
+	}
+	dir := t.TempDir()
+	speech := filepath.Join(dir, "speech.wav")
+	mic := filepath.Join(dir, "mic.wav")
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run(flite, "-t", "Hello there. What can you do for me?", "-o", speech)
+	// 8 kHz mono, with a second of silence before and four after (baresip
+	// hangs up when its microphone file ends).
+	run(sox, speech, "-r", "8000", "-c", "1", "-b", "16", mic, "pad", "1", "4")
+
+	fa := newFactory()
+	_, addr := startServer(t, Config{}, fa.run)
+	sipPort, rtpPort := freePort(t), freePort(t)
+	rec := filepath.Join(dir, "rec")
+	if err := os.Mkdir(rec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`poll_method epoll
+sip_listen 127.0.0.1:%d
+audio_player alsa,null
+audio_source aufile,%s
+audio_alert alsa,null
+module_path %s
+module g711.so
+module aufile.so
+module alsa.so
+module sndfile.so
+module_tmp uuid.so
+module_tmp account.so
+module_app menu.so
+snd_path %s
+rtp_ports %d-%d
+`, sipPort, mic, mods, rec, rtpPort, rtpPort+1)
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-e", "/dial sip:demo@"+addr.String(), "-t", "11")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("baresip did not finish: %v\n%s", err, out)
+	}
+
+	var r *record
+	select {
+	case r = <-fa.started:
+	default:
+		t.Fatalf("no session started\n%s", out)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("session still running after baresip hung up")
+	}
+	if !errors.Is(r.err, ErrHangup) {
+		t.Errorf("session ended with %v, want %v", r.err, ErrHangup)
+	}
+	pcm, _, _ := r.snapshot()
+	if db := audio.DBFS(pcm); db < -40 {
+		t.Errorf("pipeline audio at %.1f dBFS: the caller's speech did not arrive", db)
+	}
+
+	// What baresip heard: silence until the bot answers the speech (the
+	// bot's first loud input, a second in), then the 440 Hz reply.
+	heard, err := filepath.Glob(filepath.Join(rec, "*-dec.wav"))
+	if err != nil || len(heard) != 1 {
+		t.Fatalf("baresip recorded %v (%v)\n%s", heard, err, out)
+	}
+	format, got, err := audio.LoadWAV(heard[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := format.Samples(100 * time.Millisecond)
+	first := -1
+	for i := 0; i+win <= len(got); i += win {
+		if audio.DBFS(got[i:i+win]) > -20 {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatalf("no audible reply in %v of recording\n%s", time.Duration(len(got))*time.Second/time.Duration(format.SampleRate), out)
+	}
+	at := time.Duration(first) * time.Second / time.Duration(format.SampleRate)
+	t.Logf("reply heard %v into the call", at)
+	// The speech starts a second in; the reply follows its first loud
+	// 20 ms, so it must not come before that nor much after.
+	if at < 900*time.Millisecond || at > 4*time.Second {
+		t.Errorf("reply heard %v into the call, want soon after the speech starts at 1 s", at)
+	}
+	reply := got[first:min(len(got), first+format.Samples(replyLen)-win)]
+	if db := audio.DBFS(reply); db < -20 {
+		t.Errorf("reply at %.1f dBFS, want the full 600 ms tone", db)
+	}
+}

@@ -1,0 +1,381 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport/rtpaudio"
+)
+
+// RTP (RFC 3550) for one call: a UDP socket, a receiver that decodes G.711
+// and telephone-events, and a sender that puts out exactly one packet every
+// 20 ms for as long as the call lasts (silence when the bot is quiet).
+
+const (
+	ptime      = 20 * time.Millisecond
+	frameLen   = 160 // samples of 8 kHz audio per packet
+	maxQueue   = 8000 * 2
+	maxPayload = 1500
+	// maxBurst bounds the packets sent on one tick to catch up after the
+	// sender was starved; beyond it the lost time is skipped.
+	maxBurst = 3
+)
+
+var (
+	// ErrMediaTimeout ends a call whose peer stopped sending RTP.
+	ErrMediaTimeout = errors.New("sip: media timeout")
+	// ErrNoPorts means every RTP port of the range is in use.
+	ErrNoPorts = errors.New("sip: no free RTP port")
+)
+
+// packetConn is the part of a UDP socket the media session uses.
+type packetConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+// media is one call's RTP session. Its methods are safe for concurrent use;
+// run and send each run on one goroutine owned by the call.
+type media struct {
+	conn packetConn
+	port int
+	log  *slog.Logger
+
+	timeout, firstTimeout time.Duration
+
+	mu      sync.Mutex
+	codec   codec
+	pt      uint8 // payload type of codec on this call
+	dtmfPT  uint8
+	remote  netip.AddrPort // where RTP goes: from SDP, then where it comes from
+	allowed []netip.Addr   // sources RTP is accepted from before latching
+	latched bool
+	sending bool // our direction includes send
+	held    bool // the peer holds the call: no media timeout
+	queue   []int16
+
+	// audio carries decoded caller audio (8 kHz mono), digits key presses;
+	// both drop when full rather than block the socket reader.
+	audio  chan []int16
+	digits chan byte
+	dead   chan struct{} // closed on media timeout
+	dying  sync.Once
+
+	// Receiver state, run's goroutine only.
+	lastRx   time.Time
+	gotFirst bool
+	tones    toneDedup
+	stats    rtpaudio.Stats // of the audio, once run has returned
+	received atomic.Int64   // packets accepted
+	dropped  atomic.Int64   // packets dropped: strangers, late, unknown payload, pipeline behind
+
+	// Sender state, send's goroutine only.
+	ssrc uint32
+	seq  uint16
+	ts   uint32
+
+	// onSend, when set (tests, benchmarks), is told the time of each packet.
+	onSend func(time.Time)
+}
+
+func newMedia(conn packetConn, port int, log *slog.Logger, timeout, firstTimeout time.Duration) *media {
+	var b [8]byte
+	rand.Read(b[:])
+	return &media{
+		conn: conn, port: port, log: log,
+		timeout: timeout, firstTimeout: firstTimeout,
+		audio:  make(chan []int16, 50),
+		digits: make(chan byte, 32),
+		dead:   make(chan struct{}),
+		ssrc:   binary.BigEndian.Uint32(b[:4]),
+		seq:    binary.BigEndian.Uint16(b[4:6]),
+		ts:     binary.BigEndian.Uint32(b[:4]) ^ uint32(b[6])<<8 ^ uint32(b[7]),
+	}
+}
+
+// apply sets the negotiated stream: codec, peer address, directions. A new
+// peer address (re-INVITE) is learnt again from the packets. signal is
+// the address SIP came from (RTP may come from there behind NAT).
+func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.codec, m.pt, m.dtmfPT = o.codec, o.pt, o.dtmfPT
+	if !o.addr.Addr().IsUnspecified() && o.addr != m.remote {
+		if !m.latched || o.addr.Addr() != m.remote.Addr() {
+			m.remote, m.latched = o.addr, false
+		}
+	}
+	m.allowed = []netip.Addr{o.addr.Addr().Unmap()}
+	if signal.IsValid() {
+		m.allowed = append(m.allowed, signal.Unmap())
+	}
+	m.sending = dir.sends()
+	m.held = o.hold()
+	if m.held {
+		m.queue = m.queue[:0]
+	}
+}
+
+// WriteAudio implements transport.AudioWriter: it queues 8 kHz audio for the
+// sender. At most two seconds are kept.
+func (m *media) WriteAudio(pcm []int16) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.queue)+len(pcm) > maxQueue {
+		return nil // the playout runs ahead of the clock: drop
+	}
+	m.queue = append(m.queue, pcm...)
+	return nil
+}
+
+// clear drops queued audio (barge-in).
+func (m *media) clear() {
+	m.mu.Lock()
+	m.queue = m.queue[:0]
+	m.mu.Unlock()
+}
+
+// send puts out one packet per ptime until ctx ends. The clock never stops:
+// with nothing queued it sends encoded silence.
+func (m *media) send(ctx context.Context) {
+	// The ticker starts after start: tick k comes at start + k×ptime or a
+	// little later, and is rounded to the nearest tick, so that a tick on
+	// time is never taken for the one before.
+	start := time.Now()
+	t := time.NewTicker(ptime)
+	defer t.Stop()
+	var sent int64
+	pcm := make([]int16, frameLen)
+	payload := make([]byte, 0, frameLen)
+	buf := make([]byte, maxPayload)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			due := int64((now.Sub(start) + ptime/2) / ptime)
+			for n := 0; sent < due && n < maxBurst; n++ {
+				m.sendOne(pcm, payload, buf, sent == 0, now)
+				sent++
+			}
+			if sent < due { // starved: skip the lost time, keep the timestamps true
+				m.ts += uint32((due - sent) * frameLen)
+				sent = due
+			}
+		}
+	}
+}
+
+func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.Time) {
+	m.mu.Lock()
+	n := copy(pcm, m.queue)
+	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
+	clear(pcm[n:])
+	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
+	m.mu.Unlock()
+	if c == pcma {
+		payload = audio.EncodeALaw(payload[:0], pcm)
+	} else {
+		payload = audio.EncodeULaw(payload[:0], pcm)
+	}
+	p := rtp.Packet{
+		Header: rtp.Header{
+			Version: 2, Marker: first, PayloadType: pt,
+			SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc,
+		},
+		Payload: payload,
+	}
+	m.seq++
+	m.ts += frameLen
+	if !sending || !to.IsValid() {
+		return // on hold, or nowhere to send: the clock runs on
+	}
+	size, err := p.MarshalTo(buf)
+	if err != nil {
+		return
+	}
+	if m.onSend != nil {
+		m.onSend(now)
+	}
+	m.conn.WriteToUDPAddrPort(buf[:size], to)
+}
+
+// run reads RTP until the socket is closed or the media times out. Audio
+// goes through the shared receive path (transport/rtpaudio: jitter buffer,
+// loss concealment) with a G.711 decoder; telephone-events are taken out
+// before it.
+func (m *media) run(ctx context.Context) {
+	m.lastRx = time.Now()
+	rx := rtpaudio.NewReceiver(g711Decoder{m}, rtpaudio.Config{})
+	err := rx.Run(ctx, rtpaudio.SourceFunc(m.readPacket), func(pcm []int16) error {
+		select {
+		case m.audio <- pcm:
+		default: // the pipeline is behind: drop rather than stall the socket
+			m.dropped.Add(1)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrMediaTimeout) {
+		m.dying.Do(func() { close(m.dead) })
+	}
+	m.stats = rx.Stats()
+}
+
+// readPacket implements rtpaudio.Source: it returns the next audio packet
+// the call accepts, handling telephone-events and dropping the rest on the
+// way; on a timeout it checks the media timeout.
+func (m *media) readPacket(deadline time.Time) (*rtp.Packet, error) {
+	buf := make([]byte, maxPayload)
+	for {
+		m.conn.SetReadDeadline(deadline)
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && m.expired(time.Now()) {
+				return nil, ErrMediaTimeout
+			}
+			return nil, err
+		}
+		if p := m.accept(buf[:n], from); p != nil {
+			return p, nil
+		}
+	}
+}
+
+// g711Decoder is the rtpaudio.Decoder of a call: μ-law or A-law, whichever
+// the call negotiated last. G.711 has no loss concealment of its own: a
+// lost packet is silence.
+type g711Decoder struct{ m *media }
+
+func (g711Decoder) Format() frame.Format { return callFormat }
+
+func (d g711Decoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
+	d.m.mu.Lock()
+	c := d.m.codec
+	d.m.mu.Unlock()
+	if c == pcma {
+		return audio.DecodeALaw(pcm, payload), nil
+	}
+	return audio.DecodeULaw(pcm, payload), nil
+}
+
+func (g711Decoder) Conceal(pcm []int16) ([]int16, error) {
+	return append(pcm, make([]int16, frameLen)...), nil
+}
+
+// expired reports whether the peer has sent nothing for too long. A held
+// call does not expire; unholding restarts the count.
+func (m *media) expired(now time.Time) bool {
+	m.mu.Lock()
+	held := m.held
+	m.mu.Unlock()
+	if held {
+		m.lastRx = now
+		return false
+	}
+	limit := m.timeout
+	if !m.gotFirst {
+		limit = m.firstTimeout
+	}
+	return now.Sub(m.lastRx) > limit
+}
+
+// accept takes one datagram: RTP from an address the call accepts, in a
+// payload type it negotiated. It returns an audio packet (its own copy),
+// handles a telephone-event itself, and drops everything else.
+func (m *media) accept(b []byte, from netip.AddrPort) *rtp.Packet {
+	var p rtp.Packet
+	if err := p.Unmarshal(append([]byte(nil), b...)); err != nil || p.Version != 2 {
+		m.dropped.Add(1)
+		return nil
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	m.mu.Lock()
+	if m.latched && from != m.remote {
+		m.mu.Unlock()
+		m.dropped.Add(1)
+		return nil // a stranger
+	}
+	if !m.latched {
+		ok := false
+		for _, a := range m.allowed {
+			ok = ok || a == from.Addr()
+		}
+		if !ok {
+			m.mu.Unlock()
+			m.dropped.Add(1)
+			return nil
+		}
+		// Symmetric RTP: answer to where the media really comes from.
+		m.remote, m.latched = from, true
+	}
+	pt, dtmfPT := m.pt, m.dtmfPT
+	m.mu.Unlock()
+	switch {
+	case dtmfPT != 0 && p.PayloadType == dtmfPT:
+		m.lastRx, m.gotFirst = time.Now(), true
+		m.received.Add(1)
+		ev, err := parseToneEvent(p.Payload)
+		if err != nil {
+			return nil
+		}
+		if d := m.tones.add(p.Timestamp, ev); d != 0 {
+			select {
+			case m.digits <- d:
+			default:
+			}
+		}
+		return nil
+	case p.PayloadType == pt && len(p.Payload) > 0:
+		m.lastRx, m.gotFirst = time.Now(), true
+		m.received.Add(1)
+		return &p
+	}
+	m.dropped.Add(1)
+	return nil
+}
+
+// portPool hands out RTP ports (even numbers, RFC 3550 §11) from a range.
+type portPool struct {
+	ip       netip.Addr
+	min, max int
+	mu       sync.Mutex
+	next     int
+}
+
+// listen opens a UDP socket on the next free even port of the range.
+func (pp *portPool) listen() (*net.UDPConn, int, error) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	span := (pp.max - pp.min) / 2
+	if pp.next < pp.min || pp.next > pp.max {
+		pp.next = pp.min
+	}
+	for range span + 1 {
+		port := pp.next
+		pp.next += 2
+		if pp.next > pp.max {
+			pp.next = pp.min
+		}
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(pp.ip, uint16(port))))
+		if err == nil {
+			return c, port, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("%w in %d-%d", ErrNoPorts, pp.min, pp.max)
+}

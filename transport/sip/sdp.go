@@ -1,0 +1,260 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// SDP offer/answer (RFC 3264) over session descriptions (RFC 8866).
+
+var (
+	// ErrNoCodec means the offer has no audio stream in a codec voiced
+	// speaks (answered 488 Not Acceptable Here).
+	ErrNoCodec = errors.New("sip: no common codec")
+	// ErrBadSDP wraps an unparsable session description.
+	ErrBadSDP = errors.New("sip: bad SDP")
+)
+
+// Direction is an SDP media direction attribute.
+type Direction string
+
+const (
+	SendRecv Direction = "sendrecv"
+	SendOnly Direction = "sendonly"
+	RecvOnly Direction = "recvonly"
+	Inactive Direction = "inactive"
+)
+
+// reverse is the direction that answers d: the answerer receives what the
+// offerer sends.
+func (d Direction) reverse() Direction {
+	switch d {
+	case SendOnly:
+		return RecvOnly
+	case RecvOnly:
+		return SendOnly
+	case Inactive:
+		return Inactive
+	}
+	return SendRecv
+}
+
+// sends reports whether the side with direction d sends media.
+func (d Direction) sends() bool { return d == SendRecv || d == SendOnly }
+
+// codec is an audio encoding voiced speaks over RTP.
+type codec struct {
+	name string // as in rtpmap
+	pt   uint8  // static payload type (RFC 3551)
+	rate int
+}
+
+var (
+	pcmu = codec{name: "PCMU", pt: 0, rate: 8000}
+	pcma = codec{name: "PCMA", pt: 8, rate: 8000}
+)
+
+// supported lists the codecs voiced answers with, by name.
+var supported = []codec{pcmu, pcma}
+
+// offer is what voiced takes from a peer's session description.
+type offer struct {
+	addr    netip.AddrPort // where the peer receives RTP
+	codec   codec
+	pt      uint8 // the payload type the peer uses for codec
+	dtmfPT  uint8 // telephone-event payload type, 0 when not offered
+	dir     Direction
+	index   int // of the audio stream among the offer's media
+	streams []*sdp.MediaDescription
+}
+
+// hold reports whether the peer holds the call: it does not want our media
+// (sendonly, inactive, or the RFC 2543 address 0.0.0.0).
+func (o *offer) hold() bool {
+	return !o.dir.reverse().sends() || o.addr.Addr().IsUnspecified()
+}
+
+// parseOffer picks the first audio stream of body that uses a supported
+// codec, taking the offerer's order of preference. prefer, when set, is
+// kept if the stream still offers it (a re-INVITE must not switch codecs
+// needlessly).
+func parseOffer(body []byte, prefer *codec) (*offer, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	sessAddr := connAddr(sd.ConnectionInformation)
+	sessDir := direction(sd.Attributes)
+	for i, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 ||
+			strings.Join(m.MediaName.Protos, "/") != "RTP/AVP" {
+			continue
+		}
+		o := &offer{index: i, streams: sd.MediaDescriptions, dir: SendRecv}
+		if sessDir != "" {
+			o.dir = sessDir
+		}
+		if d := direction(m.Attributes); d != "" {
+			o.dir = d
+		}
+		addr := sessAddr
+		if a := connAddr(m.ConnectionInformation); a.IsValid() {
+			addr = a
+		}
+		if !addr.IsValid() || m.MediaName.Port.Value <= 0 || m.MediaName.Port.Value > 65535 {
+			continue
+		}
+		o.addr = netip.AddrPortFrom(addr, uint16(m.MediaName.Port.Value))
+		maps := rtpmaps(m)
+		found := false
+		for _, f := range m.MediaName.Formats {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 0 || n > 127 {
+				continue
+			}
+			name, rate := maps[n].name, maps[n].rate
+			if name == "" { // static payload types need no rtpmap
+				for _, c := range supported {
+					if int(c.pt) == n {
+						name, rate = c.name, c.rate
+					}
+				}
+			}
+			if strings.EqualFold(name, "telephone-event") && rate == 8000 {
+				if o.dtmfPT == 0 {
+					o.dtmfPT = uint8(n)
+				}
+				continue
+			}
+			for _, c := range supported {
+				if strings.EqualFold(c.name, name) && c.rate == rate &&
+					(!found || prefer != nil && c == *prefer) {
+					o.codec, o.pt, found = c, uint8(n), true
+				}
+			}
+		}
+		if found {
+			return o, nil
+		}
+	}
+	return nil, ErrNoCodec
+}
+
+type rtpmap struct {
+	name string
+	rate int
+}
+
+// rtpmaps reads a=rtpmap:<pt> <name>/<rate>[/<channels>].
+func rtpmaps(m *sdp.MediaDescription) map[int]rtpmap {
+	out := map[int]rtpmap{}
+	for _, a := range m.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		pt, enc, ok := strings.Cut(a.Value, " ")
+		n, err := strconv.Atoi(pt)
+		if !ok || err != nil {
+			continue
+		}
+		parts := strings.Split(enc, "/")
+		if len(parts) < 2 {
+			continue
+		}
+		rate, err := strconv.Atoi(parts[1])
+		if err != nil {
+			continue
+		}
+		if len(parts) > 2 && parts[2] != "1" {
+			continue // stereo
+		}
+		out[n] = rtpmap{name: parts[0], rate: rate}
+	}
+	return out
+}
+
+func connAddr(c *sdp.ConnectionInformation) netip.Addr {
+	if c == nil || c.Address == nil || c.NetworkType != "IN" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(c.Address.Address)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func direction(attrs []sdp.Attribute) Direction {
+	for _, a := range attrs {
+		switch Direction(a.Key) {
+		case SendRecv, SendOnly, RecvOnly, Inactive:
+			return Direction(a.Key)
+		}
+	}
+	return ""
+}
+
+// answer is voiced's side of the media session.
+type answer struct {
+	sessionID uint64
+	version   uint64
+	addr      netip.Addr // advertised address
+	port      int
+	codec     codec
+	pt        uint8
+	dtmfPT    uint8
+	dir       Direction
+}
+
+// marshal writes the answer to o, rejecting (port 0) the offer's other
+// streams. With o nil it writes an offer of every supported codec (for a
+// re-INVITE without SDP).
+func (a *answer) marshal(o *offer) []byte {
+	ipv := "IP4"
+	if a.addr.Is6() && !a.addr.Is4In6() {
+		ipv = "IP6"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=voiced %d %d IN %s %s\r\ns=voiced\r\nc=IN %s %s\r\nt=0 0\r\n",
+		a.sessionID, a.version, ipv, a.addr.Unmap(), ipv, a.addr.Unmap())
+	audio := func() {
+		if o == nil {
+			pts := make([]string, 0, len(supported)+1)
+			for _, c := range supported {
+				pts = append(pts, strconv.Itoa(int(c.pt)))
+			}
+			pts = append(pts, strconv.Itoa(int(dtmfOfferPT)))
+			fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", a.port, strings.Join(pts, " "))
+			for _, c := range supported {
+				fmt.Fprintf(&b, "a=rtpmap:%d %s/%d\r\n", c.pt, c.name, c.rate)
+			}
+			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmfOfferPT, dtmfOfferPT)
+		} else if a.dtmfPT != 0 {
+			fmt.Fprintf(&b, "m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/%d\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n",
+				a.port, a.pt, a.dtmfPT, a.pt, a.codec.name, a.codec.rate, a.dtmfPT, a.dtmfPT)
+		} else {
+			fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\na=rtpmap:%d %s/%d\r\n", a.port, a.pt, a.pt, a.codec.name, a.codec.rate)
+		}
+		fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", a.dir)
+	}
+	if o == nil {
+		audio()
+		return []byte(b.String())
+	}
+	for i, m := range o.streams {
+		if i == o.index {
+			audio()
+			continue
+		}
+		fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", m.MediaName.Media, strings.Join(m.MediaName.Protos, "/"), strings.Join(m.MediaName.Formats, " "))
+	}
+	return []byte(b.String())
+}
+
+// dtmfOfferPT is the telephone-event payload type voiced offers.
+const dtmfOfferPT = 101

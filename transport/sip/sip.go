@@ -1,0 +1,422 @@
+// Package sip is the SIP transport: a PBX, a SIP trunk or a softphone calls
+// voiced directly (RFC 3261 over UDP and TCP, on github.com/emiago/sipgo),
+// and each call is one conversation.
+//
+// An INVITE is answered 100 Trying at once and 180 Ringing once the call
+// is admitted; the session factory then builds the call's pipeline, and the
+// 200 OK with the SDP answer (RFC 3264: PCMU or PCMA at 8 kHz, with
+// telephone-event) goes out as soon as the pipeline takes input. An offer
+// without a common codec gets 488. A BYE from the caller ends the session at
+// once, mid-sentence or not; when the session ends on voiced's side, voiced
+// sends the BYE.
+//
+// Media is RTP (RFC 3550) on a port of a configurable range: caller audio
+// goes through the shared receive path (transport/rtpaudio: jitter buffer,
+// loss concealment) with a G.711 decoder and is upsampled to the pipeline's
+// format with the band-limited resampler; the bot's voice leaves as exactly one packet per
+// 20 ms, with encoded silence when the bot is quiet. RTP is sent back to
+// where it comes from (symmetric RTP, for NAT); packets from other
+// addresses are dropped. A call whose media stops ends after
+// Config.MediaTimeout. Re-INVITEs put the call on hold and back (the media
+// timeout is paused while held).
+//
+// Keys pressed on the phone (RFC 4733 telephone-events, or SIP INFO with
+// application/dtmf-relay) reach the pipeline as frame.DTMF frames; the keys
+// of one entry, up to '#' or a pause, then reach the agent as a typed
+// transcript "DTMF: 1234#".
+//
+// Calls are admitted by a transport.Admission, shared with the server's
+// other edges, and each call's session is a transport.Conn.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/transport"
+)
+
+// Config configures a Server. The zero value works on loopback.
+type Config struct {
+	// ExternalIP is the address put in SDP and Contact headers (the
+	// public address behind NAT). Default: the address a call came in on.
+	ExternalIP string
+	// RTPPortMin and RTPPortMax bound the RTP ports (default 10000–20000).
+	RTPPortMin, RTPPortMax int
+	// RTPIP is the local address RTP sockets bind (default: all).
+	RTPIP string
+	// Admission is the server's limit on live sessions, shared with its
+	// other edges; calls it refuses get 503. Nil: a limit of MaxSessions
+	// calls (default transport.DefaultMaxSessions) of this server's own.
+	Admission   *transport.Admission
+	MaxSessions int
+	// MediaTimeout ends a call without RTP for this long (default 15 s);
+	// FirstMediaTimeout applies before the first packet (default 30 s).
+	MediaTimeout, FirstMediaTimeout time.Duration
+	// DTMFPause ends an entry of keys that has no '#' (default 3 s).
+	DTMFPause time.Duration
+	// Routes chooses the session factory by the dialed user part
+	// (sip:billing@host starts the factory of "billing"); other calls
+	// get the Server's factory.
+	Routes map[string]transport.Factory
+	// PipelineFormat is the format of the pipeline's audio (default 16
+	// kHz mono).
+	PipelineFormat frame.Format
+	// UserAgent is the User-Agent header (default "voiced").
+	UserAgent string
+	Logger    *slog.Logger
+}
+
+var (
+	// ErrHangup ends a session whose caller hung up (BYE or CANCEL); it
+	// wraps transport.ErrClientGone.
+	ErrHangup = fmt.Errorf("sip: caller hung up: %w", transport.ErrClientGone)
+	// ErrNotAnswered ends a session whose 200 OK was never acknowledged.
+	ErrNotAnswered = errors.New("sip: answer not acknowledged")
+)
+
+// Server answers SIP calls. It is safe for concurrent use.
+type Server struct {
+	cfg    Config
+	run    transport.Factory
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	ports  *portPool
+	extIP  netip.Addr
+	adm    *transport.Admission
+	ownAdm bool // adm is this server's own: Shutdown shuts it down
+
+	mu       sync.Mutex
+	calls    map[string]*call          // by dialog ID
+	active   int                       // admitted calls, ≥ len(calls)
+	listen   map[string]netip.AddrPort // by network
+	wg       sync.WaitGroup            // listeners
+	stop     chan struct{}             // closed by Shutdown: listeners close
+	stopOnce sync.Once
+}
+
+// NewServer returns a server running run for each call.
+func NewServer(cfg Config, run transport.Factory) (*Server, error) {
+	if cfg.RTPPortMin <= 0 {
+		cfg.RTPPortMin = 10000
+	}
+	if cfg.RTPPortMax <= 0 {
+		cfg.RTPPortMax = 20000
+	}
+	if cfg.RTPPortMax < cfg.RTPPortMin+1 || cfg.RTPPortMax > 65535 {
+		return nil, fmt.Errorf("sip: bad RTP port range %d-%d", cfg.RTPPortMin, cfg.RTPPortMax)
+	}
+	cfg.RTPPortMin += cfg.RTPPortMin % 2
+	if cfg.MediaTimeout <= 0 {
+		cfg.MediaTimeout = 15 * time.Second
+	}
+	if cfg.FirstMediaTimeout <= 0 {
+		cfg.FirstMediaTimeout = 30 * time.Second
+	}
+	if cfg.DTMFPause <= 0 {
+		cfg.DTMFPause = 3 * time.Second
+	}
+	if cfg.PipelineFormat == (frame.Format{}) {
+		cfg.PipelineFormat = frame.Mono16k
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "voiced"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, run: run, log: cfg.Logger.With("transport", "sip"),
+		calls: map[string]*call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
+		adm: cfg.Admission}
+	if s.adm == nil {
+		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
+	}
+	if cfg.ExternalIP != "" {
+		ip, err := netip.ParseAddr(cfg.ExternalIP)
+		if err != nil {
+			return nil, fmt.Errorf("sip: external IP: %w", err)
+		}
+		s.extIP = ip
+	}
+	rtpIP := netip.IPv4Unspecified()
+	if cfg.RTPIP != "" {
+		ip, err := netip.ParseAddr(cfg.RTPIP)
+		if err != nil {
+			return nil, fmt.Errorf("sip: RTP IP: %w", err)
+		}
+		rtpIP = ip
+	}
+	s.ports = &portPool{ip: rtpIP, min: cfg.RTPPortMin, max: cfg.RTPPortMax}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(cfg.Logger)))
+	if err != nil {
+		return nil, fmt.Errorf("sip: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(cfg.Logger))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: %w", err)
+	}
+	s.ua, s.srv, s.client = ua, srv, client
+	srv.OnInvite(s.onInvite)
+	srv.OnAck(s.onAck)
+	srv.OnBye(s.onBye)
+	srv.OnInfo(s.onInfo)
+	srv.OnOptions(s.onOptions)
+	return s, nil
+}
+
+// Listen opens addr (host:port) on network ("udp" or "tcp") and serves it
+// until ctx ends or Shutdown. It returns once the socket is open; the
+// address it is bound to is returned (port 0 picks one).
+func (s *Server) Listen(ctx context.Context, network, addr string) (netip.AddrPort, error) {
+	var (
+		bound netip.AddrPort
+		serve func() error
+		stopL func() error
+	)
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return bound, fmt.Errorf("sip: %w", err)
+		}
+		bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		serve, stopL = func() error { return s.srv.ServeUDP(c) }, c.Close
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return bound, fmt.Errorf("sip: %w", err)
+		}
+		bound = l.Addr().(*net.TCPAddr).AddrPort()
+		serve, stopL = func() error { return s.srv.ServeTCP(l) }, l.Close
+	default:
+		return bound, fmt.Errorf("sip: network %q: want udp or tcp", network)
+	}
+	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	s.mu.Lock()
+	s.listen[network] = bound
+	s.mu.Unlock()
+	s.wg.Add(2)
+	stop := make(chan struct{})
+	go func() {
+		defer s.wg.Done()
+		serve()
+		close(stop)
+	}()
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			stopL()
+		case <-s.stop:
+			stopL()
+		case <-stop:
+		}
+	}()
+	s.log.Info("listening", "network", network, "addr", bound)
+	return bound, nil
+}
+
+// Sessions returns the number of admitted calls.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+// Shutdown ends live calls with a BYE and waits for them to finish or ctx
+// to end (when the Admission is the server's own; a shared one is shut
+// down by its owner), then closes the listeners.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	if s.ownAdm {
+		err = s.adm.Shutdown(ctx)
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.srv.Close()
+	s.ua.Close()
+	s.wg.Wait()
+	return err
+}
+
+// network is the listener network a request came over.
+func network(req *sip.Request) string {
+	if req.Transport() != "UDP" && req.Transport() != "" {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// listenAddr is the address of the listener req came in on.
+func (s *Server) listenAddr(req *sip.Request) netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listen[network(req)].Addr()
+}
+
+// contact is the Contact header for a request that arrived at us.
+func (s *Server) contact(req *sip.Request) sip.ContactHeader {
+	network := network(req)
+	s.mu.Lock()
+	l := s.listen[network]
+	s.mu.Unlock()
+	host := s.localIP(req, l.Addr())
+	uri := sip.Uri{Scheme: "sip", Host: host.String(), Port: int(l.Port())}
+	if network == "tcp" {
+		uri.UriParams = sip.NewParams()
+		uri.UriParams.Add("transport", "tcp")
+	}
+	return sip.ContactHeader{Address: uri}
+}
+
+// localIP is the address peers reach this server at for req: the external
+// IP, else the listening address, else the address the system routes to
+// the caller from.
+func (s *Server) localIP(req *sip.Request, listen netip.Addr) netip.Addr {
+	if s.extIP.IsValid() {
+		return s.extIP
+	}
+	if listen.IsValid() && !listen.IsUnspecified() {
+		return listen
+	}
+	if src := sourceIP(req); src.IsValid() {
+		// A connected UDP socket sends nothing but learns its source.
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 9))); err == nil {
+			a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+			return a
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	tx.Respond(res)
+}
+
+func (s *Server) lookup(req *sip.Request) *call {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); ok {
+			if c := s.lookup(req); c != nil {
+				c.reinvite(req, tx)
+				return
+			}
+			respond(tx, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+	}
+	respond(tx, req, 100, "Trying")
+	ticket, err := s.adm.Admit()
+	if err != nil {
+		respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	defer ticket.Release()
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.mu.Unlock()
+	}()
+	s.answer(req, tx, ticket)
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if c := s.lookup(req); c != nil {
+		c.ack(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if req.CSeq() == nil || req.CSeq().SeqNo < c.dialog.InviteRequest.CSeq().SeqNo {
+		respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	// End the session first: answering may wait on sipgo's INVITE
+	// transaction, and the caller is gone either way.
+	c.close(ErrHangup)
+	c.dialog.ReadBye(req, tx)
+}
+
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	d, err := parseDTMFInfo(ct, req.Body())
+	if err != nil {
+		if len(req.Body()) == 0 {
+			respond(tx, req, 200, "OK") // an INFO keep-alive
+			return
+		}
+		respond(tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		return
+	}
+	c.digit(d) // before the answer, so keys keep the order they were sent in
+	respond(tx, req, 200, "OK")
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 200, "OK",
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+		sip.NewHeader("Accept", "application/sdp"))
+}
+
+// sourceIP is the address a request came from.
+func sourceIP(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		host, _, err := net.SplitHostPort(req.Source())
+		if err != nil {
+			return netip.Addr{}
+		}
+		a, _ := netip.ParseAddr(host)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
