@@ -351,7 +351,7 @@ func TestE2ETwilioCall(t *testing.T) {
 	if !waitUntil(10*time.Second, func() bool { _, ok := c.audibleSince(since); return ok }) {
 		t.Fatal("no answer to the key")
 	}
-	if !seen.has("DTMF: 5") {
+	if !seen.has("DTMF: 5#") {
 		t.Errorf("the agent did not get the key; typed transcripts %q", seen.text)
 	}
 	time.Sleep(1200 * time.Millisecond) // let it talk

@@ -482,7 +482,13 @@ func (c *conn) answered(name string) {
 	}
 }
 
-// feed implements transport.Session.Feed.
+// maxKeys ends a keypad entry that never sees '#'.
+const maxKeys = 32
+
+// feed implements transport.Session.Feed. Every key the caller presses is
+// pushed as a frame.DTMF; the keys of an entry (up to '#', a pause, or
+// maxKeys) also become one typed transcript "DTMF: 123#" that the agent
+// answers, as on the SIP edge.
 func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
 	var keys []byte
 	pause := time.NewTimer(time.Hour)
@@ -527,15 +533,19 @@ func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
 					return err
 				}
 			case DTMF:
-				c.Logger().Debug("dtmf", "digit", string(m.ev.Digit))
-				if m.ev.Digit == '#' {
+				d := m.ev.Digit
+				c.Logger().Debug("dtmf", "digit", string(d))
+				if err := p.Push(ctx, &frame.DTMF{Digit: d}); err != nil {
+					return err
+				}
+				keys = append(keys, d)
+				if d == '#' || len(keys) >= maxKeys {
 					pause.Stop()
 					if err := flush(); err != nil {
 						return err
 					}
 					continue
 				}
-				keys = append(keys, m.ev.Digit)
 				pause.Reset(c.h.cfg.DTMFPause)
 			case Stop:
 				return ErrCallEnded

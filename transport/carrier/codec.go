@@ -68,11 +68,19 @@ type encoding interface {
 	encode(pcm []int16) []byte
 }
 
-// g711 is μ-law or A-law.
-type g711 struct{ l law }
+// g711 is G.711 μ-law or A-law (audio's table-driven codecs).
+type g711 struct {
+	dec func(dst []int16, b []byte) []int16
+	enc func(dst []byte, pcm []int16) []byte
+}
 
-func (g g711) decode(b []byte) ([]int16, error) { return g.l.decode(make([]int16, 0, len(b)), b), nil }
-func (g g711) encode(pcm []int16) []byte        { return g.l.encode(make([]byte, 0, len(pcm)), pcm) }
+var (
+	pcmu = g711{audio.DecodeULaw, audio.EncodeULaw}
+	pcma = g711{audio.DecodeALaw, audio.EncodeALaw}
+)
+
+func (g g711) decode(b []byte) ([]int16, error) { return g.dec(make([]int16, 0, len(b)), b), nil }
+func (g g711) encode(pcm []int16) []byte        { return g.enc(make([]byte, 0, len(pcm)), pcm) }
 
 // l16 is 16-bit little-endian linear PCM.
 type l16 struct{}
@@ -97,8 +105,7 @@ func digit(s string) (byte, error) {
 		if d >= 'a' && d <= 'd' {
 			d -= 'a' - 'A'
 		}
-		switch {
-		case d >= '0' && d <= '9', d == '*', d == '#', d >= 'A' && d <= 'D':
+		if frame.DTMFDigit(d) {
 			return d, nil
 		}
 	}

@@ -124,10 +124,16 @@ func TestCallRoundTrip(t *testing.T) {
 			if r.err != nil {
 				t.Errorf("session ended with %v, want a normal end", r.err)
 			}
+			r.mu.Lock()
+			keys := string(r.keys)
+			r.mu.Unlock()
+			if keys != "12#9#0#" {
+				t.Errorf("DTMF frames %q, want 12#9#0#", keys)
+			}
 			if r.badFmt != (frame.Format{}) {
 				t.Errorf("pipeline got audio in %+v", r.badFmt)
 			}
-			if got, want := r.transcripts(), []string{"DTMF: 12", "DTMF: 9", "DTMF: 0"}; !reflect.DeepEqual(got, want) {
+			if got, want := r.transcripts(), []string{"DTMF: 12#", "DTMF: 9#", "DTMF: 0#"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("typed transcripts %q, want %q", got, want)
 			}
 			calls := e.api.calls()

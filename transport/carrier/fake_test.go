@@ -38,6 +38,7 @@ import (
 type record struct {
 	mu     sync.Mutex
 	typed  []string // typed transcripts, in order
+	keys   []byte   // DTMF frames, in order
 	audio  int      // samples of input audio, all at 16 kHz
 	badFmt frame.Format
 	err    error
@@ -54,6 +55,8 @@ func (r *record) Process(_ context.Context, f frame.Frame, out pipeline.Emitter)
 			r.badFmt = f.Format
 		}
 		r.audio += len(f.Samples)
+	case *frame.DTMF:
+		r.keys = append(r.keys, f.Digit)
 	case *frame.Transcript:
 		if f.Typed {
 			r.typed = append(r.typed, f.Text)
@@ -113,9 +116,9 @@ func (b bot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) err
 	}
 	d, text := 300*time.Millisecond, "answer to "+tr.Text
 	switch tr.Text {
-	case "DTMF: 9":
+	case "DTMF: 9#":
 		d = 5 * time.Second
-	case "DTMF: 0":
+	case "DTMF: 0#":
 		text = "goodbye"
 	}
 	out.Emit(&frame.TTSText{Text: text})
@@ -131,7 +134,7 @@ func (b bot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) err
 		}
 		out.Emit(a)
 	}
-	if tr.Text == "DTMF: 0" {
+	if tr.Text == "DTMF: 0#" {
 		out.Emit(&frame.End{Reason: "agent ended the call"})
 	}
 	return nil
@@ -245,8 +248,8 @@ func jsonOut(t *testing.T, data []byte, media func(map[string]any) string, law f
 
 func mediaPayload(m map[string]any) string { return m["media"].(map[string]any)["payload"].(string) }
 
-func ulawPCMOf(b []byte) []int16 { return ulaw{}.decode(nil, b) }
-func alawPCMOf(b []byte) []int16 { return alaw{}.decode(nil, b) }
+func ulawPCMOf(b []byte) []int16 { return audio.DecodeULaw(nil, b) }
+func alawPCMOf(b []byte) []int16 { return audio.DecodeALaw(nil, b) }
 func l16PCMOf(b []byte) []int16  { p, _ := audio.DecodePCM16(nil, b); return p }
 
 func b64s(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -259,7 +262,7 @@ func wires() []wire {
 			`{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ1"}`,
 		},
 		media: func(pcm []int16) (bool, []byte) {
-			return false, []byte(`{"event":"media","media":{"track":"inbound","payload":"` + b64s(ulaw{}.encode(nil, pcm)) + `"},"streamSid":"MZ1"}`)
+			return false, []byte(`{"event":"media","media":{"track":"inbound","payload":"` + b64s(audio.EncodeULaw(nil, pcm)) + `"},"streamSid":"MZ1"}`)
 		},
 		dtmf: func(d byte) string {
 			return `{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"` + string(d) + `"}}`
@@ -278,7 +281,7 @@ func wires() []wire {
 			`{"event":"start","sequence_number":"1","start":{"user_id":"u1","call_control_id":"v3:cc1","media_format":{"encoding":"PCMA","sample_rate":8000,"channels":1}},"stream_id":"s1"}`,
 		},
 		media: func(pcm []int16) (bool, []byte) {
-			return false, []byte(`{"event":"media","media":{"track":"inbound","payload":"` + b64s(alaw{}.encode(nil, pcm)) + `"},"stream_id":"s1"}`)
+			return false, []byte(`{"event":"media","media":{"track":"inbound","payload":"` + b64s(audio.EncodeALaw(nil, pcm)) + `"},"stream_id":"s1"}`)
 		},
 		dtmf: func(d byte) string { return `{"event":"dtmf","stream_id":"s1","dtmf":{"digit":"` + string(d) + `"}}` },
 		stop: `{"event":"stop","stop":{"call_control_id":"v3:cc1"},"stream_id":"s1"}`,
@@ -520,4 +523,11 @@ func dialNoFail(url string) (*gws.Conn, *http.Response, error) {
 		ws.Close()
 	}
 	return ws, resp, err
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

@@ -21,7 +21,8 @@ type in struct {
 	want   Event
 }
 
-// μ-law 0xFF 0x80 0x00 0xEF is 0, 32124, -32124, 132; A-law 0xD5 0xAA is 8, 32256.
+// G.711: μ-law 0xFF 0x80 0x00 0xEF is 0, 32124, -32124, 132; A-law 0xD5
+// 0xAA is 8, 32256.
 var (
 	ulawB64 = base64.StdEncoding.EncodeToString([]byte{0xFF, 0x80, 0x00, 0xEF})
 	ulawPCM = []int16{0, 32124, -32124, 132}

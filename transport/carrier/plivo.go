@@ -68,7 +68,7 @@ func (p *plivo) Decode(binary bool, data []byte) (Event, error) {
 		f := m.Start.MediaFormat
 		switch {
 		case f.Encoding == "audio/x-mulaw" && (f.SampleRate == 8000 || f.SampleRate == 0):
-			p.enc, p.rate = g711{ulaw{}}, 8000
+			p.enc, p.rate = pcmu, 8000
 		case f.Encoding == "audio/x-l16" && (f.SampleRate == 8000 || f.SampleRate == 16000):
 			p.enc, p.rate = l16{}, f.SampleRate
 		default:

@@ -67,9 +67,9 @@ func (t *telnyx) Decode(binary bool, data []byte) (Event, error) {
 		f := m.Start.MediaFormat
 		switch strings.ToUpper(f.Encoding) {
 		case "PCMU", "":
-			t.enc = g711{ulaw{}}
+			t.enc = pcmu
 		case "PCMA":
-			t.enc = g711{alaw{}}
+			t.enc = pcma
 		default:
 			return Event{}, transport.BadInput("bad_start", "encoding %q: stream PCMU or PCMA", f.Encoding)
 		}

@@ -72,7 +72,7 @@ func (t *twilio) Decode(binary bool, data []byte) (Event, error) {
 		if t.streamSid == "" {
 			t.streamSid = m.StreamSid
 		}
-		t.enc = g711{ulaw{}}
+		t.enc = pcmu
 		return Event{Kind: Start, Call: Call{StreamID: t.streamSid, CallID: m.Start.CallSid, AccountID: m.Start.AccountSid, In: mono(8000), Out: mono(8000)}}, nil
 	case "media":
 		if t.enc == nil {
