@@ -3,6 +3,7 @@ package carrier
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -247,5 +248,35 @@ func TestShutdownHangsUp(t *testing.T) {
 	}
 	if calls := e.api.calls(); len(calls) != 1 || calls[0] != w.hangup {
 		t.Errorf("REST calls %+v, want [%+v]", calls, w.hangup)
+	}
+}
+
+// Without credentials a hang-up fails with ErrNoCredentials naming the
+// variables, and sends nothing; a refusal from the API is ErrHangup.
+func TestHangupErrors(t *testing.T) {
+	api := newFakeAPI(t)
+	call := Call{CallID: "CA9", AccountID: "AC9"}
+	t.Setenv("PLIVO_AUTH_ID", "")
+	t.Setenv("PLIVO_AUTH_TOKEN", "")
+	err := Plivo.Hangup(context.Background(), http.DefaultClient, API{BaseURL: api.srv.URL}, call)
+	if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN") {
+		t.Errorf("Plivo without credentials: %v", err)
+	}
+	t.Setenv("MY_TOKEN", "tok")
+	// Twilio's account comes from the start message when the variable is unset.
+	if err := Twilio.Hangup(context.Background(), http.DefaultClient, API{BaseURL: api.srv.URL, UserEnv: "MY_SID", SecretEnv: "MY_TOKEN"}, call); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.calls(); len(got) != 1 || got[0].path != "/2010-04-01/Accounts/AC9/Calls/CA9.json" || got[0].auth != "Basic QUM5OnRvaw==" {
+		t.Errorf("REST calls %+v", got)
+	}
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such call", http.StatusNotFound)
+	}))
+	defer refuse.Close()
+	t.Setenv("TELNYX_API_KEY", "k")
+	err = Telnyx.Hangup(context.Background(), http.DefaultClient, API{BaseURL: refuse.URL}, call)
+	if !errors.Is(err, ErrHangup) || !strings.Contains(err.Error(), "404") {
+		t.Errorf("refused hang-up: %v", err)
 	}
 }

@@ -142,8 +142,6 @@ func (b bot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) err
 
 // factory runs the fake pipeline as session.Builder.Run does.
 type factory struct {
-	mu   sync.Mutex
-	last *record
 	runs chan *record
 }
 

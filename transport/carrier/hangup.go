@@ -31,7 +31,11 @@ func creds(api API, userEnv, secretEnv string, userOptional bool) (user, secret 
 	}
 	secret = os.Getenv(secretEnv)
 	if secret == "" || userEnv != "" && user == "" && !userOptional {
-		return "", "", fmt.Errorf("%w: set %s", ErrNoCredentials, strings.Trim(userEnv+" and "+secretEnv, " and "))
+		names := secretEnv
+		if userEnv != "" && !userOptional {
+			names = userEnv + " and " + secretEnv
+		}
+		return "", "", fmt.Errorf("%w: set %s", ErrNoCredentials, names)
 	}
 	return user, secret, nil
 }
