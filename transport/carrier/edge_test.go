@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +34,11 @@ func newEdge(t *testing.T, w wire) *edge {
 	h := NewHandler(w.v, Config{
 		Admission: e.adm,
 		API:       API{BaseURL: e.api.srv.URL},
-		DTMFPause: 300 * time.Millisecond,
-		MarkWait:  2 * time.Second,
+		// No idle connections to the fake API, which the goroutine
+		// count would see.
+		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		DTMFPause:  300 * time.Millisecond,
+		MarkWait:   2 * time.Second,
 	}, e.fa.run)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -278,5 +282,65 @@ func TestHangupErrors(t *testing.T) {
 	err = Telnyx.Hangup(context.Background(), http.DefaultClient, API{BaseURL: refuse.URL}, call)
 	if !errors.Is(err, ErrHangup) || !strings.Contains(err.Error(), "404") {
 		t.Errorf("refused hang-up: %v", err)
+	}
+}
+
+// No goroutine outlives a call, however it ends: the caller hanging up,
+// the carrier dropping the connection mid-answer or before the start, and
+// the agent ending the call (hang-up included).
+func TestNoGoroutineLeft(t *testing.T) {
+	w := wires()[0]
+	e := newEdge(t, w)
+	end := func(c *caller) {
+		t.Helper()
+		select {
+		case <-c.gone:
+		case <-time.After(readTimeout):
+			t.Fatal("stream not closed")
+		}
+		c.ws.Close()
+		waitFor(t, "the call to end", func() bool { return e.adm.Sessions() == 0 })
+	}
+	warm := dialCarrier(t, e.url, w)
+	e.record(t)
+	warm.sendText(w.stop)
+	end(warm)
+	base := runtime.NumGoroutine()
+
+	for _, how := range []string{"stop", "drop mid-answer", "drop before start", "agent ends"} {
+		ww := w
+		if how == "drop before start" {
+			ww.start = nil
+		}
+		c := dialCarrier(t, e.url, ww)
+		switch how {
+		case "stop":
+			e.record(t)
+			c.sendText(w.stop)
+		case "drop mid-answer":
+			e.record(t)
+			c.keys("9#")
+			if o := c.next(); o.kind != "media" {
+				t.Fatalf("got %s, want the answer's audio", o.kind)
+			}
+			c.ws.NetConn().Close()
+		case "drop before start":
+			waitFor(t, "admission", func() bool { return e.adm.Sessions() == 1 })
+			c.ws.NetConn().Close()
+		case "agent ends":
+			e.record(t)
+			c.keys("0#")
+			c.answer()
+		}
+		end(c)
+	}
+	deadline := time.Now().Add(readTimeout)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
