@@ -266,6 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stop:   make(chan struct{}),
 		wdone:  make(chan struct{}),
 		acked:  make(chan struct{}, 1),
+		marks:  map[string]bool{},
 		callID: r.URL.Query().Get("call_id"),
 	}
 	t.Attach(c.Close)
@@ -288,10 +289,10 @@ type conn struct {
 	wdone    chan struct{} // closed when the writer exits
 
 	mu      sync.Mutex
-	marks   int           // marks sent and not yet answered
-	seq     int           // names marks
-	acked   chan struct{} // signalled when a mark is answered
-	stopped bool          // the carrier reported the call's end
+	marks   map[string]bool // marks sent and not yet answered, by name
+	seq     int             // names marks
+	acked   chan struct{}   // signalled when a mark is answered
+	stopped bool            // the carrier reported the call's end
 }
 
 type inMsg struct {
@@ -374,7 +375,7 @@ func (c *conn) waitMarks() {
 	defer t.Stop()
 	for {
 		c.mu.Lock()
-		n := c.marks
+		n := len(c.marks)
 		c.mu.Unlock()
 		if n == 0 {
 			return
@@ -471,9 +472,7 @@ func (c *conn) stopFeed() { c.stopOnce.Do(func() { close(c.stop) }) }
 // answered records the carrier's answer to a mark.
 func (c *conn) answered(name string) {
 	c.mu.Lock()
-	if c.marks > 0 {
-		c.marks--
-	}
+	delete(c.marks, name) // an answer to a cleared mark is not owed
 	c.mu.Unlock()
 	c.Logger().Debug("mark played", "mark", name)
 	select {
@@ -578,7 +577,7 @@ func (c *conn) onHop(h pipeline.Hop) {
 		// The carrier answers (or drops) the marks it held; nothing it
 		// played before them is owed any more.
 		c.mu.Lock()
-		c.marks = 0
+		clear(c.marks)
 		c.mu.Unlock()
 		return
 	}
@@ -586,10 +585,16 @@ func (c *conn) onHop(h pipeline.Hop) {
 	c.seq++
 	name := fmt.Sprintf("voiced-%d-%d", b.Turn, c.seq)
 	c.mu.Unlock()
-	if m, ok := c.codec.EncodeMark(name); ok && c.Enqueue(m, true) {
+	if m, ok := c.codec.EncodeMark(name); ok {
+		// Owed before it is queued, so that a fast answer finds it.
 		c.mu.Lock()
-		c.marks++
+		c.marks[name] = true
 		c.mu.Unlock()
+		if !c.Enqueue(m, true) {
+			c.mu.Lock()
+			delete(c.marks, name)
+			c.mu.Unlock()
+		}
 	}
 }
 
