@@ -110,7 +110,7 @@ func (c *twilioCaller) pace(ctx context.Context) {
 			c.mu.Unlock()
 			seq++
 			c.send(map[string]any{"event": "media", "streamSid": "MZe2e", "media": map[string]any{
-				"track": "inbound", "chunk": seq, "payload": base64.StdEncoding.EncodeToString(ulawEncode(pcm)),
+				"track": "inbound", "chunk": seq, "payload": base64.StdEncoding.EncodeToString(audio.EncodeULaw(nil, pcm)),
 			}})
 			for _, m := range due {
 				c.send(map[string]any{"event": "mark", "streamSid": "MZe2e", "mark": map[string]string{"name": m}})
@@ -149,7 +149,7 @@ func (c *twilioCaller) read() {
 				c.t.Errorf("media payload: %v", err)
 			}
 			peak := 0
-			for _, s := range ulawDecode(b) {
+			for _, s := range audio.DecodeULaw(nil, b) {
 				peak = max(peak, abs(int(s)))
 			}
 			c.heard = append(c.heard, heardMsg{at: now, peak: peak, n: len(b)})
@@ -239,37 +239,6 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return cond()
-}
-
-func ulawEncode(pcm []int16) []byte {
-	out := make([]byte, len(pcm))
-	for i, s := range pcm {
-		v, sign := int(s), 0
-		if v < 0 {
-			v, sign = -v, 0x80
-		}
-		v = min(v, 32635) + 0x84
-		seg := 0
-		for x := v >> 8; x > 0 && seg < 7; x >>= 1 {
-			seg++
-		}
-		out[i] = ^byte(sign | seg<<4 | (v>>(seg+3))&0x0F)
-	}
-	return out
-}
-
-func ulawDecode(b []byte) []int16 {
-	out := make([]int16, len(b))
-	for i, c := range b {
-		c = ^c
-		seg := int(c>>4) & 7
-		v := ((int(c&0x0F)<<3)+0x84)<<seg - 0x84
-		if c&0x80 != 0 {
-			v = -v
-		}
-		out[i] = int16(v)
-	}
-	return out
 }
 
 // typedSeen records the typed transcripts the agent's pipeline carried.
