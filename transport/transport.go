@@ -1,7 +1,8 @@
 // Package transport is the core every edge is built on. An edge turns a
 // connection — a WebSocket (transport/websocket), a WebRTC peer
 // (transport/webrtc), a LiveKit room participant (transport/livekit), a SIP
-// phone call (transport/sip) — into
+// phone call (transport/sip), a carrier's media stream (transport/carrier) —
+// into
 // a Session: an input stage that brings the client's audio to the
 // pipeline's format, a paced playout stage that sends the bot's voice out,
 // an observer that turns frames into client events, and a Feed that pushes

@@ -32,6 +32,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport/carrier"
 )
 
 // Config is the whole file. Sections that configure one processor or
@@ -62,6 +63,9 @@ type Config struct {
 	Echo          aec.Config        `toml:"echo"`
 	Idle          idle.Config       `toml:"idle"`
 	SIP           SIP               `toml:"sip"`
+	// Carriers names how to reach each carrier's call control (REST
+	// hang-up) for /carrier/{vendor}.
+	Carriers carrier.APIs `toml:"carriers"`
 }
 
 // Session switches the optional turn-taking stages.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/voiced-dev/voiced/transport/carrier"
 )
 
 func TestDefaultIsTheDemo(t *testing.T) {
@@ -226,5 +228,32 @@ func TestServerLimits(t *testing.T) {
 	}
 	if c.Server.MaxSessions != DefaultMaxSessions || c.Server.ReadTimeout != 30*time.Second || c.Server.InputIdleTimeout != time.Minute || c.Server.Auth.APIKeyEnv != "VOICED_API_KEY" {
 		t.Fatalf("defaults: %+v", c.Server)
+	}
+}
+
+// [carriers] names each carrier's call-control API; unknown keys are
+// errors there as everywhere.
+func TestCarriersSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.toml")
+	os.WriteFile(path, []byte(`
+[carriers.twilio]
+base_url = "http://127.0.0.1:9999"
+secret_env = "MY_TWILIO_TOKEN"
+[carriers.vonage]
+user_env = "MY_APP"
+`), 0o644)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tw := c.Carriers.For("twilio"); tw.BaseURL != "http://127.0.0.1:9999" || tw.SecretEnv != "MY_TWILIO_TOKEN" || tw.UserEnv != "" {
+		t.Errorf("twilio %+v", tw)
+	}
+	if c.Carriers.For("vonage").UserEnv != "MY_APP" || c.Carriers.For("exotel") != (carrier.API{}) {
+		t.Errorf("carriers %+v", c.Carriers)
+	}
+	os.WriteFile(path, []byte("[carriers.twilio]\nbase = \"x\"\n"), 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "base") {
+		t.Errorf("unknown key: %v", err)
 	}
 }

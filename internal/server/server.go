@@ -1,6 +1,6 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
 // protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
-// /metrics, serving the sessions of what internal/assembly loads from the
+// /metrics, carrier media streams at /carrier/{vendor}, serving the sessions of what internal/assembly loads from the
 // configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
@@ -19,6 +19,7 @@ import (
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/carrier"
 	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
@@ -45,7 +46,8 @@ type Server struct {
 	draining atomic.Bool          // Shutdown began: /healthz says so
 	ws       atomic.Pointer[websocket.Handler]
 	rtc      atomic.Pointer[webrtc.Handler]
-	sip      atomic.Pointer[sip.Server] // set by ListenSIP
+	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
+	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
 	builder  *session.Builder
 	asm      *assembly.Assembly
@@ -96,6 +98,20 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		h := s.rtc.Load()
 		if h == nil {
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	// Carrier media streams (docs/carriers.md): GET /carrier/twilio, …
+	s.mux.HandleFunc("GET /carrier/{vendor}", func(w http.ResponseWriter, r *http.Request) {
+		hs := s.carrier.Load()
+		if hs == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		h, ok := (*hs)[r.PathValue("vendor")]
+		if !ok {
+			http.NotFound(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -182,6 +198,15 @@ func (s *Server) Load() error {
 		Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
 		Logger:        s.log,
 	}, s.builder.Run))
+	hs := map[string]*carrier.Handler{}
+	for _, v := range carrier.Vendors {
+		hs[v.Name] = carrier.NewHandler(v, carrier.Config{
+			Admission: s.adm,
+			API:       cfg.Carriers.For(v.Name),
+			Logger:    s.log,
+		}, s.builder.Run)
+	}
+	s.carrier.Store(&hs)
 	return nil
 }
 
