@@ -58,13 +58,13 @@ func checkRamp(t *testing.T, w []happening, n int) {
 func TestPlayoutPauseResume(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, PlayoutConfig{Format: frame.Mono16k})
-		h.ramp(1, 0, 3200, "one")    // 0-200 ms of audio
-		h.ramp(1, 3200, 4800, "two") // 200-500 ms
+		h.ramp(1, 0, 3200, "one")          // 0-200 ms of audio
+		h.ramp(1, 3200, 4800, "two")       // 200-500 ms
 		time.Sleep(305 * time.Millisecond) // between two ticks
 		h.process(&frame.PausePlayout{Meta: frame.Meta{Turn: 1}})
 		// Synthesis goes on while paused.
 		time.Sleep(100 * time.Millisecond)
-		h.ramp(1, 8000, 3200, "three") // 500-700 ms
+		h.ramp(1, 8000, 3200, "three")     // 500-700 ms
 		time.Sleep(300 * time.Millisecond) // 705 ms
 		h.process(&frame.ResumePlayout{Meta: frame.Meta{Turn: 1}, Paused: 400 * time.Millisecond})
 		time.Sleep(2 * time.Second)
@@ -114,7 +114,7 @@ func TestPlayoutPauseInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, PlayoutConfig{Format: frame.Mono16k})
 		h.ramp(1, 0, 16000, "one two three four five six seven eight") // 1 s
-		time.Sleep(205 * time.Millisecond) // between two ticks
+		time.Sleep(205 * time.Millisecond)                             // between two ticks
 		h.process(&frame.PausePlayout{Meta: frame.Meta{Turn: 1}})
 		time.Sleep(time.Second) // long enough to have played it all, had it gone on
 		h.rt.Interrupt("barge-in")
