@@ -306,6 +306,13 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		default:
 			p.interrupt(out, "user started speaking")
 		}
+	case *frame.BotStartedSpeaking:
+		if !p.releasedAt.IsZero() {
+			// The answer to the last turn is being heard: that turn did
+			// not end too soon, and the neutral hold relaxes.
+			p.releasedAt = time.Time{}
+			p.neutral = max(0, p.neutral-50*time.Millisecond)
+		}
 	case *frame.UserSpeaking:
 		if p.pending {
 			p.voiced = max(p.voiced, f.Voiced)
