@@ -1,8 +1,10 @@
 // Package turntaking decides, between recognition and the agent, when the user
 // has the floor: whether speech heard while the bot talks is an
-// interruption or only a noise or a backchannel ("mm-hm"), and when the
-// user's turn has ended (endpointing that waits for the recognizer's final
-// transcript and for sentences that sound unfinished).
+// interruption or only a noise or a backchannel ("mm-hm") — pausing the
+// bot's playout while it decides and resuming it after a false
+// interruption — and when the user's turn has ended (endpointing that
+// waits for the recognizer's final transcript and holds sentences that
+// sound unfinished, for a time adapted to how the user pauses).
 package turntaking
 
 import (
