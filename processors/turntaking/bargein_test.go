@@ -71,6 +71,8 @@ func TestPauseGolden(t *testing.T) {
 		want: "Pause@1000 Start Resume(214)@1214 Stop Barge(resumed,214) Back() End",
 		turn: 1,
 	}, {
+		// Speech long enough to be words stays paused until the
+		// recognizer's final: only backchannels, so it resumes.
 		name: "backchannel words never interrupt",
 		steps: []step{
 			wait(0, botOn()),
@@ -81,7 +83,18 @@ func TestPauseGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("mm-hm yeah right")),
 		},
-		want: "Pause@1000 Start interim(mm-hm) Resume(332)@1332 Stop Barge(resumed,332) Back(mm-hm yeah right) End",
+		want: "Pause@1000 Start interim(mm-hm) Stop Resume(682)@1682 Barge(resumed,682) Back(mm-hm yeah right) End",
+		turn: 1,
+	}, {
+		// Long speech and no final: resumed FinalWait after the stop.
+		name: "long speech, no final: resumed after final_wait",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(100*time.Millisecond, speaking(600)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+		},
+		want: "Pause@1000 Start Stop Resume(1100)@2100 End",
 		turn: 1,
 	}, {
 		name: "resume off: the bot talks on while the speech is judged",

@@ -170,10 +170,13 @@ const (
 // it emits a PausePlayout at once (so the client hears silence within the
 // playout's lead), then judges the speech. It interrupts once the speech
 // qualifies (MinDuration of voiced audio, from UserSpeaking, and MinWords in
-// a transcript) or the recognizer hears one of InterruptWords. Once the user
-// has been quiet for FalseInterruptionTimeout without qualifying, it emits a
-// ResumePlayout and the answer goes on from where it paused (more voiced
-// audio pauses it again). If the speech ends without qualifying, the bot was
+// a transcript) or the recognizer hears one of InterruptWords. Speech
+// shorter than MinDuration (a cough, "mm-hm") resumes the answer once the
+// user has been quiet for FalseInterruptionTimeout: a ResumePlayout, and the
+// answer goes on from where it paused (more voiced audio pauses it again).
+// Longer speech stays paused until the recognizer's final transcript judges
+// its words (resumed if they are only backchannels), or FinalWait after the
+// user stopped. If the speech ends without qualifying, the bot was
 // never cut off: its final transcript is dropped and a UserBackchannel
 // emitted instead. Each judgment of speech over the bot ends with a BargeIn
 // (interrupted or resumed, and the time paused). With
@@ -324,9 +327,14 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		return nil // consumed
 	case *frame.UserStoppedSpeaking:
 		p.stopped, p.stoppedAt = true, time.Now()
-		if p.pending {
+		switch {
+		case p.pending && p.short():
 			p.unpause(out, p.stoppedAt) // the noise is over
-		} else {
+		case p.pending && p.paused:
+			// Speech long enough to be words: the recognizer decides,
+			// but no later than FinalWait from now.
+			p.quiet.Reset(p.cfg.FinalWait)
+		case !p.pending:
 			p.setDue(waitFinal, p.cfg.FinalWait)
 		}
 	case *frame.Transcript:
@@ -402,9 +410,16 @@ func (p *Processor) unpause(out pipeline.Emitter, now time.Time) {
 func (p *Processor) quietFor() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.pending {
+	if p.pending && (p.short() || p.stopped) {
 		p.unpause(p.out, time.Now())
 	}
+}
+
+// short reports whether the pending speech is too short to qualify
+// (under MinDuration): a noise or a backchannel, resumed on quiet. Longer
+// speech stays paused until its words are judged. p.mu held.
+func (p *Processor) short() bool {
+	return p.cfg.MinDuration >= 0 && p.voiced < p.cfg.MinDuration
 }
 
 // check interrupts once pending speech qualifies. p.mu held.

@@ -168,7 +168,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("mm-hm yeah")),
 		},
-		want: "Pause@1000 Start Resume(200)@1200 Pause@1300 interim(yeah) Resume(200)@1500 Pause@1600 Resume(200)@1800 Stop Barge(resumed,600) Back(mm-hm yeah) End",
+		want: "Pause@1000 Start Resume(200)@1200 Pause@1300 interim(yeah) Stop Resume(850)@2150 Barge(resumed,1050) Back(mm-hm yeah) End",
 		turn: 1,
 	}, {
 		// Words and duration: the interruption comes when both are there,
