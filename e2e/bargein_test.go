@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,7 +252,8 @@ func TestE2EBargeInPauseAndResume(t *testing.T) {
 	}
 	// Between the user's words (a pause after "stop,") the answer may
 	// resume for a moment before the recognizer's "stop" interrupts it.
-	l.dump()
+	t.Logf("client played from 200 ms before the first word: %s", l.pattern(spoke.Add(-200*time.Millisecond), 70))
+	t.Logf("the user said, from its start:                   %s", voicePattern(stop))
 	t.Logf("stop: spoke at %v; client silent %v after the first word; last heard the story %v after it; interrupted %v after it",
 		spoke.Sub(l.events[0].At), s.Sub(spoke), last.Sub(spoke), intr.Sub(spoke))
 	l.talk(2*time.Second, nil)
@@ -266,4 +268,43 @@ func TestE2EBargeInPauseAndResume(t *testing.T) {
 			t.Fatalf("stop: the story (turn %d) went on after the interruption: %s", story, e.Type)
 		}
 	}
+}
+
+// pattern renders what the client played from from, n ticks of 20 ms:
+// '#' the bot's voice, '.' silence.
+func (l *listener) pattern(from time.Time, n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for i, h := range l.heard {
+		if l.at[i].Before(from) || n == 0 {
+			continue
+		}
+		n--
+		if h {
+			b.WriteByte('#')
+		} else {
+			b.WriteByte('.')
+		}
+	}
+	return b.String()
+}
+
+// voicePattern renders voice the same way ('#' loud).
+func voicePattern(v []int16) string {
+	var b []byte
+	for i := 0; i+320 <= len(v); i += 320 {
+		loud := false
+		for _, x := range v[i : i+320] {
+			if x > 1000 || x < -1000 {
+				loud = true
+			}
+		}
+		if loud {
+			b = append(b, '#')
+		} else {
+			b = append(b, '.')
+		}
+	}
+	return string(b)
 }
