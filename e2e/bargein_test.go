@@ -252,6 +252,14 @@ func TestE2EBargeInPauseAndResume(t *testing.T) {
 	}
 	// Between the user's words (a pause after "stop,") the answer may
 	// resume for a moment before the recognizer's "stop" interrupts it.
+	l.mu.Lock()
+	for _, e := range l.events {
+		if e.Type == "user_started_speaking" && e.At.After(spoke.Add(-time.Second)) {
+			t.Logf("stop: user_started_speaking reached the client %v after the first word", e.At.Sub(spoke))
+			break
+		}
+	}
+	l.mu.Unlock()
 	t.Logf("client played from 200 ms before the first word: %s", l.pattern(spoke.Add(-200*time.Millisecond), 70))
 	t.Logf("the user said, from its start:                   %s", voicePattern(stop))
 	t.Logf("stop: spoke at %v; client silent %v after the first word; last heard the story %v after it; interrupted %v after it",
