@@ -72,6 +72,14 @@ type TurnMetrics struct {
 	TTSFirst     time.Duration `json:"tts_first_audio"` // first synthesized audio
 	AudioOut     time.Duration `json:"audio_out"`       // first audio written to the transport
 	VoiceToVoice time.Duration `json:"voice_to_voice"`  // = AudioOut
+
+	// Turn taking (see frame.Endpoint and frame.BargeIn).
+	EndpointDelay time.Duration `json:"endpoint_delay"`     // the turn stage's wait after the stop (final transcript, hold)
+	Hold          time.Duration `json:"hold"`               // the hold it chose (0: the turn sounded complete)
+	BargeIn       string        `json:"barge_in,omitempty"` // BargeInInterrupted: this turn cut off the bot's answer
+	Pause         time.Duration `json:"pause"`              // how long that answer was paused before it was cut off
+	Resumes       int           `json:"resumes"`            // false interruptions (paused, then resumed) since the last report
+	ResumedPause  time.Duration `json:"resumed_pause"`      // the time the bot was paused by them
 }
 
 // ---- data frames ----

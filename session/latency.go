@@ -12,9 +12,18 @@ import (
 // answer, and reports it once per answered turn. It listens to the
 // session's turns.Tracker, which the session trace shares: the turns are
 // followed once.
+//
+// Besides the latencies, each report carries the turn-taking stage's
+// endpointing delay and hold for the turn, whether the turn began by
+// interrupting the bot's answer (and how long that answer was paused
+// first), and the false interruptions (pauses that resumed) since the
+// previous report.
 type Latency struct {
 	report func(frame.TurnMetrics)
 	last   int // index of the last turn reported (under the tracker's lock)
+
+	resumes int           // false interruptions since the last report
+	resumed time.Duration // the time paused by them
 }
 
 // NewLatency returns a latency measurement listening to tr. report is
@@ -30,6 +39,11 @@ func (l *Latency) onTurn(e turns.Event) {
 	// The bot's first audio of an answered turn (an answer was
 	// generated: LLMFirst) ends the measurement.
 	c := e.Turn
+	if e.Kind == turns.Judged && e.Outcome == frame.BargeInResumed {
+		l.resumes++
+		l.resumed += e.Paused
+		return
+	}
 	if e.Kind != turns.PlayStarted || c.LLMFirst.IsZero() || c.Index == l.last || l.report == nil {
 		return
 	}
@@ -48,7 +62,15 @@ func (l *Latency) onTurn(e turns.Event) {
 		SentenceTTS: since(c.Sentence),
 		TTSFirst:    since(c.TTSFirst),
 		AudioOut:    since(c.AudioOut),
+
+		EndpointDelay: c.EndpointDelay,
+		Hold:          c.Hold,
+		BargeIn:       c.BargeIn,
+		Pause:         c.Pause,
+		Resumes:       l.resumes,
+		ResumedPause:  l.resumed,
 	}
+	l.resumes, l.resumed = 0, 0
 	m.VoiceToVoice = m.AudioOut
 	l.report(m)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	promexp "go.opentelemetry.io/otel/exporters/prometheus"
@@ -346,6 +347,22 @@ func (t *Telemetry) RecordTurn(ctx context.Context, m frame.TurnMetrics) {
 	rec(t.m.llmFirst, m.LLMFirst)
 	rec(t.m.firstSentence, m.SentenceTTS)
 	rec(t.m.ttsFirst, m.TTSFirst)
+	rec(t.m.endpointDelay, m.EndpointDelay)
+	// Speech over the bot: an interruption that began this turn, and the
+	// false interruptions since the last report (each recorded with
+	// their mean pause).
+	if m.BargeIn != "" {
+		out := metric.WithAttributes(attribute.String("outcome", m.BargeIn))
+		t.m.bargeIns.Add(ctx, 1, out)
+		t.m.pause.Record(ctx, m.Pause.Seconds(), out)
+	}
+	if m.Resumes > 0 {
+		out := metric.WithAttributes(attribute.String("outcome", frame.BargeInResumed))
+		t.m.bargeIns.Add(ctx, int64(m.Resumes), out)
+		for range m.Resumes {
+			t.m.pause.Record(ctx, (m.ResumedPause / time.Duration(m.Resumes)).Seconds(), out)
+		}
+	}
 }
 
 // LatencyBuckets are the latency histograms' bucket bounds, in seconds
@@ -360,6 +377,8 @@ var TokenBuckets = []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144
 
 type instruments struct {
 	voiceToVoice, endpointing, sttFinal, llmFirst, firstSentence, ttsFirst metric.Float64Histogram
+	endpointDelay, pause                                                   metric.Float64Histogram
+	bargeIns                                                               metric.Int64Counter
 
 	sessions, turns, interruptions, errors metric.Int64Counter
 	active                                 metric.Int64UpDownCounter
@@ -387,6 +406,9 @@ func (m *instruments) init(meter metric.Meter) error {
 	m.llmFirst = lat("llm_first_token", "From the end of the user's speech to the model's first text.")
 	m.firstSentence = lat("first_sentence", "From the end of the user's speech to the first sentence sent to synthesis.")
 	m.ttsFirst = lat("tts_first_audio", "From the end of the user's speech to the first synthesized audio.")
+	m.endpointDelay = lat("endpoint_delay", "The turn-taking stage's wait after the detected stop (final transcript, hold for an unfinished sentence).")
+	m.pause = lat("barge_in_pause", "How long the bot's answer was paused by user speech before it was resumed or cut off, by outcome.")
+	m.bargeIns = count("voiced.barge_ins", "User speech over the bot, judged: interrupted or resumed (a false interruption), by outcome.")
 	m.sessions = count("voiced.sessions", "Sessions started.")
 	m.turns = count("voiced.turns", "User turns ended (answered, interrupted or cut by the session's end).")
 	m.interruptions = count("voiced.interruptions", "Answers cut off by the user (barge-in).")

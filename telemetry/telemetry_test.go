@@ -66,6 +66,10 @@ func TestPrometheusHandler(t *testing.T) {
 		TTSFirst: 800 * time.Millisecond, AudioOut: 850 * time.Millisecond, VoiceToVoice: 850 * time.Millisecond,
 	})
 	tel.RecordTurn(context.Background(), frame.TurnMetrics{Turn: 3, Endpointing: 3 * time.Millisecond}) // unanswered
+	tel.RecordTurn(context.Background(), frame.TurnMetrics{
+		Turn: 4, EndpointDelay: 700 * time.Millisecond, BargeIn: frame.BargeInInterrupted, Pause: 180 * time.Millisecond,
+		Resumes: 2, ResumedPause: 400 * time.Millisecond,
+	})
 
 	code, body := scrape(t, tel.Handler())
 	if code != http.StatusOK {
@@ -90,6 +94,11 @@ func TestPrometheusHandler(t *testing.T) {
 		`voiced_latency_first_sentence_seconds_sum 0.7`,
 		`voiced_latency_tts_first_audio_seconds_sum 0.8`,
 		`voiced_latency_tts_first_audio_seconds_count 1`,
+		`voiced_latency_endpoint_delay_seconds_sum 0.7`,
+		`voiced_barge_ins_total{outcome="interrupted"} 1`,
+		`voiced_barge_ins_total{outcome="resumed"} 2`,
+		`voiced_latency_barge_in_pause_seconds_sum{outcome="interrupted"} 0.18`,
+		`voiced_latency_barge_in_pause_seconds_sum{outcome="resumed"} 0.4`,
 	} {
 		if !strings.Contains(body, "\n"+line+"\n") {
 			t.Errorf("metrics lack %q", line)

@@ -49,6 +49,13 @@ type EventMetrics struct {
 	TTSFirst     float64 `json:"tts_first_audio_ms"`
 	AudioOut     float64 `json:"audio_out_ms"`
 	VoiceToVoice float64 `json:"voice_to_voice_ms"`
+	// Turn taking (frame.TurnMetrics).
+	EndpointDelay float64 `json:"endpoint_delay_ms"`
+	Hold          float64 `json:"hold_ms"`
+	BargeIn       string  `json:"barge_in,omitempty"`
+	Pause         float64 `json:"pause_ms"`
+	Resumes       int     `json:"resumes"`
+	ResumedPause  float64 `json:"resumed_pause_ms"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -99,7 +106,9 @@ func EventFor(f frame.Frame) (Event, bool) {
 		ev.EventMetrics = &EventMetrics{
 			Endpointing: ms(m.Endpointing), STTFinal: ms(m.STTFinal), LLMFirst: ms(m.LLMFirst),
 			Sentence: ms(m.SentenceTTS), TTSFirst: ms(m.TTSFirst), AudioOut: ms(m.AudioOut),
-			VoiceToVoice: ms(m.VoiceToVoice),
+			VoiceToVoice:  ms(m.VoiceToVoice),
+			EndpointDelay: ms(m.EndpointDelay), Hold: ms(m.Hold), BargeIn: m.BargeIn, Pause: ms(m.Pause),
+			Resumes: m.Resumes, ResumedPause: ms(m.ResumedPause),
 		}
 	default:
 		return ev, false

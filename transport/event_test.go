@@ -22,7 +22,8 @@ func TestEventFor(t *testing.T) {
 		{&frame.ToolCall{Agent: "billing", Name: "lookup_invoice", CallID: "c1", Arguments: `{"id":"7"}`}, `{"type":"tool_call","turn":0,"t_ms":0,"agent":"billing","name":"lookup_invoice","call_id":"c1","arguments":"{\"id\":\"7\"}"}`},
 		{&frame.ToolResult{Agent: "billing", Name: "lookup_invoice", CallID: "c1", Err: "timeout"}, `{"type":"tool_result","turn":0,"t_ms":0,"agent":"billing","name":"lookup_invoice","call_id":"c1","error":"timeout"}`},
 		{&frame.Error{Err: errors.New("boom")}, `{"type":"error","turn":0,"t_ms":0,"code":"internal","message":"boom"}`},
-		{&frame.Metrics{Latency: frame.TurnMetrics{Turn: 3, VoiceToVoice: 512 * time.Millisecond}}, `{"type":"metrics","turn":3,"t_ms":0,"endpointing_ms":0,"stt_final_ms":0,"llm_first_token_ms":0,"first_sentence_ms":0,"tts_first_audio_ms":0,"audio_out_ms":0,"voice_to_voice_ms":512}`},
+		{&frame.Metrics{Latency: frame.TurnMetrics{Turn: 3, VoiceToVoice: 512 * time.Millisecond}}, `{"type":"metrics","turn":3,"t_ms":0,"endpointing_ms":0,"stt_final_ms":0,"llm_first_token_ms":0,"first_sentence_ms":0,"tts_first_audio_ms":0,"audio_out_ms":0,"voice_to_voice_ms":512,"endpoint_delay_ms":0,"hold_ms":0,"pause_ms":0,"resumes":0,"resumed_pause_ms":0}`},
+		{&frame.Metrics{Latency: frame.TurnMetrics{Turn: 4, EndpointDelay: 50 * time.Millisecond, BargeIn: frame.BargeInInterrupted, Pause: 180 * time.Millisecond, Resumes: 2, ResumedPause: 350 * time.Millisecond}}, `{"type":"metrics","turn":4,"t_ms":0,"endpointing_ms":0,"stt_final_ms":0,"llm_first_token_ms":0,"first_sentence_ms":0,"tts_first_audio_ms":0,"audio_out_ms":0,"voice_to_voice_ms":0,"endpoint_delay_ms":50,"hold_ms":0,"barge_in":"interrupted","pause_ms":180,"resumes":2,"resumed_pause_ms":350}`},
 	} {
 		ev, ok := EventFor(tc.f)
 		if !ok {

@@ -65,6 +65,16 @@ type PlayoutConfig struct {
 // yet played; the BotStoppedSpeaking{Interrupted: true} it causes is always
 // emitted after the BotStartedSpeaking of the episode it ends. Playout must
 // be the last stage of its pipeline.
+//
+// A PausePlayout (the turn-taking stage heard the user start speaking over
+// the bot) stops the writes at once and holds the position: audio keeps
+// being queued, nothing is dropped, and the client hears silence once it has
+// played the at most Lead it was sent ahead. A ResumePlayout goes on from
+// the first sample not sent, so no sample is lost or sent twice; an
+// Interruption ends the pause and drops the queue as usual. While paused
+// with audio queued the bot is still speaking (its answer is suspended, not
+// over); BotSpoke reports only what was played. Pause and resume frames of
+// an older turn are ignored.
 type Playout struct {
 	cfg PlayoutConfig
 	w   AudioWriter
@@ -85,6 +95,7 @@ type Playout struct {
 	sent     int64 // samples sent in total
 	queued   int64 // samples queued in total (sent + len(queue))
 	speaking bool
+	paused   bool      // a PausePlayout holds the position until resumed
 	epStart  time.Time // when the current speaking episode started
 	epSent   int64     // sent at epStart
 	wake     chan struct{}
@@ -184,9 +195,28 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		}
 		p.sentText, p.sentTurn = f.Text, f.Turn
 		p.mu.Unlock()
+	case *frame.PausePlayout:
+		if f.Turn < p.rt.Turn() {
+			return nil // stale: its answer is gone
+		}
+		p.mu.Lock()
+		p.paused = true
+		p.mu.Unlock()
+	case *frame.ResumePlayout:
+		if f.Turn < p.rt.Turn() {
+			return nil // stale
+		}
+		p.mu.Lock()
+		p.paused = false
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
 	case *frame.Interruption:
 		p.emitMu.Lock()
 		p.mu.Lock()
+		p.paused = false
 		was := p.speaking // queued audio not yet sent was never heard
 		var ups []frame.Frame
 		if was {
@@ -349,7 +379,7 @@ func (p *Playout) tick(now time.Time, buf []int16) {
 	p.emitMu.Lock()
 	p.mu.Lock()
 	played := func() int64 { return p.playedLocked(now) }
-	for len(p.queue) > 0 {
+	for len(p.queue) > 0 && !p.paused {
 		// Send a chunk only if, once sent, it stays within the lead.
 		if p.speaking && p.sent+int64(min(len(buf), len(p.queue)))-played() > lead {
 			break

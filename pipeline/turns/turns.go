@@ -12,7 +12,11 @@
 // moves the open turn to the new pipeline turn, where its answer will be.
 // Between, the Tracker reports its milestones: the final transcript, the
 // model's answer (start, first token, end), each synthesized sentence (its
-// text, first audio, last audio) and the bot's playout.
+// text, first audio, last audio) and the bot's playout. From the
+// turn-taking stage it also takes the endpointing delay it used
+// (frame.Endpoint) and its judgments of speech over the bot
+// (frame.BargeIn), reported as Judged events; an interruption is also
+// recorded on the user turn it begins (Turn.BargeIn, Turn.Pause).
 package turns
 
 import (
@@ -41,6 +45,8 @@ const (
 	PlayStopped                 // the bot stopped speaking (Interrupted)
 	Underrun                    // playout ran dry before the answer was done
 	Closed                      // the turn ended (EndedBy, Reason)
+	Endpointed                  // the turn stage released the turn (Turn.EndpointDelay, Turn.Hold)
+	Judged                      // speech over the bot was judged (Outcome, Paused); Turn is the open turn (or an empty one)
 )
 
 // How a turn closed (Event.EndedBy).
@@ -66,6 +72,14 @@ type Turn struct {
 	TTSFirst time.Time // first synthesized audio
 	AudioOut time.Time // the bot started speaking
 
+	// Turn taking: the turn stage's wait after the stop and its hold
+	// (frame.Endpoint); whether the turn began by interrupting the bot's
+	// answer, after it was paused for Pause (frame.BargeIn).
+	EndpointDelay time.Duration
+	Hold          time.Duration
+	BargeIn       string
+	Pause         time.Duration
+
 	TranscriptLen int  // bytes of the final transcript
 	LLMChars      int  // bytes of the answer's text so far
 	Sentences     int  // sentences sent to synthesis
@@ -90,11 +104,13 @@ type Event struct {
 	// Cut, and for Closed at the end of the session).
 	Frame frame.Frame
 
-	Text        string // Sentence: the sentence
-	Cut         bool   // SentenceEnd: cut off before its last audio
-	Interrupted bool   // PlayStopped
-	EndedBy     string // Closed
-	Reason      string // Closed by an interruption: its reason
+	Text        string        // Sentence: the sentence
+	Cut         bool          // SentenceEnd: cut off before its last audio
+	Interrupted bool          // PlayStopped
+	EndedBy     string        // Closed
+	Reason      string        // Closed by an interruption: its reason
+	Outcome     string        // Judged: frame.BargeInInterrupted or frame.BargeInResumed
+	Paused      time.Duration // Judged: how long the bot was paused
 }
 
 // Listener receives a Tracker's events, in order, under the Tracker's lock:
@@ -115,6 +131,7 @@ type Tracker struct {
 	last  time.Time // latest hop seen
 	turns int
 	cur   *Turn
+	barge *frame.BargeIn // an interruption judged, for the user turn it begins
 }
 
 // New returns a tracker reporting to listeners.
@@ -139,7 +156,8 @@ func (t *Tracker) OnHop(h pipeline.Hop) {
 	}
 	switch f := h.Frame.(type) {
 	case *frame.Interruption, *frame.UserStoppedSpeaking, *frame.LLMResponseStart, *frame.LLMText,
-		*frame.LLMResponseEnd, *frame.TTSText, *frame.BotStartedSpeaking, *frame.BotStoppedSpeaking:
+		*frame.LLMResponseEnd, *frame.TTSText, *frame.BotStartedSpeaking, *frame.BotStoppedSpeaking,
+		*frame.BargeIn, *frame.Endpoint:
 	default:
 		return // input audio, VAD scores, metrics, ...: not part of a turn
 	case *frame.OutputAudio:
@@ -161,6 +179,25 @@ func (t *Tracker) OnHop(h pipeline.Hop) {
 	}
 	c := t.cur
 	switch f := h.Frame.(type) {
+	case *frame.BargeIn:
+		if f.Outcome == frame.BargeInInterrupted {
+			t.barge = f // for the user turn that cut the answer off
+		}
+		if c == nil {
+			// Reported with no turn: listeners that count judgments
+			// get every one.
+			t.emit(Event{Kind: Judged, At: h.At, Turn: &Turn{}, Frame: h.Frame, Outcome: f.Outcome, Paused: f.Paused})
+			return
+		}
+		t.emit(Event{Kind: Judged, At: h.At, Turn: c, Frame: h.Frame, Outcome: f.Outcome, Paused: f.Paused})
+
+	case *frame.Endpoint:
+		if c == nil || c.Typed {
+			return
+		}
+		c.EndpointDelay, c.Hold = f.Delay, f.Hold
+		t.emit(Event{Kind: Endpointed, At: h.At, Turn: c, Frame: h.Frame})
+
 	case *frame.Interruption:
 		if c == nil {
 			return
@@ -312,6 +349,10 @@ func (t *Tracker) open(start, detected time.Time, n uint32, typed bool, f frame.
 	}
 	t.turns++
 	t.cur = &Turn{Index: t.turns, N: n, Typed: typed, Start: start, Detected: detected}
+	if b := t.barge; b != nil && !typed {
+		t.cur.BargeIn, t.cur.Pause = b.Outcome, b.Paused
+	}
+	t.barge = nil
 	t.emit(Event{Kind: Opened, At: start, Turn: t.cur, Frame: f})
 	return t.cur
 }

@@ -1,8 +1,10 @@
 // Package turntaking decides, between recognition and the agent, when the user
 // has the floor: whether speech heard while the bot talks is an
-// interruption or only a noise or a backchannel ("mm-hm"), and when the
-// user's turn has ended (endpointing that waits for the recognizer's final
-// transcript and for sentences that sound unfinished).
+// interruption or only a noise or a backchannel ("mm-hm") — pausing the
+// bot's playout while it decides and resuming it after a false
+// interruption — and when the user's turn has ended (endpointing that
+// waits for the recognizer's final transcript and holds sentences that
+// sound unfinished, for a time adapted to how the user pauses).
 package turntaking
 
 import (
@@ -54,6 +56,21 @@ type Config struct {
 	// Backchannels are words that never count toward MinWords (default
 	// DefaultBackchannels).
 	Backchannels []string `toml:"backchannels"`
+	// InterruptWords interrupt the bot as soon as the recognizer hears one
+	// of them, whatever MinDuration says (default DefaultInterruptWords).
+	InterruptWords []string `toml:"interrupt_words"`
+
+	// ResumeFalseInterruption (default true) pauses the bot's playout the
+	// moment the user starts speaking over it, and resumes it from where
+	// it paused if the speech turns out not to be an interruption (a
+	// cough, "mm-hm"). False keeps the bot talking while the speech is
+	// judged. Only the Qualified policy judges speech.
+	ResumeFalseInterruption *bool `toml:"resume_false_interruption"`
+	// FalseInterruptionTimeout is how long the user must be quiet (no
+	// voiced audio) during a pause, without their speech having
+	// qualified, before the bot's answer resumes (default 200 ms). A
+	// transcript that qualifies later still interrupts.
+	FalseInterruptionTimeout time.Duration `toml:"false_interruption_timeout"`
 
 	// FinalWait bounds how long after UserStoppedSpeaking the stage waits
 	// for the recognizer's final transcript; past it the latest interim
@@ -66,8 +83,18 @@ type Config struct {
 	// off less and answer them later.
 	Hold time.Duration `toml:"hold"`
 	// Continuations are the words that make a transcript sound unfinished
-	// (default DefaultContinuations).
+	// (default DefaultContinuations). A transcript also sounds unfinished
+	// while a number is being read out ("my number is 4 1 5").
 	Continuations []string `toml:"continuations"`
+	// HoldMax bounds the hold as it adapts to the user (default 1.5 s;
+	// negative: the hold does not adapt). The stage learns how long this
+	// user pauses inside a turn (the gaps after which they went on) and
+	// holds unfinished-sounding transcripts for 1.5 times that, between
+	// Hold/2 and HoldMax. A user who goes on after a turn that sounded
+	// complete was answered (a premature end) makes the stage hold their
+	// neutral-sounding transcripts too, a little longer each time, up to
+	// HoldMax; a finished question is never held.
+	HoldMax time.Duration `toml:"hold_max"`
 }
 
 // DefaultBackchannels are the words that do not interrupt the bot.
@@ -75,6 +102,9 @@ var DefaultBackchannels = []string{
 	"mm", "mhm", "mm-hm", "mm-hmm", "hm", "hmm", "uh-huh", "uh", "huh", "um",
 	"ah", "aha", "oh", "yeah", "yep", "yes", "ok", "okay", "right", "sure",
 }
+
+// DefaultInterruptWords are the words that always interrupt the bot.
+var DefaultInterruptWords = []string{"stop", "wait", "no"}
 
 // DefaultContinuations are the words after which a user is probably not done.
 var DefaultContinuations = []string{
@@ -103,6 +133,19 @@ func (c *Config) defaults() {
 	if c.Continuations == nil {
 		c.Continuations = DefaultContinuations
 	}
+	if c.InterruptWords == nil {
+		c.InterruptWords = DefaultInterruptWords
+	}
+	if c.ResumeFalseInterruption == nil {
+		t := true
+		c.ResumeFalseInterruption = &t
+	}
+	if c.FalseInterruptionTimeout == 0 {
+		c.FalseInterruptionTimeout = 200 * time.Millisecond
+	}
+	if c.HoldMax == 0 {
+		c.HoldMax = 1500 * time.Millisecond
+	}
 }
 
 type due uint8
@@ -123,24 +166,38 @@ const (
 // output stage as it starts and stops playing), at the moment the user's
 // speech is reported. Under the Qualified policy, a UserStartedSpeaking while
 // the bot is silent interrupts the turn at once, cancelling any answer being
-// prepared. While the bot speaks, the user's speech must qualify first
-// (MinDuration of voiced audio, from UserSpeaking, and MinWords in a
-// transcript); then the stage interrupts. If the speech ends without
-// qualifying, the bot was never stopped: its final transcript is dropped and
-// a UserBackchannel emitted instead. Under Immediate, every
-// UserStartedSpeaking interrupts; under Never, none does.
+// prepared. While the bot speaks, the stage pauses first and decides after:
+// it emits a PausePlayout at once (so the client hears silence within the
+// playout's lead), then judges the speech. It interrupts once the speech
+// qualifies (MinDuration of voiced audio, from UserSpeaking, and MinWords in
+// a transcript) or the recognizer hears one of InterruptWords. Speech
+// shorter than MinDuration (a cough, "mm-hm") resumes the answer once the
+// user has been quiet for FalseInterruptionTimeout: a ResumePlayout, and the
+// answer goes on from where it paused (more voiced audio pauses it again).
+// Longer speech stays paused until the recognizer's final transcript judges
+// its words (resumed if they are only backchannels), or FinalWait after the
+// user stopped. If the speech ends without qualifying, the bot was
+// never cut off: its final transcript is dropped and a UserBackchannel
+// emitted instead. Each judgment of speech over the bot ends with a BargeIn
+// (interrupted or resumed, and the time paused). With
+// ResumeFalseInterruption off there is no pause: the bot talks on while the
+// speech is judged. Under Immediate, every UserStartedSpeaking interrupts;
+// under Never, none does.
 //
 // A typed final transcript (frame.Transcript with Typed set, pushed by a
 // transport) always interrupts the bot's current answer, and is passed on at
 // once in the new turn. Final transcripts of speech are released to the
 // agent stamped with the current turn when the endpointing rules allow (see
-// Config). Timers run on a goroutine of the pipeline's (Runtime.Go) that
-// emits from there; the state is guarded, so Process and the timers may race
-// safely. UserSpeaking frames are consumed; every other frame is passed on.
+// Config), each preceded by an Endpoint frame with the delay used. Timers
+// run on a goroutine of the pipeline's (Runtime.Go) that emits from there;
+// the state is guarded, so Process and the timers may race safely.
+// UserSpeaking frames are consumed; every other frame is passed on.
 type Processor struct {
-	cfg  Config
-	back map[string]bool
-	cont map[string]bool
+	cfg    Config
+	back   map[string]bool
+	cont   map[string]bool
+	stop   map[string]bool
+	resume bool
 
 	rt  pipeline.Runtime
 	out pipeline.Emitter
@@ -156,6 +213,19 @@ type Processor struct {
 	heldSrc   *frame.Transcript // the recognizer's final behind held
 	interim   string            // latest interim hypothesis since the user started
 	skipFinal bool              // an interim was released in place of the coming final
+
+	// Pause first, decide after.
+	quiet    *time.Timer   // the user's quiet time during a pause
+	paused   bool          // a PausePlayout is in force
+	pausedAt time.Time     // when it began
+	pauseSum time.Duration // time paused while the pending speech is judged
+
+	// Endpointing.
+	stoppedAt  time.Time     // when UserStoppedSpeaking was seen
+	holdUsed   time.Duration // the hold applied to the turn being released
+	gap        time.Duration // the user's typical pause inside a turn (0: none seen)
+	neutral    time.Duration // hold for neutral-sounding transcripts (grows on premature ends)
+	releasedAt time.Time     // when the last spoken turn was released
 }
 
 // New returns a turn-taking stage. It fails with ErrConfig for an unknown
@@ -174,7 +244,10 @@ func New(cfg Config) (*Processor, error) {
 		}
 		return m
 	}
-	return &Processor{cfg: cfg, back: set(cfg.Backchannels), cont: set(cfg.Continuations)}, nil
+	return &Processor{
+		cfg: cfg, back: set(cfg.Backchannels), cont: set(cfg.Continuations), stop: set(cfg.InterruptWords),
+		resume: *cfg.ResumeFalseInterruption && cfg.FalseInterruptionTimeout > 0,
+	}, nil
 }
 
 // Name implements pipeline.Namer.
@@ -185,14 +258,19 @@ func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.E
 	p.rt, p.out = rt, out
 	p.timer = time.NewTimer(time.Hour)
 	p.timer.Stop()
+	p.quiet = time.NewTimer(time.Hour)
+	p.quiet.Stop()
 	rt.Go(func(ctx context.Context) {
 		defer p.timer.Stop()
+		defer p.quiet.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-p.timer.C:
 				p.fire()
+			case <-p.quiet.C:
+				p.quietFor()
 			}
 		}
 	})
@@ -205,27 +283,58 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	defer p.mu.Unlock()
 	switch f := f.(type) {
 	case *frame.UserStartedSpeaking:
-		p.interim, p.stopped, p.skipFinal = "", false, false
+		p.interim, p.skipFinal = "", false
+		now := time.Now()
+		if p.stopped && !p.stoppedAt.IsZero() && (p.due != none || p.held != "") {
+			// The user went on after a pause inside their turn.
+			p.learnGap(now.Sub(p.stoppedAt))
+		} else if !p.releasedAt.IsZero() && p.cfg.HoldMax > 0 && now.Sub(p.releasedAt) < p.cfg.HoldMax && !p.rt.State().BotSpeaking() {
+			// The user went on right after their turn was answered,
+			// before the answer was heard: it ended too soon.
+			p.learnGap(now.Sub(p.releasedAt) + p.holdUsed)
+			p.neutral = min(p.neutral+150*time.Millisecond, p.cfg.HoldMax)
+		}
+		p.stopped, p.releasedAt = false, time.Time{}
 		if p.due != none {
 			p.setDue(none, 0) // the user goes on: hold what was said
 		}
+		wasPending := p.pending
 		p.pending = false
 		switch {
 		case p.cfg.Interruption == Never:
-		case p.cfg.Interruption == Qualified && p.rt.State().BotSpeaking():
-			p.pending, p.voiced, p.words = true, 0, 0
+		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending && p.paused):
+			if !wasPending {
+				p.voiced, p.words, p.pauseSum = 0, 0, 0
+			}
+			p.pending = true
+			p.pause(out, now)
 		default:
 			p.interrupt(out, "user started speaking")
+		}
+	case *frame.BotStartedSpeaking:
+		if !p.releasedAt.IsZero() {
+			// The answer to the last turn is being heard: that turn did
+			// not end too soon, and the neutral hold relaxes.
+			p.releasedAt = time.Time{}
+			p.neutral = max(0, p.neutral-50*time.Millisecond)
 		}
 	case *frame.UserSpeaking:
 		if p.pending {
 			p.voiced = max(p.voiced, f.Voiced)
+			p.pause(out, time.Now())
 			p.check(out)
 		}
 		return nil // consumed
 	case *frame.UserStoppedSpeaking:
-		p.stopped = true
-		if !p.pending {
+		p.stopped, p.stoppedAt = true, time.Now()
+		switch {
+		case p.pending && p.short():
+			p.unpause(out, p.stoppedAt) // the noise is over
+		case p.pending && p.paused:
+			// Speech long enough to be words: the recognizer decides,
+			// but no later than FinalWait from now.
+			p.quiet.Reset(p.cfg.FinalWait)
+		case !p.pending:
 			p.setDue(waitFinal, p.cfg.FinalWait)
 		}
 	case *frame.Transcript:
@@ -235,7 +344,6 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			// A typed message cuts off whatever the bot is saying, and
 			// is answered at once, in the new turn.
-			p.pending = false // the answer it would have cut is gone
 			p.interrupt(out, "user typed")
 			p.release(f, f.Text, out)
 			return nil
@@ -244,14 +352,20 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			p.interim = f.Text
 			if p.pending {
 				p.words = max(p.words, p.count(f.Text))
-				p.check(out)
+				if p.stopWord(f.Text) {
+					p.interrupt(out, "user said stop")
+				} else {
+					p.check(out)
+				}
 			}
 			break
 		}
 		if p.pending {
 			p.words = max(p.words, p.count(f.Text))
-			p.pending = false
-			if !p.qualifies() {
+			if !p.qualifies() && !p.stopWord(f.Text) {
+				p.unpause(out, time.Now())
+				p.pending = false
+				out.Emit(&frame.BargeIn{Outcome: frame.BargeInResumed, Paused: p.pauseSum})
 				out.Emit(&frame.UserBackchannel{Text: f.Text})
 				return nil
 			}
@@ -264,10 +378,53 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	return nil
 }
 
+// pause pauses the bot's playout, if it may and is not paused, and (re)arms
+// the quiet timer: called on each sign of the user's voice during pending
+// speech. p.mu held.
+func (p *Processor) pause(out pipeline.Emitter, now time.Time) {
+	if !p.resume {
+		return
+	}
+	if !p.paused {
+		p.paused, p.pausedAt = true, now
+		out.Emit(&frame.PausePlayout{Meta: frame.Meta{Turn: p.rt.Turn()}, Reason: "user speaking over the bot"})
+	}
+	p.quiet.Reset(p.cfg.FalseInterruptionTimeout)
+}
+
+// unpause resumes a paused playout (the speech so far was not an
+// interruption). p.mu held.
+func (p *Processor) unpause(out pipeline.Emitter, now time.Time) {
+	p.quiet.Stop()
+	if !p.paused {
+		return
+	}
+	p.paused = false
+	d := now.Sub(p.pausedAt)
+	p.pauseSum += d
+	out.Emit(&frame.ResumePlayout{Meta: frame.Meta{Turn: p.rt.Turn()}, Paused: d})
+}
+
+// quietFor runs on the timer goroutine when the user has been quiet for
+// FalseInterruptionTimeout during a pause.
+func (p *Processor) quietFor() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending && (p.short() || p.stopped) {
+		p.unpause(p.out, time.Now())
+	}
+}
+
+// short reports whether the pending speech is too short to qualify
+// (under MinDuration): a noise or a backchannel, resumed on quiet. Longer
+// speech stays paused until its words are judged. p.mu held.
+func (p *Processor) short() bool {
+	return p.cfg.MinDuration >= 0 && p.voiced < p.cfg.MinDuration
+}
+
 // check interrupts once pending speech qualifies. p.mu held.
 func (p *Processor) check(out pipeline.Emitter) {
 	if p.qualifies() {
-		p.pending = false
 		p.interrupt(out, "user interrupted")
 	}
 }
@@ -277,9 +434,21 @@ func (p *Processor) qualifies() bool {
 		(p.cfg.MinWords < 0 || p.words >= p.cfg.MinWords)
 }
 
-// interrupt starts a new turn and tells every stage. p.mu held.
+// interrupt starts a new turn and tells every stage; speech being judged
+// over the bot is judged an interruption. p.mu held.
 func (p *Processor) interrupt(out pipeline.Emitter, reason string) {
+	now := time.Now()
+	judged := p.pending
+	if p.paused {
+		p.pauseSum += now.Sub(p.pausedAt)
+	}
+	// The Interruption ends the pause at the playout.
+	p.quiet.Stop()
+	p.pending, p.paused = false, false
 	n := p.rt.Interrupt(reason)
+	if judged {
+		out.Emit(&frame.BargeIn{Meta: frame.Meta{Turn: n}, Outcome: frame.BargeInInterrupted, Paused: p.pauseSum})
+	}
 	out.Emit(&frame.Interruption{Meta: frame.Meta{Turn: n}, Reason: reason})
 }
 
@@ -296,19 +465,31 @@ func (p *Processor) final(f *frame.Transcript, out pipeline.Emitter) {
 	if text == "" {
 		return
 	}
-	if p.cfg.Hold > 0 && p.unfinished(text) {
-		p.held, p.heldSrc = text, f
-		p.setDue(holding, p.cfg.Hold)
+	if hold := p.holdFor(text); hold > 0 {
+		p.held, p.heldSrc, p.holdUsed = text, f, hold
+		p.setDue(holding, hold)
 		return
 	}
+	p.holdUsed = 0
 	p.release(f, text, out)
 }
 
 // release sends the user's turn on, in the current turn (an interruption
 // here may have advanced it). When text is the recognizer's final src
 // unchanged, it goes as the same frame (same ID, so observers do not report
-// the transcript twice); otherwise as a new one.
+// the transcript twice); otherwise as a new one. A spoken turn is preceded
+// by an Endpoint frame.
 func (p *Processor) release(src *frame.Transcript, text string, out pipeline.Emitter) {
+	if src == nil || !src.Typed {
+		now := time.Now()
+		var d time.Duration
+		if p.stopped && !p.stoppedAt.IsZero() {
+			d = now.Sub(p.stoppedAt)
+		}
+		out.Emit(&frame.Endpoint{Meta: frame.Meta{Turn: p.rt.Turn()}, Delay: d, Hold: p.holdUsed})
+		p.releasedAt = now
+	}
+	p.holdUsed = 0
 	if src != nil && src.Text == text {
 		c := *src
 		c.Turn = p.rt.Turn()
@@ -360,9 +541,14 @@ func (p *Processor) count(s string) int {
 	return n
 }
 
-func (p *Processor) unfinished(s string) bool {
-	ws := words(s)
-	return len(ws) > 0 && p.cont[ws[len(ws)-1]]
+// stopWord reports whether s has one of InterruptWords.
+func (p *Processor) stopWord(s string) bool {
+	for _, w := range words(s) {
+		if p.stop[w] {
+			return true
+		}
+	}
+	return false
 }
 
 func words(s string) []string {

@@ -51,6 +51,14 @@ func (r *recorder) sink(f frame.Frame) {
 		d = "End"
 	case *frame.UserBackchannel:
 		d = fmt.Sprintf("Back(%s)", f.Text)
+	case *frame.PausePlayout:
+		d = fmt.Sprintf("Pause@%d", at)
+	case *frame.ResumePlayout:
+		d = fmt.Sprintf("Resume(%d)@%d", f.Paused.Milliseconds(), at)
+	case *frame.BargeIn:
+		d = fmt.Sprintf("Barge(%s,%d)", f.Outcome, f.Paused.Milliseconds())
+	case *frame.Endpoint:
+		d = fmt.Sprintf("EP(%d+%d)", f.Delay.Milliseconds(), f.Hold.Milliseconds())
 	case *frame.Transcript:
 		if !f.Final {
 			d = fmt.Sprintf("interim(%s)", f.Text)
@@ -133,7 +141,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("hello there")),
 		},
-		want: "Int(2) Start interim(hello) Stop Final(hello there)@900 End",
+		want: "Int(2) Start interim(hello) Stop EP(100+0) Final(hello there)@900 End",
 		turn: 2,
 	}, {
 		// A cough: the detector started (224 ms voiced), it stopped short
@@ -146,7 +154,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("")),
 		},
-		want: "Start Stop Back() End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back() End",
 		turn: 1,
 	}, {
 		// Long enough, but only backchannel words.
@@ -160,7 +168,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("mm-hm yeah")),
 		},
-		want: "Start interim(yeah) Stop Back(mm-hm yeah) End",
+		want: "Pause@1000 Start Resume(200)@1200 Pause@1300 interim(yeah) Stop Resume(850)@2150 Barge(resumed,1050) Back(mm-hm yeah) End",
 		turn: 1,
 	}, {
 		// Words and duration: the interruption comes when both are there,
@@ -170,12 +178,12 @@ func TestTurnGolden(t *testing.T) {
 			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(100*time.Millisecond, speaking(320)),
-			wait(0, interim("wait")),
+			wait(0, interim("hang on")),
 			wait(100*time.Millisecond, speaking(416)),
 			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
-			wait(50*time.Millisecond, final("wait stop please")),
+			wait(50*time.Millisecond, final("hang on please")),
 		},
-		want: "Start interim(wait) Int(2) Stop Final(wait stop please)@1650 End",
+		want: "Pause@1000 Start interim(hang on) Barge(interrupted,200) Int(2) Stop EP(50+0) Final(hang on please)@1650 End",
 		turn: 2,
 	}, {
 		name: "words not needed",
@@ -185,7 +193,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(100*time.Millisecond, speaking(400)),
 		},
-		want: "Start Int(2) End",
+		want: "Pause@1000 Start Barge(interrupted,100) Int(2) End",
 		turn: 2,
 	}, {
 		// The bot stopped talking before the user did: same rules.
@@ -197,7 +205,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("okay")),
 		},
-		want: "Start Stop Back(okay) End",
+		want: "Pause@1000 Start Resume(200)@1200 Stop Barge(resumed,200) Back(okay) End",
 		turn: 1,
 	}, {
 		name: "final late: the interim is answered",
@@ -207,7 +215,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(300*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(time.Second, final("what time is it now")),
 		},
-		want: "Int(2) Start interim(what time is it) Stop Final(what time is it)@1100 End",
+		want: "Int(2) Start interim(what time is it) Stop EP(500+0) Final(what time is it)@1100 End",
 		turn: 2,
 	}, {
 		name: "unfinished: held, then answered",
@@ -216,7 +224,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
 		turn: 2,
 	}, {
 		name: "unfinished: the user goes on",
@@ -228,7 +236,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("with olives")),
 		},
-		want: "Int(2) Start Stop Int(3) Start Stop Final(I want a pizza um with olives)@1700 End",
+		want: "Int(2) Start Stop Int(3) Start Stop EP(100+0) Final(I want a pizza um with olives)@1700 End",
 		turn: 3,
 	}, {
 		name: "hold disabled",
@@ -238,7 +246,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop Final(I want a pizza and)@700 End",
+		want: "Int(2) Start Stop EP(100+0) Final(I want a pizza and)@700 End",
 		turn: 2,
 	}, {
 		// Typed text cuts off the bot's answer and is answered at once,
@@ -262,7 +270,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("right")),
 		},
-		want: "Start Int(2) Final(hi)@1100 Stop Final(right)@1550 End",
+		want: "Pause@1000 Start Barge(interrupted,100) Int(2) Final(hi)@1100 Stop EP(50+0) Final(right)@1550 End",
 		turn: 2,
 	}, {
 		name: "typed text under Never",
@@ -293,7 +301,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
 		turn: 2,
 	}, {
 		// Never: the user is heard and answered, the bot is not cut off.
@@ -307,7 +315,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(400*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("stop right now")),
 		},
-		want: "Start interim(stop right now) Stop Final(stop right now)@1550 End",
+		want: "Start interim(stop right now) Stop EP(50+0) Final(stop right now)@1550 End",
 		turn: 1,
 	}, {
 		name: "never: speech with the bot silent does not interrupt",
@@ -317,7 +325,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("hello")),
 		},
-		want: "Start Stop Final(hello)@550 End",
+		want: "Start Stop EP(50+0) Final(hello)@550 End",
 		turn: 1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
