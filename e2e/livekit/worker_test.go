@@ -134,9 +134,16 @@ func TestLiveKitWorkers(t *testing.T) {
 		t.Fatalf("jobs not spread across both workers: %v", byWorker)
 	}
 
-	// A live conversation on w1.
+	// A live conversation on the worker to drain: the one with more jobs,
+	// so that the other has room (MaxJobs) for the room created during
+	// the drain whatever the dispatcher's spread was.
+	dn, on := "w1", "w2"
 	drained, other := workers[0], workers[1]
-	live := users[byWorker["w1"][0]]
+	if len(byWorker[on]) > len(byWorker[dn]) {
+		dn, on = on, dn
+		drained, other = other, drained
+	}
+	live := users[byWorker[dn][0]]
 	live.publish()
 	if !live.silenceUntil(15*time.Second, func() bool { _, ok := live.first("ready", time.Time{}); return ok }) {
 		t.Fatal("no ready event in the live room")
@@ -157,14 +164,14 @@ func TestLiveKitWorkers(t *testing.T) {
 	}
 	turn("hello there")
 
-	// SIGTERM w1: it drains.
+	// SIGTERM it: it drains.
 	if err := drained.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if !waitUntil(10*time.Second, func() bool { return hasLine(drained.log, "draining") }) {
-		t.Fatal("w1 did not start draining")
+		t.Fatalf("%s did not start draining", dn)
 	}
-	// New rooms go to w2 only.
+	// New rooms go to the other only.
 	srv.createRoom(t, "room-new", agentName)
 	nu := joinUser(t, srv.URL, "room-new", "user-new")
 	var who string
@@ -176,44 +183,44 @@ func TestLiveKitWorkers(t *testing.T) {
 	}) {
 		t.Fatal("room-new: no agent joined")
 	}
-	if who != "w2" {
-		t.Errorf("room created during w1's drain went to %s", who)
+	if who != on {
+		t.Errorf("room created during %s's drain went to %s", dn, who)
 	}
-	// The live conversation on w1 goes on.
+	// The live conversation on the drained worker goes on.
 	turn("what is your name")
 	select {
 	case err := <-drained.done:
-		t.Fatalf("w1 exited while its conversation was live: %v", err)
+		t.Fatalf("%s exited while its conversation was live: %v", dn, err)
 	default:
 	}
 
-	// Its users leave or end: w1 finishes and exits cleanly.
-	for _, room := range byWorker["w1"][1:] {
+	// Its users leave or end: it finishes and exits cleanly.
+	for _, room := range byWorker[dn][1:] {
 		users[room].room.Disconnect()
 	}
 	live.sendJSON(map[string]string{"type": "end"})
 	select {
 	case err := <-drained.done:
 		if err != nil {
-			t.Errorf("w1 exited with %v", err)
+			t.Errorf("%s exited with %v", dn, err)
 		}
 		drained.done <- err // for Cleanup
 	case <-time.After(30 * time.Second):
-		t.Fatal("w1 did not exit after its conversations ended")
+		t.Fatalf("%s did not exit after its conversations ended", dn)
 	}
 	if !hasLine(drained.log, "worker exited") {
-		t.Error("w1 did not log its exit")
+		t.Errorf("%s did not log its exit", dn)
 	}
 
-	// w2 was not disturbed: its agents are still in their rooms.
-	for _, room := range byWorker["w2"] {
+	// The other was not disturbed: its agents are still in their rooms.
+	for _, room := range byWorker[on] {
 		if len(users[room].agentAttrs()) == 0 {
 			t.Errorf("%s lost its agent", room)
 		}
 	}
 	select {
 	case err := <-other.done:
-		t.Fatalf("w2 exited: %v", err)
+		t.Fatalf("%s exited: %v", on, err)
 	default:
 	}
 }
