@@ -112,7 +112,7 @@ func (c *Config) check() (string, error) {
 	if c.Timeout < 0 || c.MaxUtterance < 0 || c.MinUtterance < 0 {
 		return "", fmt.Errorf("%w: negative duration", ErrConfig)
 	}
-	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+	if !provider.HTTPURL(c.BaseURL) {
 		return "", fmt.Errorf("%w: base_url %q", ErrConfig, c.BaseURL)
 	}
 	key, err := provider.APIKey(c.APIKeyEnv)
@@ -143,9 +143,7 @@ func New(cfg Config) (*Recognizer, error) {
 	if cfg.HTTPClient != nil {
 		cc.HTTPClient = cfg.HTTPClient
 	} else {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 16
-		cc.HTTPClient = &http.Client{Transport: t}
+		cc.HTTPClient = provider.HTTPClient()
 	}
 	return &Recognizer{cfg: cfg, client: goopenai.NewClientWithConfig(cc)}, nil
 }

@@ -115,7 +115,7 @@ func (c *Config) check() (string, error) {
 	if c.Timeout < 0 || c.FirstByteTimeout < 0 {
 		return "", fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
-	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+	if !provider.HTTPURL(c.BaseURL) {
 		return "", fmt.Errorf("%w: base_url %q", ErrConfig, c.BaseURL)
 	}
 	key, err := provider.APIKey(c.APIKeyEnv)
@@ -148,19 +148,9 @@ func New(cfg Config) (*Synthesizer, error) {
 	if cfg.HTTPClient != nil {
 		cc.HTTPClient = cfg.HTTPClient
 	} else {
-		cc.HTTPClient = PooledClient()
+		cc.HTTPClient = provider.HTTPClient()
 	}
 	return &Synthesizer{cfg: cfg, client: goopenai.NewClientWithConfig(cc)}, nil
-}
-
-// PooledClient returns an HTTP client whose connections are kept alive and
-// reused, so a turn does not pay a TLS handshake.
-func PooledClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 64
-	t.MaxIdleConnsPerHost = 16
-	t.IdleConnTimeout = 90 * time.Second
-	return &http.Client{Transport: t}
 }
 
 // Format implements tts.Synthesizer.
