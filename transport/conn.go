@@ -22,6 +22,9 @@ const DefaultQueue = 512
 type Outgoing struct {
 	Binary bool
 	Data   []byte
+	// Closing marks the error event Close queues last: edges whose peer
+	// does not speak voiced's protocol (carriers, SIP) drop it.
+	Closing bool
 }
 
 // ConnConfig configures a Conn. The zero value works.
@@ -205,7 +208,7 @@ func (c *Conn) Close(err error) {
 		if code := ErrorCode(err); code != "" {
 			b, _ := json.Marshal(Event{Type: "error", Code: code, Message: err.Error(), TMs: time.Since(c.start).Milliseconds()})
 			select {
-			case c.out <- Outgoing{Data: b}:
+			case c.out <- Outgoing{Data: b, Closing: true}:
 			default:
 			}
 		}

@@ -34,6 +34,9 @@ func drain(t *testing.T, c *Conn) []string {
 			if ev.Code != "" {
 				s += ":" + ev.Code
 			}
+			if m.Closing != (ev.Type == "error") {
+				t.Errorf("queued %s with Closing %v: only Close's error event is marked", m.Data, m.Closing)
+			}
 			got = append(got, s)
 		default:
 			return got

@@ -36,7 +36,6 @@
 package carrier
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -599,18 +598,14 @@ func (c *conn) onHop(h pipeline.Hop) {
 	}
 }
 
-// coreError is the prefix of the error event transport.Conn.Close queues:
-// a carrier does not speak voiced's protocol, so the writer drops it.
-var coreError = []byte(`{"type":"error"`)
-
 // writer is the connection's only writer; it exits once the session is
 // closed and what was queued is flushed. The socket stays open (the reader
 // still hears mark answers) until serve closes it.
 func (c *conn) writer() {
 	defer close(c.wdone)
 	write := func(m transport.Outgoing) error {
-		if !m.Binary && bytes.HasPrefix(m.Data, coreError) {
-			return nil
+		if m.Closing {
+			return nil // voiced's closing error event: a carrier does not speak it
 		}
 		typ := gws.TextMessage
 		if m.Binary {
