@@ -41,7 +41,7 @@ type Config struct {
 	About About
 	// Now and NewID are the clock of transcriptions' timestamps and the
 	// ids of the server's own messages (defaults: time.Now, 8 random hex
-	// digits); tests fix them.
+	// digits); tests fix them. Both must be safe for concurrent use.
 	Now   func() time.Time
 	NewID func() string
 	// Logger gets what the client sent that voiced ignored.

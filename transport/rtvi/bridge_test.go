@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,14 +66,14 @@ func (p *pusher) Push(_ context.Context, f frame.Frame) error {
 
 func newTestBridge(t *testing.T) (*Bridge, *recorder) {
 	r := &recorder{t: t}
-	n := 0
+	var n atomic.Int64
 	b := NewBridge(Config{
 		SessionID: "s1",
 		Metadata:  json.RawMessage(`{"user":"ada"}`),
 		Send:      r.send,
 		About:     About{Library: "voiced", LibraryVersion: "test"},
 		Now:       func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 600e6, time.UTC) },
-		NewID:     func() string { n++; return fmt.Sprintf("srv%05d", n) },
+		NewID:     func() string { return fmt.Sprintf("srv%05d", n.Add(1)) },
 	})
 	return b, r
 }
