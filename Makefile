@@ -43,9 +43,10 @@ models: ## fetch and verify the Silero VAD model and ONNX Runtime into $(CACHE)
 	@bash scripts/fetch-models.sh
 
 .PHONY: services
-services: deps ## build and cache the LiveKit server and install the MCP server the integration tests run
+services: deps ## build and cache the LiveKit server, install the MCP server and bundle the Pipecat client page the integration tests run
 	@bash scripts/livekit-server.sh >/dev/null
 	@bash scripts/mcp-everything.sh >/dev/null
+	@bash e2e/rtvi/build.sh >/dev/null
 
 .PHONY: setup
 setup: deps models
@@ -74,6 +75,8 @@ test: setup services build ## go test -race ./... (end-to-end and headless Chrom
 e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -run TestE2E -v ./e2e/
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -p 1 -timeout 10m -v ./e2e/browser/
+	bash e2e/rtvi/build.sh >/dev/null
+	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -v ./e2e/rtvi/
 
 .PHONY: check
 check: lint ## what CI runs: make lint, then make test
