@@ -1,7 +1,6 @@
 package webrtc
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	pion "github.com/pion/webrtc/v4"
 
-	"github.com/voiced-dev/voiced/audio/opus"
 	"github.com/voiced-dev/voiced/transport"
 )
 
@@ -21,51 +19,7 @@ import (
 //     client trackStatus {receiver_index, enabled}; from the server
 //     renegotiate (the client re-offers with the same pc_id) and peerLeft
 //     (the server is hanging up);
-//   - the application protocol's JSON (RTVI), handled by a Chat.
-
-// Chat is the application protocol on a SmallWebRTC session's chat
-// channel: RTVI for Pipecat's clients (transport/rtvi).
-type Chat interface {
-	// Open returns the protocol's side of the session s before it is
-	// handed to the Factory. It may replace s.Observer and s.Notify;
-	// c.Enqueue sends a message to the client. meta is the body POST
-	// /start kept (or the offer's requestData).
-	Open(s *transport.Session, c *transport.Conn, meta json.RawMessage) ChatSession
-}
-
-// ChatSession is one session's side of a Chat. Its methods are called on
-// the session's Feed goroutine.
-type ChatSession interface {
-	// Start is called once, when the pipeline is ready for input.
-	Start(p transport.Pusher)
-	// Handle handles one client message (not a ping, not signalling):
-	// done reports that the client ended the session (frame.End was
-	// pushed); an error ends the session.
-	Handle(ctx context.Context, p transport.Pusher, msg []byte) (done bool, err error)
-}
-
-// voicedChat speaks voiced's own protocol (docs/protocol.md) on the chat
-// channel: the Chat of a handler given none.
-type voicedChat struct{}
-
-func (voicedChat) Open(_ *transport.Session, c *transport.Conn, _ json.RawMessage) ChatSession {
-	return &voicedChatSession{c: c}
-}
-
-type voicedChatSession struct{ c *transport.Conn }
-
-func (s *voicedChatSession) Start(p transport.Pusher) {
-	// The formats are fixed by the SDP.
-	s.c.Ready(p, opus.Format, opus.Format)
-}
-
-func (s *voicedChatSession) Handle(ctx context.Context, p transport.Pusher, msg []byte) (bool, error) {
-	m, err := parseMessage(msg)
-	if err != nil {
-		return false, err
-	}
-	return transport.Deliver(ctx, p, m)
-}
+//   - RTVI messages (transport/rtvi), handled by the session's Bridge.
 
 // signalling is a signalling message on the chat channel.
 type signalling struct {

@@ -292,6 +292,12 @@ func (c *smallClient) send(v any) {
 	}
 }
 
+// rtvi sends an RTVI message of type typ with data.
+func (c *smallClient) rtvi(typ string, data any) {
+	c.t.Helper()
+	c.send(map[string]any{"label": "rtvi-ai", "type": typ, "id": fmt.Sprintf("t%d", time.Now().UnixNano()%1e6), "data": data})
+}
+
 // received returns the chat messages that contain s, from since on.
 func (c *smallClient) received(s string, since time.Time) []chatMsg {
 	c.mu.Lock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/voiced-dev/voiced/audio/opus"
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 )
 
 // smallConn is one SmallWebRTC session. Unlike conn, it outlives its peer
@@ -62,7 +63,7 @@ func newSmallConn(h *SmallHandler, startID string, meta json.RawMessage) (*small
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
 	c := &smallConn{
-		Conn:    transport.NewConn(transport.ConnConfig{Kind: SmallKind, Logger: h.cfg.Logger}),
+		Conn:    transport.NewConn(transport.ConnConfig{Kind: SmallKind, Logger: h.cfg.Logger, ErrorMessage: rtvi.ErrorMessage}),
 		h:       h,
 		startID: startID,
 		meta:    meta,
@@ -289,9 +290,19 @@ func (c *smallConn) serve() {
 		return
 	}
 	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: opus.Format})
-	s := c.Session(opus.Format, opus.Format, in, play, nil)
-	chat := c.h.cfg.Chat.Open(s, c.Conn, c.meta)
-	s.Feed = func(ctx context.Context, p transport.Pusher) error { return c.feed(ctx, p, chat) }
+	b := rtvi.NewBridge(rtvi.Config{
+		SessionID:     c.ID(),
+		Metadata:      c.meta,
+		ClientMessage: c.h.cfg.ClientMessage,
+		Logger:        c.Logger(),
+		Send: func(msg []byte, optional bool) {
+			c.Enqueue(transport.Outgoing{Data: msg}, !optional)
+		},
+	})
+	s := c.Session(opus.Format, opus.Format, in, play, func(ctx context.Context, p transport.Pusher) error {
+		return c.feed(ctx, p, b)
+	})
+	s.Observer, s.Notify, s.Metadata = b, b.Notify, c.meta
 	c.Logger().Info("session started")
 	// The session outlives the offer's request: its context is its own,
 	// and Shutdown ends it through Close.
@@ -300,12 +311,11 @@ func (c *smallConn) serve() {
 	c.LogEnd(err)
 }
 
-// feed implements transport.Session.Feed: it pushes the chat channel's
-// messages, and the mic's audio from the current peer connection, until
+// feed implements transport.Session.Feed: it hands the chat channel's
+// RTVI messages to b, and the mic's audio from the current peer connection, until
 // the client ends the session or goes away (no ping for PingTimeout, or
 // no chat channel within ConnectTimeout of an answer).
-func (c *smallConn) feed(ctx context.Context, p transport.Pusher, chat ChatSession) error {
-	chat.Start(p)
+func (c *smallConn) feed(ctx context.Context, p transport.Pusher, b *rtvi.Bridge) error {
 	cfg := &c.h.cfg
 	tick := time.NewTicker(cfg.PingTimeout / 4)
 	defer tick.Stop()
@@ -355,7 +365,7 @@ func (c *smallConn) feed(ctx context.Context, p transport.Pusher, chat ChatSessi
 				return r.err
 			}
 		case data := <-c.msgs:
-			done, err := chat.Handle(ctx, p, data)
+			done, err := b.Handle(ctx, p, data)
 			if err != nil {
 				return err
 			}

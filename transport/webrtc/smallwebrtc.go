@@ -31,6 +31,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 )
 
 // SmallKind is the Session.Kind of SmallWebRTC sessions.
@@ -68,13 +69,13 @@ type SmallConfig struct {
 	// PingTimeout ends a session whose chat channel has carried no ping
 	// for this long (default DefaultPingTimeout).
 	PingTimeout time.Duration
-	// Started looks up a session that POST /start began (its id in
-	// /sessions/{id}/api/offer) and returns the body /start kept. Nil:
-	// no session id is known, and that path answers 404.
-	Started func(id string) (body json.RawMessage, ok bool)
-	// Chat speaks the application protocol on the chat channel (RTVI).
-	// Nil: voiced's own events and messages (docs/protocol.md).
-	Chat Chat
+	// Starts holds the sessions POST /start announced (the id of
+	// /sessions/{id}/api/offer): the first offer for one claims it, its
+	// admission ticket and its body (the session's metadata). Nil: that
+	// path answers 404.
+	Starts *rtvi.Registry
+	// ClientMessage answers RTVI client-messages (rtvi.Config.ClientMessage).
+	ClientMessage func(ctx context.Context, t string, d json.RawMessage) (any, error)
 }
 
 // SmallHandler serves SmallWebRTC signaling. Safe for concurrent use;
@@ -95,9 +96,6 @@ func NewSmallHandler(cfg SmallConfig, run transport.Factory) *SmallHandler {
 	cfg.Config = base.cfg
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = DefaultPingTimeout
-	}
-	if cfg.Chat == nil {
-		cfg.Chat = voicedChat{}
 	}
 	h := &SmallHandler{cfg: cfg, run: run, peers: map[string]*smallConn{}}
 	h.api, h.apiErr = newAPI(cfg.Config, vp8Codec)
@@ -261,7 +259,7 @@ func decodeStrict(body []byte, what string, v any) error {
 }
 
 // offer answers an offer: a new session, a renegotiation or a restart.
-func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool, body []byte) (*offerAnswer, error) {
+func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool, body []byte) (_ *offerAnswer, err error) {
 	var req offerRequest
 	if err := decodeStrict(body, "offer", &req); err != nil {
 		return nil, err
@@ -284,42 +282,44 @@ func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool
 		return &offerAnswer{SDP: sdp, Type: "answer", PCID: c.ID()}, nil
 	}
 
+	// A start holds its admission until its offer claims it; any other
+	// offer is admitted before the peer connection is built.
 	meta := req.RequestData
+	var t *transport.Ticket
 	if onSession {
-		if h.cfg.Started == nil {
-			return nil, errStatus(http.StatusNotFound, "unknown session %q", startID)
-		}
-		b, ok := h.cfg.Started(startID)
+		start, ok := h.lookup(startID)
 		if !ok {
-			return nil, errStatus(http.StatusNotFound, "unknown session %q", startID)
+			return nil, errStatus(http.StatusNotFound, "unknown session %q (it expired, was connected, or never started)", startID)
 		}
-		meta = b
-		if h.bySession(startID) != nil {
-			return nil, errStatus(http.StatusConflict, "session %q is already connected; re-offer with its pc_id", startID)
-		}
-	}
-	t, err := h.cfg.Admission.Admit()
-	if err != nil {
+		meta = start.Body
+	} else if t, err = h.cfg.Admission.Admit(); err != nil {
 		return nil, errStatus(http.StatusServiceUnavailable, "%v", err)
+	}
+	fail := func(err error) (*offerAnswer, error) {
+		if t != nil {
+			t.Release()
+		}
+		return nil, err
 	}
 	c, err := newSmallConn(h, startID, meta)
 	if err != nil {
-		t.Release()
-		return nil, err
+		return fail(err)
 	}
 	sdp, err := c.negotiate(ctx, req.SDP, false)
 	if err != nil {
 		c.Close(nil)
 		c.closePeers()
-		t.Release()
-		return nil, err
+		return fail(err)
 	}
-	if !h.add(c) {
-		c.Close(nil)
-		c.closePeers()
-		t.Release()
-		return nil, errStatus(http.StatusConflict, "session %q is already connected; re-offer with its pc_id", startID)
+	if onSession {
+		if _, t, err = h.cfg.Starts.Claim(startID, rtvi.TransportWebRTC); err != nil {
+			// Claimed by a concurrent offer, or expired meanwhile.
+			c.Close(nil)
+			c.closePeers()
+			return nil, errStatus(http.StatusConflict, "session %q is already connected (re-offer with its pc_id), or expired", startID)
+		}
 	}
+	h.add(c)
 	t.Attach(c.Close)
 	go func() {
 		defer t.Release()
@@ -365,31 +365,19 @@ func (h *SmallHandler) peer(pcID, startID string) (*smallConn, error) {
 	return c, nil
 }
 
-// bySession returns the live session begun by /start as startID.
-func (h *SmallHandler) bySession(startID string) *smallConn {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.peers {
-		if c.startID == startID {
-			return c
-		}
+// lookup returns the WebRTC start startID, unclaimed.
+func (h *SmallHandler) lookup(startID string) (rtvi.Start, bool) {
+	if h.cfg.Starts == nil {
+		return rtvi.Start{}, false
 	}
-	return nil
+	s, ok := h.cfg.Starts.Lookup(startID)
+	return s, ok && s.Transport == rtvi.TransportWebRTC
 }
 
-// add registers c, unless its /start session already has a live one.
-func (h *SmallHandler) add(c *smallConn) bool {
+func (h *SmallHandler) add(c *smallConn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c.startID != "" {
-		for _, o := range h.peers {
-			if o.startID == c.startID {
-				return false
-			}
-		}
-	}
 	h.peers[c.ID()] = c
-	return true
+	h.mu.Unlock()
 }
 
 func (h *SmallHandler) remove(c *smallConn) {

@@ -8,15 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pion "github.com/pion/webrtc/v4"
 
-	"github.com/voiced-dev/voiced/frame"
-	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 )
 
@@ -54,9 +52,9 @@ func converse(t *testing.T, c *smallClient, text string) {
 	t.Helper()
 	since := time.Now()
 	audio := c.audioPackets()
-	c.send(map[string]string{"type": "text", "text": text})
+	c.rtvi("send-text", map[string]any{"content": text, "options": map[string]any{}})
 	if !waitFor(10*time.Second, func() bool {
-		return len(c.received(`"echo: `+text+`"`, since)) > 0 && c.audioPackets() >= audio+9
+		return len(c.received(`echo: `+text, since)) > 0 && c.audioPackets() >= audio+9
 	}) {
 		t.Fatalf("no spoken answer to %q (%d packets); messages:\n%s", text, c.audioPackets()-audio, c.all())
 	}
@@ -76,8 +74,9 @@ func endOf(t *testing.T, r *record) error {
 // TestSmallConversation: an offer without pc_id starts a session whose
 // answer has the server's candidates, answers video (recvonly) rather
 // than rejecting it, and takes the client's trickled candidates; the chat
-// channel carries the conversation and mid 0 the bot's voice. "end" ends
-// it with peerLeft before the server hangs up.
+// channel carries RTVI (client-ready → bot-ready, send-text → the bot's
+// answer) and mid 0 the bot's voice. disconnect-bot ends the session
+// with peerLeft before the server hangs up.
 func TestSmallConversation(t *testing.T) {
 	s := newSmallServer(t, webrtc.SmallConfig{})
 	c := newSmallClient(t, s.url)
@@ -85,14 +84,15 @@ func TestSmallConversation(t *testing.T) {
 	if !strings.Contains(answer, "m=video 9") || !strings.Contains(answer, "a=recvonly") {
 		t.Errorf("video not answered recvonly:\n%s", answer)
 	}
-	if !waitFor(10*time.Second, func() bool { return len(c.received(`"type":"ready"`, time.Time{})) > 0 }) {
-		t.Fatalf("no ready; messages:\n%s", c.all())
+	c.rtvi("client-ready", map[string]any{"version": "2.1.0", "about": map[string]any{"library": "test"}})
+	if !waitFor(10*time.Second, func() bool { return len(c.received(`"type":"bot-ready"`, time.Time{})) > 0 }) {
+		t.Fatalf("no bot-ready; messages:\n%s", c.all())
 	}
 	if k := s.fa.last().kind; k != webrtc.SmallKind {
 		t.Errorf("session kind %q, want %q", k, webrtc.SmallKind)
 	}
 	converse(t, c, "hello")
-	c.send(map[string]string{"type": "end"})
+	c.rtvi("disconnect-bot", map[string]any{})
 	if err := endOf(t, s.fa.last()); err != nil {
 		t.Errorf("session ended with %v, want nil", err)
 	}
@@ -160,7 +160,12 @@ func TestSmallPingTimeout(t *testing.T) {
 		t.Errorf("session ended with %v, want ErrIdle", err)
 	}
 	if !waitFor(10*time.Second, func() bool { return len(c.received("peerLeft", time.Time{})) > 0 }) {
-		t.Errorf("no peerLeft; messages:\n%s", c.all())
+		t.Fatalf("no peerLeft; messages:\n%s", c.all())
+	}
+	// The RTVI error that ends the session comes first, fatal.
+	fatal := c.received(`"type":"error"`, time.Time{})
+	if len(fatal) != 1 || !strings.Contains(fatal[0].Data, `"fatal":true`) || fatal[0].At.After(c.received("peerLeft", time.Time{})[0].At) {
+		t.Errorf("want one fatal RTVI error before peerLeft; messages:\n%s", c.all())
 	}
 }
 
@@ -229,8 +234,13 @@ func TestSmallTrackStatus(t *testing.T) {
 // TestSmallBadInput: bad requests get a 4xx with a JSON detail, and the
 // server keeps serving.
 func TestSmallBadInput(t *testing.T) {
+	known := rtvi.NewRegistry(transport.NewAdmission(4), time.Minute)
+	start, err := known.Add(rtvi.TransportWebRTC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := newSmallServer(t, webrtc.SmallConfig{
-		Started: func(id string) (json.RawMessage, bool) { return nil, id == "known" },
+		Starts: known,
 	})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
@@ -272,7 +282,7 @@ func TestSmallBadInput(t *testing.T) {
 		{"unknown pc_id", http.MethodPost, "/api/offer", "application/json", offer(map[string]any{"pc_id": "nope"}), http.StatusNotFound},
 		{"too large", http.MethodPost, "/api/offer", "application/json", `{"sdp":"` + big + `"}`, http.StatusRequestEntityTooLarge},
 		{"unknown session", http.MethodPost, "/sessions/nope/api/offer", "application/json", offer(nil), http.StatusNotFound},
-		{"pc_id of another session", http.MethodPost, "/sessions/known/api/offer", "application/json", offer(map[string]any{"pc_id": c.pcID}), http.StatusNotFound},
+		{"pc_id of another session", http.MethodPost, "/sessions/" + start.ID + "/api/offer", "application/json", offer(map[string]any{"pc_id": c.pcID}), http.StatusNotFound},
 		{"patch unknown pc_id", http.MethodPatch, "/api/offer", "application/json", `{"pc_id":"nope","candidates":[]}`, http.StatusNotFound},
 		{"patch no pc_id", http.MethodPatch, "/api/offer", "application/json", `{"candidates":[]}`, http.StatusBadRequest},
 		{"patch bad candidate", http.MethodPatch, "/api/offer", "application/json", `{"pc_id":"` + c.pcID + `","candidates":[{"candidate":"candidate:garbage","sdp_mid":"0","sdp_mline_index":0}]}`, http.StatusBadRequest},
@@ -299,83 +309,48 @@ func TestSmallBadInput(t *testing.T) {
 	converse(t, c, "still here")
 }
 
-// TestSmallSessionPath: /sessions/{id}/api/offer starts the session that
-// /start began, handing its body to the Chat; a second fresh offer for
-// the same session is refused, a re-offer with its pc_id is not.
+// TestSmallSessionPath: /sessions/{id}/api/offer claims the session
+// that POST /start announced, with its body as the session's metadata; a
+// second fresh offer for it is refused, a re-offer with its pc_id is not.
 func TestSmallSessionPath(t *testing.T) {
-	chat := &recordChat{}
-	s := newSmallServer(t, webrtc.SmallConfig{
-		Started: func(id string) (json.RawMessage, bool) {
-			if id != "s1" {
-				return nil, false
-			}
-			return json.RawMessage(`{"user":"ada"}`), true
-		},
-		Chat: chat,
-	})
-	c := newSmallClient(t, s.base+"/sessions/s1/api/offer")
-	c.connect(false)
-	if !waitFor(5*time.Second, func() bool { return chat.get() != "" }) || chat.get() != `{"user":"ada"}` {
-		t.Errorf("Chat.Open got meta %q, want the /start body", chat.get())
+	adm := transport.NewAdmission(4)
+	reg := rtvi.NewRegistry(adm, time.Minute)
+	start, err := reg.Add(rtvi.TransportWebRTC, json.RawMessage(`{"user":"ada"}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	c2 := newSmallClient(t, s.base+"/sessions/s1/api/offer")
+	s := newSmallServer(t, webrtc.SmallConfig{Config: webrtc.Config{Admission: adm}, Starts: reg})
+	url := s.base + "/sessions/" + start.ID + "/api/offer"
+	c := newSmallClient(t, url)
+	c.connect(false)
+	if n := reg.Pending(); n != 0 {
+		t.Errorf("%d starts pending after the offer, want 0", n)
+	}
+	if n := adm.Sessions(); n != 1 {
+		t.Errorf("%d sessions admitted, want 1 (the start's)", n)
+	}
+	c.rtvi("client-message", map[string]any{"t": "session", "d": map[string]any{}})
+	if !waitFor(10*time.Second, func() bool { return len(c.received(`"server-response"`, time.Time{})) > 0 }) {
+		t.Fatalf("no server-response; messages:\n%s", c.all())
+	}
+	if m := c.received(`"server-response"`, time.Time{})[0].Data; !strings.Contains(m, `"metadata":{"user":"ada"}`) {
+		t.Errorf("server-response %s: want the /start body as metadata", m)
+	}
+
+	c2 := newSmallClient(t, url)
 	pc, _, _ := c2.newPeer()
 	defer pc.Close()
 	o, _ := pc.CreateOffer(nil)
 	b, _ := json.Marshal(map[string]any{"sdp": o.SDP, "type": "offer", "pc_id": nil, "restart_pc": false})
-	if status, body := do(t, http.MethodPost, c2.url, "application/json", string(b)); status != http.StatusConflict {
-		t.Errorf("second offer: HTTP %d, want 409: %s", status, body)
+	if status, body := do(t, http.MethodPost, url, "application/json", string(b)); status != http.StatusNotFound {
+		t.Errorf("second offer: HTTP %d, want 404: %s", status, body)
 	}
 	c.negotiate(c.pc, false)
-	c.send(map[string]string{"type": "text", "text": "hi"})
-	if !waitFor(10*time.Second, func() bool { return len(c.received(`"chat:echo: hi"`, time.Time{})) > 0 }) {
-		t.Errorf("the Chat did not carry the conversation; messages:\n%s", c.all())
+	converse(t, c, "hi")
+	if n := len(s.fa.sessions); n != 1 {
+		t.Errorf("%d sessions, want 1", n)
 	}
 }
-
-// recordChat is a Chat that records the meta it is opened with, delivers
-// {"type":"text"} messages, and sends the bot's text as "chat:<text>".
-type recordChat struct {
-	mu   sync.Mutex
-	meta string
-}
-
-func (rc *recordChat) get() string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.meta
-}
-
-func (rc *recordChat) Open(s *transport.Session, c *transport.Conn, meta json.RawMessage) webrtc.ChatSession {
-	rc.mu.Lock()
-	rc.meta = string(meta)
-	rc.mu.Unlock()
-	s.Observer = chatObserver{c}
-	return chatSession{}
-}
-
-type chatObserver struct{ c *transport.Conn }
-
-func (o chatObserver) OnHop(h pipelineHop) {
-	if t, ok := h.Frame.(*frame.TTSText); ok && h.First {
-		b, _ := json.Marshal("chat:" + t.Text)
-		o.c.Enqueue(transport.Outgoing{Data: b}, true)
-	}
-}
-
-type chatSession struct{}
-
-func (chatSession) Start(transport.Pusher) {}
-
-func (chatSession) Handle(ctx context.Context, p transport.Pusher, msg []byte) (bool, error) {
-	m, err := transport.ParseMessage(msg, false)
-	if err != nil {
-		return false, err
-	}
-	return transport.Deliver(ctx, p, m)
-}
-
-type pipelineHop = pipeline.Hop
 
 var pionRecvonly = pion.RTPTransceiverDirectionRecvonly
 
