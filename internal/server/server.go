@@ -20,6 +20,7 @@ import (
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/carrier"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
@@ -46,6 +47,8 @@ type Server struct {
 	draining atomic.Bool          // Shutdown began: /healthz says so
 	ws       atomic.Pointer[websocket.Handler]
 	rtc      atomic.Pointer[webrtc.Handler]
+	rtviWS   atomic.Pointer[rtvi.WSHandler]
+	rtviReg  *rtvi.Registry                              // starts of POST /start (Pipecat's clients)
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
 	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
@@ -70,6 +73,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), adm: transport.NewAdmission(cfg.Server.MaxSessions)}
 	s.guard, s.authErr = NewGuard(cfg.Server.Auth, os.Getenv)
+	s.rtviReg = rtvi.NewRegistry(s.adm, cfg.RTVI.StartTTL)
 	s.handler = s.middleware(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
@@ -112,6 +116,17 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		h, ok := (*hs)[r.PathValue("vendor")]
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	// Pipecat's clients (docs/rtvi.md): the start convention and the
+	// WebSocket transport.
+	s.mux.Handle("POST /start", s.rtviStart())
+	s.mux.HandleFunc("GET /rtvi/ws", func(w http.ResponseWriter, r *http.Request) {
+		h := s.rtviWS.Load()
+		if h == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -207,7 +222,50 @@ func (s *Server) Load() error {
 		}, s.builder.Run)
 	}
 	s.carrier.Store(&hs)
+	s.rtviWS.Store(rtvi.NewWSHandler(rtvi.WSConfig{
+		Origins:          cfg.Server.Origins,
+		Hosts:            cfg.Server.AllowedHosts,
+		Admission:        s.adm,
+		Registry:         s.rtviReg,
+		OutputRate:       cfg.RTVI.OutputSampleRate,
+		InputRate:        cfg.RTVI.InputSampleRate,
+		InputIdleTimeout: cfg.Server.InputIdleTimeout,
+		InputBurst:       cfg.Server.InputBurst,
+		InputMaxAhead:    cfg.Server.InputMaxAhead,
+		Logger:           s.log,
+	}, s.builder.Run))
 	return nil
+}
+
+// RTVIRegistry returns the starts of POST /start, which the SmallWebRTC
+// offer route claims by session id.
+func (s *Server) RTVIRegistry() *rtvi.Registry { return s.rtviReg }
+
+// rtviStart is POST /start (503 before Load). A WebSocket start's answer
+// carries the request's own credential as token when authentication is
+// on: the client appends it to wsUrl, where browsers cannot set headers.
+func (s *Server) rtviStart() http.Handler {
+	var ice []rtvi.ICEServer
+	for _, u := range s.cfg.RTVI.ICEServers {
+		ice = append(ice, rtvi.ICEServer{URLs: []string{u}})
+	}
+	start := rtvi.StartHandler(rtvi.StartConfig{
+		Registry:   s.rtviReg,
+		ICEServers: ice,
+		Token: func(r *http.Request) string {
+			if !s.AuthEnabled() {
+				return ""
+			}
+			return auth.Credential(r)
+		},
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.rtviWS.Load() == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		start.ServeHTTP(w, r)
+	})
 }
 
 // Admission returns the server's one limit on live sessions, shared by

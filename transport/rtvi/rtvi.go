@@ -10,7 +10,7 @@
 //
 // The package does not carry the messages: an edge does. Pipecat's
 // SmallWebRTC transport carries them as text on the "chat" data channel,
-// its WebSocket transport (transport/rtvi/ws) inside protobuf MessageFrames.
+// its WebSocket transport inside protobuf MessageFrames (WSHandler, at /rtvi/ws).
 // Either edge uses a Bridge, which is transport-independent:
 //
 //	b := rtvi.NewBridge(rtvi.Config{
