@@ -1,6 +1,8 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
 // protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
-// /metrics, carrier media streams at /carrier/{vendor}, serving the sessions of what internal/assembly loads from the
+// /metrics, carrier media streams at /carrier/{vendor}, Pipecat's clients
+// (POST /start, SmallWebRTC at /api/offer and /sessions/{id}/api/offer,
+// RTVI over WebSocket at /rtvi/ws), serving the sessions of what internal/assembly loads from the
 // configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
@@ -47,6 +49,7 @@ type Server struct {
 	draining atomic.Bool          // Shutdown began: /healthz says so
 	ws       atomic.Pointer[websocket.Handler]
 	rtc      atomic.Pointer[webrtc.Handler]
+	small    atomic.Pointer[webrtc.SmallHandler] // Pipecat's SmallWebRTC offers
 	rtviWS   atomic.Pointer[rtvi.WSHandler]
 	rtviReg  *rtvi.Registry                              // starts of POST /start (Pipecat's clients)
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
@@ -120,9 +123,22 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
-	// Pipecat's clients (docs/rtvi.md): the start convention and the
+	// Pipecat's clients (docs/rtvi.md): the start convention, the
+	// SmallWebRTC offers (POST) and trickled candidates (PATCH), and the
 	// WebSocket transport.
 	s.mux.Handle("POST /start", s.rtviStart())
+	small := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := s.small.Load()
+		if h == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	for _, p := range []string{"/api/offer", "/sessions/{id}/api/offer"} {
+		s.mux.Handle("POST "+p, small)
+		s.mux.Handle("PATCH "+p, small)
+	}
 	s.mux.HandleFunc("GET /rtvi/ws", func(w http.ResponseWriter, r *http.Request) {
 		h := s.rtviWS.Load()
 		if h == nil {
@@ -222,6 +238,18 @@ func (s *Server) Load() error {
 		}, s.builder.Run)
 	}
 	s.carrier.Store(&hs)
+	s.small.Store(webrtc.NewSmallHandler(webrtc.SmallConfig{
+		Config: webrtc.Config{
+			Origins:       cfg.Server.Origins,
+			Hosts:         cfg.Server.AllowedHosts,
+			Admission:     s.adm,
+			InputBurst:    cfg.Server.InputBurst,
+			InputMaxAhead: cfg.Server.InputMaxAhead,
+			Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
+			Logger:        s.log,
+		},
+		Starts: s.rtviReg,
+	}, s.builder.Run))
 	s.rtviWS.Store(rtvi.NewWSHandler(rtvi.WSConfig{
 		Origins:          cfg.Server.Origins,
 		Hosts:            cfg.Server.AllowedHosts,
@@ -251,6 +279,7 @@ func (s *Server) rtviStart() http.Handler {
 	}
 	start := rtvi.StartHandler(rtvi.StartConfig{
 		Registry:   s.rtviReg,
+		WebRTC:     true,
 		ICEServers: ice,
 		Token: func(r *http.Request) string {
 			if !s.AuthEnabled() {

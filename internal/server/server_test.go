@@ -76,6 +76,10 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"POST", "/webrtc/offer", map[string]string{"Content-Type": "application/sdp"}, 401},
 		{"GET", "/metrics", nil, 401},
 		{"POST", "/calls", nil, 401},              // a route added later
+		{"POST", "/api/offer", nil, 401},          // SmallWebRTC
+		{"PATCH", "/sessions/abc/api/offer", nil, 401},
+		{"PATCH", "/api/offer", map[string]string{"Authorization": "Bearer " + testKey}, 503},
+		{"POST", "/sessions/abc/api/offer", map[string]string{"Authorization": "Bearer " + tok}, 503},
 		{"GET", "/ws?token=" + testKey, nil, 503}, // past auth: not loaded
 		{"GET", "/ws?token=" + tok, nil, 503},     // an access token
 		{"GET", "/ws", map[string]string{"Authorization": "Bearer " + tok}, 503},
@@ -251,6 +255,9 @@ func TestRTVIStartCORS(t *testing.T) {
 	}{
 		{"OPTIONS", "/start", app, http.StatusNoContent, "http://app.test:3000"},
 		{"OPTIONS", "/sessions/abc/api/offer", app, http.StatusNoContent, "http://app.test:3000"},
+		{"OPTIONS", "/api/offer", app, http.StatusNoContent, "http://app.test:3000"},
+		{"PATCH", "/api/offer", app, http.StatusUnauthorized, "http://app.test:3000"},
+		{"PATCH", "/sessions/abc/api/offer", map[string]string{"Origin": "http://evil.test", "Authorization": "Bearer " + testKey}, http.StatusForbidden, ""},
 		{"POST", "/start", app, http.StatusUnauthorized, "http://app.test:3000"},
 		{"POST", "/start", map[string]string{"Origin": "http://app.test:3000", "Authorization": "Bearer " + testKey}, http.StatusServiceUnavailable, "http://app.test:3000"},
 		{"OPTIONS", "/start", map[string]string{"Origin": "http://evil.test"}, http.StatusForbidden, ""},
