@@ -26,11 +26,15 @@ import (
 	"github.com/voiced-dev/voiced/internal/testenv"
 )
 
-// What the microphone says: a request for a long answer, then, while the
-// bot speaks it, words that interrupt it.
+// What the microphone says: a question, then, while the bot tells the
+// story the test asks for by send-text, words that interrupt it.
 const (
-	first  = "please tell me a story"
+	first  = "what is your name"
 	second = "stop stop please stop talking"
+	// gap is the silence between them; the story is asked for storyLead
+	// before the interruption.
+	gap       = 12 * time.Second
+	storyLead = 3 * time.Second
 )
 
 type botOutput struct {
@@ -83,21 +87,22 @@ func bundle(t *testing.T) string {
 
 // micWAV writes the microphone's speech: 8 s of silence (the fake
 // microphone starts with getUserMedia, seconds before client-js records
-// on a busy machine), the request, 6 s of silence (the bot starts its
-// story), the interruption, then silence.
-func micWAV(t *testing.T) string {
+// on a busy machine), the question, gap, the interruption, then silence.
+// It returns the question's length.
+func micWAV(t *testing.T) (string, time.Duration) {
 	const rate = 16000
 	var pcm []int16
 	pcm = append(pcm, make([]int16, 8*rate)...)
-	pcm = append(pcm, testenv.Speech(t, first)...)
-	pcm = append(pcm, make([]int16, 6*rate)...)
+	q := testenv.Speech(t, first)
+	pcm = append(pcm, q...)
+	pcm = append(pcm, make([]int16, int(gap.Seconds()*rate))...)
 	pcm = append(pcm, testenv.Speech(t, second)...)
 	pcm = append(pcm, make([]int16, 6*rate)...)
 	path := filepath.Join(t.TempDir(), "mic.wav")
 	if err := audio.SaveWAV(path, frame.Mono16k, pcm); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return path, time.Duration(len(q)) * time.Second / rate
 }
 
 // TestPipecatClientWebSocket: client-js's startBotAndConnect against
@@ -110,8 +115,9 @@ func TestPipecatClientWebSocket(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.Origins = []string{page.URL} // the app's page is on another origin
 	srv := testenv.Start(t, cfg, nil)
+	mic, question := micWAV(t)
 	b := browsertest.Start(t, browsertest.Options{
-		Microphone: micWAV(t),
+		Microphone: mic,
 		Timeout:    4 * time.Minute,
 		Dump:       "window.rtviState",
 	})
@@ -143,19 +149,28 @@ func TestPipecatClientWebSocket(t *testing.T) {
 		t.Fatalf("no spoken turn: final transcripts %q, %d bot audio samples, %d bot-outputs", read().finals(), read().BotAudioSamples, len(read().BotOutputs))
 	}
 
-	// 3. The interruption, spoken over the answer: the answer's sentence
-	// is cut (bot-output in progress, with the words heard), and the
-	// interruption is answered in turn.
+	// 3. The interruption, spoken over a long answer: send-text asks for
+	// a story storyLead before the microphone speaks again (timed from
+	// when the page heard the question start), the story's sentence is
+	// cut (bot-output in progress, with the words heard), and the
+	// interruption is transcribed and answered in turn.
+	var heard float64
+	b.Eval(`window.rtviState.eventTimes.userStartedSpeaking`, &heard)
+	askAt := heard + float64((question + gap - storyLead).Milliseconds())
+	if !b.Wait(step, `(at) => performance.now() >= at`, askAt) {
+		t.Fatal("the page's clock did not reach the time to ask for the story")
+	}
+	b.Eval(`window.rtvi.sendText("please tell me a story"), true`, nil)
 	if !b.Wait(step, `() => window.rtviState.botOutputs.some((o) => o.spoken === true && o.spoken_status === "in-progress")`) {
-		t.Fatalf("the answer was not cut off: bot outputs %+v, final transcripts %q", read().BotOutputs, read().finals())
+		t.Fatalf("the story was not cut off: bot outputs %+v, final transcripts %q", read().BotOutputs, read().finals())
 	}
 	if !b.Wait(step, `() => window.rtviState.transcripts.filter((t) => t.final && t.text.trim() !== "").length >= 2`) {
 		t.Fatalf("the interruption was not transcribed: %q", read().finals())
 	}
-	// Let the story end or be cut before typing.
+	// Let the answer to the interruption end before typing.
 	if !b.Wait(2*step, `() => { const e = window.rtviState.events;
 		const n = (x) => e.filter((y) => y === x).length;
-		return n("botStartedSpeaking") >= 2 && n("botStoppedSpeaking") >= n("botStartedSpeaking"); }`) {
+		return n("botStartedSpeaking") >= 3 && n("botStoppedSpeaking") >= n("botStartedSpeaking"); }`) {
 		t.Fatalf("the bot did not finish speaking: events %q", read().Events)
 	}
 
@@ -188,10 +203,18 @@ func TestPipecatClientWebSocket(t *testing.T) {
 	if !b.Wait(10*time.Second, `() => window.rtviState.transport === "disconnected" || window.rtviState.transport === "error"`) {
 		t.Errorf("the client did not see the end: transport %q", read().Transport)
 	}
+	// client-js reports every close as an error; this one must be ours,
+	// a normal closure.
+	if !b.Wait(10*time.Second, `() => window.rtviState.errors.some((e) => String(e.error).includes("Code: 1000"))`) {
+		t.Errorf("the WebSocket did not close normally: errors %s", read().Errors)
+	}
 	if ex := b.Exceptions(); len(ex) > 0 {
 		t.Errorf("the page threw: %q", ex)
 	}
 	s = read()
+	var raw json.RawMessage
+	b.Eval("window.rtviState.transcripts", &raw)
+	t.Logf("transcripts %s", raw)
 	t.Logf("final transcripts %q; %d bot outputs; %d bot audio samples, peak %.3f; events %q; errors %s",
 		s.finals(), len(s.BotOutputs), s.BotAudioSamples, s.BotAudioPeak, s.Events, s.Errors)
 }

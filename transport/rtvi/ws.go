@@ -190,6 +190,16 @@ func (c *wsConn) serve(ctx context.Context, h *WSHandler, start Start) {
 	})
 	defer func() {
 		<-c.wdone
+		// The close frame is sent: read until the client answers it (or
+		// the watchdog gives up), so that closing a socket with the
+		// client's audio still unread does not reset the connection
+		// under the close frame (the client would see 1006, not ours).
+		c.ws.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			if _, _, err := c.ws.NextReader(); err != nil {
+				break
+			}
+		}
 		c.ws.Close()
 		close(served)
 		watch.Wait()

@@ -57,7 +57,11 @@ media.bufferBotAudio = (data, id) => {
   return buffer(data, id);
 };
 
-const log = (name) => () => state.events.push(name);
+state.eventTimes = {}; // performance.now() of each event's first time
+const log = (name) => () => {
+  state.events.push(name);
+  if (!(name in state.eventTimes)) state.eventTimes[name] = performance.now();
+};
 return new PipecatClient({
   transport: new WebSocketTransport({ mediaManager: media }),
   enableMic: true,
