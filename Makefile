@@ -43,9 +43,10 @@ models: ## fetch and verify the Silero VAD model and ONNX Runtime into $(CACHE)
 	@bash scripts/fetch-models.sh
 
 .PHONY: services
-services: deps ## build and cache the LiveKit server and install the MCP server the integration tests run
+services: deps ## build and cache the LiveKit server, install the MCP server, bundle the Pipecat client test pages (npm ci)
 	@bash scripts/livekit-server.sh >/dev/null
 	@bash scripts/mcp-everything.sh >/dev/null
+	@bash e2e/rtvi/build.sh >/dev/null
 
 .PHONY: setup
 setup: deps models
@@ -60,23 +61,22 @@ run: setup build ## install what is missing, build, and serve on $(ADDR) (SIP on
 
 .PHONY: test
 # Packages whose tests talk to real peers in real time (a WebSocket client
-# playing speech, sipp, baresip, LiveKit, Chromium): they judge timing by the
-# wall clock, so they run one package at a time, after the rest, instead of
-# competing for the CPU with the unit tests.
-REALTIME_PKGS := ./e2e/... ./transport/sip/ ./transport/webrtc/
+# playing speech, sipp, baresip, LiveKit, headless Chromium driven from Go):
+# they judge timing by the wall clock, so they run one package at a time,
+# after the rest, instead of competing for the CPU with the unit tests.
+REALTIME_PKGS := ./e2e/... ./internal/browsertest/ ./transport/sip/ ./transport/webrtc/
 
-test: setup services build ## go test -race ./... (end-to-end tests included) and the browser test
+test: setup services build ## go test -race ./... (end-to-end and headless Chromium tests included)
 	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 20m \
-		$$($(GO) list ./... | grep -v -e '/e2e' -e '/transport/sip$$' -e '/transport/webrtc$$')
+		$$($(GO) list ./... | grep -v -e '/e2e' -e '/internal/browsertest$$' -e '/transport/sip$$' -e '/transport/webrtc$$')
 	VOICED_REQUIRE_MODELS=1 VOICED_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -p 1 -timeout 20m $(REALTIME_PKGS)
-	bash e2e/browser/run.sh $(BIN)
-	bash e2e/browser/run.sh --webrtc $(BIN)
 
 .PHONY: e2e
 e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -run TestE2E -v ./e2e/
-	bash e2e/browser/run.sh $(BIN)
-	bash e2e/browser/run.sh --webrtc $(BIN)
+	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -p 1 -timeout 10m -v ./e2e/browser/
+	bash e2e/rtvi/build.sh >/dev/null
+	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -v ./e2e/rtvi/
 
 .PHONY: check
 check: lint ## what CI runs: make lint, then make test

@@ -1,6 +1,9 @@
 package agents
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
 // SessionInfo is what agents and tools know of the session they serve.
 type SessionInfo struct {
@@ -12,6 +15,9 @@ type SessionInfo struct {
 	// later (a workflow that will announce its result) can let it go.
 	// Nil if the host cannot tell.
 	Done <-chan struct{}
+	// Metadata is what the client gave the session when it started it
+	// (JSON; nil for none): the body of an RTVI /start (docs/rtvi.md).
+	Metadata json.RawMessage
 }
 
 type sessionKey struct{}

@@ -36,6 +36,11 @@ type ConnConfig struct {
 	Queue int
 	// Logger gets the session's id and kind as attributes.
 	Logger *slog.Logger
+	// ErrorMessage encodes the message Close queues for the error that
+	// ends the session, given its code (ErrorCode): for an edge that
+	// speaks another protocol than docs/protocol.md (RTVI's error). Nil:
+	// the protocol's error Event.
+	ErrorMessage func(code string, err error) []byte
 }
 
 // Conn is the skeleton of one session, shared by every edge: its id, the
@@ -59,10 +64,11 @@ type ConnConfig struct {
 //
 // All methods are safe for concurrent use.
 type Conn struct {
-	id    string
-	kind  string
-	log   *slog.Logger
-	start time.Time
+	id     string
+	kind   string
+	log    *slog.Logger
+	start  time.Time
+	errMsg func(code string, err error) []byte
 
 	out chan Outgoing
 	// mu makes Close and enqueue exclusive, so that nothing is queued
@@ -85,7 +91,7 @@ func NewConn(cfg ConnConfig) *Conn {
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	return &Conn{
-		id: id, kind: cfg.Kind, start: time.Now(),
+		id: id, kind: cfg.Kind, start: time.Now(), errMsg: cfg.ErrorMessage,
 		log:    cfg.Logger.With("session", id, "transport", cfg.Kind),
 		out:    make(chan Outgoing, cfg.Queue),
 		closed: make(chan struct{}),
@@ -206,7 +212,12 @@ func (c *Conn) Close(err error) {
 		defer c.mu.Unlock()
 		c.err = err
 		if code := ErrorCode(err); code != "" {
-			b, _ := json.Marshal(Event{Type: "error", Code: code, Message: err.Error(), TMs: time.Since(c.start).Milliseconds()})
+			var b []byte
+			if c.errMsg != nil {
+				b = c.errMsg(code, err)
+			} else {
+				b, _ = json.Marshal(Event{Type: "error", Code: code, Message: err.Error(), TMs: time.Since(c.start).Milliseconds()})
+			}
 			select {
 			case c.out <- Outgoing{Data: b, Closing: true}:
 			default:

@@ -110,6 +110,24 @@ func TestCloseErrorEvent(t *testing.T) {
 	}
 }
 
+func TestCloseErrorMessage(t *testing.T) {
+	var gotCode string
+	c := NewConn(ConnConfig{ErrorMessage: func(code string, err error) []byte {
+		gotCode = code
+		return []byte("custom:" + err.Error())
+	}})
+	c.Close(BadInput("invalid_json", "x"))
+	m := <-c.Outgoing()
+	if gotCode != "invalid_json" || string(m.Data) != "custom:transport: invalid_json: x" {
+		t.Errorf("Close queued %q (code %q), want the custom message of invalid_json", m.Data, gotCode)
+	}
+	c = NewConn(ConnConfig{ErrorMessage: func(string, error) []byte { t.Error("ErrorMessage called for a normal end"); return nil }})
+	c.Close(nil)
+	if n := len(c.Outgoing()); n != 0 {
+		t.Errorf("a normal end queued %d messages", n)
+	}
+}
+
 func TestNotifyInterrupted(t *testing.T) {
 	c := NewConn(ConnConfig{})
 	c.OnHop(pipelineHop(&frame.BotStoppedSpeaking{Meta: frame.Meta{Turn: 3}, Interrupted: true}, true))

@@ -33,6 +33,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/voiced-dev/voiced/frame"
@@ -55,6 +56,10 @@ type Session struct {
 	// Kind names the edge ("websocket", "webrtc", "livekit", "sip"): traces and
 	// metrics are labelled with it.
 	Kind string
+	// Metadata is what the client gave the session when it started it
+	// (JSON, nil for none: the body of an RTVI /start), handed to the
+	// agents as agents.SessionInfo.Metadata.
+	Metadata json.RawMessage
 	// In is the client's audio format, Out the format it wants back.
 	In, Out frame.Format
 	// Input is the first stage: it converts client audio to the pipeline's

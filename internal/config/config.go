@@ -66,6 +66,26 @@ type Config struct {
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
+	// RTVI configures the edges of Pipecat's clients (docs/rtvi.md).
+	RTVI RTVI `toml:"rtvi"`
+}
+
+// RTVI is [rtvi]: Pipecat's start convention (POST /start) and its
+// WebSocket transport (/rtvi/ws).
+type RTVI struct {
+	// OutputSampleRate is the rate of the bot's audio on /rtvi/ws: the
+	// client's player rate (default 24000, client-js's default
+	// playerSampleRate; the client does not read the frames' rate).
+	OutputSampleRate int `toml:"output_sample_rate"`
+	// InputSampleRate is the client's recording rate when its first frame
+	// is not audio (default 16000, client-js's default).
+	InputSampleRate int `toml:"input_sample_rate"`
+	// StartTTL is how long a /start waits for its connection (default
+	// 30s); until then it counts against server.max_sessions.
+	StartTTL time.Duration `toml:"start_ttl"`
+	// ICEServers are the URLs (stun:, turn:) a WebRTC start's iceConfig
+	// lists; none by default.
+	ICEServers []string `toml:"ice_servers"`
 }
 
 // Session switches the optional turn-taking stages.
@@ -406,6 +426,15 @@ func (c *Config) applyDefaults() {
 	if c.Agent.Name == "" {
 		c.Agent.Name = "assistant"
 	}
+	if c.RTVI.OutputSampleRate == 0 {
+		c.RTVI.OutputSampleRate = 24000
+	}
+	if c.RTVI.InputSampleRate == 0 {
+		c.RTVI.InputSampleRate = 16000
+	}
+	if c.RTVI.StartTTL == 0 {
+		c.RTVI.StartTTL = 30 * time.Second
+	}
 }
 
 // Validate checks values that decoding cannot. Provider names are checked
@@ -428,10 +457,34 @@ func (c Config) validate(file []byte) error {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
 	errs = append(errs, c.Server.validate()...)
+	errs = append(errs, c.RTVI.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
+}
+
+func (r RTVI) validate() []error {
+	var errs []error
+	for _, k := range []struct {
+		key string
+		v   int
+	}{{"output_sample_rate", r.OutputSampleRate}, {"input_sample_rate", r.InputSampleRate}} {
+		switch k.v {
+		case 8000, 16000, 22050, 24000, 44100, 48000:
+		default:
+			errs = append(errs, fmt.Errorf("rtvi.%s %d: want one of 8000, 16000, 22050, 24000, 44100, 48000", k.key, k.v))
+		}
+	}
+	if r.StartTTL < 0 {
+		errs = append(errs, fmt.Errorf("rtvi.start_ttl %v: want > 0", r.StartTTL))
+	}
+	for _, u := range r.ICEServers {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			errs = append(errs, fmt.Errorf("rtvi.ice_servers %q: want a stun:, turn: or turns: URL", u))
+		}
+	}
+	return errs
 }
 
 func (s Server) validate() []error {

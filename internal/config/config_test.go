@@ -257,3 +257,26 @@ user_env = "MY_APP"
 		t.Errorf("unknown key: %v", err)
 	}
 }
+
+func TestRTVISection(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.RTVI; r.OutputSampleRate != 24000 || r.InputSampleRate != 16000 || r.StartTTL != 30*time.Second || r.ICEServers != nil {
+		t.Errorf("defaults: %+v", r)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"[rtvi]\noutput_sample_rate = 48000\nstart_ttl = \"10s\"\nice_servers = [\"stun:stun.example.com:3478\"]", ""},
+		{"[rtvi]\noutput_sample_rate = 12345", "rtvi.output_sample_rate 12345"},
+		{"[rtvi]\ninput_sample_rate = 1", "rtvi.input_sample_rate 1"},
+		{"[rtvi]\nstart_ttl = \"-1s\"", "rtvi.start_ttl"},
+		{"[rtvi]\nice_servers = [\"http://x\"]", "rtvi.ice_servers"},
+		{"[rtvi]\nmystery = 1", "mystery"},
+	} {
+		_, err := Parse([]byte(tc.file))
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q: err = %v, want %q", tc.file, err, tc.want)
+		}
+	}
+}

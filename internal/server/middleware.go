@@ -9,6 +9,7 @@ import (
 	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/transport"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 	webdemo "github.com/voiced-dev/voiced/web-demo"
 )
 
@@ -72,13 +73,27 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h = s.guard.Wrap(agentCheck(s.cfg, h))
 	}
 	hosts := s.cfg.Server.AllowedHosts
+	// Pipecat's clients call these from their app's page, often on
+	// another origin: CORS outside authentication, as a preflight carries
+	// no credential (docs/rtvi.md).
+	cors := rtvi.CORS(s.cfg.Server.Origins, hosts, h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !transport.HostAllowed(r.Host, hosts) {
 			http.Error(w, fmt.Sprintf("host %q is not served here (server.allowed_hosts)", r.Host), http.StatusMisdirectedRequest)
 			return
 		}
+		if corsPath(r.URL.Path) {
+			cors.ServeHTTP(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// corsPath reports whether path is called cross-origin by Pipecat's
+// clients: the start convention and SmallWebRTC's offer routes.
+func corsPath(path string) bool {
+	return path == "/start" || path == "/api/offer" || strings.HasPrefix(path, "/sessions/")
 }
 
 // demoCSP confines the demo page to its own files. The page may be told

@@ -1,6 +1,8 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
 // protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
-// /metrics, carrier media streams at /carrier/{vendor}, serving the sessions of what internal/assembly loads from the
+// /metrics, carrier media streams at /carrier/{vendor}, Pipecat's clients
+// (POST /start, SmallWebRTC at /api/offer and /sessions/{id}/api/offer,
+// RTVI over WebSocket at /rtvi/ws), serving the sessions of what internal/assembly loads from the
 // configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
@@ -20,6 +22,7 @@ import (
 	"github.com/voiced-dev/voiced/telemetry"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/carrier"
+	"github.com/voiced-dev/voiced/transport/rtvi"
 	"github.com/voiced-dev/voiced/transport/sip"
 	"github.com/voiced-dev/voiced/transport/webrtc"
 	"github.com/voiced-dev/voiced/transport/websocket"
@@ -46,6 +49,9 @@ type Server struct {
 	draining atomic.Bool          // Shutdown began: /healthz says so
 	ws       atomic.Pointer[websocket.Handler]
 	rtc      atomic.Pointer[webrtc.Handler]
+	small    atomic.Pointer[webrtc.SmallHandler] // Pipecat's SmallWebRTC offers
+	rtviWS   atomic.Pointer[rtvi.WSHandler]
+	rtviReg  *rtvi.Registry                              // starts of POST /start (Pipecat's clients)
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
 	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
@@ -70,6 +76,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), adm: transport.NewAdmission(cfg.Server.MaxSessions)}
 	s.guard, s.authErr = NewGuard(cfg.Server.Auth, os.Getenv)
+	s.rtviReg = rtvi.NewRegistry(s.adm, cfg.RTVI.StartTTL)
 	s.handler = s.middleware(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
@@ -112,6 +119,30 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		h, ok := (*hs)[r.PathValue("vendor")]
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	// Pipecat's clients (docs/rtvi.md): the start convention, the
+	// SmallWebRTC offers (POST) and trickled candidates (PATCH), and the
+	// WebSocket transport.
+	s.mux.Handle("POST /start", s.rtviStart())
+	small := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := s.small.Load()
+		if h == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	for _, p := range []string{"/api/offer", "/sessions/{id}/api/offer"} {
+		s.mux.Handle("POST "+p, small)
+		s.mux.Handle("PATCH "+p, small)
+	}
+	s.mux.HandleFunc("GET /rtvi/ws", func(w http.ResponseWriter, r *http.Request) {
+		h := s.rtviWS.Load()
+		if h == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -207,7 +238,63 @@ func (s *Server) Load() error {
 		}, s.builder.Run)
 	}
 	s.carrier.Store(&hs)
+	s.small.Store(webrtc.NewSmallHandler(webrtc.SmallConfig{
+		Config: webrtc.Config{
+			Origins:       cfg.Server.Origins,
+			Hosts:         cfg.Server.AllowedHosts,
+			Admission:     s.adm,
+			InputBurst:    cfg.Server.InputBurst,
+			InputMaxAhead: cfg.Server.InputMaxAhead,
+			Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
+			Logger:        s.log,
+		},
+		Starts: s.rtviReg,
+	}, s.builder.Run))
+	s.rtviWS.Store(rtvi.NewWSHandler(rtvi.WSConfig{
+		Origins:          cfg.Server.Origins,
+		Hosts:            cfg.Server.AllowedHosts,
+		Admission:        s.adm,
+		Registry:         s.rtviReg,
+		OutputRate:       cfg.RTVI.OutputSampleRate,
+		InputRate:        cfg.RTVI.InputSampleRate,
+		InputIdleTimeout: cfg.Server.InputIdleTimeout,
+		InputBurst:       cfg.Server.InputBurst,
+		InputMaxAhead:    cfg.Server.InputMaxAhead,
+		Logger:           s.log,
+	}, s.builder.Run))
 	return nil
+}
+
+// RTVIRegistry returns the starts of POST /start, which the SmallWebRTC
+// offer route claims by session id.
+func (s *Server) RTVIRegistry() *rtvi.Registry { return s.rtviReg }
+
+// rtviStart is POST /start (503 before Load). A WebSocket start's answer
+// carries the request's own credential as token when authentication is
+// on: the client appends it to wsUrl, where browsers cannot set headers.
+func (s *Server) rtviStart() http.Handler {
+	var ice []rtvi.ICEServer
+	for _, u := range s.cfg.RTVI.ICEServers {
+		ice = append(ice, rtvi.ICEServer{URLs: []string{u}})
+	}
+	start := rtvi.StartHandler(rtvi.StartConfig{
+		Registry:   s.rtviReg,
+		WebRTC:     true,
+		ICEServers: ice,
+		Token: func(r *http.Request) string {
+			if !s.AuthEnabled() {
+				return ""
+			}
+			return auth.Credential(r)
+		},
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.rtviWS.Load() == nil {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		start.ServeHTTP(w, r)
+	})
 }
 
 // Admission returns the server's one limit on live sessions, shared by

@@ -75,7 +75,11 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"GET", "/ws?token=wrong-key-0123456789", nil, 401},
 		{"POST", "/webrtc/offer", map[string]string{"Content-Type": "application/sdp"}, 401},
 		{"GET", "/metrics", nil, 401},
-		{"POST", "/calls", nil, 401},              // a route added later
+		{"POST", "/calls", nil, 401},     // a route added later
+		{"POST", "/api/offer", nil, 401}, // SmallWebRTC
+		{"PATCH", "/sessions/abc/api/offer", nil, 401},
+		{"PATCH", "/api/offer", map[string]string{"Authorization": "Bearer " + testKey}, 503},
+		{"POST", "/sessions/abc/api/offer", map[string]string{"Authorization": "Bearer " + tok}, 503},
 		{"GET", "/ws?token=" + testKey, nil, 503}, // past auth: not loaded
 		{"GET", "/ws?token=" + tok, nil, 503},     // an access token
 		{"GET", "/ws", map[string]string{"Authorization": "Bearer " + tok}, 503},
@@ -232,5 +236,40 @@ func TestTokenAgentClaim(t *testing.T) {
 		if w := do(t, s.Handler(), "GET", "/ws?token="+tok, nil, ""); w.Code != tc.want {
 			t.Errorf("agent %q: %d %q, want %d", tc.agent, w.Code, w.Body, tc.want)
 		}
+	}
+}
+
+// Pipecat's clients call /start from their app's origin: the preflight
+// passes without a credential, the call itself does not, and both carry
+// the CORS headers an allowed origin needs to read the answer.
+func TestRTVIStartCORS(t *testing.T) {
+	t.Setenv("VOICED_API_KEY", testKey)
+	s := newTest(t, func(c *config.Config) { c.Server.Origins = []string{"http://app.test:3000"} })
+	h := s.Handler()
+	app := map[string]string{"Origin": "http://app.test:3000"}
+	for _, tc := range []struct {
+		method, path string
+		hdr          map[string]string
+		status       int
+		acao         string
+	}{
+		{"OPTIONS", "/start", app, http.StatusNoContent, "http://app.test:3000"},
+		{"OPTIONS", "/sessions/abc/api/offer", app, http.StatusNoContent, "http://app.test:3000"},
+		{"OPTIONS", "/api/offer", app, http.StatusNoContent, "http://app.test:3000"},
+		{"PATCH", "/api/offer", app, http.StatusUnauthorized, "http://app.test:3000"},
+		{"PATCH", "/sessions/abc/api/offer", map[string]string{"Origin": "http://evil.test", "Authorization": "Bearer " + testKey}, http.StatusForbidden, ""},
+		{"POST", "/start", app, http.StatusUnauthorized, "http://app.test:3000"},
+		{"POST", "/start", map[string]string{"Origin": "http://app.test:3000", "Authorization": "Bearer " + testKey}, http.StatusServiceUnavailable, "http://app.test:3000"},
+		{"OPTIONS", "/start", map[string]string{"Origin": "http://evil.test"}, http.StatusForbidden, ""},
+		{"POST", "/start", map[string]string{"Origin": "http://evil.test", "Authorization": "Bearer " + testKey}, http.StatusForbidden, ""},
+		{"OPTIONS", "/start", map[string]string{"Origin": "http://app.test:3000", "Host": "evil.test"}, http.StatusMisdirectedRequest, ""},
+	} {
+		w := do(t, h, tc.method, tc.path, tc.hdr, `{"transport":"websocket"}`)
+		if w.Code != tc.status || w.Header().Get("Access-Control-Allow-Origin") != tc.acao {
+			t.Errorf("%s %s %v: %d ACAO %q, want %d %q (%s)", tc.method, tc.path, tc.hdr, w.Code, w.Header().Get("Access-Control-Allow-Origin"), tc.status, tc.acao, w.Body)
+		}
+	}
+	if n := s.Admission().Sessions(); n != 0 {
+		t.Errorf("%d sessions admitted by refused starts", n)
 	}
 }

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,6 +33,9 @@ type Config struct {
 	// SessionID is given to agents and tools through the context
 	// (agents.SessionFromContext).
 	SessionID string
+	// Metadata is the session's metadata, given to agents and tools with
+	// the session (agents.SessionInfo.Metadata).
+	Metadata json.RawMessage
 }
 
 // ErrNoAgent is returned by New without agents, or with an Entry that
@@ -240,7 +244,7 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	s.reply = r
 	s.mu.Unlock()
 
-	ctx = agents.WithSession(ctx, agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done})
+	ctx = agents.WithSession(ctx, agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done, Metadata: s.cfg.Metadata})
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {

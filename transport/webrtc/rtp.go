@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -20,26 +22,39 @@ import (
 // buffer, Opus decoding with FEC and concealment) and pushes it until ctx
 // ends (nil) or the track ends (ErrPeerGone).
 func (c *conn) readAudio(ctx context.Context, p transport.Pusher, tr *pion.TrackRemote) error {
+	return readTrack(ctx, p, tr, trackIn{cfg: &c.h.cfg, lastRx: &c.lastRx, log: c.Logger()})
+}
+
+// trackIn is what reading a peer's audio track needs from its session.
+type trackIn struct {
+	cfg    *Config
+	lastRx *atomic.Int64 // unix nanoseconds of the last packet, updated
+	log    *slog.Logger
+	muted  *atomic.Bool // when set and true, the audio is pushed as silence
+}
+
+// readTrack is readAudio for any session: see there.
+func readTrack(ctx context.Context, p transport.Pusher, tr *pion.TrackRemote, in trackIn) error {
 	dec, err := opus.NewDecoder()
 	if err != nil {
 		return fmt.Errorf("webrtc: %w", err)
 	}
-	rx := rtpaudio.NewReceiver(dec, rtpaudio.Config{Delay: c.h.cfg.JitterDelay})
+	rx := rtpaudio.NewReceiver(dec, rtpaudio.Config{Delay: in.cfg.JitterDelay})
 	defer func() {
 		s := rx.Stats()
-		c.Logger().Debug("audio in", "lost", s.Lost, "late", s.Late, "duplicates", s.Duplicates, "resets", s.Resets,
+		in.log.Debug("audio in", "lost", s.Lost, "late", s.Late, "duplicates", s.Duplicates, "resets", s.Resets,
 			"fec", s.FEC, "plc", s.PLC, "corrupt", s.Corrupt)
 	}()
 	src := rtpaudio.TrackSource(tr)
 	received := rtpaudio.SourceFunc(func(deadline time.Time) (*rtp.Packet, error) {
 		pkt, err := src.ReadPacket(deadline)
 		if err == nil {
-			c.lastRx.Store(time.Now().UnixNano())
+			in.lastRx.Store(time.Now().UnixNano())
 		}
 		return pkt, err
 	})
 	var pushErr error
-	pace := transport.Pacer{Burst: c.h.cfg.InputBurst, MaxAhead: c.h.cfg.InputMaxAhead}
+	pace := transport.Pacer{Burst: in.cfg.InputBurst, MaxAhead: in.cfg.InputMaxAhead}
 	err = rx.Run(ctx, received, func(pcm []int16) error {
 		// A peer sending faster than real time is held back (its packets
 		// wait, or are dropped, in the receive buffers), then cut off.
@@ -57,6 +72,9 @@ func (c *conn) readAudio(ctx context.Context, p transport.Pusher, tr *pion.Track
 				pushErr = context.Cause(ctx)
 				return pushErr
 			}
+		}
+		if in.muted != nil && in.muted.Load() {
+			clear(pcm) // emit owns pcm
 		}
 		pushErr = p.Push(ctx, &frame.InputAudio{Format: opus.Format, Samples: pcm})
 		return pushErr

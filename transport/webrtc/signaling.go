@@ -30,10 +30,18 @@ var opusCodec = pion.RTPCodecParameters{
 	PayloadType: 111,
 }
 
-func newAPI(cfg Config) (*pion.API, error) {
+// newAPI returns the pion API of an edge: Opus for audio, and the video
+// codecs given (an edge that answers video sections instead of rejecting
+// them: SmallWebRTC).
+func newAPI(cfg Config, video ...pion.RTPCodecParameters) (*pion.API, error) {
 	m := &pion.MediaEngine{}
 	if err := m.RegisterCodec(opusCodec, pion.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("webrtc: register opus: %w", err)
+	}
+	for _, c := range video {
+		if err := m.RegisterCodec(c, pion.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("webrtc: register %s: %w", c.MimeType, err)
+		}
 	}
 	ir := &interceptor.Registry{}
 	if err := pion.RegisterDefaultInterceptors(m, ir); err != nil {

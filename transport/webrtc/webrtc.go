@@ -15,6 +15,14 @@
 //	rtp.go         audio in (jitter buffer, decoding) and out (encoding, RTP)
 //	datachannel.go the "events" data channel: client messages in, events out
 //
+// and Pipecat's SmallWebRTC transport (docs/rtvi.md), a second handler on
+// the same edge whose sessions speak RTVI and outlive their peer
+// connection:
+//
+//	smallwebrtc.go the SmallHandler: POST/PATCH /api/offer, /sessions/{id}/api/offer
+//	smallconn.go   one session: peer connections in turn, the mic, Feed
+//	chat.go        the "chat" data channel: pings, signalling, RTVI
+//
 // Built on github.com/pion/webrtc/v4 (W3C WebRTC 1.0, RFC 8829 JSEP) and
 // libopus (RFC 6716, RTP payload RFC 7587).
 package webrtc
