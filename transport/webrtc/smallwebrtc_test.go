@@ -176,11 +176,14 @@ func TestSmallTrackStatus(t *testing.T) {
 	s := newSmallServer(t, webrtc.SmallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
-	tone := make([]int16, 48000/2)
+	// 100 ms of a 440 Hz tone at 48 kHz.
+	tone := make([]int16, 4800)
 	for i := range tone {
-		tone[i] = int16(10000 * sin(float64(i)*2*3.14159265*440/48000))
+		tone[i] = int16(10000 * math.Sin(float64(i)*2*math.Pi*440/48000))
 	}
 	r := s.fa.last()
+	// peak is the loudest sample the pipeline got from sample from on,
+	// and how many it got in all.
 	peak := func(from int) (int, int) {
 		got, _ := r.samples()
 		p := 0
@@ -189,23 +192,42 @@ func TestSmallTrackStatus(t *testing.T) {
 		}
 		return p, len(got)
 	}
-	c.speak(tone)
-	if !waitFor(5*time.Second, func() bool { p, _ := peak(0); return p > 3000 }) {
+	// speakUntil speaks the tone until cond holds (at most 5 s).
+	speakUntil := func(cond func() bool) bool {
+		for range 50 {
+			if cond() {
+				return true
+			}
+			c.speak(tone)
+		}
+		return cond()
+	}
+	status := func(on bool) {
+		c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": on}})
+	}
+	if !speakUntil(func() bool { p, _ := peak(0); return p > 3000 }) {
 		t.Fatal("the tone did not reach the pipeline")
 	}
-	c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": false}})
-	time.Sleep(200 * time.Millisecond) // the message and the tone are on different paths
+	// Muted: once the pipeline hears silence, it hears nothing else
+	// however long the tone goes on.
+	status(false)
 	_, n := peak(0)
-	c.speak(tone)
-	waitFor(5*time.Second, func() bool { _, m := peak(0); return m >= n+8000-640 })
-	if p, m := peak(n + 1600); p != 0 || m < n+8000-640 {
-		t.Errorf("muted mic: peak %d over %d samples, want silence over ≥ %d", p, m-n-1600, 8000-640-1600)
+	if !speakUntil(func() bool { p, m := peak(max(n, m0(r)-1600)); return m >= n+1600 && p == 0 }) {
+		t.Fatal("the muted mic is still heard")
 	}
-	c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": true}})
-	time.Sleep(200 * time.Millisecond)
 	_, n = peak(0)
-	c.speak(tone)
-	if !waitFor(5*time.Second, func() bool { p, _ := peak(n); return p > 3000 }) {
+	for range 5 {
+		c.speak(tone)
+	}
+	if !waitFor(5*time.Second, func() bool { _, m := peak(0); return m >= n+8000-640 }) {
+		t.Fatal("the muted mic's audio stopped reaching the pipeline (it should be silence, in time)")
+	}
+	if p, _ := peak(n); p != 0 {
+		t.Errorf("muted mic: peak %d, want silence", p)
+	}
+	status(true)
+	_, n = peak(0)
+	if !speakUntil(func() bool { p, _ := peak(n); return p > 3000 }) {
 		t.Error("the unmuted mic is not heard")
 	}
 	if m := c.received("renegotiate", time.Time{}); len(m) > 0 {
@@ -354,4 +376,8 @@ func TestSmallSessionPath(t *testing.T) {
 
 var pionRecvonly = pion.RTPTransceiverDirectionRecvonly
 
-func sin(x float64) float64 { return math.Sin(x) }
+// m0 returns how many samples of input audio r has received.
+func m0(r *record) int {
+	got, _ := r.samples()
+	return len(got)
+}
