@@ -75,6 +75,8 @@ test: setup services build ## go test -race ./... (end-to-end and headless Chrom
 e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -run TestE2E -v ./e2e/
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -p 1 -timeout 10m -v ./e2e/browser/
+	bash e2e/rtvi/build.sh >/dev/null
+	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -v ./e2e/rtvi/
 
 .PHONY: check
 check: lint ## what CI runs: make lint, then make test

@@ -75,8 +75,8 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"GET", "/ws?token=wrong-key-0123456789", nil, 401},
 		{"POST", "/webrtc/offer", map[string]string{"Content-Type": "application/sdp"}, 401},
 		{"GET", "/metrics", nil, 401},
-		{"POST", "/calls", nil, 401},              // a route added later
-		{"POST", "/api/offer", nil, 401},          // SmallWebRTC
+		{"POST", "/calls", nil, 401},     // a route added later
+		{"POST", "/api/offer", nil, 401}, // SmallWebRTC
 		{"PATCH", "/sessions/abc/api/offer", nil, 401},
 		{"PATCH", "/api/offer", map[string]string{"Authorization": "Bearer " + testKey}, 503},
 		{"POST", "/sessions/abc/api/offer", map[string]string{"Authorization": "Bearer " + tok}, 503},

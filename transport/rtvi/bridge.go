@@ -184,7 +184,8 @@ func (b *Bridge) Notify(f frame.Frame) {
 		b.mu.Unlock()
 		b.send(TypeServerMessage, Handoff{Type: "handoff", From: f.From, Agent: f.To}, false)
 	case *frame.Error:
-		if f.Err != nil {
+		// A stage cut off by the session's end is not news to the client.
+		if f.Err != nil && !errors.Is(f.Err, context.Canceled) {
 			b.send(TypeError, ErrorData{Error: f.Err.Error(), Fatal: f.Fatal}, false)
 		}
 	}

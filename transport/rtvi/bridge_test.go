@@ -164,6 +164,7 @@ func TestGoldenServerMessages(t *testing.T) {
 			&frame.Error{Err: errors.New("tts: provider down"), Fatal: true},
 			&frame.Error{Err: errors.New("stt: slow"), Fatal: false},
 			&frame.Error{},
+			&frame.Error{Err: fmt.Errorf("stt: send: %w", context.Canceled)},
 		}},
 		{name: "server-response", client: `{"label":"rtvi-ai","type":"client-message","id":"c2","data":{"t":"session"}}`},
 		{name: "error-response-unknown-type", client: `{"label":"rtvi-ai","type":"update-config","id":"c3","data":{}}`},

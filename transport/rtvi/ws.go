@@ -31,6 +31,14 @@ const (
 // MaxFrame bounds a binary message from the client, in bytes.
 const MaxFrame = 1 << 20
 
+// ClientQueue is how much audio client-js may send at once on top of
+// the input burst: it records from the moment its devices start and
+// sends what it queued until the session is ready in one go. The pipeline
+// takes that backlog faster than real time, as Pipecat's server does,
+// instead of holding the client to real time behind it for the whole
+// session.
+const ClientQueue = 3 * time.Second
+
 // WSConfig configures a WSHandler. The zero value works.
 type WSConfig struct {
 	// Origins and Hosts are the origin check of transport.OriginAllowed.
@@ -51,7 +59,8 @@ type WSConfig struct {
 	InputRate int
 	// InputIdleTimeout ends a session whose client sends nothing for this
 	// long (default 60 s). InputBurst and InputMaxAhead pace the client's
-	// audio (transport.Pacer; defaults 1 s and 10 s).
+	// audio (transport.Pacer; defaults 1 s and 10 s); the burst is
+	// InputBurst + ClientQueue.
 	InputIdleTimeout, InputBurst, InputMaxAhead time.Duration
 	Logger                                      *slog.Logger
 }
@@ -138,7 +147,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in:    frame.Format{SampleRate: h.cfg.InputRate, Channels: 1},
 		out:   frame.Format{SampleRate: h.cfg.OutputRate, Channels: 1},
 		idle:  h.cfg.InputIdleTimeout,
-		pace:  transport.Pacer{Burst: h.cfg.InputBurst, MaxAhead: h.cfg.InputMaxAhead},
+		pace:  transport.Pacer{Burst: h.cfg.InputBurst + ClientQueue, MaxAhead: h.cfg.InputMaxAhead},
 	}
 	c.bridge = NewBridge(Config{
 		SessionID: c.ID(), Metadata: start.Body, Logger: c.Logger(),

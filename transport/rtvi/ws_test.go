@@ -60,16 +60,17 @@ func (b *echoBot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 }
 
 type wsFixture struct {
-	srv  *httptest.Server
-	reg  *Registry
-	adm  *transport.Admission
-	mu   sync.Mutex
-	bots []*echoBot
-	errs chan error
+	srv    *httptest.Server
+	reg    *Registry
+	adm    *transport.Admission
+	mu     sync.Mutex
+	bots   []*echoBot
+	errs   chan error
+	served chan struct{} // a connection's handler returned
 }
 
 func newWSFixture(t *testing.T) *wsFixture {
-	fx := &wsFixture{adm: transport.NewAdmission(4), errs: make(chan error, 8)}
+	fx := &wsFixture{adm: transport.NewAdmission(4), errs: make(chan error, 8), served: make(chan struct{}, 8)}
 	fx.reg = NewRegistry(fx.adm, time.Minute)
 	run := func(ctx context.Context, s *transport.Session) error {
 		b := &echoBot{out: s.Out, meta: s.Metadata}
@@ -83,7 +84,11 @@ func newWSFixture(t *testing.T) *wsFixture {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /start", StartHandler(StartConfig{Registry: fx.reg}))
-	mux.Handle("GET /rtvi/ws", NewWSHandler(WSConfig{Admission: fx.adm, Registry: fx.reg}, run))
+	wsh := NewWSHandler(WSConfig{Admission: fx.adm, Registry: fx.reg}, run)
+	mux.HandleFunc("GET /rtvi/ws", func(w http.ResponseWriter, r *http.Request) {
+		wsh.ServeHTTP(w, r)
+		fx.served <- struct{}{}
+	})
 	fx.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		fx.adm.Shutdown(context.Background())
@@ -225,6 +230,7 @@ func TestWSSession(t *testing.T) {
 	if b.samples != 31*256 || len(b.texts) != 1 || b.texts[0] != "hello" || string(b.meta) != `{"user":"ada"}` {
 		t.Errorf("pipeline got %d samples, texts %q, metadata %s", b.samples, b.texts, b.meta)
 	}
+	<-fx.served
 	if n := fx.adm.Sessions(); n != 0 {
 		t.Errorf("%d sessions still admitted", n)
 	}
