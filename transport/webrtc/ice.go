@@ -64,7 +64,23 @@ func configureICE(se *pion.SettingEngine, cfg Config) (io.Closer, error) {
 		if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 			return nil, fmt.Errorf("webrtc: UDP port %d: want 1..65535", cfg.UDPPort)
 		}
-		opts := []ice.UDPMuxFromPortOption{}
+		if len(cfg.PublicIPs) > 0 && !cfg.Loopback {
+			// Behind 1:1 NAT the one announced address stands for every
+			// local one: a single socket on the wildcard address takes
+			// what the NAT forwards, whichever local address it targets.
+			// (One socket per address would give the announced candidate
+			// to one of them only.)
+			conn, err := net.ListenUDP("udp", &net.UDPAddr{Port: cfg.UDPPort})
+			if err != nil {
+				return nil, fmt.Errorf("webrtc: UDP port %d: %w", cfg.UDPPort, err)
+			}
+			mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+			se.SetICEUDPMux(mux)
+			return mux, nil
+		}
+		// Link-local addresses reach no one beyond the link, and a fresh
+		// one (IPv6 duplicate address detection) cannot be bound yet.
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool { return !ip.IsLinkLocalUnicast() })}
 		if cfg.Loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback(),
 				ice.UDPMuxFromPortWithInterfaceFilter(func(name string) bool { return name == "lo" }),
