@@ -1,6 +1,7 @@
 // Package webrtc is the WebRTC transport: a browser (or any WebRTC peer)
-// POSTs an SDP offer to /webrtc/offer, WHIP-style, and gets the answer with
-// every ICE candidate already in it (no trickle). One peer connection is one
+// POSTs an SDP offer to /webrtc/offer, WHIP-style (RFC 9725), and gets the
+// answer with every server ICE candidate already in it; the peer may
+// trickle its own to the session resource the answer's Location names. One peer connection is one
 // conversation: the peer's microphone arrives as an Opus track, the bot's
 // voice leaves as an Opus track, and the protocol's JSON events travel on a
 // data channel labelled "events" (docs/protocol.md, "WebRTC").
@@ -11,6 +12,8 @@
 //
 //	webrtc.go      the Handler: configuration, admission, POST /webrtc/offer
 //	signaling.go   reading and checking the offer, answering it
+//	ice.go         ICE beyond loopback: servers, 1:1 NAT, ports, limits
+//	resource.go    the session resource (PATCH, DELETE), CORS, ICE servers
 //	connection.go  one session: the peer connection and its lifetime
 //	rtp.go         audio in (jitter buffer, decoding) and out (encoding, RTP)
 //	datachannel.go the "events" data channel: client messages in, events out
