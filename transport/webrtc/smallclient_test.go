@@ -151,7 +151,7 @@ func (c *smallClient) trickle(cand *pion.ICECandidate) {
 			body = map[string]any{"pc_id": c.id(), "candidates": []map[string]any{{"candidate": ci.Candidate, "sdp_mid": ci.SDPMid, "sdp_mline_index": ci.SDPMLineIndex}}}
 		}
 		b, _ := json.Marshal(body)
-		status, resp := do(c.t, http.MethodPatch, c.url, "application/json", string(b))
+		status, resp := smallDo(c.t, http.MethodPatch, c.url, "application/json", string(b))
 		if status != http.StatusOK {
 			c.t.Errorf("PATCH candidates: HTTP %d: %s", status, resp)
 		}
@@ -164,8 +164,8 @@ func (c *smallClient) id() string {
 	return c.pcID
 }
 
-// do sends body to url with method and returns the status and body.
-func do(t *testing.T, method, url, contentType, body string) (int, string) {
+// smallDo sends body to url with method and returns the status and body.
+func smallDo(t *testing.T, method, url, contentType, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -205,7 +205,7 @@ func (c *smallClient) negotiate(pc *pion.PeerConnection, restart bool) string {
 		req["pc_id"] = c.pcID
 	}
 	b, _ := json.Marshal(req)
-	status, body := do(c.t, http.MethodPost, c.url, "application/json", string(b))
+	status, body := smallDo(c.t, http.MethodPost, c.url, "application/json", string(b))
 	if status != http.StatusOK {
 		c.mu.Unlock()
 		c.t.Fatalf("offer: HTTP %d: %s", status, body)

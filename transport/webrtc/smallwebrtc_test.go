@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +27,23 @@ type smallServer struct {
 	url  string // /api/offer
 }
 
-func newSmallServer(t *testing.T, cfg webrtc.SmallConfig) *smallServer {
+// smallConfig configures a test's handlers: the base Handler's and the
+// SmallHandler's.
+type smallConfig struct {
+	webrtc.Config
+	webrtc.SmallConfig
+}
+
+func newSmallServer(t *testing.T, cfg smallConfig) *smallServer {
 	t.Helper()
 	checkGoroutines(t)
 	cfg.Loopback = true
 	fa := &factory{}
-	h := webrtc.NewSmallHandler(cfg, fa.run)
+	base := webrtc.NewHandler(cfg.Config, fa.run)
+	t.Cleanup(func() { base.Close() })
+	h := webrtc.NewSmallHandler(base, cfg.SmallConfig)
 	mux := http.NewServeMux()
+	mux.Handle("POST /webrtc/offer", base)
 	mux.Handle("/api/offer", h)
 	mux.Handle("/sessions/{id}/api/offer", h)
 	srv := httptest.NewServer(mux)
@@ -78,7 +90,7 @@ func endOf(t *testing.T, r *record) error {
 // answer) and mid 0 the bot's voice. disconnect-bot ends the session
 // with peerLeft before the server hangs up.
 func TestSmallConversation(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	answer := c.connect(false)
 	if !strings.Contains(answer, "m=video 9") || !strings.Contains(answer, "a=recvonly") {
@@ -106,10 +118,44 @@ func TestSmallConversation(t *testing.T) {
 	}
 }
 
+// TestSmallSharedPort: with one UDP port (webrtc.udp_port), SmallWebRTC
+// sessions share the base handler's mux with /webrtc/offer's: both kinds
+// answer with candidates on that port and both talk.
+func TestSmallSharedPort(t *testing.T) {
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	s := newSmallServer(t, smallConfig{Config: webrtc.Config{UDPPort: port}})
+	c := newSmallClient(t, s.url)
+	answer := c.connect(false)
+	w := newClient(t)
+	w.connect(s.base+"/webrtc/offer", false)
+	for i, sdp := range []string{answer, w.pc.RemoteDescription().SDP} {
+		addrs := candidateAddrs(sdp)
+		if len(addrs) == 0 {
+			t.Fatalf("answer %d: no candidates", i)
+		}
+		for _, a := range addrs {
+			if strings.Fields(a)[1] != strconv.Itoa(port) {
+				t.Errorf("answer %d: candidate %q not on the mux port %d", i, a, port)
+			}
+		}
+	}
+	converse(t, c, "small")
+	ready(t, w)
+	w.send(map[string]string{"type": "text", "text": "whip"})
+	if !waitFor(10*time.Second, func() bool { return w.count("bot_text", time.Time{}) > 0 }) {
+		t.Error("no answer on /webrtc/offer over the shared port")
+	}
+}
+
 // TestSmallRenegotiate: a re-offer with the same pc_id renegotiates the
 // same peer connection, and the session goes on.
 func TestSmallRenegotiate(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "one")
@@ -124,7 +170,7 @@ func TestSmallRenegotiate(t *testing.T) {
 // with its own chat channel) and keeps the session: the conversation
 // goes on over the new one, and the old one's closing ends nothing.
 func TestSmallRestart(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "before")
@@ -150,7 +196,7 @@ func TestSmallRestart(t *testing.T) {
 // TestSmallPingTimeout: a client that stops pinging is gone after
 // PingTimeout: peerLeft, then the session ends with ErrIdle.
 func TestSmallPingTimeout(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{PingTimeout: 500 * time.Millisecond})
+	s := newSmallServer(t, smallConfig{SmallConfig: webrtc.SmallConfig{PingTimeout: 500 * time.Millisecond}})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "hi")
@@ -173,7 +219,7 @@ func TestSmallPingTimeout(t *testing.T) {
 // the pipeline, on makes it heard again; turning on a mic that the offer
 // did not let the client send asks for renegotiate.
 func TestSmallTrackStatus(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	// 100 ms of a 440 Hz tone at 48 kHz.
@@ -261,9 +307,7 @@ func TestSmallBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSmallServer(t, webrtc.SmallConfig{
-		Starts: known,
-	})
+	s := newSmallServer(t, smallConfig{SmallConfig: webrtc.SmallConfig{Starts: known}})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	goodOffer := func() string {
@@ -284,7 +328,7 @@ func TestSmallBadInput(t *testing.T) {
 		return string(b)
 	}
 	big := strings.Repeat("x", webrtc.MaxOffer+1)
-	many := make([]map[string]any, webrtc.MaxCandidates+1)
+	many := make([]map[string]any, webrtc.DefaultMaxCandidates+1)
 	for i := range many {
 		many[i] = map[string]any{"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}
 	}
@@ -312,7 +356,7 @@ func TestSmallBadInput(t *testing.T) {
 		{"patch candidates not a list", http.MethodPatch, "/api/offer", "application/json", `{"pc_id":"` + c.pcID + `","candidates":{}}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := do(t, tc.method, s.base+tc.path, tc.ctype, tc.body)
+			status, body := smallDo(t, tc.method, s.base+tc.path, tc.ctype, tc.body)
 			if status != tc.status {
 				t.Errorf("HTTP %d, want %d: %s", status, tc.status, body)
 			}
@@ -341,7 +385,7 @@ func TestSmallSessionPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSmallServer(t, webrtc.SmallConfig{Config: webrtc.Config{Admission: adm}, Starts: reg})
+	s := newSmallServer(t, smallConfig{Config: webrtc.Config{Admission: adm}, SmallConfig: webrtc.SmallConfig{Starts: reg}})
 	url := s.base + "/sessions/" + start.ID + "/api/offer"
 	c := newSmallClient(t, url)
 	c.connect(false)
@@ -364,7 +408,7 @@ func TestSmallSessionPath(t *testing.T) {
 	defer pc.Close()
 	o, _ := pc.CreateOffer(nil)
 	b, _ := json.Marshal(map[string]any{"sdp": o.SDP, "type": "offer", "pc_id": nil, "restart_pc": false})
-	if status, body := do(t, http.MethodPost, url, "application/json", string(b)); status != http.StatusNotFound {
+	if status, body := smallDo(t, http.MethodPost, url, "application/json", string(b)); status != http.StatusNotFound {
 		t.Errorf("second offer: HTTP %d, want 404: %s", status, body)
 	}
 	c.negotiate(c.pc, false)
