@@ -40,6 +40,23 @@ type smallClient struct {
 	micDir  pion.RTPTransceiverDirection
 	pinging chan struct{} // closed to stop pinging
 	wg      sync.WaitGroup
+	gmu     sync.Mutex // guards closed (not mu: negotiate holds mu while pion calls back)
+	closed  bool       // goroutines are no longer started
+}
+
+// spawn runs f on a goroutine that close waits for, unless close has
+// begun (pion's callbacks may fire while it waits).
+func (c *smallClient) spawn(f func()) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
 }
 
 type chatMsg struct {
@@ -89,7 +106,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 	opened = make(chan struct{})
 	dc.OnOpen(func() {
 		close(opened)
-		c.wg.Go(func() {
+		c.spawn(func() {
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for {
@@ -111,7 +128,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 		c.mu.Unlock()
 	})
 	pc.OnTrack(func(tr *pion.TrackRemote, rx *pion.RTPReceiver) {
-		c.wg.Go(func() {
+		c.spawn(func() {
 			for {
 				if _, _, err := tr.ReadRTP(); err != nil {
 					return
@@ -135,7 +152,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 	// Trickle: the candidates go by PATCH once the answer is in.
 	pc.OnICECandidate(func(cand *pion.ICECandidate) {
 		// Not on pion's goroutine: negotiate holds c.mu until the answer.
-		c.wg.Go(func() { c.trickle(cand) })
+		c.spawn(func() { c.trickle(cand) })
 	})
 	return pc, dc, opened
 }
@@ -263,6 +280,9 @@ func (c *smallClient) connect(restart bool) string {
 
 func (c *smallClient) close() {
 	c.stopPings()
+	c.gmu.Lock()
+	c.closed = true
+	c.gmu.Unlock()
 	c.mu.Lock()
 	pc := c.pc
 	c.mu.Unlock()
