@@ -70,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if _, err := server.NewGuard(cfg.Server.Auth, os.Getenv); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
+		if err := server.CheckWebRTC(cfg, os.Getenv); err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
+		}
 		fmt.Fprintln(stdout, args[1]+": ok")
 		return nil
 	case "bench":

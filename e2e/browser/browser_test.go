@@ -12,6 +12,7 @@ package browser
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/stun/v4"
 
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
@@ -46,6 +49,38 @@ type state struct {
 	PlayedPeak         float64           `json:"playedPeak"`
 	InterruptedCount   int               `json:"interruptedCount"`
 	Metrics            []json.RawMessage `json:"metrics"`
+	ICEServers         [][]string        `json:"iceServers"`
+}
+
+// stunServer answers STUN binding requests (RFC 8489) on loopback with
+// the sender's address, until the test ends; it returns its host:port.
+func stunServer(t *testing.T) string {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+			if m.Decode() != nil || m.Type != stun.BindingRequest {
+				continue
+			}
+			u := from.(*net.UDPAddr)
+			if resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
+				&stun.XORMappedAddress{IP: u.IP, Port: u.Port}, stun.Fingerprint); err == nil {
+				conn.WriteTo(resp.Raw, from)
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return conn.LocalAddr().String()
 }
 
 func (s state) finals() []string {
@@ -224,6 +259,9 @@ func TestBrowserDemo(t *testing.T) {
 func TestBrowserWebRTC(t *testing.T) {
 	cfg := config.Default()
 	cfg.LLM.Scripted.FirstTokenDelay = 1500 * time.Millisecond
+	// A STUN server on loopback: the page must get it from the server.
+	stunURL := "stun:" + stunServer(t)
+	cfg.WebRTC.ICEServers = []config.ICEServer{{URLs: []string{stunURL}}}
 	srv := testenv.Start(t, cfg, nil)
 	b := startBrowser(t, map[string]any{
 		// A local pion server: allow loopback candidates and show real IPs.
@@ -292,6 +330,9 @@ func TestBrowserWebRTC(t *testing.T) {
 	s := readState(b)
 	if s.Transport != "webrtc" {
 		t.Errorf("transport %q, want webrtc", s.Transport)
+	}
+	if want := [][]string{{stunURL}}; !slices.EqualFunc(s.ICEServers, want, slices.Equal) {
+		t.Errorf("the page used ICE servers %q, want %q", s.ICEServers, want)
 	}
 	t.Logf("session %s over %s: final transcripts %q, bot texts %q, %0.f bytes received, %0.f sent, played peak %.4f; level %.4f before the interruption, %g after; received track silent %v after `interrupted`; %d interruptions; spoken turn after %d ms; screenshot %s",
 		s.SessionID, s.Transport, s.finals(), s.BotTexts, s.AudioBytesReceived, s.AudioBytesSent, s.PlayedPeak,

@@ -66,15 +66,17 @@ func smallPage(t *testing.T) string {
 }
 
 // smallMic writes the microphone's speech: silence while the peer
-// connection comes up, a question, 3 s of silence (the bot starts
-// answering), words that interrupt the answer, then silence.
+// connection comes up, a request for the demo agent's story (about 25 s
+// of answer), 9 s of silence (the story has started however slow the
+// recognizer is on a busy machine), words that interrupt it, then
+// silence.
 func smallMic(t *testing.T) string {
 	const rate = 16000
 	var pcm []int16
 	pcm = append(pcm, make([]int16, 2*rate)...)
-	pcm = append(pcm, testenv.Speech(t, "hello what can you do")...)
-	pcm = append(pcm, make([]int16, 3*rate)...)
-	pcm = append(pcm, testenv.Speech(t, "stop please tell me a story")...)
+	pcm = append(pcm, testenv.Speech(t, "hi tell me a long story")...)
+	pcm = append(pcm, make([]int16, 9*rate)...)
+	pcm = append(pcm, testenv.Speech(t, "wait stop what is the weather")...)
 	pcm = append(pcm, make([]int16, 6*rate)...)
 	path := filepath.Join(t.TempDir(), "mic.wav")
 	if err := audio.SaveWAV(path, frame.Mono16k, pcm); err != nil {

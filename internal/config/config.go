@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -63,6 +64,7 @@ type Config struct {
 	Echo          aec.Config        `toml:"echo"`
 	Idle          idle.Config       `toml:"idle"`
 	SIP           SIP               `toml:"sip"`
+	WebRTC        WebRTC            `toml:"webrtc"`
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
@@ -163,6 +165,70 @@ type SIP struct {
 	// Routes maps a dialed user part to the agent a call starts with
 	// (billing = "billing": sip:billing@host starts with billing).
 	Routes map[string]string `toml:"routes"`
+}
+
+// WebRTC is [webrtc]: how peers beyond loopback reach the WebRTC transport
+// (docs/configuration.md, docs/protocol.md "WebRTC").
+type WebRTC struct {
+	// ICEServers are STUN and TURN servers for the server's own ICE and
+	// for pages (GET /webrtc/ice-servers).
+	ICEServers []ICEServer `toml:"ice_servers"`
+	// PublicIPs are announced in place of the host's addresses (1:1 NAT).
+	PublicIPs []string `toml:"public_ips"`
+	// UDPPortMin and UDPPortMax bound ICE's UDP ports (0: any).
+	UDPPortMin int `toml:"udp_port_min"`
+	UDPPortMax int `toml:"udp_port_max"`
+	// UDPPort carries every session's ICE on one UDP port (0: none).
+	UDPPort int `toml:"udp_port"`
+	// Limits on what one peer asks of the server's ICE.
+	MaxCandidates      int `toml:"max_candidates"`       // default 50
+	MaxMediaSections   int `toml:"max_media_sections"`   // default 4
+	MaxBindingRequests int `toml:"max_binding_requests"` // default 7
+}
+
+// ICEServer is one [[webrtc.ice_servers]] entry. A TURN server's
+// username and credential are read from the environment variables named
+// here; they never go in the file.
+type ICEServer struct {
+	URLs          []string `toml:"urls"`
+	UsernameEnv   string   `toml:"username_env"`
+	CredentialEnv string   `toml:"credential_env"`
+}
+
+func (w WebRTC) validate() []error {
+	var errs []error
+	if w.UDPPortMin < 0 || w.UDPPortMax < 0 || w.UDPPortMax > 65535 || w.UDPPortMin > 65535 ||
+		(w.UDPPortMin == 0) != (w.UDPPortMax == 0) || w.UDPPortMax < w.UDPPortMin {
+		errs = append(errs, fmt.Errorf("webrtc.udp_port_min %d, webrtc.udp_port_max %d: want both 0, or 0 < min <= max <= 65535", w.UDPPortMin, w.UDPPortMax))
+	}
+	if w.UDPPort < 0 || w.UDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("webrtc.udp_port %d: want 0 (none) or 1..65535", w.UDPPort))
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"max_candidates", w.MaxCandidates}, {"max_media_sections", w.MaxMediaSections}, {"max_binding_requests", w.MaxBindingRequests}} {
+		if l.v < 1 {
+			errs = append(errs, fmt.Errorf("webrtc.%s %d: want >= 1", l.key, l.v))
+		}
+	}
+	if w.MaxBindingRequests > 65535 {
+		errs = append(errs, fmt.Errorf("webrtc.max_binding_requests %d: want <= 65535", w.MaxBindingRequests))
+	}
+	for _, ip := range w.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("webrtc.public_ips %q: want an IP address", ip))
+		}
+	}
+	for i, s := range w.ICEServers {
+		if len(s.URLs) == 0 {
+			errs = append(errs, fmt.Errorf("webrtc.ice_servers[%d]: no urls", i))
+		}
+		if (s.UsernameEnv == "") != (s.CredentialEnv == "") {
+			errs = append(errs, fmt.Errorf("webrtc.ice_servers[%d]: set both username_env and credential_env, or neither", i))
+		}
+	}
+	return errs
 }
 
 // Silero and Sphinx name the built-in providers' Config types so that
@@ -411,6 +477,15 @@ func (c *Config) applyDefaults() {
 	if len(sv.AllowedHosts) == 0 {
 		sv.AllowedHosts = []string{"localhost"}
 	}
+	if c.WebRTC.MaxCandidates == 0 {
+		c.WebRTC.MaxCandidates = 50
+	}
+	if c.WebRTC.MaxMediaSections == 0 {
+		c.WebRTC.MaxMediaSections = 4
+	}
+	if c.WebRTC.MaxBindingRequests == 0 {
+		c.WebRTC.MaxBindingRequests = 7
+	}
 	if c.VAD.Provider == "" {
 		c.VAD.Provider = "silero"
 	}
@@ -458,6 +533,7 @@ func (c Config) validate(file []byte) error {
 	}
 	errs = append(errs, c.Server.validate()...)
 	errs = append(errs, c.RTVI.validate()...)
+	errs = append(errs, c.WebRTC.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}

@@ -70,7 +70,16 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			http.Error(w, "authentication is misconfigured", http.StatusInternalServerError)
 		})
 	} else {
-		h = s.guard.Wrap(agentCheck(s.cfg, h))
+		inner, guarded := h, s.guard.Wrap(agentCheck(s.cfg, h))
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A CORS preflight carries no credentials, by the Fetch
+			// standard; it only asks which methods a route takes.
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				inner.ServeHTTP(w, r)
+				return
+			}
+			guarded.ServeHTTP(w, r)
+		})
 	}
 	hosts := s.cfg.Server.AllowedHosts
 	// Pipecat's clients call these from their app's page, often on

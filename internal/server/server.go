@@ -101,14 +101,26 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
 	})
-	s.mux.HandleFunc("POST /webrtc/offer", func(w http.ResponseWriter, r *http.Request) {
-		h := s.rtc.Load()
-		if h == nil {
-			http.Error(w, "loading models", http.StatusServiceUnavailable)
-			return
+	// WebRTC (WHIP-style): the offer, its session resource (trickled
+	// candidates, DELETE) and the ICE servers for pages, each with its
+	// CORS preflight.
+	rtc := func(serve func(*webrtc.Handler, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			h := s.rtc.Load()
+			if h == nil {
+				http.Error(w, "loading models", http.StatusServiceUnavailable)
+				return
+			}
+			serve(h, w, r)
 		}
-		h.ServeHTTP(w, r)
-	})
+	}
+	s.mux.HandleFunc("POST /webrtc/offer", rtc((*webrtc.Handler).ServeHTTP))
+	s.mux.HandleFunc("OPTIONS /webrtc/offer", rtc((*webrtc.Handler).ServeHTTP))
+	for _, m := range []string{"PATCH", "DELETE", "OPTIONS"} {
+		s.mux.HandleFunc(m+" "+webrtc.DefaultResourcePath, rtc((*webrtc.Handler).ServeResource))
+	}
+	s.mux.HandleFunc("GET /webrtc/ice-servers", rtc((*webrtc.Handler).ServeICEServers))
+	s.mux.HandleFunc("OPTIONS /webrtc/ice-servers", rtc((*webrtc.Handler).ServeICEServers))
 	// Carrier media streams (docs/carriers.md): GET /carrier/twilio, …
 	s.mux.HandleFunc("GET /carrier/{vendor}", func(w http.ResponseWriter, r *http.Request) {
 		hs := s.carrier.Load()
@@ -220,15 +232,18 @@ func (s *Server) Load() error {
 		Logger:           s.log,
 	}, s.builder.Run)
 	s.ws.Store(h)
-	s.rtc.Store(webrtc.NewHandler(webrtc.Config{
-		Origins:       cfg.Server.Origins,
-		Hosts:         cfg.Server.AllowedHosts,
-		Admission:     s.adm,
-		InputBurst:    cfg.Server.InputBurst,
-		InputMaxAhead: cfg.Server.InputMaxAhead,
-		Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
-		Logger:        s.log,
-	}, s.builder.Run))
+	rc, err := webrtcConfig(cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	rc.Admission, rc.Logger = s.adm, s.log
+	rtc := webrtc.NewHandler(rc, s.builder.Run)
+	if err := rtc.Err(); err != nil {
+		return err
+	}
+	s.rtc.Store(rtc)
+	// Pipecat's SmallWebRTC on the same edge: its ICE settings, its mux.
+	s.small.Store(webrtc.NewSmallHandler(rtc, webrtc.SmallConfig{Starts: s.rtviReg}))
 	hs := map[string]*carrier.Handler{}
 	for _, v := range carrier.Vendors {
 		hs[v.Name] = carrier.NewHandler(v, carrier.Config{
@@ -238,18 +253,6 @@ func (s *Server) Load() error {
 		}, s.builder.Run)
 	}
 	s.carrier.Store(&hs)
-	s.small.Store(webrtc.NewSmallHandler(webrtc.SmallConfig{
-		Config: webrtc.Config{
-			Origins:       cfg.Server.Origins,
-			Hosts:         cfg.Server.AllowedHosts,
-			Admission:     s.adm,
-			InputBurst:    cfg.Server.InputBurst,
-			InputMaxAhead: cfg.Server.InputMaxAhead,
-			Loopback:      webrtc.LoopbackAddr(cfg.Server.Addr),
-			Logger:        s.log,
-		},
-		Starts: s.rtviReg,
-	}, s.builder.Run))
 	s.rtviWS.Store(rtvi.NewWSHandler(rtvi.WSConfig{
 		Origins:          cfg.Server.Origins,
 		Hosts:            cfg.Server.AllowedHosts,
@@ -315,8 +318,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close releases the providers. Call it after Shutdown.
+// Close releases the providers and the WebRTC UDP mux. Call it after
+// Shutdown.
 func (s *Server) Close() error {
+	if h := s.rtc.Load(); h != nil {
+		h.Close()
+	}
 	if s.asm == nil {
 		return nil
 	}

@@ -42,20 +42,9 @@ func (c *smallConn) onChat(pc *pion.PeerConnection, dc *pion.DataChannel) {
 	if dc.Label() != ChatLabel {
 		return
 	}
-	dc.OnOpen(func() {
-		c.mu.Lock()
-		if c.pc != pc || c.dc != nil {
-			c.mu.Unlock()
-			return
-		}
-		c.dc = dc
-		c.mu.Unlock()
-		c.lastPing.Store(time.Now().UnixNano())
-		select {
-		case c.opened <- struct{}{}:
-		default:
-		}
-	})
+	// The client may send as soon as its side is open, before this side's
+	// OnOpen has run: its first message adopts the channel too.
+	dc.OnOpen(func() { c.adopt(pc, dc) })
 	dc.OnClose(func() {
 		c.mu.Lock()
 		cur := c.dc == dc
@@ -65,10 +54,7 @@ func (c *smallConn) onChat(pc *pion.PeerConnection, dc *pion.DataChannel) {
 		}
 	})
 	dc.OnMessage(func(m pion.DataChannelMessage) {
-		c.mu.Lock()
-		cur := c.dc == dc
-		c.mu.Unlock()
-		if !cur {
+		if !c.adopt(pc, dc) {
 			return
 		}
 		now := time.Now().UnixNano()
@@ -97,6 +83,26 @@ func (c *smallConn) onChat(pc *pion.PeerConnection, dc *pion.DataChannel) {
 			c.Close(transport.BadInput("too_many_messages", "more than %d messages waiting", cap(c.msgs)))
 		}
 	})
+}
+
+// adopt makes dc the session's chat channel if pc is the current peer
+// connection and has none yet, and reports whether dc is the session's
+// chat channel. It wakes the writer.
+func (c *smallConn) adopt(pc *pion.PeerConnection, dc *pion.DataChannel) bool {
+	c.mu.Lock()
+	if c.pc == pc && c.dc == nil {
+		c.dc = dc
+		c.lastPing.Store(time.Now().UnixNano())
+	}
+	cur := c.dc == dc
+	c.mu.Unlock()
+	if cur {
+		select {
+		case c.opened <- struct{}{}:
+		default:
+		}
+	}
+	return cur
 }
 
 // isSignalling reports whether a chat message is a signalling message:

@@ -30,32 +30,27 @@ var opusCodec = pion.RTPCodecParameters{
 	PayloadType: 111,
 }
 
-// newAPI returns the pion API of an edge: Opus for audio, and the video
-// codecs given (an edge that answers video sections instead of rejecting
-// them: SmallWebRTC).
-func newAPI(cfg Config, video ...pion.RTPCodecParameters) (*pion.API, error) {
+// newAPI builds the pion API of a handler: Opus, the default
+// interceptors, and the ICE settings of cfg (ice.go). It returns the
+// single-port UDP mux to close with the handler, if any.
+func newAPI(cfg Config) (*pion.API, io.Closer, error) {
 	m := &pion.MediaEngine{}
 	if err := m.RegisterCodec(opusCodec, pion.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("webrtc: register opus: %w", err)
-	}
-	for _, c := range video {
-		if err := m.RegisterCodec(c, pion.RTPCodecTypeVideo); err != nil {
-			return nil, fmt.Errorf("webrtc: register %s: %w", c.MimeType, err)
-		}
+		return nil, nil, fmt.Errorf("webrtc: register opus: %w", err)
 	}
 	ir := &interceptor.Registry{}
 	if err := pion.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
+		return nil, nil, fmt.Errorf("webrtc: interceptors: %w", err)
+	}
+	if err := CheckICEServers(cfg.ICEServers); err != nil {
+		return nil, nil, fmt.Errorf("webrtc: %w", err)
 	}
 	var se pion.SettingEngine
-	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	if cfg.Loopback {
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	mux, err := configureICE(&se, cfg)
+	if err != nil {
+		return nil, nil, err
 	}
-	return pion.NewAPI(pion.WithMediaEngine(m), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), nil
+	return pion.NewAPI(pion.WithMediaEngine(m), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), mux, nil
 }
 
 // LoopbackAddr reports whether a listen address (host:port) only accepts
@@ -147,7 +142,7 @@ func checkOffer(offer string) error {
 // accept builds the peer connection for offer and returns its answer, with
 // the ICE candidates gathered.
 func (h *Handler) accept(ctx context.Context, offer string) (*conn, string, int, error) {
-	pc, err := h.api.NewPeerConnection(pion.Configuration{})
+	pc, err := h.api.NewPeerConnection(pion.Configuration{ICEServers: h.cfg.ICEServers})
 	if err != nil {
 		return nil, "", http.StatusInternalServerError, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}

@@ -40,6 +40,23 @@ type smallClient struct {
 	micDir  pion.RTPTransceiverDirection
 	pinging chan struct{} // closed to stop pinging
 	wg      sync.WaitGroup
+	gmu     sync.Mutex // guards closed (not mu: negotiate holds mu while pion calls back)
+	closed  bool       // goroutines are no longer started
+}
+
+// spawn runs f on a goroutine that close waits for, unless close has
+// begun (pion's callbacks may fire while it waits).
+func (c *smallClient) spawn(f func()) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
 }
 
 type chatMsg struct {
@@ -89,7 +106,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 	opened = make(chan struct{})
 	dc.OnOpen(func() {
 		close(opened)
-		c.wg.Go(func() {
+		c.spawn(func() {
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for {
@@ -111,7 +128,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 		c.mu.Unlock()
 	})
 	pc.OnTrack(func(tr *pion.TrackRemote, rx *pion.RTPReceiver) {
-		c.wg.Go(func() {
+		c.spawn(func() {
 			for {
 				if _, _, err := tr.ReadRTP(); err != nil {
 					return
@@ -135,7 +152,7 @@ func (c *smallClient) newPeer() (pc *pion.PeerConnection, dc *pion.DataChannel, 
 	// Trickle: the candidates go by PATCH once the answer is in.
 	pc.OnICECandidate(func(cand *pion.ICECandidate) {
 		// Not on pion's goroutine: negotiate holds c.mu until the answer.
-		c.wg.Go(func() { c.trickle(cand) })
+		c.spawn(func() { c.trickle(cand) })
 	})
 	return pc, dc, opened
 }
@@ -151,7 +168,7 @@ func (c *smallClient) trickle(cand *pion.ICECandidate) {
 			body = map[string]any{"pc_id": c.id(), "candidates": []map[string]any{{"candidate": ci.Candidate, "sdp_mid": ci.SDPMid, "sdp_mline_index": ci.SDPMLineIndex}}}
 		}
 		b, _ := json.Marshal(body)
-		status, resp := do(c.t, http.MethodPatch, c.url, "application/json", string(b))
+		status, resp := smallDo(c.t, http.MethodPatch, c.url, "application/json", string(b))
 		if status != http.StatusOK {
 			c.t.Errorf("PATCH candidates: HTTP %d: %s", status, resp)
 		}
@@ -164,8 +181,8 @@ func (c *smallClient) id() string {
 	return c.pcID
 }
 
-// do sends body to url with method and returns the status and body.
-func do(t *testing.T, method, url, contentType, body string) (int, string) {
+// smallDo sends body to url with method and returns the status and body.
+func smallDo(t *testing.T, method, url, contentType, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -205,7 +222,7 @@ func (c *smallClient) negotiate(pc *pion.PeerConnection, restart bool) string {
 		req["pc_id"] = c.pcID
 	}
 	b, _ := json.Marshal(req)
-	status, body := do(c.t, http.MethodPost, c.url, "application/json", string(b))
+	status, body := smallDo(c.t, http.MethodPost, c.url, "application/json", string(b))
 	if status != http.StatusOK {
 		c.mu.Unlock()
 		c.t.Fatalf("offer: HTTP %d: %s", status, body)
@@ -263,6 +280,9 @@ func (c *smallClient) connect(restart bool) string {
 
 func (c *smallClient) close() {
 	c.stopPings()
+	c.gmu.Lock()
+	c.closed = true
+	c.gmu.Unlock()
 	c.mu.Lock()
 	pc := c.pc
 	c.mu.Unlock()

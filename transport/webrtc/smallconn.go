@@ -42,6 +42,7 @@ type smallConn struct {
 	pc     *pion.PeerConnection // the current peer connection
 	dc     *pion.DataChannel    // its chat channel, once open
 	since  time.Time            // when pc was answered
+	ncand  int                  // candidates pc has from the peer (offer and PATCHes)
 	micOK  bool                 // pc's audio section can carry the mic
 	asked  bool                 // renegotiate was asked for pc
 	closed bool                 // closePeers ran: no new peer connection
@@ -97,7 +98,7 @@ func (c *smallConn) current() *pion.PeerConnection {
 // newPeer builds a peer connection that sends the bot's voice on its first
 // audio section and hands its tracks and chat channel to the session.
 func (c *smallConn) newPeer() (*pion.PeerConnection, error) {
-	pc, err := c.h.api.NewPeerConnection(pion.Configuration{})
+	pc, err := c.h.api.NewPeerConnection(pion.Configuration{ICEServers: c.h.cfg.ICEServers})
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}
@@ -153,10 +154,10 @@ func (c *smallConn) newPeer() (*pion.PeerConnection, error) {
 	return pc, nil
 }
 
-// negotiate answers an offer: on the current peer connection
-// (renegotiation), or on a new one when there is none yet or restart is
-// set. The answer carries the gathered candidates.
-func (c *smallConn) negotiate(ctx context.Context, offer string, restart bool) (string, error) {
+// negotiate answers an offer (with ncand candidates): on the current
+// peer connection (renegotiation), or on a new one when there is none yet
+// or restart is set. The answer carries the gathered candidates.
+func (c *smallConn) negotiate(ctx context.Context, offer string, ncand int, restart bool) (string, error) {
 	c.neg.Lock()
 	defer c.neg.Unlock()
 	select {
@@ -190,7 +191,7 @@ func (c *smallConn) negotiate(ctx context.Context, offer string, restart bool) (
 	if fresh {
 		c.pc, c.dc, c.since = pc, nil, time.Now()
 	}
-	c.micOK, c.asked = micOK, false
+	c.micOK, c.asked, c.ncand = micOK, false, ncand
 	c.mu.Unlock()
 	if fresh && old != nil {
 		c.Logger().Info("peer connection restarted")
@@ -252,9 +253,18 @@ func offerSendsAudio(offer string) bool {
 func (c *smallConn) addCandidates(cands []iceCandidate) error {
 	c.neg.Lock()
 	defer c.neg.Unlock()
-	pc := c.current()
+	c.mu.Lock()
+	pc := c.pc
+	n := c.ncand + len(cands)
+	if n <= c.h.cfg.MaxCandidates {
+		c.ncand = n
+	}
+	c.mu.Unlock()
 	if pc == nil {
 		return errStatus(http.StatusConflict, "no offer answered yet")
+	}
+	if n > c.h.cfg.MaxCandidates {
+		return errStatus(http.StatusBadRequest, "candidates: %d in all for this peer connection; at most %d are accepted", n, c.h.cfg.MaxCandidates)
 	}
 	for i, cand := range cands {
 		init := pion.ICECandidateInit{Candidate: cand.Candidate, SDPMid: cand.SDPMid, SDPMLineIndex: cand.SDPMLineIndex}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/voiced-dev/voiced/transport"
@@ -40,13 +42,8 @@ const SmallKind = "smallwebrtc"
 // ChatLabel is the label of SmallWebRTC's data channel.
 const ChatLabel = "chat"
 
-// Limits of SmallWebRTC signaling.
-const (
-	// MaxCandidates bounds the candidates of one PATCH.
-	MaxCandidates = 64
-	// maxCandidate bounds one candidate line, in bytes.
-	maxCandidate = 1024
-)
+// maxCandidate bounds one trickled candidate line, in bytes.
+const maxCandidate = 1024
 
 // DefaultPingTimeout is how long a SmallWebRTC session waits for the
 // client's next ping before it ends (the client pings every second).
@@ -62,10 +59,6 @@ var vp8Codec = pion.RTPCodecParameters{
 
 // SmallConfig configures a SmallHandler. The zero value works.
 type SmallConfig struct {
-	// Config is the WebRTC edge's: origins, hosts, admission, timeouts.
-	// ConnectTimeout also bounds a restart: a session whose chat channel
-	// is not open again within it ends.
-	Config
 	// PingTimeout ends a session whose chat channel has carried no ping
 	// for this long (default DefaultPingTimeout).
 	PingTimeout time.Duration
@@ -78,10 +71,17 @@ type SmallConfig struct {
 	ClientMessage func(ctx context.Context, t string, d json.RawMessage) (any, error)
 }
 
+// smallSettings are a SmallHandler's: its base Handler's Config (with its
+// defaults) and its own.
+type smallSettings struct {
+	Config
+	SmallConfig
+}
+
 // SmallHandler serves SmallWebRTC signaling. Safe for concurrent use;
 // Shutdown ends live sessions.
 type SmallHandler struct {
-	cfg    SmallConfig
+	cfg    smallSettings
 	run    transport.Factory
 	api    *pion.API
 	apiErr error
@@ -90,16 +90,47 @@ type SmallHandler struct {
 	peers map[string]*smallConn // live sessions by pc_id
 }
 
-// NewSmallHandler returns a handler running run for each session.
-func NewSmallHandler(cfg SmallConfig, run transport.Factory) *SmallHandler {
-	base := NewHandler(cfg.Config, run) // applies the defaults
-	cfg.Config = base.cfg
+// NewSmallHandler returns the SmallWebRTC handler on the edge of base: it
+// takes base's configuration (origins, hosts, admission, timeouts, ICE
+// servers, 1:1 NAT, ports and its UDP mux) and Factory. ConnectTimeout
+// also bounds a restart: a session whose chat channel is not open again
+// within it ends. Closing base closes the mux they share.
+func NewSmallHandler(base *Handler, cfg SmallConfig) *SmallHandler {
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = DefaultPingTimeout
 	}
-	h := &SmallHandler{cfg: cfg, run: run, peers: map[string]*smallConn{}}
-	h.api, h.apiErr = newAPI(cfg.Config, vp8Codec)
+	h := &SmallHandler{cfg: smallSettings{Config: base.cfg, SmallConfig: cfg}, run: base.run, peers: map[string]*smallConn{}}
+	h.api, h.apiErr = newSmallAPI(base)
+	if h.apiErr == nil {
+		h.apiErr = base.apiErr
+	}
 	return h
+}
+
+// newSmallAPI returns the pion API of SmallWebRTC sessions: base's, with
+// VP8 to answer video, on base's UDP mux if it has one.
+func newSmallAPI(base *Handler) (*pion.API, error) {
+	m := &pion.MediaEngine{}
+	if err := m.RegisterCodec(opusCodec, pion.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("webrtc: register opus: %w", err)
+	}
+	if err := m.RegisterCodec(vp8Codec, pion.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("webrtc: register vp8: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := pion.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
+	}
+	var se pion.SettingEngine
+	cfg := base.cfg
+	cfg.UDPPort = 0 // the mux is base's: one socket serves both handlers
+	if _, err := configureICE(&se, cfg); err != nil {
+		return nil, err
+	}
+	if mux, ok := base.mux.(ice.UDPMux); ok {
+		se.SetICEUDPMux(mux)
+	}
+	return pion.NewAPI(pion.WithMediaEngine(m), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), nil
 }
 
 // Sessions returns the number of live sessions of the handler's Admission.
@@ -270,12 +301,16 @@ func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool
 	if err := checkOffer(req.SDP); err != nil {
 		return nil, errStatus(http.StatusBadRequest, "%v", err)
 	}
+	ncand, _, err := checkLimits(req.SDP, offerLimits{maxCandidates: h.cfg.MaxCandidates, maxSections: h.cfg.MaxMediaSections})
+	if err != nil {
+		return nil, errStatus(http.StatusBadRequest, "%v", err)
+	}
 	if req.PCID != nil && *req.PCID != "" {
 		c, err := h.peer(*req.PCID, startID)
 		if err != nil {
 			return nil, err
 		}
-		sdp, err := c.negotiate(ctx, req.SDP, req.RestartPC)
+		sdp, err := c.negotiate(ctx, req.SDP, ncand, req.RestartPC)
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +340,7 @@ func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool
 	if err != nil {
 		return fail(err)
 	}
-	sdp, err := c.negotiate(ctx, req.SDP, false)
+	sdp, err := c.negotiate(ctx, req.SDP, ncand, false)
 	if err != nil {
 		c.Close(nil)
 		c.closePeers()
@@ -338,8 +373,8 @@ func (h *SmallHandler) patch(startID string, body []byte) error {
 	if req.PCID == "" {
 		return errStatus(http.StatusBadRequest, "candidates: no pc_id")
 	}
-	if len(req.Candidates) > MaxCandidates {
-		return errStatus(http.StatusBadRequest, "candidates: %d candidates, at most %d in one request", len(req.Candidates), MaxCandidates)
+	if len(req.Candidates) > h.cfg.MaxCandidates {
+		return errStatus(http.StatusBadRequest, "candidates: %d candidates; at most %d are accepted", len(req.Candidates), h.cfg.MaxCandidates)
 	}
 	for i, cand := range req.Candidates {
 		if len(cand.Candidate) > maxCandidate {

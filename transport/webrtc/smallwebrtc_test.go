@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +27,23 @@ type smallServer struct {
 	url  string // /api/offer
 }
 
-func newSmallServer(t *testing.T, cfg webrtc.SmallConfig) *smallServer {
+// smallConfig configures a test's handlers: the base Handler's and the
+// SmallHandler's.
+type smallConfig struct {
+	webrtc.Config
+	webrtc.SmallConfig
+}
+
+func newSmallServer(t *testing.T, cfg smallConfig) *smallServer {
 	t.Helper()
 	checkGoroutines(t)
 	cfg.Loopback = true
 	fa := &factory{}
-	h := webrtc.NewSmallHandler(cfg, fa.run)
+	base := webrtc.NewHandler(cfg.Config, fa.run)
+	t.Cleanup(func() { base.Close() })
+	h := webrtc.NewSmallHandler(base, cfg.SmallConfig)
 	mux := http.NewServeMux()
+	mux.Handle("POST /webrtc/offer", base)
 	mux.Handle("/api/offer", h)
 	mux.Handle("/sessions/{id}/api/offer", h)
 	srv := httptest.NewServer(mux)
@@ -78,7 +90,7 @@ func endOf(t *testing.T, r *record) error {
 // answer) and mid 0 the bot's voice. disconnect-bot ends the session
 // with peerLeft before the server hangs up.
 func TestSmallConversation(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	answer := c.connect(false)
 	if !strings.Contains(answer, "m=video 9") || !strings.Contains(answer, "a=recvonly") {
@@ -106,10 +118,47 @@ func TestSmallConversation(t *testing.T) {
 	}
 }
 
+// TestSmallSharedPort: with one UDP port (webrtc.udp_port), SmallWebRTC
+// sessions share the base handler's mux with /webrtc/offer's: both kinds
+// answer with candidates on that port and both talk.
+func TestSmallSharedPort(t *testing.T) {
+	l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.LocalAddr().(*net.UDPAddr).Port
+	l.Close()
+	s := newSmallServer(t, smallConfig{Config: webrtc.Config{UDPPort: port}})
+	c := newSmallClient(t, s.url)
+	answer := c.connect(false)
+	w := newClient(t)
+	w.connect(s.base+"/webrtc/offer", false)
+	for i, sdp := range []string{answer, w.pc.RemoteDescription().SDP} {
+		addrs := candidateAddrs(sdp)
+		if len(addrs) == 0 {
+			t.Fatalf("answer %d: no candidates", i)
+		}
+		for _, a := range addrs {
+			if strings.Fields(a)[1] != strconv.Itoa(port) {
+				t.Errorf("answer %d: candidate %q not on the mux port %d", i, a, port)
+			}
+		}
+	}
+	converse(t, c, "small")
+	ready(t, w)
+	w.send(map[string]string{"type": "text", "text": "whip"})
+	// Its audio too: the track has arrived before the client's cleanup.
+	if !waitFor(10*time.Second, func() bool {
+		return w.count("bot_text", time.Time{}) > 0 && w.audioBetween(time.Time{}, time.Now()) > 0
+	}) {
+		t.Error("no answer on /webrtc/offer over the shared port")
+	}
+}
+
 // TestSmallRenegotiate: a re-offer with the same pc_id renegotiates the
 // same peer connection, and the session goes on.
 func TestSmallRenegotiate(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "one")
@@ -124,7 +173,7 @@ func TestSmallRenegotiate(t *testing.T) {
 // with its own chat channel) and keeps the session: the conversation
 // goes on over the new one, and the old one's closing ends nothing.
 func TestSmallRestart(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "before")
@@ -150,7 +199,7 @@ func TestSmallRestart(t *testing.T) {
 // TestSmallPingTimeout: a client that stops pinging is gone after
 // PingTimeout: peerLeft, then the session ends with ErrIdle.
 func TestSmallPingTimeout(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{PingTimeout: 500 * time.Millisecond})
+	s := newSmallServer(t, smallConfig{SmallConfig: webrtc.SmallConfig{PingTimeout: 500 * time.Millisecond}})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	converse(t, c, "hi")
@@ -173,14 +222,17 @@ func TestSmallPingTimeout(t *testing.T) {
 // the pipeline, on makes it heard again; turning on a mic that the offer
 // did not let the client send asks for renegotiate.
 func TestSmallTrackStatus(t *testing.T) {
-	s := newSmallServer(t, webrtc.SmallConfig{})
+	s := newSmallServer(t, smallConfig{})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
-	tone := make([]int16, 48000/2)
+	// 100 ms of a 440 Hz tone at 48 kHz.
+	tone := make([]int16, 4800)
 	for i := range tone {
-		tone[i] = int16(10000 * sin(float64(i)*2*3.14159265*440/48000))
+		tone[i] = int16(10000 * math.Sin(float64(i)*2*math.Pi*440/48000))
 	}
 	r := s.fa.last()
+	// peak is the loudest sample the pipeline got from sample from on,
+	// and how many it got in all.
 	peak := func(from int) (int, int) {
 		got, _ := r.samples()
 		p := 0
@@ -189,23 +241,42 @@ func TestSmallTrackStatus(t *testing.T) {
 		}
 		return p, len(got)
 	}
-	c.speak(tone)
-	if !waitFor(5*time.Second, func() bool { p, _ := peak(0); return p > 3000 }) {
+	// speakUntil speaks the tone until cond holds (at most 5 s).
+	speakUntil := func(cond func() bool) bool {
+		for range 50 {
+			if cond() {
+				return true
+			}
+			c.speak(tone)
+		}
+		return cond()
+	}
+	status := func(on bool) {
+		c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": on}})
+	}
+	if !speakUntil(func() bool { p, _ := peak(0); return p > 3000 }) {
 		t.Fatal("the tone did not reach the pipeline")
 	}
-	c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": false}})
-	time.Sleep(200 * time.Millisecond) // the message and the tone are on different paths
+	// Muted: once the pipeline hears silence, it hears nothing else
+	// however long the tone goes on.
+	status(false)
 	_, n := peak(0)
-	c.speak(tone)
-	waitFor(5*time.Second, func() bool { _, m := peak(0); return m >= n+8000-640 })
-	if p, m := peak(n + 1600); p != 0 || m < n+8000-640 {
-		t.Errorf("muted mic: peak %d over %d samples, want silence over ≥ %d", p, m-n-1600, 8000-640-1600)
+	if !speakUntil(func() bool { p, m := peak(max(n, m0(r)-1600)); return m >= n+1600 && p == 0 }) {
+		t.Fatal("the muted mic is still heard")
 	}
-	c.send(map[string]any{"type": "signalling", "message": map[string]any{"type": "trackStatus", "receiver_index": 0, "enabled": true}})
-	time.Sleep(200 * time.Millisecond)
 	_, n = peak(0)
-	c.speak(tone)
-	if !waitFor(5*time.Second, func() bool { p, _ := peak(n); return p > 3000 }) {
+	for range 5 {
+		c.speak(tone)
+	}
+	if !waitFor(5*time.Second, func() bool { _, m := peak(0); return m >= n+8000-640 }) {
+		t.Fatal("the muted mic's audio stopped reaching the pipeline (it should be silence, in time)")
+	}
+	if p, _ := peak(n); p != 0 {
+		t.Errorf("muted mic: peak %d, want silence", p)
+	}
+	status(true)
+	_, n = peak(0)
+	if !speakUntil(func() bool { p, _ := peak(n); return p > 3000 }) {
 		t.Error("the unmuted mic is not heard")
 	}
 	if m := c.received("renegotiate", time.Time{}); len(m) > 0 {
@@ -239,9 +310,7 @@ func TestSmallBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSmallServer(t, webrtc.SmallConfig{
-		Starts: known,
-	})
+	s := newSmallServer(t, smallConfig{SmallConfig: webrtc.SmallConfig{Starts: known}})
 	c := newSmallClient(t, s.url)
 	c.connect(false)
 	goodOffer := func() string {
@@ -262,7 +331,7 @@ func TestSmallBadInput(t *testing.T) {
 		return string(b)
 	}
 	big := strings.Repeat("x", webrtc.MaxOffer+1)
-	many := make([]map[string]any, webrtc.MaxCandidates+1)
+	many := make([]map[string]any, webrtc.DefaultMaxCandidates+1)
 	for i := range many {
 		many[i] = map[string]any{"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}
 	}
@@ -290,7 +359,7 @@ func TestSmallBadInput(t *testing.T) {
 		{"patch candidates not a list", http.MethodPatch, "/api/offer", "application/json", `{"pc_id":"` + c.pcID + `","candidates":{}}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := do(t, tc.method, s.base+tc.path, tc.ctype, tc.body)
+			status, body := smallDo(t, tc.method, s.base+tc.path, tc.ctype, tc.body)
 			if status != tc.status {
 				t.Errorf("HTTP %d, want %d: %s", status, tc.status, body)
 			}
@@ -319,7 +388,7 @@ func TestSmallSessionPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSmallServer(t, webrtc.SmallConfig{Config: webrtc.Config{Admission: adm}, Starts: reg})
+	s := newSmallServer(t, smallConfig{Config: webrtc.Config{Admission: adm}, SmallConfig: webrtc.SmallConfig{Starts: reg}})
 	url := s.base + "/sessions/" + start.ID + "/api/offer"
 	c := newSmallClient(t, url)
 	c.connect(false)
@@ -342,7 +411,7 @@ func TestSmallSessionPath(t *testing.T) {
 	defer pc.Close()
 	o, _ := pc.CreateOffer(nil)
 	b, _ := json.Marshal(map[string]any{"sdp": o.SDP, "type": "offer", "pc_id": nil, "restart_pc": false})
-	if status, body := do(t, http.MethodPost, url, "application/json", string(b)); status != http.StatusNotFound {
+	if status, body := smallDo(t, http.MethodPost, url, "application/json", string(b)); status != http.StatusNotFound {
 		t.Errorf("second offer: HTTP %d, want 404: %s", status, body)
 	}
 	c.negotiate(c.pc, false)
@@ -354,4 +423,8 @@ func TestSmallSessionPath(t *testing.T) {
 
 var pionRecvonly = pion.RTPTransceiverDirectionRecvonly
 
-func sin(x float64) float64 { return math.Sin(x) }
+// m0 returns how many samples of input audio r has received.
+func m0(r *record) int {
+	got, _ := r.samples()
+	return len(got)
+}

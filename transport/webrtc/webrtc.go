@@ -1,6 +1,7 @@
 // Package webrtc is the WebRTC transport: a browser (or any WebRTC peer)
-// POSTs an SDP offer to /webrtc/offer, WHIP-style, and gets the answer with
-// every ICE candidate already in it (no trickle). One peer connection is one
+// POSTs an SDP offer to /webrtc/offer, WHIP-style (RFC 9725), and gets the
+// answer with every server ICE candidate already in it; the peer may
+// trickle its own to the session resource the answer's Location names. One peer connection is one
 // conversation: the peer's microphone arrives as an Opus track, the bot's
 // voice leaves as an Opus track, and the protocol's JSON events travel on a
 // data channel labelled "events" (docs/protocol.md, "WebRTC").
@@ -11,6 +12,8 @@
 //
 //	webrtc.go      the Handler: configuration, admission, POST /webrtc/offer
 //	signaling.go   reading and checking the offer, answering it
+//	ice.go         ICE beyond loopback: servers, 1:1 NAT, ports, limits
+//	resource.go    the session resource (PATCH, DELETE), CORS, ICE servers
 //	connection.go  one session: the peer connection and its lifetime
 //	rtp.go         audio in (jitter buffer, decoding) and out (encoding, RTP)
 //	datachannel.go the "events" data channel: client messages in, events out
@@ -29,6 +32,8 @@ package webrtc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,6 +99,31 @@ type Config struct {
 	// Loopback keeps ICE on the loopback interface (UDP over IPv4 on lo):
 	// for tests and for a server that only takes local clients.
 	Loopback bool
+
+	// ICEServers are STUN and TURN servers (RFC 7064, RFC 7065 URLs): the
+	// server gathers reflexive and relayed candidates through them, and
+	// hands them to pages (ServeICEServers, and the answer's Link headers).
+	ICEServers []pion.ICEServer
+	// PublicIPs are announced instead of the host's own addresses in its
+	// candidates: a server behind 1:1 NAT (a cloud VM's public address).
+	PublicIPs []string
+	// UDPPortMin and UDPPortMax bound the UDP ports of ICE (0: any).
+	UDPPortMin, UDPPortMax uint16
+	// UDPPort, when set, carries every session's ICE on this one UDP port
+	// (a mux): a container publishes one port. It overrides the range.
+	UDPPort int
+	// MaxCandidates bounds the ICE candidates a peer gives one session,
+	// offered and trickled (default DefaultMaxCandidates);
+	// MaxMediaSections bounds an offer's m= sections (default
+	// DefaultMaxMediaSections). More get HTTP 400 with the reason.
+	MaxCandidates    int
+	MaxMediaSections int
+	// MaxBindingRequests bounds the connectivity checks sent on one
+	// candidate pair (default DefaultMaxBindingRequests).
+	MaxBindingRequests int
+	// ResourcePath is the URL path under which session resources live
+	// (default DefaultResourcePath); mount ServeResource there.
+	ResourcePath string
 	// PipelineFormat is the format of the pipeline's audio (default 16 kHz mono).
 	PipelineFormat frame.Format
 	Logger         *slog.Logger
@@ -109,6 +139,8 @@ type Handler struct {
 	adm    *transport.Admission
 	api    *pion.API
 	apiErr error
+	mux    io.Closer // the single-port UDP mux, if any
+	res    resources
 }
 
 var (
@@ -140,6 +172,18 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 	if cfg.JitterDelay <= 0 {
 		cfg.JitterDelay = rtpaudio.DefaultJitterDelay
 	}
+	if cfg.MaxCandidates <= 0 {
+		cfg.MaxCandidates = DefaultMaxCandidates
+	}
+	if cfg.MaxMediaSections <= 0 {
+		cfg.MaxMediaSections = DefaultMaxMediaSections
+	}
+	if cfg.MaxBindingRequests <= 0 {
+		cfg.MaxBindingRequests = DefaultMaxBindingRequests
+	}
+	if cfg.ResourcePath == "" {
+		cfg.ResourcePath = DefaultResourcePath
+	}
 	if cfg.PipelineFormat == (frame.Format{}) {
 		cfg.PipelineFormat = frame.Mono16k
 	}
@@ -153,8 +197,20 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 		cfg.Admission = transport.NewAdmission(cfg.MaxSessions)
 	}
 	h := &Handler{cfg: cfg, run: run, log: cfg.Logger, adm: cfg.Admission}
-	h.api, h.apiErr = newAPI(cfg)
+	h.api, h.mux, h.apiErr = newAPI(cfg)
 	return h
+}
+
+// Err reports a configuration the handler cannot serve with (a bad public
+// IP, a UDP port in use); it then answers offers with HTTP 500.
+func (h *Handler) Err() error { return h.apiErr }
+
+// Close releases the single-port UDP mux. Call it after Shutdown.
+func (h *Handler) Close() error {
+	if h.mux == nil {
+		return nil
+	}
+	return h.mux.Close()
 }
 
 // Sessions returns the number of live sessions of the handler's Admission
@@ -167,15 +223,16 @@ func (h *Handler) Sessions() int { return h.adm.Sessions() }
 // shared Admission ends the sessions of every edge that shares it.
 func (h *Handler) Shutdown(ctx context.Context) error { return h.adm.Shutdown(ctx) }
 
-// ServeHTTP implements http.Handler for POST /webrtc/offer.
+// ServeHTTP implements http.Handler for POST /webrtc/offer (and its CORS
+// preflight). The answer's Location header names the session's resource
+// (ServeResource).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
+	if h.cors(w, r, http.MethodPost) {
 		return
 	}
-	if !transport.OriginAllowed(r, h.cfg.Origins, h.cfg.Hosts...) {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(w, "POST an SDP offer", http.StatusMethodNotAllowed)
 		return
 	}
 	if h.apiErr != nil {
@@ -185,6 +242,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	offer, asJSON, status, err := readOffer(w, r)
 	if err != nil {
 		http.Error(w, err.Error(), status)
+		return
+	}
+	ncand, ufrag, err := checkLimits(offer, offerLimits{maxCandidates: h.cfg.MaxCandidates, maxSections: h.cfg.MaxMediaSections})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	t, err := h.adm.Admit()
@@ -200,11 +262,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.Attach(c.Close)
+	res := &resource{c: c, ufrag: ufrag, candidates: ncand}
+	var b [8]byte
+	rand.Read(b[:])
+	res.etag = `"` + hex.EncodeToString(b[:]) + `"`
+	id := h.res.add(res)
 	// The session outlives the offer's request.
 	go func() {
 		defer t.Release()
+		defer h.res.remove(id)
 		c.serve(h)
 	}()
+
+	hd := w.Header()
+	hd.Set("Location", resourceURL(h.cfg.ResourcePath, id))
+	hd.Set("ETag", res.etag)
+	h.linkHeaders(hd)
 
 	if asJSON {
 		w.Header().Set("Content-Type", "application/json")

@@ -54,6 +54,7 @@ const state = {
   botLevel: 0, // WebRTC: the bot's current output peak (after the barge-in mute), 0..1
   levelAfterInterrupt: null, // WebRTC: the first botLevel measured after the last `interrupted`
   rxLevel: 0, // WebRTC: the current peak of the bot's track as received, before the barge-in mute
+  iceServers: [], // WebRTC: the urls of each ICE server the server handed the page
   metrics: [],
   errors: [], // {code, message}
   sessionId: null,
@@ -463,13 +464,36 @@ function peakOf(analyser, buf) {
   return peak;
 }
 
+// authHeaders adds the access token, if any, to a request's headers.
+function authHeaders(h) {
+  return token ? { ...h, Authorization: `Bearer ${token}` } : h;
+}
+
+// iceServers asks the server which STUN and TURN servers to use
+// (GET /webrtc/ice-servers, beside the offer endpoint); none if it cannot.
+async function iceServers() {
+  try {
+    const resp = await fetch(new URL("ice-servers", offerURL), { headers: authHeaders({}) });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const body = await resp.json();
+    return Array.isArray(body.iceServers) ? body.iceServers : [];
+  } catch (err) {
+    log("client", "ice-servers", `no ICE servers from the server (${err && err.message ? err.message : err})`);
+    return [];
+  }
+}
+
 // connectRTC starts a WebRTC call: the microphone goes out as a track, the
 // bot's voice comes back as a remote track, events on the "events" data
-// channel. The offer carries every ICE candidate (the server does not
-// trickle), so gathering finishes before it is sent.
+// channel. The offer carries every ICE candidate gathered (through the
+// server's STUN and TURN servers), so gathering finishes before it is sent;
+// the answer's Location names the session, which teardown DELETEs.
 async function connectRTC(c) {
   setStatus("busy", "Connecting…");
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const servers = await iceServers();
+  state.iceServers = servers.map((s) => s.urls);
+  if (call !== c) return;
+  const pc = new RTCPeerConnection({ iceServers: servers });
   c.pc = pc;
   for (const track of c.stream.getAudioTracks()) pc.addTrack(track, c.stream);
   const dc = pc.createDataChannel("events");
@@ -576,13 +600,13 @@ async function connectRTC(c) {
     if (call !== c) return;
     const resp = await fetch(offerURL, {
       method: "POST",
-      headers: token
-        ? { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` }
-        : { "Content-Type": "application/sdp" },
+      headers: authHeaders({ "Content-Type": "application/sdp" }),
       body: pc.localDescription.sdp,
     });
     const body = await resp.text();
     if (!resp.ok) throw new Error(`offer refused: HTTP ${resp.status} ${body.trim()}`);
+    const where = resp.headers.get("Location");
+    if (where) c.resource = new URL(where, offerURL);
     if (call !== c) return;
     await pc.setRemoteDescription({ type: "answer", sdp: body });
   } catch (err) {
@@ -709,6 +733,12 @@ function teardown({ drain }) {
     // Give an "end" sent just before a moment to leave.
     const pc = c.pc;
     setTimeout(() => pc.close(), 200);
+  }
+  if (c.resource) {
+    // WHIP: end the session's resource too (the server also notices the
+    // peer connection closing).
+    const res = c.resource;
+    setTimeout(() => fetch(res, { method: "DELETE", headers: authHeaders({}), keepalive: true }).catch(() => {}), 200);
   }
   if (c.audioEl) c.audioEl.srcObject = null;
   setSpeaking(ui.userSpeaker, false);
