@@ -162,3 +162,23 @@ func TestAccessToken(t *testing.T) {
 		t.Fatalf("without a secret: %v", err)
 	}
 }
+
+// check-config runs serve's [webrtc] checks: a TURN server's credentials
+// must be in the variables the file names.
+func TestCheckConfigWebRTC(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "turn.toml")
+	os.WriteFile(f, []byte("[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\nusername_env = \"VOICED_TEST_TURN_USER\"\ncredential_env = \"VOICED_TEST_TURN_CRED\"\n"), 0o644)
+	t.Setenv("VOICED_TEST_TURN_USER", "")
+	t.Setenv("VOICED_TEST_TURN_CRED", "")
+	var out bytes.Buffer
+	err := run([]string{"check-config", f}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "$VOICED_TEST_TURN_USER and $VOICED_TEST_TURN_CRED") {
+		t.Fatalf("check-config without TURN credentials = %v, %q", err, out.String())
+	}
+	t.Setenv("VOICED_TEST_TURN_USER", "u")
+	t.Setenv("VOICED_TEST_TURN_CRED", "c")
+	out.Reset()
+	if err := run([]string{"check-config", f}, &out, &out); err != nil || out.String() != f+": ok\n" {
+		t.Fatalf("check-config with TURN credentials = %v, %q", err, out.String())
+	}
+}

@@ -102,14 +102,16 @@ const spokenTurn = `(transport) => {
     s.audioBytesReceived > 0 && s.playedPeak > 0.01;
 }`
 
-// micWAV writes the speech, with 0.3 s of silence before and 4 s after (the
+// micWAV writes the speech, with lead of silence before and 4 s after (the
 // server's VAD needs the silence to end the turn, and with E2E_LOOP=1 it
-// lets the reply play before the speech repeats).
-func micWAV(t *testing.T) string {
+// lets the reply play before the speech repeats). Chromium starts playing
+// the file when the page opens the microphone, before the call connects:
+// the lead keeps the speech for after the connection.
+func micWAV(t *testing.T, lead time.Duration) string {
 	const rate = 16000
 	speech := testenv.Speech(t, said)
-	pcm := make([]int16, 0, len(speech)+43*rate/10)
-	pcm = append(pcm, make([]int16, 3*rate/10)...)
+	pcm := make([]int16, 0, len(speech)+int(lead.Seconds()*rate)+4*rate)
+	pcm = append(pcm, make([]int16, int(lead.Seconds()*rate))...)
 	pcm = append(pcm, speech...)
 	pcm = append(pcm, make([]int16, 4*rate)...)
 	path := filepath.Join(t.TempDir(), "input.wav")
@@ -131,10 +133,10 @@ func turnTimeout(t *testing.T) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-func startBrowser(t *testing.T, flags map[string]any) *browsertest.Browser {
+func startBrowser(t *testing.T, lead time.Duration, flags map[string]any) *browsertest.Browser {
 	browsertest.Chromium(t) // skip before the server loads when there is none
 	return browsertest.Start(t, browsertest.Options{
-		Microphone:     micWAV(t),
+		Microphone:     micWAV(t, lead),
 		LoopMicrophone: os.Getenv("E2E_LOOP") == "1",
 		Flags:          flags,
 		Timeout:        turnTimeout(t) + 3*time.Minute,
@@ -217,7 +219,7 @@ func screenshot(t *testing.T, b *browsertest.Browser, name string) string {
 // then echoes typed text as a final transcript.
 func TestBrowserDemo(t *testing.T) {
 	srv := testenv.Start(t, config.Default(), nil)
-	b := startBrowser(t, nil)
+	b := startBrowser(t, 300*time.Millisecond, nil)
 	start := time.Now()
 	if st := b.Navigate(srv.URL + "/?autostart=1"); st != 200 {
 		t.Fatalf("loading the demo: HTTP %d", st)
@@ -263,7 +265,9 @@ func TestBrowserWebRTC(t *testing.T) {
 	stunURL := "stun:" + stunServer(t)
 	cfg.WebRTC.ICEServers = []config.ICEServer{{URLs: []string{stunURL}}}
 	srv := testenv.Start(t, cfg, nil)
-	b := startBrowser(t, map[string]any{
+	// WebRTC connects seconds after the microphone opens on a busy
+	// machine (ICE servers, gathering, ICE, DTLS, SCTP).
+	b := startBrowser(t, 6*time.Second, map[string]any{
 		// A local pion server: allow loopback candidates and show real IPs.
 		"allow-loopback-in-peer-connection": true,
 		"disable-features":                  "Translate,WebRtcHideLocalIpsWithMdns",

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -80,11 +81,8 @@ type Browser struct {
 	start  time.Time
 	dump   string
 
-	consoleDone chan struct{}
-	mu          sync.Mutex
-	console     []string // "[+ms] type: text"
-	exceptions  []string
-	changed     chan struct{} // closed and replaced when console grows
+	consoleDone chan struct{} // closed when the collector has stopped
+	log         *consoleLog
 
 	closeOnce sync.Once
 	pid       int
@@ -144,7 +142,7 @@ func Start(t testing.TB, o Options) *Browser {
 			cancelLife()
 		},
 		consoleDone: make(chan struct{}),
-		changed:     make(chan struct{}),
+		log:         newConsoleLog(),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -168,14 +166,7 @@ func Start(t testing.TB, o Options) *Browser {
 				return
 			}
 			line := fmt.Sprintf("[%6d ms] %s", time.Since(b.start).Milliseconds(), m)
-			b.mu.Lock()
-			b.console = append(b.console, line)
-			if m.IsException() {
-				b.exceptions = append(b.exceptions, m.Text)
-			}
-			close(b.changed)
-			b.changed = make(chan struct{})
-			b.mu.Unlock()
+			b.log.add(line, m.IsException(), m.Text)
 		}
 	}()
 	return b
@@ -287,43 +278,73 @@ func (b *Browser) Screenshot(path string) {
 // Console returns the page's console so far: calls of the console API,
 // uncaught exceptions and browser log entries (failed loads, for one), each
 // as "[ms since start] type: text".
-func (b *Browser) Console() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.console...)
-}
+func (b *Browser) Console() []string { return b.log.lines() }
 
 // WaitConsole reports whether a console line containing substr arrives
 // within timeout (or has already arrived).
 func (b *Browser) WaitConsole(timeout time.Duration, substr string) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		for _, l := range b.console {
-			if strings.Contains(l, substr) {
-				b.mu.Unlock()
-				return true
-			}
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-b.consoleDone:
-			return false
-		case <-deadline.C:
-			return false
-		}
-	}
+	return b.log.wait(timeout, substr, b.consoleDone)
 }
 
 // Exceptions returns the text of the uncaught exceptions and unhandled
 // promise rejections the page has had.
-func (b *Browser) Exceptions() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.exceptions...)
+func (b *Browser) Exceptions() []string { return b.log.exceptionTexts() }
+
+// consoleLog is the page's console as collected: one goroutine adds,
+// any reads or waits.
+type consoleLog struct {
+	mu         sync.Mutex
+	all        []string
+	exceptions []string
+	changed    chan struct{} // closed and replaced on each add
+}
+
+func newConsoleLog() *consoleLog { return &consoleLog{changed: make(chan struct{})} }
+
+func (c *consoleLog) add(line string, exception bool, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all = append(c.all, line)
+	if exception {
+		c.exceptions = append(c.exceptions, text)
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func (c *consoleLog) lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.all...)
+}
+
+func (c *consoleLog) exceptionTexts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.exceptions...)
+}
+
+// wait reports whether a line containing substr is there, or arrives
+// before timeout or done.
+func (c *consoleLog) wait(timeout time.Duration, substr string, done <-chan struct{}) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		found := slices.ContainsFunc(c.all, func(l string) bool { return strings.Contains(l, substr) })
+		changed := c.changed
+		c.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-done:
+			return slices.ContainsFunc(c.lines(), func(l string) bool { return strings.Contains(l, substr) })
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 // logState logs the console and the Dump expression, for a failed test.

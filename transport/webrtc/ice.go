@@ -33,7 +33,7 @@ const (
 // returns the single-port UDP mux to close with the handler, if any.
 func configureICE(se *pion.SettingEngine, cfg Config) (io.Closer, error) {
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	se.SetICEMaxBindingRequests(uint16(cfg.MaxBindingRequests))
+	se.SetICEMaxBindingRequests(uint16(min(cfg.MaxBindingRequests, 65535)))
 	if cfg.Loopback {
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })

@@ -338,8 +338,8 @@ func stunServer(t *testing.T, mapped net.IP) (addr string, requests *atomic.Int6
 }
 
 // TestICEServers: the server gathers through its STUN server (its answer
-// has the server-reflexive address the STUN server reported), announces
-// the servers in Link headers, and hands them to pages as JSON.
+// has the server-reflexive address the STUN server reported) and announces
+// the servers in Link headers.
 func TestICEServers(t *testing.T) {
 	addr, requests := stunServer(t, net.ParseIP("203.0.113.9"))
 	stunURL := "stun:" + addr
@@ -359,6 +359,14 @@ func TestICEServers(t *testing.T) {
 		t.Errorf("Link headers %q", got)
 	}
 
+}
+
+// TestICEServersForPages: GET /webrtc/ice-servers hands pages the STUN and
+// TURN servers, credentials included; a TURN server without them is a
+// configuration error.
+func TestICEServersForPages(t *testing.T) {
+	addr, _ := stunServer(t, net.ParseIP("203.0.113.9"))
+	stunURL := "stun:" + addr
 	turn := newWHIP(t, webrtc.Config{Loopback: true, ICEServers: []pion.ICEServer{
 		{URLs: []string{stunURL}},
 		{URLs: []string{"turn:turn.example:3478?transport=udp"}, Username: "u", Credential: "p\"w"},

@@ -1,10 +1,11 @@
 // Package webrtc is the WebRTC transport: a browser (or any WebRTC peer)
 // POSTs an SDP offer to /webrtc/offer, WHIP-style (RFC 9725), and gets the
 // answer with every server ICE candidate already in it; the peer may
-// trickle its own to the session resource the answer's Location names. One peer connection is one
-// conversation: the peer's microphone arrives as an Opus track, the bot's
-// voice leaves as an Opus track, and the protocol's JSON events travel on a
-// data channel labelled "events" (docs/protocol.md, "WebRTC").
+// trickle its own to the session resource the answer's Location names.
+// One peer connection is one conversation: the peer's microphone arrives
+// as an Opus track, the bot's voice leaves as an Opus track, and the
+// protocol's JSON events travel on a data channel labelled "events"
+// (docs/protocol.md, "WebRTC").
 //
 // It is an edge on the transport core (transport.Conn, transport.Admission)
 // and receives audio through transport/rtpaudio with the audio/opus codec.
