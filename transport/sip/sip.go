@@ -72,6 +72,9 @@ type Config struct {
 	// PipelineFormat is the format of the pipeline's audio (default 16
 	// kHz mono).
 	PipelineFormat frame.Format
+	// Auth guards new calls: a source allowlist and digest
+	// authentication. The zero value lets every call in.
+	Auth Auth
 	// UserAgent is the User-Agent header (default "voiced").
 	UserAgent string
 	Logger    *slog.Logger
@@ -97,6 +100,7 @@ type Server struct {
 	extIP  netip.Addr
 	adm    *transport.Admission
 	ownAdm bool // adm is this server's own: Shutdown shuts it down
+	guard  *guard
 
 	mu       sync.Mutex
 	calls    map[string]*call          // by dialog ID
@@ -143,6 +147,11 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 	if s.adm == nil {
 		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
 	}
+	g, err := newGuard(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
 	if cfg.ExternalIP != "" {
 		ip, err := netip.ParseAddr(cfg.ExternalIP)
 		if err != nil {
@@ -336,6 +345,20 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			respond(tx, req, 481, "Call/Transaction Does Not Exist")
 			return
+		}
+	}
+	switch v, user := s.guard.check(req, sourceIP(req)); v {
+	case forbidden:
+		s.log.Info("call refused: source not allowed", "call_id", callID(req), "from", req.Source())
+		respond(tx, req, 403, "Forbidden")
+		return
+	case challenge, stale:
+		code, reason, hdrs := s.guard.challenges(v == stale)
+		respond(tx, req, code, reason, hdrs...)
+		return
+	default:
+		if user != "" {
+			s.log.Debug("caller authenticated", "call_id", callID(req), "user", user)
 		}
 	}
 	respond(tx, req, 100, "Trying")
