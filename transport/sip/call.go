@@ -28,7 +28,8 @@ type call struct {
 	s      *Server
 	conn   *transport.Conn // the session skeleton: id, close-once, events
 	log    *slog.Logger
-	dialog *sipgo.DialogServerSession
+	dialog dialogSession
+	uas    *sipgo.DialogServerSession // the dialog of an inbound call, nil for outbound
 	media  *media
 	signal netip.Addr // where SIP comes from
 
@@ -45,6 +46,15 @@ type call struct {
 	pendingOffer bool
 
 	infoDigits chan byte
+}
+
+// dialogSession is what a call needs of its dialog, inbound
+// (sipgo.DialogServerSession) or outbound (sipgo.DialogClientSession).
+type dialogSession interface {
+	ReadRequest(req *sip.Request, tx sip.ServerTransaction) error
+	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
+	Bye(ctx context.Context) error
+	LoadState() sip.DialogState
 }
 
 // answer runs one call from its INVITE to its end, on the INVITE's
@@ -88,7 +98,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	c.neg = o
 	c.ans = answer{
 		sessionID: binary.BigEndian.Uint64(b[:]) >> 1, version: 1,
-		addr: s.localIP(req, s.listenAddr(req)), port: port,
+		addr: s.localIPTo(sourceIP(req), s.listenAddr(req)), port: port,
 		codec: o.codec, pt: o.pt, dtmfPT: o.dtmfPT, dir: dir,
 	}
 
@@ -98,7 +108,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		respond(tx, req, 400, "Bad Request")
 		return
 	}
-	c.dialog = dialog
+	c.dialog, c.uas = dialog, dialog
 	s.mu.Lock()
 	s.calls[dialog.ID] = c
 	s.mu.Unlock()
@@ -195,9 +205,9 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 // 3261 §13.3.1.4: from T1, doubling up to T2) until the ACK comes, the call
 // ends or 64×T1 passes.
 func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, body []byte) error {
-	res := sip.NewSDPResponseFromRequest(c.dialog.InviteRequest, body)
+	res := sip.NewSDPResponseFromRequest(c.uas.InviteRequest, body)
 	res.AppendHeader(&contact)
-	c.dialog.InviteResponse = res
+	c.uas.InviteResponse = res
 	if err := tx.Respond(res); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotAnswered, err)
 	}
@@ -222,6 +232,49 @@ func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, bod
 			retry.Reset(wait)
 		}
 	}
+}
+
+// serve runs the session of an answered outbound call until it ends, and
+// hangs up unless the callee did.
+func (c *call) serve(run transport.Factory) {
+	conn := c.conn
+	defer conn.Close(nil)
+	go func() {
+		for {
+			select {
+			case <-conn.Outgoing():
+			case <-conn.Done():
+				return
+			}
+		}
+	}()
+	in, err := transport.NewInput(callFormat, c.s.cfg.PipelineFormat)
+	if err != nil {
+		c.close(err)
+		return
+	}
+	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
+	sess := conn.Session(callFormat, callFormat, in, &output{Playout: play, m: c.media}, c.feed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.media.conn.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	runErr := make(chan error, 1)
+	wg.Go(func() {
+		err := run(ctx, sess)
+		c.close(err)
+		runErr <- err
+	})
+	select {
+	case <-c.ready:
+		wg.Go(func() { c.media.run(ctx) })
+		wg.Go(func() { c.media.send(ctx) })
+	case <-c.closed:
+	}
+	c.finish(runErr)
 }
 
 // finish waits for the session to end and hangs up if the caller has not.
@@ -250,7 +303,7 @@ func (c *call) close(err error) { c.conn.Close(err) }
 // ack confirms the dialog, and takes the answer of a re-INVITE without
 // SDP from the ACK's body.
 func (c *call) ack(req *sip.Request, tx sip.ServerTransaction) {
-	if c.dialog.ReadAck(req, tx) == nil && c.dialog.InviteResponse != nil {
+	if c.uas != nil && c.uas.ReadAck(req, tx) == nil && c.uas.InviteResponse != nil {
 		c.ackOnce.Do(func() { close(c.acked) })
 	}
 	c.mu.Lock()

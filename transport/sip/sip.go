@@ -75,6 +75,9 @@ type Config struct {
 	// Auth guards new calls: a source allowlist and digest
 	// authentication. The zero value lets every call in.
 	Auth Auth
+	// Trunks are where outbound calls go (Dial); the first is the
+	// default.
+	Trunks []Trunk
 	// UserAgent is the User-Agent header (default "voiced").
 	UserAgent string
 	Logger    *slog.Logger
@@ -104,6 +107,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	calls    map[string]*call          // by dialog ID
+	outbound map[string]*Call          // by Call.ID, live and lately ended
+	dials    sync.WaitGroup            // outbound calls' goroutines
+	closing  bool                      // Shutdown began: no new outbound calls
 	active   int                       // admitted calls, ≥ len(calls)
 	listen   map[string]netip.AddrPort // by network
 	wg       sync.WaitGroup            // listeners
@@ -142,7 +148,7 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, run: run, log: cfg.Logger.With("transport", "sip"),
-		calls: map[string]*call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
+		calls: map[string]*call{}, outbound: map[string]*Call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
 		adm: cfg.Admission}
 	if s.adm == nil {
 		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
@@ -260,6 +266,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ownAdm {
 		err = s.adm.Shutdown(ctx)
 	}
+	s.mu.Lock()
+	s.closing = true
+	live := make([]*Call, 0, len(s.outbound))
+	for _, c := range s.outbound {
+		live = append(live, c)
+	}
+	s.mu.Unlock()
+	for _, c := range live {
+		c.stop(transport.ErrShuttingDown)
+	}
+	dialed := make(chan struct{})
+	go func() { s.dials.Wait(); close(dialed) }()
+	select {
+	case <-dialed:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.srv.Close()
 	s.ua.Close()
@@ -288,7 +311,7 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 	s.mu.Lock()
 	l := s.listen[network]
 	s.mu.Unlock()
-	host := s.localIP(req, l.Addr())
+	host := s.localIPTo(sourceIP(req), l.Addr())
 	uri := sip.Uri{Scheme: "sip", Host: host.String(), Port: int(l.Port())}
 	if network == "tcp" {
 		uri.UriParams = sip.NewParams()
@@ -297,17 +320,17 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 	return sip.ContactHeader{Address: uri}
 }
 
-// localIP is the address peers reach this server at for req: the external
-// IP, else the listening address, else the address the system routes to
-// the caller from.
-func (s *Server) localIP(req *sip.Request, listen netip.Addr) netip.Addr {
+// localIPTo is the address peer reaches this server at: the external IP,
+// else the listening address, else the address the system routes to peer
+// from.
+func (s *Server) localIPTo(peer, listen netip.Addr) netip.Addr {
 	if s.extIP.IsValid() {
 		return s.extIP
 	}
 	if listen.IsValid() && !listen.IsUnspecified() {
 		return listen
 	}
-	if src := sourceIP(req); src.IsValid() {
+	if src := peer; src.IsValid() {
 		// A connected UDP socket sends nothing but learns its source.
 		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 9))); err == nil {
 			a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
@@ -326,14 +349,20 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 	tx.Respond(res)
 }
 
+// lookup finds the call of an in-dialog request: one voiced answered
+// (UAS) or one it placed (UAC).
 func (s *Server) lookup(req *sip.Request) *call {
-	id, err := sip.DialogIDFromRequestUAS(req)
+	uas, err := sip.DialogIDFromRequestUAS(req)
 	if err != nil {
 		return nil
 	}
+	uac, _ := sip.DialogIDFromRequestUAC(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[id]
+	if c, ok := s.calls[uas]; ok {
+		return c
+	}
+	return s.calls[uac]
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -391,7 +420,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if req.CSeq() == nil || req.CSeq().SeqNo < c.dialog.InviteRequest.CSeq().SeqNo {
+	if req.CSeq() == nil || c.uas != nil && req.CSeq().SeqNo < c.uas.InviteRequest.CSeq().SeqNo {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
