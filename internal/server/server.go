@@ -52,6 +52,7 @@ type Server struct {
 	builder  *session.Builder
 	asm      *assembly.Assembly
 	tools    map[string]agents.Tool // added with AddTool
+	calls    callBook               // outbound calls placed over HTTP
 }
 
 // AddTool registers a tool agents may name in the configuration. Call it
@@ -116,6 +117,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
+	s.routeCalls()
 	if cfg.Server.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}

@@ -291,3 +291,9 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// Validate reports what NewServer would refuse in a.
+func (a Auth) Validate() error {
+	_, err := newGuard(a)
+	return err
+}
