@@ -84,19 +84,11 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "metadata: at most 32 keys", http.StatusBadRequest)
 		return
 	}
-	b := *s.builder
-	if req.Agent != "" {
-		if !slices.ContainsFunc(s.builder.Agents, func(a agents.Runnable) bool { return a.Name() == req.Agent }) {
-			http.Error(w, fmt.Sprintf("no agent %q", req.Agent), http.StatusBadRequest)
-			return
-		}
-		b.Entry = req.Agent
-	}
 	if p, ok := auth.FromContext(r.Context()); ok && p.Agent != "" && req.Agent != "" && p.Agent != req.Agent {
 		http.Error(w, fmt.Sprintf("this access token is for agent %q", p.Agent), http.StatusForbidden)
 		return
 	}
-	c, err := srv.Dial(sip.DialRequest{To: req.To, From: req.From, Trunk: req.Trunk, Run: b.Run})
+	c, err := s.Dial(req)
 	switch {
 	case errors.Is(err, transport.ErrFull), errors.Is(err, transport.ErrShuttingDown), errors.Is(err, sip.ErrNotListening):
 		transport.Refuse(w, err)
@@ -104,6 +96,31 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	w.Header().Set("Location", "/calls/"+c.ID())
+	writeJSON(w, http.StatusCreated, s.callStatus(c))
+}
+
+// ErrNoSIP means the server does not listen for SIP, so it cannot call.
+var ErrNoSIP = errors.New("server: SIP is not enabled ([sip] listen, --sip-addr)")
+
+// Dial places an outbound call with the loaded agents (POST /calls and
+// voiced call). Call it after Load and ListenSIP.
+func (s *Server) Dial(req CallRequest) (*sip.Call, error) {
+	srv := s.sip.Load()
+	if srv == nil || s.builder == nil {
+		return nil, ErrNoSIP
+	}
+	b := *s.builder
+	if req.Agent != "" {
+		if !slices.ContainsFunc(s.builder.Agents, func(a agents.Runnable) bool { return a.Name() == req.Agent }) {
+			return nil, fmt.Errorf("server: no agent %q", req.Agent)
+		}
+		b.Entry = req.Agent
+	}
+	c, err := srv.Dial(sip.DialRequest{To: req.To, From: req.From, Trunk: req.Trunk, Run: b.Run})
+	if err != nil {
+		return nil, err
 	}
 	s.calls.mu.Lock()
 	if s.calls.calls == nil {
@@ -117,8 +134,7 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 	s.calls.calls[c.ID()] = callInfo{agent: req.Agent, metadata: req.Metadata}
 	s.calls.mu.Unlock()
 	s.log.Info("outbound call", "call", c.ID(), "to", c.To(), "agent", req.Agent)
-	w.Header().Set("Location", "/calls/"+c.ID())
-	writeJSON(w, http.StatusCreated, s.callStatus(c))
+	return c, nil
 }
 
 func (s *Server) callStatus(c *sip.Call) CallStatus {

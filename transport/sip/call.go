@@ -289,7 +289,7 @@ func (c *call) finish(runErr <-chan error) {
 			cancel()
 		}
 	}
-	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) {
+	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) || errors.Is(err, errHangup) {
 		c.log.Info("call ended", "err", err)
 	} else {
 		c.log.Warn("call failed", "err", err)
