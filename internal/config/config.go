@@ -149,6 +149,21 @@ type SIP struct {
 	// lists several ([[sip.trunks]]), the first being the default.
 	Trunk  *SIPTrunk  `toml:"trunk"`
 	Trunks []SIPTrunk `toml:"trunks"`
+	// Registrations make voiced an extension of a PBX
+	// ([[sip.registrations]]).
+	Registrations []SIPRegistration `toml:"registrations"`
+}
+
+// SIPRegistration is one [[sip.registrations]] entry: voiced REGISTERs
+// sip:user@domain with the registrar and keeps the binding fresh.
+type SIPRegistration struct {
+	Registrar   string        `toml:"registrar"`    // host:port (port default 5060)
+	Transport   string        `toml:"transport"`    // "udp" (default) or "tcp"
+	User        string        `toml:"user"`         // the extension
+	Domain      string        `toml:"domain"`       // default the registrar's host
+	Username    string        `toml:"username"`     // digest username (default user)
+	PasswordEnv string        `toml:"password_env"` // the variable holding the password
+	Expires     time.Duration `toml:"expires"`      // asked for (default 5m)
 }
 
 // SIPAuth is [sip.auth]: who may call voiced.
@@ -493,6 +508,17 @@ func (p SIP) validate() []error {
 	for _, a := range p.Auth.Algorithms {
 		if a != "SHA-256" && a != "MD5" {
 			errs = append(errs, fmt.Errorf("sip.auth.algorithms: %q: want SHA-256 or MD5", a))
+		}
+	}
+	for i, r := range p.Registrations {
+		if r.Registrar == "" || r.User == "" {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: want registrar and user", i))
+		}
+		if r.Transport != "" && r.Transport != "udp" && r.Transport != "tcp" {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: transport %q: want udp or tcp", i, r.Transport))
+		}
+		if r.Expires < 0 {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: expires %v: want > 0", i, r.Expires))
 		}
 	}
 	trunks := p.Trunks

@@ -60,11 +60,23 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 			return fmt.Errorf("server: SIP: %w", err)
 		}
 	}
+	for _, r := range cfg.Registrations {
+		reg := sip.Registration{Registrar: r.Registrar, Transport: r.Transport, User: r.User,
+			Domain: r.Domain, Username: r.Username, Expires: r.Expires}
+		if r.PasswordEnv != "" {
+			reg.Password = os.Getenv(r.PasswordEnv)
+		}
+		if err := srv.Register(ctx, reg); err != nil {
+			srv.Shutdown(ctx)
+			return fmt.Errorf("server: SIP: %w", err)
+		}
+	}
 	s.sip.Store(srv)
 	return nil
 }
 
-// SIPOptions reads [sip.auth] and the trunks of [sip], taking passwords
+// SIPOptions reads [sip.auth] and the trunks of [sip], and checks the
+// registrations' passwords, taking passwords
 // from the variables they name (getenv is os.Getenv outside tests). A
 // named variable that is empty is an error. check-config runs it too.
 func SIPOptions(cfg config.SIP, getenv func(string) string) (sip.Auth, []sip.Trunk, error) {
@@ -102,6 +114,11 @@ func SIPOptions(cfg config.SIP, getenv func(string) string) (sip.Auth, []sip.Tru
 			}
 		}
 		trunks = append(trunks, tr)
+	}
+	for _, r := range cfg.Registrations {
+		if r.PasswordEnv != "" && getenv(r.PasswordEnv) == "" {
+			errs = append(errs, fmt.Errorf("sip.registrations %q: $%s is empty", r.User, r.PasswordEnv))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return sip.Auth{}, nil, err

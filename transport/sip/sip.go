@@ -110,6 +110,8 @@ type Server struct {
 	outbound map[string]*Call          // by Call.ID, live and lately ended
 	dials    sync.WaitGroup            // outbound calls' goroutines
 	closing  bool                      // Shutdown began: no new outbound calls
+	regs     []*registrar              // Register
+	quit     chan struct{}             // closed when Shutdown begins
 	active   int                       // admitted calls, ≥ len(calls)
 	listen   map[string]netip.AddrPort // by network
 	wg       sync.WaitGroup            // listeners
@@ -148,7 +150,7 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, run: run, log: cfg.Logger.With("transport", "sip"),
-		calls: map[string]*call{}, outbound: map[string]*Call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
+		calls: map[string]*call{}, outbound: map[string]*Call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}), quit: make(chan struct{}),
 		adm: cfg.Admission}
 	if s.adm == nil {
 		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
@@ -267,6 +269,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = s.adm.Shutdown(ctx)
 	}
 	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
 	s.closing = true
 	live := make([]*Call, 0, len(s.outbound))
 	for _, c := range s.outbound {
