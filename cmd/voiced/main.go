@@ -26,6 +26,7 @@ import (
 
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
+	"github.com/voiced-dev/voiced/internal/calltools"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 )
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg)); err != nil {
+		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg, calltools.Names(cfg.SIP.TransferTargets)...)); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		if _, err := server.NewGuard(cfg.Server.Auth, os.Getenv); err != nil {

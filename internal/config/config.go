@@ -149,6 +149,9 @@ type SIP struct {
 	// lists several ([[sip.trunks]]), the first being the default.
 	Trunk  *SIPTrunk  `toml:"trunk"`
 	Trunks []SIPTrunk `toml:"trunks"`
+	// TransferTargets names the lines the transfer_call tool may hand a
+	// caller to (sales = "sip:sales@pbx.example.net").
+	TransferTargets map[string]string `toml:"transfer_targets"`
 	// Registrations make voiced an extension of a PBX
 	// ([[sip.registrations]]).
 	Registrations []SIPRegistration `toml:"registrations"`
@@ -508,6 +511,11 @@ func (p SIP) validate() []error {
 	for _, a := range p.Auth.Algorithms {
 		if a != "SHA-256" && a != "MD5" {
 			errs = append(errs, fmt.Errorf("sip.auth.algorithms: %q: want SHA-256 or MD5", a))
+		}
+	}
+	for name, uri := range p.TransferTargets {
+		if !strings.HasPrefix(uri, "sip:") || strings.ContainsAny(uri, "<>\" \r\n") {
+			errs = append(errs, fmt.Errorf("sip.transfer_targets.%s: %q: want a sip: URI", name, uri))
 		}
 	}
 	for i, r := range p.Registrations {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/auth"
+	"github.com/voiced-dev/voiced/internal/calltools"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/sip"
 )
@@ -209,4 +210,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// callControl finds the phone call of a session for the call-control
+// tools.
+func (s *Server) callControl(sessionID string) (calltools.Call, bool) {
+	if h := s.sip.Load(); h != nil {
+		if c, ok := h.Control(sessionID); ok {
+			return c, true
+		}
+	}
+	return nil, false
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
+	"github.com/voiced-dev/voiced/internal/calltools"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
@@ -118,6 +119,11 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		h.ServeHTTP(w, r)
 	})
 	s.routeCalls()
+	// Call control for agents that name it (end_call, send_dtmf,
+	// transfer_call); a tool the program adds with the same name wins.
+	for _, t := range calltools.Tools(s.callControl, cfg.SIP.TransferTargets) {
+		s.AddTool(t)
+	}
 	if cfg.Server.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}

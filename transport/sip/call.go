@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -46,6 +47,11 @@ type call struct {
 	pendingOffer bool
 
 	infoDigits chan byte
+
+	remote  sip.Uri // the peer's Contact: the target of in-dialog requests
+	out     *output // the last stage, once the session is built
+	endOnce sync.Once
+	refer   chan int // a transfer's NOTIFY status codes, guarded by mu
 }
 
 // dialogSession is what a call needs of its dialog, inbound
@@ -72,6 +78,11 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		infoDigits: make(chan byte, 32),
 	}
 	user := req.Recipient.User
+	if h := req.Contact(); h != nil {
+		c.remote = *h.Address.Clone()
+	} else if f := req.From(); f != nil {
+		c.remote = *f.Address.Clone()
+	}
 	c.log = conn.Logger().With("call_id", callID(req), "to", user)
 
 	if len(req.Body()) == 0 {
@@ -145,7 +156,8 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		return
 	}
 	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
-	sess := conn.Session(callFormat, callFormat, in, &output{Playout: play, m: c.media}, c.feed)
+	c.out = &output{Playout: play, m: c.media}
+	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Ending the call closes the RTP socket, which ends its reader.
@@ -254,7 +266,8 @@ func (c *call) serve(run transport.Factory) {
 		return
 	}
 	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
-	sess := conn.Session(callFormat, callFormat, in, &output{Playout: play, m: c.media}, c.feed)
+	c.out = &output{Playout: play, m: c.media}
+	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.media.conn.Close() })
@@ -289,7 +302,7 @@ func (c *call) finish(runErr <-chan error) {
 			cancel()
 		}
 	}
-	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) || errors.Is(err, errHangup) {
+	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) || errors.Is(err, errHangup) || errors.Is(err, ErrCallEnded) {
 		c.log.Info("call ended", "err", err)
 	} else {
 		c.log.Warn("call failed", "err", err)
@@ -447,13 +460,17 @@ func (c *call) feed(ctx context.Context, p transport.Pusher) error {
 // drops the audio already handed to the RTP sender.
 type output struct {
 	*transport.Playout
-	m *media
+	m      *media
+	spoken atomic.Int64 // OutputAudio frames seen: end_call waits for them to stop
 }
 
 // Process implements pipeline.Processor.
 func (o *output) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if _, ok := f.(*frame.Interruption); ok {
+	switch f.(type) {
+	case *frame.Interruption:
 		o.m.clear()
+	case *frame.OutputAudio:
+		o.spoken.Add(1)
 	}
 	return o.Playout.Process(ctx, f, out)
 }

@@ -490,6 +490,11 @@ func (o *outCall) dial(ctx context.Context) (int, string) {
 	cl := &call{s: s, conn: conn, dialog: dialog, signal: resolve(res.Source()),
 		ready: make(chan struct{}), acked: acked, closed: conn.Done(), infoDigits: make(chan byte, 32)}
 	cl.ackOnce.Do(func() {})
+	if h := res.Contact(); h != nil {
+		cl.remote = *h.Address.Clone()
+	} else {
+		cl.remote = *o.to.Clone()
+	}
 	cl.log = conn.Logger().With("call", o.c.id, "to", o.to.String())
 	cl.media = newMedia(sock, port, cl.log, s.cfg.MediaTimeout, s.cfg.FirstMediaTimeout)
 	cl.media.apply(ansOffer, SendRecv, cl.signal)

@@ -198,6 +198,7 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 	srv.OnBye(s.onBye)
 	srv.OnInfo(s.onInfo)
 	srv.OnOptions(s.onOptions)
+	srv.OnNotify(s.onNotify)
 	return s, nil
 }
 
@@ -460,7 +461,7 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 200, "OK",
-		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"),
 		sip.NewHeader("Accept", "application/sdp"))
 }
 
