@@ -141,3 +141,32 @@ func TestCallsAPI(t *testing.T) {
 		t.Errorf("GET unknown call: %d", w.Code)
 	}
 }
+
+// SIPOptions takes passwords from the variables the configuration names,
+// and an empty one is an error (check-config runs it too).
+func TestSIPOptions(t *testing.T) {
+	cfg := config.SIP{
+		Auth:          config.SIPAuth{Allow: []string{"10.0.0.0/8"}, Users: []config.SIPUser{{Username: "pbx", PasswordEnv: "T_PBX"}}},
+		Trunk:         &config.SIPTrunk{Address: "trunk:5060", Username: "u", PasswordEnv: "T_TRUNK"},
+		Registrations: []config.SIPRegistration{{Registrar: "pbx", User: "7001", PasswordEnv: "T_REG"}},
+	}
+	env := map[string]string{"T_PBX": "a", "T_TRUNK": "b", "T_REG": "c"}
+	a, trunks, err := SIPOptions(cfg, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Users["pbx"] != "a" || len(a.Allow) != 1 || len(trunks) != 1 || trunks[0].Name != "default" || trunks[0].Password != "b" {
+		t.Errorf("auth %+v trunks %+v", a, trunks)
+	}
+	for _, missing := range []string{"T_PBX", "T_TRUNK", "T_REG"} {
+		delete(env, missing)
+		if _, _, err := SIPOptions(cfg, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("without $%s: %v", missing, err)
+		}
+		env[missing] = "x"
+	}
+	cfg.Auth.Allow = []string{"10.0.0.0/99"}
+	if _, _, err := SIPOptions(cfg, func(k string) string { return env[k] }); err == nil {
+		t.Error("a bad allow prefix passed")
+	}
+}
