@@ -58,11 +58,21 @@ func (k *Control) EndCall() {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			go func() { // the call ending stops the wait
+				select {
+				case <-c.closed:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			for ctx.Err() == nil {
 				if c.out == nil {
 					break
 				}
 				if err := c.out.Drain(ctx, nil); err != nil {
+					if c.conn.Err() != nil || isClosed(c.closed) {
+						return // ended meanwhile
+					}
 					break
 				}
 				n := c.out.spoken.Load()
@@ -81,6 +91,15 @@ func (k *Control) EndCall() {
 			c.close(ErrCallEnded)
 		}()
 	})
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // SendDTMF sends keys (0-9, *, #, A-D) as RFC 4733 events, 100 ms each

@@ -67,6 +67,8 @@ const (
 	StateEnded    CallState = "ended"
 )
 
+var rank = map[CallState]int{StateTrying: 0, StateRinging: 1, StateAnswered: 2, StateEnded: 3}
+
 // End reasons of an outbound call (CallEvent.Reason).
 const (
 	ReasonCompleted    = "completed"     // the session ended and voiced hung up
@@ -150,9 +152,11 @@ var errHangup = errors.New("sip: hung up by voiced")
 func (c *Call) event(ev CallEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A call only moves forward (a late 100 after a 180 is not news);
+	// ringing may repeat with a new code (180, then 183).
 	last := c.events[len(c.events)-1]
-	if last.State == StateEnded || (ev.State == last.State && ev.State != StateRinging) ||
-		(ev.State == StateRinging && last.State == StateRinging && ev.Code == last.Code) {
+	if rank[ev.State] < rank[last.State] || ev.State == last.State &&
+		(ev.State != StateRinging || ev.Code == last.Code) {
 		return
 	}
 	ev.Time = time.Now()

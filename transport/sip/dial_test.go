@@ -258,3 +258,24 @@ func TestSippDialOut(t *testing.T) {
 		t.Errorf("events %q, want trying ringing answered ended", got)
 	}
 }
+
+// A call's events only move forward.
+func TestCallEventOrder(t *testing.T) {
+	c := &Call{changed: make(chan struct{}), events: []CallEvent{{State: StateTrying}}}
+	for _, ev := range []CallEvent{
+		{State: StateTrying, Code: 100}, {State: StateRinging, Code: 180}, {State: StateTrying, Code: 100},
+		{State: StateRinging, Code: 180}, {State: StateRinging, Code: 183}, {State: StateAnswered, Code: 200},
+		{State: StateRinging, Code: 180}, {State: StateEnded, Reason: ReasonHangup}, {State: StateEnded, Reason: ReasonFailed},
+	} {
+		c.event(ev)
+	}
+	evs, _ := c.Events()
+	var got []string
+	for _, ev := range evs {
+		got = append(got, string(ev.State)+"/"+itoa(ev.Code)+ev.Reason)
+	}
+	want := "trying/0 ringing/180 ringing/183 answered/200 ended/0hangup"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("events %s, want %s", g, want)
+	}
+}
