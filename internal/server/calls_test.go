@@ -43,13 +43,18 @@ func listenSIP(t *testing.T, cfg sip.Config, run transport.Factory) (*sip.Server
 // holds the call before taking input.
 func TestCallsAPI(t *testing.T) {
 	t.Setenv("VOICED_API_KEY", testKey)
-	ringing := make(chan struct{}, 1)
+	ringing, release := make(chan struct{}, 1), make(chan struct{})
 	_, callee := listenSIP(t, sip.Config{RTPPortMin: 32000, RTPPortMax: 32999},
 		func(ctx context.Context, s *transport.Session) error {
 			ringing <- struct{}{}
-			<-ctx.Done()
-			return context.Cause(ctx)
+			select { // a session that never takes input: the call rings
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-release:
+				return nil
+			}
 		})
+	t.Cleanup(func() { close(release) }) // before the servers shut down
 	caller, _ := listenSIP(t, sip.Config{RTPPortMin: 33000, RTPPortMax: 33999,
 		Trunks: []sip.Trunk{{Name: "default", Address: callee}}}, nil)
 	s := newTest(t, func(c *config.Config) { c.Server.MaxBodyBytes = 1024 })
