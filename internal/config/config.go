@@ -180,7 +180,7 @@ type SIPAuth struct {
 	// Realm is the digest realm (default "voiced").
 	Realm string `toml:"realm"`
 	// Algorithms are the digest algorithms offered, in order (default
-	// ["SHA-256", "MD5"]).
+	// ["MD5"]; ["SHA-256", "MD5"] for RFC 8760 callers).
 	Algorithms []string `toml:"algorithms"`
 	// NonceTTL is how long a nonce is good for (default 5m).
 	NonceTTL time.Duration `toml:"nonce_ttl"`

@@ -34,7 +34,9 @@ type Auth struct {
 	// Realm is the challenge's realm (default "voiced").
 	Realm string
 	// Algorithms are offered in this order, one challenge header each
-	// (RFC 8760 §2.4): "SHA-256" and "MD5" (default both, SHA-256 first).
+	// (RFC 8760 §2.4): "SHA-256" and "MD5". Default MD5 alone: clients
+	// that know no SHA-256 (sipp 3.6, baresip 1.0) fail on a challenge
+	// that offers it, even beside MD5.
 	Algorithms []string
 	// NonceTTL is how long a nonce is good for; credentials made with an
 	// older one get a new challenge with stale=true, so the caller retries
@@ -77,7 +79,7 @@ func newGuard(a Auth) (*guard, error) {
 	}
 	algs := a.Algorithms
 	if len(algs) == 0 {
-		algs = []string{"SHA-256", "MD5"}
+		algs = []string{"MD5"}
 	}
 	for _, alg := range algs {
 		if newHash(alg) == nil {

@@ -118,7 +118,7 @@ func TestGuard(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				now := time.Unix(1_800_000_000, 0)
-				g, err := newGuard(Auth{Users: map[string]string{"pbx": "s3cret"}, Proxy: proxy})
+				g, err := newGuard(Auth{Users: map[string]string{"pbx": "s3cret"}, Proxy: proxy, Algorithms: []string{"SHA-256", "MD5"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -180,6 +180,13 @@ func TestGuard(t *testing.T) {
 			})
 		}
 	}
+	t.Run("default MD5", func(t *testing.T) {
+		g, _ := newGuard(Auth{Users: map[string]string{"pbx": "s3cret"}})
+		_, _, hdrs := g.challenges(false)
+		if len(hdrs) != 1 || !strings.Contains(hdrs[0].Value(), "algorithm=MD5") {
+			t.Errorf("default challenge %v, want MD5 alone", hdrs)
+		}
+	})
 	t.Run("forged nonce", func(t *testing.T) {
 		g, _ := newGuard(Auth{Users: map[string]string{"pbx": "s3cret"}, Algorithms: []string{"MD5"}})
 		other, _ := newGuard(Auth{Users: map[string]string{"pbx": "s3cret"}, Algorithms: []string{"MD5"}})
