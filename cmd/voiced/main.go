@@ -3,6 +3,7 @@
 //	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level LEVEL] [--insecure] [--tls-cert F --tls-key F] [--metrics-addr HOST:PORT]
 //	voiced token access --identity I [--agent A] [--ttl 15m]
 //	voiced check-config FILE
+//	voiced call [--config FILE] [--sip-addr HOST:PORT] [--from ID] [--agent A] [--trunk T] sip:user@host
 //	voiced version
 package main
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
+	"github.com/voiced-dev/voiced/internal/calltools"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 )
@@ -43,6 +45,8 @@ const usage = `usage:
   voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
                [--insecure] [--tls-cert FILE --tls-key FILE] [--metrics-addr HOST:PORT]
   voiced check-config FILE
+  voiced call [--config FILE] [--sip-addr HOST:PORT] [--from ID] [--agent A] [--trunk T] sip:user@host
+      (dial out through the configured trunk; prints the call's events as JSON lines)
   voiced bench [--quick] [--out DIR]
   voiced token access --identity I [--agent A] [--ttl 15m] [--config FILE]
       (an access token for /ws and /webrtc/offer, signed with $VOICED_TOKEN_SECRET)
@@ -64,13 +68,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg)); err != nil {
+		if err := errors.Join(assembly.Check(cfg), assembly.CheckTools(cfg, calltools.Names(cfg.SIP.TransferTargets)...)); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		if _, err := server.NewGuard(cfg.Server.Auth, os.Getenv); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		if err := server.CheckWebRTC(cfg, os.Getenv); err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
+		}
+		if a, _, err := server.SIPOptions(cfg.SIP, os.Getenv); err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
+		} else if err := a.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		fmt.Fprintln(stdout, args[1]+": ok")
@@ -85,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			args = args[1:]
 		}
 		return tokenCmd(args[1:], stdout, stderr)
+	case "call":
+		return callCmd(args[1:], stdout, stderr)
 	case "agent":
 		return agentCmd(args[1:], stderr)
 	case "worker":

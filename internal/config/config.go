@@ -165,6 +165,72 @@ type SIP struct {
 	// Routes maps a dialed user part to the agent a call starts with
 	// (billing = "billing": sip:billing@host starts with billing).
 	Routes map[string]string `toml:"routes"`
+	// Auth guards inbound calls ([sip.auth]).
+	Auth SIPAuth `toml:"auth"`
+	// Trunk is the trunk outbound calls go through ([sip.trunk]); Trunks
+	// lists several ([[sip.trunks]]), the first being the default.
+	Trunk  *SIPTrunk  `toml:"trunk"`
+	Trunks []SIPTrunk `toml:"trunks"`
+	// TransferTargets names the lines the transfer_call tool may hand a
+	// caller to (sales = "sip:sales@pbx.example.net").
+	TransferTargets map[string]string `toml:"transfer_targets"`
+	// Registrations make voiced an extension of a PBX
+	// ([[sip.registrations]]).
+	Registrations []SIPRegistration `toml:"registrations"`
+}
+
+// SIPRegistration is one [[sip.registrations]] entry: voiced REGISTERs
+// sip:user@domain with the registrar and keeps the binding fresh.
+type SIPRegistration struct {
+	Registrar   string        `toml:"registrar"`    // host:port (port default 5060)
+	Transport   string        `toml:"transport"`    // "udp" (default) or "tcp"
+	User        string        `toml:"user"`         // the extension
+	Domain      string        `toml:"domain"`       // default the registrar's host
+	Username    string        `toml:"username"`     // digest username (default user)
+	PasswordEnv string        `toml:"password_env"` // the variable holding the password
+	Expires     time.Duration `toml:"expires"`      // asked for (default 5m)
+}
+
+// SIPAuth is [sip.auth]: who may call voiced.
+type SIPAuth struct {
+	// Allow lists the addresses and CIDR prefixes calls may come from
+	// (default: any).
+	Allow []string `toml:"allow"`
+	// Users turns on digest authentication: each caller's username and
+	// the variable holding its password.
+	Users []SIPUser `toml:"users"`
+	// Realm is the digest realm (default "voiced").
+	Realm string `toml:"realm"`
+	// Algorithms are the digest algorithms offered, in order (default
+	// ["MD5"]; ["SHA-256", "MD5"] for RFC 8760 callers).
+	Algorithms []string `toml:"algorithms"`
+	// NonceTTL is how long a nonce is good for (default 5m).
+	NonceTTL time.Duration `toml:"nonce_ttl"`
+	// Proxy challenges with 407 instead of 401.
+	Proxy bool `toml:"proxy"`
+}
+
+// SIPUser is one [[sip.auth.users]] entry.
+type SIPUser struct {
+	Username    string `toml:"username"`
+	PasswordEnv string `toml:"password_env"` // the variable holding the password
+}
+
+// SIPTrunk is a SIP trunk or proxy outbound calls go through.
+type SIPTrunk struct {
+	// Name picks the trunk of a call (default "default" for [sip.trunk]).
+	Name string `toml:"name"`
+	// Address is the trunk's host:port (port default 5060).
+	Address string `toml:"address"`
+	// Transport is "udp" (default) or "tcp".
+	Transport string `toml:"transport"`
+	// Username and the variable holding the password answer the
+	// trunk's digest challenges (401/407).
+	Username    string `toml:"username"`
+	PasswordEnv string `toml:"password_env"`
+	// From is the caller ID: a user part or a SIP URI (default the
+	// username, else "voiced").
+	From string `toml:"from"`
 }
 
 // WebRTC is [webrtc]: how peers beyond loopback reach the WebRTC transport
@@ -531,6 +597,7 @@ func (c Config) validate(file []byte) error {
 		(p.RTPPortMax != 0 && p.RTPPortMax <= p.RTPPortMin) {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
+	errs = append(errs, c.SIP.validate()...)
 	errs = append(errs, c.Server.validate()...)
 	errs = append(errs, c.RTVI.validate()...)
 	errs = append(errs, c.WebRTC.validate()...)
@@ -558,6 +625,61 @@ func (r RTVI) validate() []error {
 	for _, u := range r.ICEServers {
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
 			errs = append(errs, fmt.Errorf("rtvi.ice_servers %q: want a stun:, turn: or turns: URL", u))
+		}
+	}
+	return errs
+}
+
+func (p SIP) validate() []error {
+	var errs []error
+	for i, u := range p.Auth.Users {
+		if u.Username == "" || u.PasswordEnv == "" {
+			errs = append(errs, fmt.Errorf("sip.auth.users[%d]: want username and password_env", i))
+		}
+	}
+	for _, a := range p.Auth.Algorithms {
+		if a != "SHA-256" && a != "MD5" {
+			errs = append(errs, fmt.Errorf("sip.auth.algorithms: %q: want SHA-256 or MD5", a))
+		}
+	}
+	for name, uri := range p.TransferTargets {
+		if !strings.HasPrefix(uri, "sip:") || strings.ContainsAny(uri, "<>\" \r\n") {
+			errs = append(errs, fmt.Errorf("sip.transfer_targets.%s: %q: want a sip: URI", name, uri))
+		}
+	}
+	for i, r := range p.Registrations {
+		if r.Registrar == "" || r.User == "" {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: want registrar and user", i))
+		}
+		if r.Transport != "" && r.Transport != "udp" && r.Transport != "tcp" {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: transport %q: want udp or tcp", i, r.Transport))
+		}
+		if r.Expires < 0 {
+			errs = append(errs, fmt.Errorf("sip.registrations[%d]: expires %v: want > 0", i, r.Expires))
+		}
+	}
+	trunks := p.Trunks
+	if p.Trunk != nil {
+		trunks = append([]SIPTrunk{*p.Trunk}, trunks...)
+	}
+	names := map[string]bool{}
+	for i, t := range trunks {
+		name := t.Name
+		if name == "" {
+			name = "default"
+		}
+		if names[name] {
+			errs = append(errs, fmt.Errorf("sip.trunks[%d]: name %q used twice", i, name))
+		}
+		names[name] = true
+		if t.Address == "" {
+			errs = append(errs, fmt.Errorf("sip.trunk %q: address is required", name))
+		}
+		if t.Transport != "" && t.Transport != "udp" && t.Transport != "tcp" {
+			errs = append(errs, fmt.Errorf("sip.trunk %q: transport %q: want udp or tcp", name, t.Transport))
+		}
+		if t.PasswordEnv != "" && t.Username == "" {
+			errs = append(errs, fmt.Errorf("sip.trunk %q: password_env without username", name))
 		}
 	}
 	return errs

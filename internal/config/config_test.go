@@ -280,3 +280,57 @@ func TestRTVISection(t *testing.T) {
 		}
 	}
 }
+
+func TestSIPSections(t *testing.T) {
+	c, err := Parse([]byte(`
+[sip]
+listen = "127.0.0.1:5060"
+[sip.auth]
+allow = ["10.0.0.0/8"]
+algorithms = ["MD5"]
+nonce_ttl = "1m"
+[[sip.auth.users]]
+username = "pbx"
+password_env = "PBX_PW"
+[sip.trunk]
+address = "trunk.example.net:5060"
+username = "u"
+password_env = "TRUNK_PW"
+[[sip.trunks]]
+name = "backup"
+address = "backup.example.net"
+transport = "tcp"
+[[sip.registrations]]
+registrar = "pbx.example.net"
+user = "7001"
+password_env = "REG_PW"
+expires = "2m"
+[sip.transfer_targets]
+sales = "sip:sales@pbx.example.net"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.SIP
+	if p.Auth.NonceTTL != time.Minute || p.Auth.Users[0].PasswordEnv != "PBX_PW" || p.Trunk.Address != "trunk.example.net:5060" ||
+		p.Trunks[0].Transport != "tcp" || p.Registrations[0].Expires != 2*time.Minute || p.TransferTargets["sales"] == "" {
+		t.Errorf("decoded %+v", p)
+	}
+	for _, tc := range []struct{ name, file, want string }{
+		{"user without password_env", "[[sip.auth.users]]\nusername = \"a\"\n", "sip.auth.users[0]"},
+		{"bad algorithm", "[sip.auth]\nalgorithms = [\"SHA-1\"]\n", "SHA-1"},
+		{"trunk without address", "[sip.trunk]\nusername = \"u\"\n", "address is required"},
+		{"trunk transport", "[sip.trunk]\naddress = \"a\"\ntransport = \"sctp\"\n", "sctp"},
+		{"two default trunks", "[sip.trunk]\naddress = \"a\"\n[[sip.trunks]]\naddress = \"b\"\n", "used twice"},
+		{"password in the file", "[sip.trunk]\naddress = \"a\"\npassword = \"x\"\n", "password"},
+		{"registration without user", "[[sip.registrations]]\nregistrar = \"pbx\"\n", "sip.registrations[0]"},
+		{"transfer target not sip", "[sip.transfer_targets]\nx = \"tel:123\"\n", "sip.transfer_targets.x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.file))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
+	"github.com/voiced-dev/voiced/internal/calltools"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/session"
 	"github.com/voiced-dev/voiced/telemetry"
@@ -58,6 +59,7 @@ type Server struct {
 	builder  *session.Builder
 	asm      *assembly.Assembly
 	tools    map[string]agents.Tool // added with AddTool
+	calls    callBook               // outbound calls placed over HTTP
 }
 
 // AddTool registers a tool agents may name in the configuration. Call it
@@ -159,6 +161,12 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 		}
 		h.ServeHTTP(w, r)
 	})
+	s.routeCalls()
+	// Call control for agents that name it (end_call, send_dtmf,
+	// transfer_call); a tool the program adds with the same name wins.
+	for _, t := range calltools.Tools(s.callControl, cfg.SIP.TransferTargets) {
+		s.AddTool(t)
+	}
 	if cfg.Server.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}

@@ -27,7 +27,7 @@ func newTest(t *testing.T, edit func(*config.Config)) *Server {
 	}
 	s := New(cfg, nil)
 	// A route added after New, as other parts add theirs.
-	s.mux.HandleFunc("POST /calls", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("POST /later", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
@@ -75,16 +75,17 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"GET", "/ws?token=wrong-key-0123456789", nil, 401},
 		{"POST", "/webrtc/offer", map[string]string{"Content-Type": "application/sdp"}, 401},
 		{"GET", "/metrics", nil, 401},
-		{"POST", "/calls", nil, 401},     // a route added later
+		{"POST", "/calls", nil, 401},
 		{"POST", "/api/offer", nil, 401}, // SmallWebRTC
 		{"PATCH", "/sessions/abc/api/offer", nil, 401},
 		{"PATCH", "/api/offer", map[string]string{"Authorization": "Bearer " + testKey}, 503},
 		{"POST", "/sessions/abc/api/offer", map[string]string{"Authorization": "Bearer " + tok}, 503},
+		{"POST", "/later", nil, 401},              // a route added later
 		{"GET", "/ws?token=" + testKey, nil, 503}, // past auth: not loaded
 		{"GET", "/ws?token=" + tok, nil, 503},     // an access token
 		{"GET", "/ws", map[string]string{"Authorization": "Bearer " + tok}, 503},
 		{"GET", "/ws", map[string]string{"Sec-WebSocket-Protocol": "voiced, bearer." + tok}, 503},
-		{"POST", "/calls", map[string]string{"Authorization": "Bearer " + testKey}, 200},
+		{"POST", "/later", map[string]string{"Authorization": "Bearer " + testKey}, 200},
 		{"GET", "/healthz", nil, 503}, // open: not loaded yet
 		{"GET", "/", nil, 200},        // the demo page is open
 		{"GET", "/app.js", nil, 200},
@@ -150,10 +151,10 @@ func TestDemoHeadersAnd405(t *testing.T) {
 
 func TestBodyLimit(t *testing.T) {
 	s := newTest(t, func(c *config.Config) { c.Server.MaxBodyBytes = 100 })
-	if w := do(t, s.Handler(), "POST", "/calls", nil, strings.Repeat("x", 100)); w.Code != 200 || w.Body.String() != "100" {
+	if w := do(t, s.Handler(), "POST", "/later", nil, strings.Repeat("x", 100)); w.Code != 200 || w.Body.String() != "100" {
 		t.Errorf("100 bytes: %d %q", w.Code, w.Body)
 	}
-	if w := do(t, s.Handler(), "POST", "/calls", nil, strings.Repeat("x", 101)); w.Code != http.StatusRequestEntityTooLarge {
+	if w := do(t, s.Handler(), "POST", "/later", nil, strings.Repeat("x", 101)); w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("101 bytes: %d %q, want 413", w.Code, w.Body)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/sip"
 )
@@ -34,7 +36,13 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 		}
 		routes[user] = entry(agent)
 	}
+	auth, trunks, err := SIPOptions(cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
 	srv, err := sip.NewServer(sip.Config{
+		Auth:         auth,
+		Trunks:       trunks,
 		ExternalIP:   cfg.ExternalIP,
 		RTPPortMin:   cfg.RTPPortMin,
 		RTPPortMax:   cfg.RTPPortMax,
@@ -52,6 +60,68 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 			return fmt.Errorf("server: SIP: %w", err)
 		}
 	}
+	for _, r := range cfg.Registrations {
+		reg := sip.Registration{Registrar: r.Registrar, Transport: r.Transport, User: r.User,
+			Domain: r.Domain, Username: r.Username, Expires: r.Expires}
+		if r.PasswordEnv != "" {
+			reg.Password = os.Getenv(r.PasswordEnv)
+		}
+		if err := srv.Register(ctx, reg); err != nil {
+			srv.Shutdown(ctx)
+			return fmt.Errorf("server: SIP: %w", err)
+		}
+	}
 	s.sip.Store(srv)
 	return nil
+}
+
+// SIPOptions reads [sip.auth] and the trunks of [sip], and checks the
+// registrations' passwords, taking passwords
+// from the variables they name (getenv is os.Getenv outside tests). A
+// named variable that is empty is an error. check-config runs it too.
+func SIPOptions(cfg config.SIP, getenv func(string) string) (sip.Auth, []sip.Trunk, error) {
+	a := cfg.Auth
+	allow, err := sip.ParsePrefixes(a.Allow)
+	if err != nil {
+		return sip.Auth{}, nil, fmt.Errorf("sip.auth: %w", err)
+	}
+	auth := sip.Auth{Allow: allow, Realm: a.Realm, Algorithms: a.Algorithms, NonceTTL: a.NonceTTL, Proxy: a.Proxy}
+	if len(a.Users) > 0 {
+		auth.Users = map[string]string{}
+	}
+	var errs []error
+	for _, u := range a.Users {
+		pass := getenv(u.PasswordEnv)
+		if pass == "" {
+			errs = append(errs, fmt.Errorf("sip.auth.users %q: $%s is empty", u.Username, u.PasswordEnv))
+		}
+		auth.Users[u.Username] = pass
+	}
+	list := cfg.Trunks
+	if cfg.Trunk != nil {
+		list = append([]config.SIPTrunk{*cfg.Trunk}, list...)
+	}
+	var trunks []sip.Trunk
+	for _, t := range list {
+		name := t.Name
+		if name == "" {
+			name = "default"
+		}
+		tr := sip.Trunk{Name: name, Address: t.Address, Transport: t.Transport, Username: t.Username, From: t.From}
+		if t.PasswordEnv != "" {
+			if tr.Password = getenv(t.PasswordEnv); tr.Password == "" {
+				errs = append(errs, fmt.Errorf("sip.trunk %q: $%s is empty", name, t.PasswordEnv))
+			}
+		}
+		trunks = append(trunks, tr)
+	}
+	for _, r := range cfg.Registrations {
+		if r.PasswordEnv != "" && getenv(r.PasswordEnv) == "" {
+			errs = append(errs, fmt.Errorf("sip.registrations %q: $%s is empty", r.User, r.PasswordEnv))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return sip.Auth{}, nil, err
+	}
+	return auth, trunks, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -28,7 +29,8 @@ type call struct {
 	s      *Server
 	conn   *transport.Conn // the session skeleton: id, close-once, events
 	log    *slog.Logger
-	dialog *sipgo.DialogServerSession
+	dialog dialogSession
+	uas    *sipgo.DialogServerSession // the dialog of an inbound call, nil for outbound
 	media  *media
 	signal netip.Addr // where SIP comes from
 
@@ -45,6 +47,20 @@ type call struct {
 	pendingOffer bool
 
 	infoDigits chan byte
+
+	remote  sip.Uri // the peer's Contact: the target of in-dialog requests
+	out     *output // the last stage, once the session is built
+	endOnce sync.Once
+	refer   chan int // a transfer's NOTIFY status codes, guarded by mu
+}
+
+// dialogSession is what a call needs of its dialog, inbound
+// (sipgo.DialogServerSession) or outbound (sipgo.DialogClientSession).
+type dialogSession interface {
+	ReadRequest(req *sip.Request, tx sip.ServerTransaction) error
+	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
+	Bye(ctx context.Context) error
+	LoadState() sip.DialogState
 }
 
 // answer runs one call from its INVITE to its end, on the INVITE's
@@ -62,6 +78,11 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		infoDigits: make(chan byte, 32),
 	}
 	user := req.Recipient.User
+	if h := req.Contact(); h != nil {
+		c.remote = *h.Address.Clone()
+	} else if f := req.From(); f != nil {
+		c.remote = *f.Address.Clone()
+	}
 	c.log = conn.Logger().With("call_id", callID(req), "to", user)
 
 	if len(req.Body()) == 0 {
@@ -88,7 +109,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	c.neg = o
 	c.ans = answer{
 		sessionID: binary.BigEndian.Uint64(b[:]) >> 1, version: 1,
-		addr: s.localIP(req, s.listenAddr(req)), port: port,
+		addr: s.localIPTo(sourceIP(req), s.listenAddr(req)), port: port,
 		codec: o.codec, pt: o.pt, dtmfPT: o.dtmfPT, dir: dir,
 	}
 
@@ -98,7 +119,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		respond(tx, req, 400, "Bad Request")
 		return
 	}
-	c.dialog = dialog
+	c.dialog, c.uas = dialog, dialog
 	s.mu.Lock()
 	s.calls[dialog.ID] = c
 	s.mu.Unlock()
@@ -135,7 +156,8 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 		return
 	}
 	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
-	sess := conn.Session(callFormat, callFormat, in, &output{Playout: play, m: c.media}, c.feed)
+	c.out = &output{Playout: play, m: c.media}
+	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Ending the call closes the RTP socket, which ends its reader.
@@ -195,9 +217,9 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 // 3261 §13.3.1.4: from T1, doubling up to T2) until the ACK comes, the call
 // ends or 64×T1 passes.
 func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, body []byte) error {
-	res := sip.NewSDPResponseFromRequest(c.dialog.InviteRequest, body)
+	res := sip.NewSDPResponseFromRequest(c.uas.InviteRequest, body)
 	res.AppendHeader(&contact)
-	c.dialog.InviteResponse = res
+	c.uas.InviteResponse = res
 	if err := tx.Respond(res); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotAnswered, err)
 	}
@@ -224,6 +246,50 @@ func (c *call) answerOK(tx sip.ServerTransaction, contact sip.ContactHeader, bod
 	}
 }
 
+// serve runs the session of an answered outbound call until it ends, and
+// hangs up unless the callee did.
+func (c *call) serve(run transport.Factory) {
+	conn := c.conn
+	defer conn.Close(nil)
+	go func() {
+		for {
+			select {
+			case <-conn.Outgoing():
+			case <-conn.Done():
+				return
+			}
+		}
+	}()
+	in, err := transport.NewInput(callFormat, c.s.cfg.PipelineFormat)
+	if err != nil {
+		c.close(err)
+		return
+	}
+	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
+	c.out = &output{Playout: play, m: c.media}
+	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.media.conn.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	runErr := make(chan error, 1)
+	wg.Go(func() {
+		err := run(ctx, sess)
+		c.close(err)
+		runErr <- err
+	})
+	select {
+	case <-c.ready:
+		wg.Go(func() { c.media.run(ctx) })
+		wg.Go(func() { c.media.send(ctx) })
+	case <-c.closed:
+	}
+	c.finish(runErr)
+}
+
 // finish waits for the session to end and hangs up if the caller has not.
 func (c *call) finish(runErr <-chan error) {
 	err := <-runErr
@@ -236,7 +302,7 @@ func (c *call) finish(runErr <-chan error) {
 			cancel()
 		}
 	}
-	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) {
+	if transport.Expected(err) || errors.Is(err, ErrMediaTimeout) || errors.Is(err, errHangup) || errors.Is(err, ErrCallEnded) {
 		c.log.Info("call ended", "err", err)
 	} else {
 		c.log.Warn("call failed", "err", err)
@@ -250,7 +316,7 @@ func (c *call) close(err error) { c.conn.Close(err) }
 // ack confirms the dialog, and takes the answer of a re-INVITE without
 // SDP from the ACK's body.
 func (c *call) ack(req *sip.Request, tx sip.ServerTransaction) {
-	if c.dialog.ReadAck(req, tx) == nil && c.dialog.InviteResponse != nil {
+	if c.uas != nil && c.uas.ReadAck(req, tx) == nil && c.uas.InviteResponse != nil {
 		c.ackOnce.Do(func() { close(c.acked) })
 	}
 	c.mu.Lock()
@@ -394,13 +460,17 @@ func (c *call) feed(ctx context.Context, p transport.Pusher) error {
 // drops the audio already handed to the RTP sender.
 type output struct {
 	*transport.Playout
-	m *media
+	m      *media
+	spoken atomic.Int64 // OutputAudio frames seen: end_call waits for them to stop
 }
 
 // Process implements pipeline.Processor.
 func (o *output) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if _, ok := f.(*frame.Interruption); ok {
+	switch f.(type) {
+	case *frame.Interruption:
 		o.m.clear()
+	case *frame.OutputAudio:
+		o.spoken.Add(1)
 	}
 	return o.Playout.Process(ctx, f, out)
 }

@@ -68,6 +68,8 @@ type media struct {
 	sending bool // our direction includes send
 	held    bool // the peer holds the call: no media timeout
 	queue   []int16
+	// tonesOut are keys to send as telephone-events (Control.SendDTMF).
+	tonesOut toneQueue
 
 	// audio carries decoded caller audio (8 kHz mono), digits key presses;
 	// both drop when full rather than block the socket reader.
@@ -187,16 +189,24 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
 	clear(pcm[n:])
 	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
+	tone, toneStart, toneTS, isTone := m.nextTone(m.ts)
+	dtmfPT := m.dtmfPT
 	m.mu.Unlock()
-	if c == pcma {
+	ts, marker := m.ts, first
+	if isTone {
+		// A key instead of audio (RFC 4733 §2.5.1): every packet of an
+		// event carries the timestamp of its start.
+		payload = append(payload[:0], tone...)
+		pt, ts, marker = dtmfPT, toneTS, toneStart
+	} else if c == pcma {
 		payload = audio.EncodeALaw(payload[:0], pcm)
 	} else {
 		payload = audio.EncodeULaw(payload[:0], pcm)
 	}
 	p := rtp.Packet{
 		Header: rtp.Header{
-			Version: 2, Marker: first, PayloadType: pt,
-			SequenceNumber: m.seq, Timestamp: m.ts, SSRC: m.ssrc,
+			Version: 2, Marker: marker, PayloadType: pt,
+			SequenceNumber: m.seq, Timestamp: ts, SSRC: m.ssrc,
 		},
 		Payload: payload,
 	}

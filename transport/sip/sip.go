@@ -72,6 +72,12 @@ type Config struct {
 	// PipelineFormat is the format of the pipeline's audio (default 16
 	// kHz mono).
 	PipelineFormat frame.Format
+	// Auth guards new calls: a source allowlist and digest
+	// authentication. The zero value lets every call in.
+	Auth Auth
+	// Trunks are where outbound calls go (Dial); the first is the
+	// default.
+	Trunks []Trunk
 	// UserAgent is the User-Agent header (default "voiced").
 	UserAgent string
 	Logger    *slog.Logger
@@ -97,9 +103,15 @@ type Server struct {
 	extIP  netip.Addr
 	adm    *transport.Admission
 	ownAdm bool // adm is this server's own: Shutdown shuts it down
+	guard  *guard
 
 	mu       sync.Mutex
 	calls    map[string]*call          // by dialog ID
+	outbound map[string]*Call          // by Call.ID, live and lately ended
+	dials    sync.WaitGroup            // outbound calls' goroutines
+	closing  bool                      // Shutdown began: no new outbound calls
+	regs     []*registrar              // Register
+	quit     chan struct{}             // closed when Shutdown begins
 	active   int                       // admitted calls, ≥ len(calls)
 	listen   map[string]netip.AddrPort // by network
 	wg       sync.WaitGroup            // listeners
@@ -138,11 +150,16 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, run: run, log: cfg.Logger.With("transport", "sip"),
-		calls: map[string]*call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}),
+		calls: map[string]*call{}, outbound: map[string]*Call{}, listen: map[string]netip.AddrPort{}, stop: make(chan struct{}), quit: make(chan struct{}),
 		adm: cfg.Admission}
 	if s.adm == nil {
 		s.adm, s.ownAdm = transport.NewAdmission(cfg.MaxSessions), true
 	}
+	g, err := newGuard(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
 	if cfg.ExternalIP != "" {
 		ip, err := netip.ParseAddr(cfg.ExternalIP)
 		if err != nil {
@@ -181,6 +198,7 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 	srv.OnBye(s.onBye)
 	srv.OnInfo(s.onInfo)
 	srv.OnOptions(s.onOptions)
+	srv.OnNotify(s.onNotify)
 	return s, nil
 }
 
@@ -251,6 +269,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ownAdm {
 		err = s.adm.Shutdown(ctx)
 	}
+	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
+	s.closing = true
+	live := make([]*Call, 0, len(s.outbound))
+	for _, c := range s.outbound {
+		live = append(live, c)
+	}
+	s.mu.Unlock()
+	for _, c := range live {
+		c.stop(transport.ErrShuttingDown)
+	}
+	dialed := make(chan struct{})
+	go func() { s.dials.Wait(); close(dialed) }()
+	select {
+	case <-dialed:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.srv.Close()
 	s.ua.Close()
@@ -279,7 +317,7 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 	s.mu.Lock()
 	l := s.listen[network]
 	s.mu.Unlock()
-	host := s.localIP(req, l.Addr())
+	host := s.localIPTo(sourceIP(req), l.Addr())
 	uri := sip.Uri{Scheme: "sip", Host: host.String(), Port: int(l.Port())}
 	if network == "tcp" {
 		uri.UriParams = sip.NewParams()
@@ -288,17 +326,17 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 	return sip.ContactHeader{Address: uri}
 }
 
-// localIP is the address peers reach this server at for req: the external
-// IP, else the listening address, else the address the system routes to
-// the caller from.
-func (s *Server) localIP(req *sip.Request, listen netip.Addr) netip.Addr {
+// localIPTo is the address peer reaches this server at: the external IP,
+// else the listening address, else the address the system routes to peer
+// from.
+func (s *Server) localIPTo(peer, listen netip.Addr) netip.Addr {
 	if s.extIP.IsValid() {
 		return s.extIP
 	}
 	if listen.IsValid() && !listen.IsUnspecified() {
 		return listen
 	}
-	if src := sourceIP(req); src.IsValid() {
+	if src := peer; src.IsValid() {
 		// A connected UDP socket sends nothing but learns its source.
 		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 9))); err == nil {
 			a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
@@ -317,14 +355,20 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 	tx.Respond(res)
 }
 
+// lookup finds the call of an in-dialog request: one voiced answered
+// (UAS) or one it placed (UAC).
 func (s *Server) lookup(req *sip.Request) *call {
-	id, err := sip.DialogIDFromRequestUAS(req)
+	uas, err := sip.DialogIDFromRequestUAS(req)
 	if err != nil {
 		return nil
 	}
+	uac, _ := sip.DialogIDFromRequestUAC(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[id]
+	if c, ok := s.calls[uas]; ok {
+		return c
+	}
+	return s.calls[uac]
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -336,6 +380,20 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			respond(tx, req, 481, "Call/Transaction Does Not Exist")
 			return
+		}
+	}
+	switch v, user := s.guard.check(req, sourceIP(req)); v {
+	case forbidden:
+		s.log.Info("call refused: source not allowed", "call_id", callID(req), "from", req.Source())
+		respond(tx, req, 403, "Forbidden")
+		return
+	case challenge, stale:
+		code, reason, hdrs := s.guard.challenges(v == stale)
+		respond(tx, req, code, reason, hdrs...)
+		return
+	default:
+		if user != "" {
+			s.log.Debug("caller authenticated", "call_id", callID(req), "user", user)
 		}
 	}
 	respond(tx, req, 100, "Trying")
@@ -368,7 +426,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if req.CSeq() == nil || req.CSeq().SeqNo < c.dialog.InviteRequest.CSeq().SeqNo {
+	if req.CSeq() == nil || c.uas != nil && req.CSeq().SeqNo < c.uas.InviteRequest.CSeq().SeqNo {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
@@ -403,7 +461,7 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 200, "OK",
-		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"),
 		sip.NewHeader("Accept", "application/sdp"))
 }
 

@@ -96,3 +96,50 @@ func TestSippInboundPCMAandDTMF(t *testing.T) {
 		})
 	}
 }
+
+// A caller (sipp) from an allowed network authenticates with MD5 digest
+// after a 401 and is answered (sipp knows no SHA-256, so the server offers
+// MD5 alone); a caller from outside the allowlist gets
+// 403 and no session starts.
+func TestSippInboundAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		allow    []string
+		algs     []string
+		scenario string
+		started  bool
+	}{
+		{"digest md5", []string{"127.0.0.0/8"}, []string{"MD5"}, "testdata/uac_auth.xml", true},
+		{"not allowed", []string{"10.0.0.0/8", "::1/128"}, nil, "testdata/uac_refused.xml", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			allow, err := ParsePrefixes(tc.allow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fa := newFactory()
+			_, addr := startServer(t, Config{Auth: Auth{Allow: allow, Algorithms: tc.algs,
+				Users: map[string]string{"pbx": "s3cret"}}}, fa.run)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := sipp(t, ctx, addr, "u1", tc.scenario, "demo", "-au", "pbx", "-ap", "s3cret")
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			select {
+			case r := <-fa.started:
+				if !tc.started {
+					t.Fatal("a session started for a refused caller")
+				}
+				<-r.done
+				if !errors.Is(r.err, ErrHangup) {
+					t.Errorf("session ended with %v, want %v", r.err, ErrHangup)
+				}
+			default:
+				if tc.started {
+					t.Fatal("no session started")
+				}
+			}
+		})
+	}
+}
