@@ -74,6 +74,13 @@ var (
 	ErrStepTimeout      = errors.New("durable: step timed out")
 	ErrDefinitionChange = errors.New("durable: workflow steps changed since the run started")
 	ErrInvalidInput     = errors.New("durable: invalid input")
+	ErrCancelled        = errors.New("durable: run cancelled")
+	// ErrConflict: a caller-chosen run ID is in use by a run of another
+	// workflow or with another input.
+	ErrConflict = errors.New("durable: run ID in use with another workflow or input")
+	// ErrInvalidID: a caller-chosen run ID that is empty, too long, or has
+	// characters other than letters, digits and "-_.:".
+	ErrInvalidID = errors.New("durable: invalid run ID")
 )
 
 // Workflow is a named sequence of steps run in order. The last step's
@@ -178,6 +185,7 @@ const (
 	StatusCompleted Status = "completed" // every step completed; Result holds the last output
 	StatusFailed    Status = "failed"    // a step failed for good
 	StatusTimedOut  Status = "timed_out" // the workflow's Timeout passed
+	StatusCancelled Status = "cancelled" // Cancel stopped it
 )
 
 // Finished reports whether s is a final status.
@@ -192,8 +200,13 @@ type RunInfo struct {
 	Step    string
 	Created time.Time
 	Updated time.Time
-	// Error is the failure's text for failed and timed-out runs.
+	// Error is the failure's text for failed, timed-out and cancelled
+	// runs.
 	Error string
+	// Input is the run's input; Result the last step's output, once
+	// completed.
+	Input  json.RawMessage
+	Result json.RawMessage
 	// Steps reports each step, in workflow order.
 	Steps []StepInfo
 }

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -42,6 +43,7 @@ type Engine struct {
 	workflows map[string]*Workflow
 	runners   map[string]*runner
 	waiters   map[string]chan struct{} // closed when the run finishes here
+	cancelled map[string]bool          // cancelled while not running here
 }
 
 // errClosing is the cause that Close cancels runs with; a run stopped by
@@ -61,6 +63,7 @@ func New(store Store, opts Options) (*Engine, error) {
 		workflows: make(map[string]*Workflow),
 		runners:   make(map[string]*runner),
 		waiters:   make(map[string]chan struct{}),
+		cancelled: make(map[string]bool),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -100,23 +103,58 @@ func (e *Engine) Register(wf Workflow) error {
 // the run is stored. ctx bounds only that write: the run itself lives on
 // until it finishes or the Engine closes (a barge-in does not cancel it).
 func (e *Engine) Start(ctx context.Context, workflow string, input any) (string, error) {
+	id := newRunID()
+	if _, err := e.start(ctx, id, workflow, input); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// StartWithID is Start with a run ID the caller chooses (letters, digits
+// and "-_.:", at most 128), which makes starting idempotent: if run id
+// exists already, with the same workflow and an equal input (as JSON
+// values), nothing starts and created is false; with another workflow or
+// input the error wraps ErrConflict. A finished run counts: its ID is not
+// reused.
+func (e *Engine) StartWithID(ctx context.Context, id, workflow string, input any) (created bool, err error) {
+	if !validID(id) {
+		return false, fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	return e.start(ctx, id, workflow, input)
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) start(ctx context.Context, id, workflow string, input any) (bool, error) {
 	in, err := encode(input)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	e.mu.Lock()
 	wf, ok := e.workflows[workflow]
 	closed := e.closed
 	e.mu.Unlock()
 	if closed {
-		return "", ErrClosed
+		return false, ErrClosed
 	}
 	if !ok {
-		return "", fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
+		return false, fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
 	}
 	now := e.clock.Now()
 	rec := &runRecord{
-		V: 1, ID: newRunID(), Workflow: workflow, Input: in, Status: StatusRunning,
+		V: 1, ID: id, Workflow: workflow, Input: in, Status: StatusRunning,
 		Created: now, Updated: now,
 	}
 	if wf.Timeout > 0 {
@@ -125,14 +163,40 @@ func (e *Engine) Start(ctx context.Context, workflow string, input any) (string,
 	for _, s := range wf.Steps {
 		rec.Steps = append(rec.Steps, stepRecord{Name: s.Name})
 	}
-	if err := e.put(ctx, rec); err != nil {
-		return "", err
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("durable: encode run: %w", err)
+	}
+	created, err := e.store.CreateRun(ctx, id, b)
+	if err != nil {
+		return false, fmt.Errorf("durable: store run %s: %w", id, err)
+	}
+	if !created {
+		old, err := e.get(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if old.Workflow != workflow || !sameJSON(old.Input, in) {
+			return false, fmt.Errorf("%w: %s is a run of %s", ErrConflict, id, old.Workflow)
+		}
+		return false, nil
 	}
 	e.log.Info("durable: run started", "run", rec.ID, "workflow", workflow)
 	if err := e.launch(wf, rec); err != nil {
-		return "", err
+		return false, err
 	}
-	return rec.ID, nil
+	return true, nil
+}
+
+// sameJSON reports whether a and b encode equal JSON values.
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return bytes.Equal(a, b)
+	}
+	ca, _ := json.Marshal(va)
+	cb, _ := json.Marshal(vb)
+	return bytes.Equal(ca, cb)
 }
 
 // Resume starts every unfinished run in the store that is not running
@@ -212,6 +276,46 @@ func (e *Engine) Signal(ctx context.Context, runID, name string, payload any) er
 	return nil
 }
 
+// Cancel stops run runID for good and records it as cancelled. A run
+// running here has its step's context cancelled (with cause
+// ErrCancelled), and Cancel waits, within ctx, until it is recorded. It
+// fails with ErrNotFound for an unknown run and ErrRunFinished for a
+// finished one.
+func (e *Engine) Cancel(ctx context.Context, runID string) error {
+	rec, err := e.get(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if rec.Status.Finished() {
+		return fmt.Errorf("%w: %s", ErrRunFinished, runID)
+	}
+	e.mu.Lock()
+	r := e.runners[runID]
+	if r == nil {
+		// Not running here: keep a later Resume from starting it, and
+		// record the end.
+		e.cancelled[runID] = true
+		e.mu.Unlock()
+		rec.Status, rec.Error = StatusCancelled, ErrCancelled.Error()
+		for i := range rec.Steps {
+			rec.Steps[i].Running = false
+		}
+		if err := e.put(ctx, rec); err != nil {
+			return err
+		}
+		e.log.Info("durable: run cancelled", "run", runID)
+		return nil
+	}
+	e.mu.Unlock()
+	r.cancel(ErrCancelled)
+	_, err = e.Wait(ctx, runID)
+	if errors.Is(err, ErrCancelled) || err == nil || errors.Is(err, ErrRunFailed) || errors.Is(err, ErrRunTimeout) {
+		// Recorded (it may have finished just before being cancelled).
+		return nil
+	}
+	return err
+}
+
 // Status describes run runID as stored.
 func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
 	rec, err := e.get(ctx, runID)
@@ -221,6 +325,7 @@ func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
 	info := RunInfo{
 		ID: rec.ID, Workflow: rec.Workflow, Status: rec.Status,
 		Created: rec.Created, Updated: rec.Updated, Error: rec.Error,
+		Input: rec.Input, Result: rec.Result,
 	}
 	for _, s := range rec.Steps {
 		if !s.Done && info.Step == "" && !rec.Status.Finished() {
@@ -302,6 +407,8 @@ func (r *runRecord) result() (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRunFailed, r.Error)
 	case StatusTimedOut:
 		return nil, fmt.Errorf("%w: %s", ErrRunTimeout, r.Error)
+	case StatusCancelled:
+		return nil, fmt.Errorf("%w: %s", ErrCancelled, r.ID)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotFinished, r.ID)
 }
@@ -312,14 +419,16 @@ func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
 	if e.closed {
 		return ErrClosed
 	}
-	if _, ok := e.runners[rec.ID]; ok {
+	if _, ok := e.runners[rec.ID]; ok || e.cancelled[rec.ID] {
 		return nil
 	}
 	r := &runner{e: e, wf: wf, rec: rec, wake: make(chan struct{}, 1)}
+	r.ctx, r.cancel = context.WithCancelCause(e.ctx)
 	e.runners[rec.ID] = r
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer r.cancel(context.Canceled)
 		r.run()
 		e.mu.Lock()
 		delete(e.runners, rec.ID)

@@ -19,6 +19,10 @@ type runner struct {
 	wf   *Workflow
 	rec  *runRecord
 	wake chan struct{} // poked when a signal arrives
+	// ctx is the run's: a child of the Engine's, cancelled with
+	// ErrCancelled by Cancel.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 func (r *runner) poke() {
@@ -32,7 +36,7 @@ func (r *runner) save() error { return r.e.put(r.e.ctx, r.rec) }
 
 func (r *runner) run() {
 	log := r.e.log.With("run", r.rec.ID, "workflow", r.rec.Workflow)
-	ctx := r.e.ctx
+	ctx := r.ctx
 	if !r.rec.Deadline.IsZero() {
 		var cancel func()
 		ctx, cancel = r.e.withDeadline(ctx, r.rec.Deadline, ErrRunTimeout)
@@ -61,6 +65,9 @@ func (r *runner) run() {
 		case errors.Is(context.Cause(r.e.ctx), errClosing):
 			log.Info("durable: run stopped by close; resumable", "step", r.wf.Steps[i].Name)
 			return
+		case errors.Is(context.Cause(r.ctx), ErrCancelled):
+			r.finish(log, StatusCancelled, nil, ErrCancelled)
+			return
 		case errors.Is(context.Cause(ctx), ErrRunTimeout):
 			r.finish(log, StatusTimedOut, nil, fmt.Errorf("step %s: %w", r.wf.Steps[i].Name, ErrRunTimeout))
 			return
@@ -79,6 +86,9 @@ func (r *runner) run() {
 
 func (r *runner) finish(log *slog.Logger, st Status, out json.RawMessage, err error) {
 	r.rec.Status, r.rec.Result = st, out
+	for i := range r.rec.Steps {
+		r.rec.Steps[i].Running = false
+	}
 	if err != nil {
 		r.rec.Error = err.Error()
 	}

@@ -62,6 +62,25 @@ func (s *Store) PutRun(ctx context.Context, id string, record []byte, finished b
 	return nil
 }
 
+// createRun sets KEYS[1] to ARGV[1] and adds ARGV[2] to the set KEYS[2],
+// only if KEYS[1] does not exist.
+var createRun = goredis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// CreateRun implements durable.Store, atomically (a script).
+func (s *Store) CreateRun(ctx context.Context, id string, record []byte) (bool, error) {
+	n, err := createRun.Run(ctx, s.c, []string{s.runKey(id), s.activeKey()}, record, id).Int64()
+	if err != nil {
+		return false, fmt.Errorf("durable: redis: create %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 // GetRun implements durable.Store.
 func (s *Store) GetRun(ctx context.Context, id string) ([]byte, error) {
 	b, err := s.c.Get(ctx, s.runKey(id)).Bytes()
