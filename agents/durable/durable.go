@@ -94,6 +94,9 @@ type Workflow struct {
 	// InputSchema is the JSON Schema of the run's input, shown to models by
 	// StartTool. Nil: any JSON object.
 	InputSchema json.RawMessage
+	// CheckInput, if set, vets a run's input before it is stored: Start
+	// fails with its error, wrapped in ErrInvalidInput.
+	CheckInput func(input json.RawMessage) error
 }
 
 // Step is one unit of work that is checkpointed when it completes.
@@ -221,4 +224,6 @@ type StepInfo struct {
 	// Resumes counts re-runs of interrupted attempts after restarts.
 	Resumes   int
 	LastError string
+	// Output is the step's output once completed.
+	Output json.RawMessage
 }

@@ -152,6 +152,11 @@ func (e *Engine) start(ctx context.Context, id, workflow string, input any) (boo
 	if !ok {
 		return false, fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
 	}
+	if wf.CheckInput != nil {
+		if err := wf.CheckInput(in); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
+	}
 	now := e.clock.Now()
 	rec := &runRecord{
 		V: 1, ID: id, Workflow: workflow, Input: in, Status: StatusRunning,
@@ -332,7 +337,7 @@ func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
 			info.Step = s.Name
 		}
 		info.Steps = append(info.Steps, StepInfo{
-			Name: s.Name, Completed: s.Done, Attempts: s.Attempt, Resumes: s.Resumes, LastError: s.LastError,
+			Name: s.Name, Completed: s.Done, Attempts: s.Attempt, Resumes: s.Resumes, LastError: s.LastError, Output: s.Output,
 		})
 	}
 	return info, nil
