@@ -66,6 +66,8 @@ type Config struct {
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
+	// Workflows declares durable workflows (docs/workflows.md).
+	Workflows []Workflow `toml:"workflows"`
 }
 
 // Session switches the optional turn-taking stages.
@@ -418,6 +420,7 @@ func (c Config) Validate() error { return c.validate(nil) }
 func (c Config) validate(file []byte) error {
 	var errs []error
 	errs = append(errs, c.validateTools(file)...)
+	errs = append(errs, c.validateWorkflows(file)...)
 	errs = append(errs, c.validateModels()...)
 	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {

@@ -1,6 +1,7 @@
 // Package server is voiced's HTTP server: the demo page at /, the WebSocket
 // protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
-// /metrics, carrier media streams at /carrier/{vendor}, serving the sessions of what internal/assembly loads from the
+// /metrics, carrier media streams at /carrier/{vendor}, the durable
+// workflow API at /workflows, serving the sessions of what internal/assembly loads from the
 // configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/config"
@@ -49,6 +51,8 @@ type Server struct {
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
 	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
+	engine   atomic.Pointer[durable.Engine] // the workflow API's; nil without workflows
+	loaded   atomic.Bool                    // Load succeeded
 	builder  *session.Builder
 	asm      *assembly.Assembly
 	tools    map[string]agents.Tool // added with AddTool
@@ -119,6 +123,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	if cfg.Server.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}
+	s.workflowRoutes()
 	s.mux.Handle("GET /", demoHeaders(http.FileServerFS(webdemo.FS())))
 	return s
 }
@@ -207,6 +212,10 @@ func (s *Server) Load() error {
 		}, s.builder.Run)
 	}
 	s.carrier.Store(&hs)
+	if a.Workflows != nil {
+		s.engine.Store(a.Workflows)
+	}
+	s.loaded.Store(true)
 	return nil
 }
 

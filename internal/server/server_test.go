@@ -75,7 +75,10 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"GET", "/ws?token=wrong-key-0123456789", nil, 401},
 		{"POST", "/webrtc/offer", map[string]string{"Content-Type": "application/sdp"}, 401},
 		{"GET", "/metrics", nil, 401},
-		{"POST", "/calls", nil, 401},              // a route added later
+		{"POST", "/calls", nil, 401}, // a route added later
+		{"POST", "/workflows", nil, 401},
+		{"GET", "/workflows/x", nil, 401},
+		{"DELETE", "/workflows/x", nil, 401},
 		{"GET", "/ws?token=" + testKey, nil, 503}, // past auth: not loaded
 		{"GET", "/ws?token=" + tok, nil, 503},     // an access token
 		{"GET", "/ws", map[string]string{"Authorization": "Bearer " + tok}, 503},

@@ -231,7 +231,11 @@ func escapeURL(s string) string {
 }
 
 func httpStep(s Step, earlier map[string]bool, lk Lookups) (stepFunc, error) {
-	u, err := parseTemplate(s.URL, earlier)
+	raw, err := expandEnv(s.URL, lk.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	u, err := parseTemplate(raw, earlier)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ type Step struct {
 	Args map[string]any `toml:"args"`
 
 	// URL calls an HTTP endpoint (placeholders inside the URL are
-	// percent-escaped). Method defaults to POST with a Body, else GET;
+	// percent-escaped; ${VAR} is replaced by the environment variable VAR). Method defaults to POST with a Body, else GET;
 	// Body is sent as JSON. Header values may hold placeholders and
 	// ${VAR}, replaced by the environment variable VAR.
 	URL     string            `toml:"url"`
@@ -218,6 +218,11 @@ func checkStep(s Step, earlier map[string]bool, lookupEnv func(string) (string, 
 		}
 		if m := s.Method; m != "" && !validMethod(m) {
 			bad("method %q: want GET, POST, PUT, PATCH or DELETE", m)
+		}
+		if lookupEnv != nil {
+			if _, err := expandEnv(s.URL, lookupEnv); err != nil {
+				bad("url: %v", err)
+			}
 		}
 		for k, v := range s.Headers {
 			tmpl("headers."+k, v)
