@@ -23,6 +23,16 @@ type Options struct {
 	// it must not block for long. Nil: messages are dropped. A program
 	// routes them by run ID, for example to a session's speech output.
 	Notify func(runID, message string)
+	// Owner names this Engine in the leases of a store that several
+	// engines share (a Leaser). Default: a random name; it must differ
+	// between engines.
+	Owner string
+	// LeaseTTL is how long a run's lease lasts without renewal, on a
+	// Leaser store: an engine renews its runs' leases every third of it,
+	// and takes over other engines' runs whose lease expired. A dead
+	// server's runs are resumed elsewhere between LeaseTTL and 4/3 of it
+	// after its last renewal. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Engine runs workflows and keeps their state in a Store. Its methods are
@@ -44,6 +54,11 @@ type Engine struct {
 	runners   map[string]*runner
 	waiters   map[string]chan struct{} // closed when the run finishes here
 	cancelled map[string]bool          // cancelled while not running here
+
+	leaser   Leaser // the store, when it is one; nil otherwise
+	owner    string
+	leaseTTL time.Duration
+	takeover sync.Once // starts the takeover loop (on a Leaser)
 }
 
 // errClosing is the cause that Close cancels runs with; a run stopped by
@@ -70,6 +85,15 @@ func New(store Store, opts Options) (*Engine, error) {
 	}
 	if e.clock == nil {
 		e.clock = realClock{}
+	}
+	if l, ok := store.(Leaser); ok {
+		e.leaser, e.owner, e.leaseTTL = l, opts.Owner, opts.LeaseTTL
+		if e.owner == "" {
+			e.owner = "engine_" + newRunID()[4:]
+		}
+		if e.leaseTTL <= 0 {
+			e.leaseTTL = DefaultLeaseTTL
+		}
 	}
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	return e, nil
@@ -187,7 +211,7 @@ func (e *Engine) start(ctx context.Context, id, workflow string, input any) (boo
 		return false, nil
 	}
 	e.log.Info("durable: run started", "run", rec.ID, "workflow", workflow)
-	if err := e.launch(wf, rec); err != nil {
+	if _, err := e.launch(ctx, wf, rec); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -206,7 +230,10 @@ func sameJSON(a, b json.RawMessage) bool {
 
 // Resume starts every unfinished run in the store that is not running
 // already, continuing each after its last checkpoint. Call it once the
-// workflows are registered, typically at startup. Runs of workflows that
+// workflows are registered, typically at startup. On a store that several
+// engines share (a Leaser), it starts only the runs whose lease it gets,
+// and from then on looks for runs to take over every third of LeaseTTL
+// until Close. Runs of workflows that
 // are not registered are skipped (and logged). A run that cannot be
 // loaded does not stop the others: its error is joined into the returned
 // one. It returns how many runs it resumed.
@@ -239,11 +266,28 @@ func (e *Engine) Resume(ctx context.Context) (int, error) {
 			e.log.Warn("durable: run of unregistered workflow not resumed", "run", id, "workflow", rec.Workflow)
 			continue
 		}
-		if err := e.launch(wf, rec); err != nil {
+		launched, err := e.launch(ctx, wf, rec)
+		if errors.Is(err, ErrClosed) {
 			return n, err
 		}
-		e.log.Info("durable: run resumed", "run", id, "workflow", rec.Workflow)
-		n++
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if launched {
+			e.log.Info("durable: run resumed", "run", id, "workflow", rec.Workflow)
+			n++
+		}
+	}
+	if e.leaser != nil {
+		e.takeover.Do(func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if !e.closed {
+				e.wg.Add(1)
+				go e.takeoverLoop()
+			}
+		})
 	}
 	return n, errors.Join(errs...)
 }
@@ -296,15 +340,20 @@ func (e *Engine) Cancel(ctx context.Context, runID string) error {
 	}
 	e.mu.Lock()
 	r := e.runners[runID]
+	if r == nil && e.leaser != nil {
+		e.mu.Unlock()
+		if err := e.cancelRemote(ctx, rec); err != nil {
+			return err
+		}
+		e.log.Info("durable: run cancelled", "run", runID)
+		return nil
+	}
 	if r == nil {
 		// Not running here: keep a later Resume from starting it, and
 		// record the end.
 		e.cancelled[runID] = true
 		e.mu.Unlock()
-		rec.Status, rec.Error = StatusCancelled, ErrCancelled.Error()
-		for i := range rec.Steps {
-			rec.Steps[i].Running = false
-		}
+		markCancelled(rec)
 		if err := e.put(ctx, rec); err != nil {
 			return err
 		}
@@ -418,22 +467,75 @@ func (r *runRecord) result() (json.RawMessage, error) {
 	return nil, fmt.Errorf("%w: %s", ErrNotFinished, r.ID)
 }
 
-func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
+// launch runs rec on a goroutine of its own, unless it runs here already,
+// was cancelled, or (on a Leaser) another engine holds its lease; it
+// reports whether it did.
+func (e *Engine) launch(ctx context.Context, wf *Workflow, rec *runRecord) (bool, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
-		return ErrClosed
+		e.mu.Unlock()
+		return false, ErrClosed
 	}
 	if _, ok := e.runners[rec.ID]; ok || e.cancelled[rec.ID] {
-		return nil
+		e.mu.Unlock()
+		return false, nil
 	}
 	r := &runner{e: e, wf: wf, rec: rec, wake: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancelCause(e.ctx)
+	// Held in runners before the lease is asked for, so that this engine
+	// never asks twice for one run (a second token would fence out the
+	// first).
 	e.runners[rec.ID] = r
+	e.mu.Unlock()
+	if e.leaser != nil {
+		token, err := e.leaser.AcquireLease(ctx, rec.ID, e.owner, e.leaseTTL)
+		if err == nil {
+			// Read again under the lease: the last owner may have written
+			// since rec was read.
+			rec, err = e.get(ctx, rec.ID)
+			if err == nil && rec.Status.Finished() {
+				e.leaser.ReleaseLease(ctx, rec.ID, token)
+				err = errLaunchSkip
+			}
+		}
+		if err != nil {
+			e.mu.Lock()
+			delete(e.runners, rec.ID)
+			e.mu.Unlock()
+			r.cancel(context.Canceled)
+			if errors.Is(err, ErrLeaseHeld) || errors.Is(err, errLaunchSkip) {
+				return false, nil
+			}
+			return false, fmt.Errorf("durable: lease %s: %w", rec.ID, err)
+		}
+		r.rec, r.token = rec, token
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		delete(e.runners, rec.ID)
+		r.cancel(context.Canceled)
+		if e.leaser != nil {
+			e.leaser.ReleaseLease(context.WithoutCancel(ctx), rec.ID, r.token)
+		}
+		return false, ErrClosed
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer r.cancel(context.Canceled)
+		if e.leaser != nil {
+			lctx, stop := context.WithCancel(r.ctx)
+			e.wg.Go(func() { r.leaseLoop(lctx) })
+			defer func() {
+				stop()
+				if !errors.Is(context.Cause(r.ctx), ErrLeaseLost) {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					e.leaser.ReleaseLease(ctx, rec.ID, r.token)
+				}
+			}()
+		}
 		r.run()
 		e.mu.Lock()
 		delete(e.runners, rec.ID)
@@ -443,6 +545,21 @@ func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
 		}
 		e.mu.Unlock()
 	}()
+	return true, nil
+}
+
+var errLaunchSkip = errors.New("durable: finished meanwhile")
+
+// putFenced is put with rec's owner's fencing token, on a Leaser.
+func (e *Engine) putFenced(ctx context.Context, rec *runRecord, token int64) error {
+	rec.Updated = e.clock.Now()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("durable: encode run: %w", err)
+	}
+	if err := e.leaser.PutRunFenced(ctx, rec.ID, token, b, rec.Status.Finished()); err != nil {
+		return fmt.Errorf("durable: store run %s: %w", rec.ID, err)
+	}
 	return nil
 }
 

@@ -23,6 +23,7 @@ type runner struct {
 	// ErrCancelled by Cancel.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	token  int64 // the lease's fencing token, on a Leaser
 }
 
 func (r *runner) poke() {
@@ -32,7 +33,16 @@ func (r *runner) poke() {
 	}
 }
 
-func (r *runner) save() error { return r.e.put(r.e.ctx, r.rec) }
+func (r *runner) save() error {
+	if r.e.leaser != nil {
+		err := r.e.putFenced(r.e.ctx, r.rec, r.token)
+		if errors.Is(err, ErrLeaseLost) {
+			r.cancel(ErrLeaseLost)
+		}
+		return err
+	}
+	return r.e.put(r.e.ctx, r.rec)
+}
 
 func (r *runner) run() {
 	log := r.e.log.With("run", r.rec.ID, "workflow", r.rec.Workflow)
@@ -64,6 +74,9 @@ func (r *runner) run() {
 		case err == nil:
 		case errors.Is(context.Cause(r.e.ctx), errClosing):
 			log.Info("durable: run stopped by close; resumable", "step", r.wf.Steps[i].Name)
+			return
+		case errors.Is(context.Cause(r.ctx), ErrLeaseLost):
+			log.Warn("durable: run stopped: another engine owns it now", "step", r.wf.Steps[i].Name)
 			return
 		case errors.Is(context.Cause(r.ctx), ErrCancelled):
 			r.finish(log, StatusCancelled, nil, ErrCancelled)
@@ -324,7 +337,7 @@ func (c *RunContext) waitSignal(ctx context.Context, name string, until time.Tim
 			return nil, false, fmt.Errorf("%w: %w", errStore, err)
 		}
 		for idx, b := range sigs {
-			if slices.Contains(c.r.rec.Consumed, idx) || slices.Contains(c.consumed, idx) {
+			if slices.Contains(c.r.rec.Consumed, idx) || slices.Contains(c.consumed, idx) || isCancelRecord(b) {
 				continue
 			}
 			var s signalRecord
