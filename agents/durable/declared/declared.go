@@ -213,16 +213,18 @@ func checkStep(s Step, earlier map[string]bool, lookupEnv func(string) (string, 
 		}
 	case "http":
 		tmpl("url", s.URL)
-		if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
+		u := s.URL
+		if lookupEnv != nil {
+			var err error
+			if u, err = expandEnv(s.URL, lookupEnv); err != nil {
+				bad("url: %v", err)
+			}
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") && (lookupEnv != nil || !strings.HasPrefix(u, "${")) {
 			bad("url %q: want http:// or https://", s.URL)
 		}
 		if m := s.Method; m != "" && !validMethod(m) {
 			bad("method %q: want GET, POST, PUT, PATCH or DELETE", m)
-		}
-		if lookupEnv != nil {
-			if _, err := expandEnv(s.URL, lookupEnv); err != nil {
-				bad("url: %v", err)
-			}
 		}
 		for k, v := range s.Headers {
 			tmpl("headers."+k, v)
