@@ -40,8 +40,18 @@
 //
 // # Ownership
 //
-// One Engine at a time may run the workflows of a store (the bbolt store
-// enforces this with a file lock; with Redis it is the deployment's job).
+// Each run is run by one Engine at a time. The bbolt store is one
+// process's (it holds a file lock). A store that several Engines share
+// implements Leaser (the Redis store does): an Engine runs a run only
+// while it holds the run's lease, renews it every third of
+// Options.LeaseTTL, and writes every checkpoint with the fencing token
+// that came with the lease, so that an Engine that lost its lease (it was
+// paused, or cut off from the store, past the TTL) has its writes refused
+// and stops the run. Resume, and from then on every third of the TTL,
+// takes over the runs whose lease expired: those of a server that died.
+// A signal sent through another Engine reaches a waiting step within a
+// third of the TTL; Cancel of a run another Engine runs asks it to stop
+// and waits until it has.
 //
 // # Stores
 //

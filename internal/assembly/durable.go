@@ -154,7 +154,7 @@ func openDurable(cfg config.Durable, log *slog.Logger) (*durableRuntime, error) 
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
-	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.routes.say})
+	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.routes.say, LeaseTTL: cfg.LeaseTTL})
 	if err != nil {
 		d.closeStore()
 		return nil, err

@@ -291,6 +291,10 @@ type Durable struct {
 	// AutoApprove is how long the returns workflow waits for an approval
 	// signal before approving by itself (default 1m).
 	AutoApprove time.Duration `toml:"auto_approve"`
+	// LeaseTTL, with store redis, is how long a server's lease on a run
+	// lasts without renewal: a dead server's runs are taken over by
+	// another between LeaseTTL and 4/3 of it later (default 15s).
+	LeaseTTL time.Duration `toml:"lease_ttl"`
 }
 
 // HTTPTool is an entry of [[tools]] (see agents/httptool.Config).
