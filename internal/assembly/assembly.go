@@ -127,7 +127,7 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 		return nil, err
 	}
 	if dur != nil {
-		if err := dur.setAgents(cfg, orch.Agents); err != nil {
+		if err := dur.setAgents(cfg, orch.Members); err != nil {
 			return nil, fmt.Errorf("assembly: %w", err)
 		}
 		n, err := dur.engine.Resume(ctx)

@@ -228,20 +228,17 @@ func (d *durableRuntime) register(cfg config.Config, tools map[string]agents.Too
 	return nil
 }
 
-// setAgents makes the agents that agent steps run; it fails if a step
-// names an agent that is not among them.
-func (d *durableRuntime) setAgents(cfg config.Config, list []agents.Runnable) error {
+// setAgents makes the agents that agent steps run (every enabled agent,
+// by name); it fails if a step names one that is not among them.
+func (d *durableRuntime) setAgents(cfg config.Config, members map[string]agents.Runnable) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.agents = map[string]agents.Runnable{}
-	for _, a := range list {
-		d.agents[a.Name()] = a
-	}
+	d.agents = members
 	var errs []error
 	for _, w := range cfg.Workflows {
 		for _, s := range w.Steps {
 			if _, ok := d.agents[s.Agent]; s.Agent != "" && !ok {
-				errs = append(errs, fmt.Errorf("workflows %s: step %s: agent %q is not hosted in orchestration mode %q", w.Name, s.Name, s.Agent, cfg.Orchestration.Mode))
+				errs = append(errs, fmt.Errorf("workflows %s: step %s: agent %q is not enabled", w.Name, s.Name, s.Agent))
 			}
 		}
 	}

@@ -56,7 +56,7 @@ func TestWorkflowsExample(t *testing.T) {
 	if err := d.register(cfg, tools, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.setAgents(cfg, nil); err != nil {
+	if err := d.setAgents(cfg, map[string]agents.Runnable{}); err != nil {
 		t.Fatal(err)
 	}
 	heard := make(chan string, 1)

@@ -168,7 +168,7 @@ name = "bad"
 `
 	_, err = Parse([]byte(file))
 	for _, want := range []string{
-		`workflows[1].steps[1] (line 15).agent: unknown agent "nobody"`,
+		`workflows[1].steps[1] (line 15).agent: unknown or disabled agent "nobody"`,
 		`workflows[1].steps[1] (line 15): declared: bad workflow: prompt: declared: template: {{steps.three.x}}: no earlier step "three"`,
 		`workflows[1].steps[2] (line 19): declared: bad workflow: wait: not a key of a http step`,
 		`workflows[1].steps[2] (line 19): declared: bad workflow: body.a: declared: template: "{{input.a": "{{" without "}}"`,

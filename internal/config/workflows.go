@@ -29,7 +29,7 @@ func (c Config) validateWorkflows(file []byte) []error {
 		agentNames[c.Agent.Name] = true
 	}
 	for _, a := range c.Agents {
-		agentNames[a.Name] = true
+		agentNames[a.Name] = a.IsEnabled()
 	}
 	servers := map[string]bool{}
 	for _, m := range c.MCP {
@@ -54,7 +54,7 @@ func (c Config) validateWorkflows(file []byte) []error {
 		}
 		for j, s := range w.Steps {
 			if s.Agent != "" && !agentNames[s.Agent] {
-				errs = append(errs, fmt.Errorf("%s.agent: unknown agent %q", stepWhere(j), s.Agent))
+				errs = append(errs, fmt.Errorf("%s.agent: unknown or disabled agent %q", stepWhere(j), s.Agent))
 			}
 			if s.MCP != "" && !servers[s.MCP] {
 				errs = append(errs, fmt.Errorf("%s.mcp: unknown MCP server %q", stepWhere(j), s.MCP))
