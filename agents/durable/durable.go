@@ -40,8 +40,18 @@
 //
 // # Ownership
 //
-// One Engine at a time may run the workflows of a store (the bbolt store
-// enforces this with a file lock; with Redis it is the deployment's job).
+// Each run is run by one Engine at a time. The bbolt store is one
+// process's (it holds a file lock). A store that several Engines share
+// implements Leaser (the Redis store does): an Engine runs a run only
+// while it holds the run's lease, renews it every third of
+// Options.LeaseTTL, and writes every checkpoint with the fencing token
+// that came with the lease, so that an Engine that lost its lease (it was
+// paused, or cut off from the store, past the TTL) has its writes refused
+// and stops the run. Resume, and from then on every third of the TTL,
+// takes over the runs whose lease expired: those of a server that died.
+// A signal sent through another Engine reaches a waiting step within a
+// third of the TTL; Cancel of a run another Engine runs asks it to stop
+// and waits until it has.
 //
 // # Stores
 //
@@ -74,6 +84,13 @@ var (
 	ErrStepTimeout      = errors.New("durable: step timed out")
 	ErrDefinitionChange = errors.New("durable: workflow steps changed since the run started")
 	ErrInvalidInput     = errors.New("durable: invalid input")
+	ErrCancelled        = errors.New("durable: run cancelled")
+	// ErrConflict: a caller-chosen run ID is in use by a run of another
+	// workflow or with another input.
+	ErrConflict = errors.New("durable: run ID in use with another workflow or input")
+	// ErrInvalidID: a caller-chosen run ID that is empty, too long, or has
+	// characters other than letters, digits and "-_.:".
+	ErrInvalidID = errors.New("durable: invalid run ID")
 )
 
 // Workflow is a named sequence of steps run in order. The last step's
@@ -87,6 +104,9 @@ type Workflow struct {
 	// InputSchema is the JSON Schema of the run's input, shown to models by
 	// StartTool. Nil: any JSON object.
 	InputSchema json.RawMessage
+	// CheckInput, if set, vets a run's input before it is stored: Start
+	// fails with its error, wrapped in ErrInvalidInput.
+	CheckInput func(input json.RawMessage) error
 }
 
 // Step is one unit of work that is checkpointed when it completes.
@@ -178,6 +198,7 @@ const (
 	StatusCompleted Status = "completed" // every step completed; Result holds the last output
 	StatusFailed    Status = "failed"    // a step failed for good
 	StatusTimedOut  Status = "timed_out" // the workflow's Timeout passed
+	StatusCancelled Status = "cancelled" // Cancel stopped it
 )
 
 // Finished reports whether s is a final status.
@@ -192,8 +213,13 @@ type RunInfo struct {
 	Step    string
 	Created time.Time
 	Updated time.Time
-	// Error is the failure's text for failed and timed-out runs.
+	// Error is the failure's text for failed, timed-out and cancelled
+	// runs.
 	Error string
+	// Input is the run's input; Result the last step's output, once
+	// completed.
+	Input  json.RawMessage
+	Result json.RawMessage
 	// Steps reports each step, in workflow order.
 	Steps []StepInfo
 }
@@ -208,4 +234,6 @@ type StepInfo struct {
 	// Resumes counts re-runs of interrupted attempts after restarts.
 	Resumes   int
 	LastError string
+	// Output is the step's output once completed.
+	Output json.RawMessage
 }

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +23,16 @@ type Options struct {
 	// it must not block for long. Nil: messages are dropped. A program
 	// routes them by run ID, for example to a session's speech output.
 	Notify func(runID, message string)
+	// Owner names this Engine in the leases of a store that several
+	// engines share (a Leaser). Default: a random name; it must differ
+	// between engines.
+	Owner string
+	// LeaseTTL is how long a run's lease lasts without renewal, on a
+	// Leaser store: an engine renews its runs' leases every third of it,
+	// and takes over other engines' runs whose lease expired. A dead
+	// server's runs are resumed elsewhere between LeaseTTL and 4/3 of it
+	// after its last renewal. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Engine runs workflows and keeps their state in a Store. Its methods are
@@ -42,6 +53,12 @@ type Engine struct {
 	workflows map[string]*Workflow
 	runners   map[string]*runner
 	waiters   map[string]chan struct{} // closed when the run finishes here
+	cancelled map[string]bool          // cancelled while not running here
+
+	leaser   Leaser // the store, when it is one; nil otherwise
+	owner    string
+	leaseTTL time.Duration
+	takeover sync.Once // starts the takeover loop (on a Leaser)
 }
 
 // errClosing is the cause that Close cancels runs with; a run stopped by
@@ -61,12 +78,22 @@ func New(store Store, opts Options) (*Engine, error) {
 		workflows: make(map[string]*Workflow),
 		runners:   make(map[string]*runner),
 		waiters:   make(map[string]chan struct{}),
+		cancelled: make(map[string]bool),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.clock == nil {
 		e.clock = realClock{}
+	}
+	if l, ok := store.(Leaser); ok {
+		e.leaser, e.owner, e.leaseTTL = l, opts.Owner, opts.LeaseTTL
+		if e.owner == "" {
+			e.owner = "engine_" + newRunID()[4:]
+		}
+		if e.leaseTTL <= 0 {
+			e.leaseTTL = DefaultLeaseTTL
+		}
 	}
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	return e, nil
@@ -100,23 +127,63 @@ func (e *Engine) Register(wf Workflow) error {
 // the run is stored. ctx bounds only that write: the run itself lives on
 // until it finishes or the Engine closes (a barge-in does not cancel it).
 func (e *Engine) Start(ctx context.Context, workflow string, input any) (string, error) {
+	id := newRunID()
+	if _, err := e.start(ctx, id, workflow, input); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// StartWithID is Start with a run ID the caller chooses (letters, digits
+// and "-_.:", at most 128), which makes starting idempotent: if run id
+// exists already, with the same workflow and an equal input (as JSON
+// values), nothing starts and created is false; with another workflow or
+// input the error wraps ErrConflict. A finished run counts: its ID is not
+// reused.
+func (e *Engine) StartWithID(ctx context.Context, id, workflow string, input any) (created bool, err error) {
+	if !validID(id) {
+		return false, fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	return e.start(ctx, id, workflow, input)
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) start(ctx context.Context, id, workflow string, input any) (bool, error) {
 	in, err := encode(input)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	e.mu.Lock()
 	wf, ok := e.workflows[workflow]
 	closed := e.closed
 	e.mu.Unlock()
 	if closed {
-		return "", ErrClosed
+		return false, ErrClosed
 	}
 	if !ok {
-		return "", fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
+		return false, fmt.Errorf("%w: %q", ErrUnknownWorkflow, workflow)
+	}
+	if wf.CheckInput != nil {
+		if err := wf.CheckInput(in); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
 	}
 	now := e.clock.Now()
 	rec := &runRecord{
-		V: 1, ID: newRunID(), Workflow: workflow, Input: in, Status: StatusRunning,
+		V: 1, ID: id, Workflow: workflow, Input: in, Status: StatusRunning,
 		Created: now, Updated: now,
 	}
 	if wf.Timeout > 0 {
@@ -125,19 +192,48 @@ func (e *Engine) Start(ctx context.Context, workflow string, input any) (string,
 	for _, s := range wf.Steps {
 		rec.Steps = append(rec.Steps, stepRecord{Name: s.Name})
 	}
-	if err := e.put(ctx, rec); err != nil {
-		return "", err
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("durable: encode run: %w", err)
+	}
+	created, err := e.store.CreateRun(ctx, id, b)
+	if err != nil {
+		return false, fmt.Errorf("durable: store run %s: %w", id, err)
+	}
+	if !created {
+		old, err := e.get(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if old.Workflow != workflow || !sameJSON(old.Input, in) {
+			return false, fmt.Errorf("%w: %s is a run of %s", ErrConflict, id, old.Workflow)
+		}
+		return false, nil
 	}
 	e.log.Info("durable: run started", "run", rec.ID, "workflow", workflow)
-	if err := e.launch(wf, rec); err != nil {
-		return "", err
+	if _, err := e.launch(ctx, wf, rec); err != nil {
+		return false, err
 	}
-	return rec.ID, nil
+	return true, nil
+}
+
+// sameJSON reports whether a and b encode equal JSON values.
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return bytes.Equal(a, b)
+	}
+	ca, _ := json.Marshal(va)
+	cb, _ := json.Marshal(vb)
+	return bytes.Equal(ca, cb)
 }
 
 // Resume starts every unfinished run in the store that is not running
 // already, continuing each after its last checkpoint. Call it once the
-// workflows are registered, typically at startup. Runs of workflows that
+// workflows are registered, typically at startup. On a store that several
+// engines share (a Leaser), it starts only the runs whose lease it gets,
+// and from then on looks for runs to take over every third of LeaseTTL
+// until Close. Runs of workflows that
 // are not registered are skipped (and logged). A run that cannot be
 // loaded does not stop the others: its error is joined into the returned
 // one. It returns how many runs it resumed.
@@ -170,11 +266,28 @@ func (e *Engine) Resume(ctx context.Context) (int, error) {
 			e.log.Warn("durable: run of unregistered workflow not resumed", "run", id, "workflow", rec.Workflow)
 			continue
 		}
-		if err := e.launch(wf, rec); err != nil {
+		launched, err := e.launch(ctx, wf, rec)
+		if errors.Is(err, ErrClosed) {
 			return n, err
 		}
-		e.log.Info("durable: run resumed", "run", id, "workflow", rec.Workflow)
-		n++
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if launched {
+			e.log.Info("durable: run resumed", "run", id, "workflow", rec.Workflow)
+			n++
+		}
+	}
+	if e.leaser != nil {
+		e.takeover.Do(func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if !e.closed {
+				e.wg.Add(1)
+				go e.takeoverLoop()
+			}
+		})
 	}
 	return n, errors.Join(errs...)
 }
@@ -212,6 +325,51 @@ func (e *Engine) Signal(ctx context.Context, runID, name string, payload any) er
 	return nil
 }
 
+// Cancel stops run runID for good and records it as cancelled. A run
+// running here has its step's context cancelled (with cause
+// ErrCancelled), and Cancel waits, within ctx, until it is recorded. It
+// fails with ErrNotFound for an unknown run and ErrRunFinished for a
+// finished one.
+func (e *Engine) Cancel(ctx context.Context, runID string) error {
+	rec, err := e.get(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if rec.Status.Finished() {
+		return fmt.Errorf("%w: %s", ErrRunFinished, runID)
+	}
+	e.mu.Lock()
+	r := e.runners[runID]
+	if r == nil && e.leaser != nil {
+		e.mu.Unlock()
+		if err := e.cancelRemote(ctx, rec); err != nil {
+			return err
+		}
+		e.log.Info("durable: run cancelled", "run", runID)
+		return nil
+	}
+	if r == nil {
+		// Not running here: keep a later Resume from starting it, and
+		// record the end.
+		e.cancelled[runID] = true
+		e.mu.Unlock()
+		markCancelled(rec)
+		if err := e.put(ctx, rec); err != nil {
+			return err
+		}
+		e.log.Info("durable: run cancelled", "run", runID)
+		return nil
+	}
+	e.mu.Unlock()
+	r.cancel(ErrCancelled)
+	_, err = e.Wait(ctx, runID)
+	if errors.Is(err, ErrCancelled) || err == nil || errors.Is(err, ErrRunFailed) || errors.Is(err, ErrRunTimeout) {
+		// Recorded (it may have finished just before being cancelled).
+		return nil
+	}
+	return err
+}
+
 // Status describes run runID as stored.
 func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
 	rec, err := e.get(ctx, runID)
@@ -221,13 +379,14 @@ func (e *Engine) Status(ctx context.Context, runID string) (RunInfo, error) {
 	info := RunInfo{
 		ID: rec.ID, Workflow: rec.Workflow, Status: rec.Status,
 		Created: rec.Created, Updated: rec.Updated, Error: rec.Error,
+		Input: rec.Input, Result: rec.Result,
 	}
 	for _, s := range rec.Steps {
 		if !s.Done && info.Step == "" && !rec.Status.Finished() {
 			info.Step = s.Name
 		}
 		info.Steps = append(info.Steps, StepInfo{
-			Name: s.Name, Completed: s.Done, Attempts: s.Attempt, Resumes: s.Resumes, LastError: s.LastError,
+			Name: s.Name, Completed: s.Done, Attempts: s.Attempt, Resumes: s.Resumes, LastError: s.LastError, Output: s.Output,
 		})
 	}
 	return info, nil
@@ -302,24 +461,81 @@ func (r *runRecord) result() (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRunFailed, r.Error)
 	case StatusTimedOut:
 		return nil, fmt.Errorf("%w: %s", ErrRunTimeout, r.Error)
+	case StatusCancelled:
+		return nil, fmt.Errorf("%w: %s", ErrCancelled, r.ID)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotFinished, r.ID)
 }
 
-func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
+// launch runs rec on a goroutine of its own, unless it runs here already,
+// was cancelled, or (on a Leaser) another engine holds its lease; it
+// reports whether it did.
+func (e *Engine) launch(ctx context.Context, wf *Workflow, rec *runRecord) (bool, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return false, ErrClosed
+	}
+	if _, ok := e.runners[rec.ID]; ok || e.cancelled[rec.ID] {
+		e.mu.Unlock()
+		return false, nil
+	}
+	r := &runner{e: e, wf: wf, rec: rec, wake: make(chan struct{}, 1)}
+	r.ctx, r.cancel = context.WithCancelCause(e.ctx)
+	// Held in runners before the lease is asked for, so that this engine
+	// never asks twice for one run (a second token would fence out the
+	// first).
+	e.runners[rec.ID] = r
+	e.mu.Unlock()
+	if e.leaser != nil {
+		token, err := e.leaser.AcquireLease(ctx, rec.ID, e.owner, e.leaseTTL)
+		if err == nil {
+			// Read again under the lease: the last owner may have written
+			// since rec was read.
+			rec, err = e.get(ctx, rec.ID)
+			if err == nil && rec.Status.Finished() {
+				e.leaser.ReleaseLease(ctx, rec.ID, token)
+				err = errLaunchSkip
+			}
+		}
+		if err != nil {
+			e.mu.Lock()
+			delete(e.runners, rec.ID)
+			e.mu.Unlock()
+			r.cancel(context.Canceled)
+			if errors.Is(err, ErrLeaseHeld) || errors.Is(err, errLaunchSkip) {
+				return false, nil
+			}
+			return false, fmt.Errorf("durable: lease %s: %w", rec.ID, err)
+		}
+		r.rec, r.token = rec, token
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return ErrClosed
+		delete(e.runners, rec.ID)
+		r.cancel(context.Canceled)
+		if e.leaser != nil {
+			e.leaser.ReleaseLease(context.WithoutCancel(ctx), rec.ID, r.token)
+		}
+		return false, ErrClosed
 	}
-	if _, ok := e.runners[rec.ID]; ok {
-		return nil
-	}
-	r := &runner{e: e, wf: wf, rec: rec, wake: make(chan struct{}, 1)}
-	e.runners[rec.ID] = r
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer r.cancel(context.Canceled)
+		if e.leaser != nil {
+			lctx, stop := context.WithCancel(r.ctx)
+			e.wg.Go(func() { r.leaseLoop(lctx) })
+			defer func() {
+				stop()
+				if !errors.Is(context.Cause(r.ctx), ErrLeaseLost) {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					e.leaser.ReleaseLease(ctx, rec.ID, r.token)
+				}
+			}()
+		}
 		r.run()
 		e.mu.Lock()
 		delete(e.runners, rec.ID)
@@ -329,6 +545,21 @@ func (e *Engine) launch(wf *Workflow, rec *runRecord) error {
 		}
 		e.mu.Unlock()
 	}()
+	return true, nil
+}
+
+var errLaunchSkip = errors.New("durable: finished meanwhile")
+
+// putFenced is put with rec's owner's fencing token, on a Leaser.
+func (e *Engine) putFenced(ctx context.Context, rec *runRecord, token int64) error {
+	rec.Updated = e.clock.Now()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("durable: encode run: %w", err)
+	}
+	if err := e.leaser.PutRunFenced(ctx, rec.ID, token, b, rec.Status.Finished()); err != nil {
+		return fmt.Errorf("durable: store run %s: %w", rec.ID, err)
+	}
 	return nil
 }
 

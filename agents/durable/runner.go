@@ -19,6 +19,11 @@ type runner struct {
 	wf   *Workflow
 	rec  *runRecord
 	wake chan struct{} // poked when a signal arrives
+	// ctx is the run's: a child of the Engine's, cancelled with
+	// ErrCancelled by Cancel.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	token  int64 // the lease's fencing token, on a Leaser
 }
 
 func (r *runner) poke() {
@@ -28,11 +33,20 @@ func (r *runner) poke() {
 	}
 }
 
-func (r *runner) save() error { return r.e.put(r.e.ctx, r.rec) }
+func (r *runner) save() error {
+	if r.e.leaser != nil {
+		err := r.e.putFenced(r.e.ctx, r.rec, r.token)
+		if errors.Is(err, ErrLeaseLost) {
+			r.cancel(ErrLeaseLost)
+		}
+		return err
+	}
+	return r.e.put(r.e.ctx, r.rec)
+}
 
 func (r *runner) run() {
 	log := r.e.log.With("run", r.rec.ID, "workflow", r.rec.Workflow)
-	ctx := r.e.ctx
+	ctx := r.ctx
 	if !r.rec.Deadline.IsZero() {
 		var cancel func()
 		ctx, cancel = r.e.withDeadline(ctx, r.rec.Deadline, ErrRunTimeout)
@@ -61,6 +75,12 @@ func (r *runner) run() {
 		case errors.Is(context.Cause(r.e.ctx), errClosing):
 			log.Info("durable: run stopped by close; resumable", "step", r.wf.Steps[i].Name)
 			return
+		case errors.Is(context.Cause(r.ctx), ErrLeaseLost):
+			log.Warn("durable: run stopped: another engine owns it now", "step", r.wf.Steps[i].Name)
+			return
+		case errors.Is(context.Cause(r.ctx), ErrCancelled):
+			r.finish(log, StatusCancelled, nil, ErrCancelled)
+			return
 		case errors.Is(context.Cause(ctx), ErrRunTimeout):
 			r.finish(log, StatusTimedOut, nil, fmt.Errorf("step %s: %w", r.wf.Steps[i].Name, ErrRunTimeout))
 			return
@@ -79,6 +99,9 @@ func (r *runner) run() {
 
 func (r *runner) finish(log *slog.Logger, st Status, out json.RawMessage, err error) {
 	r.rec.Status, r.rec.Result = st, out
+	for i := range r.rec.Steps {
+		r.rec.Steps[i].Running = false
+	}
 	if err != nil {
 		r.rec.Error = err.Error()
 	}
@@ -314,7 +337,7 @@ func (c *RunContext) waitSignal(ctx context.Context, name string, until time.Tim
 			return nil, false, fmt.Errorf("%w: %w", errStore, err)
 		}
 		for idx, b := range sigs {
-			if slices.Contains(c.r.rec.Consumed, idx) || slices.Contains(c.consumed, idx) {
+			if slices.Contains(c.r.rec.Consumed, idx) || slices.Contains(c.consumed, idx) || isCancelRecord(b) {
 				continue
 			}
 			var s signalRecord

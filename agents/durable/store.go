@@ -16,6 +16,10 @@ type Store interface {
 	// the run among the active runs unless finished is set. The record and
 	// the active flag change together.
 	PutRun(ctx context.Context, id string, record []byte, finished bool) error
+	// CreateRun writes run id's record and files it among the active runs,
+	// both at once, only if no run id exists; created reports whether it
+	// did.
+	CreateRun(ctx context.Context, id string, record []byte) (created bool, err error)
 	// GetRun returns run id's record, or an error wrapping ErrNotFound.
 	GetRun(ctx context.Context, id string) ([]byte, error)
 	// ActiveRuns lists the runs last written with finished unset.

@@ -69,3 +69,105 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (string, error) {
 	out, _ := json.Marshal(map[string]string{"run_id": id, "workflow": t.workflow, "status": string(StatusRunning)})
 	return string(out), nil
 }
+
+// Names of the control tools.
+const (
+	SignalToolName = "signal_workflow"
+	StatusToolName = "workflow_status"
+	CancelToolName = "cancel_workflow"
+)
+
+// ControlTools returns the tools that let a model act on runs it knows the
+// ID of: signal_workflow (send a named signal with a payload),
+// workflow_status (the run's status, current step, result or error) and
+// cancel_workflow. Their failures (an unknown or finished run) are
+// returned as errors, which an agent shows the model.
+func ControlTools(e *Engine) []agents.Tool {
+	return []agents.Tool{
+		&controlTool{
+			spec: agents.ToolSpec{
+				Name:        SignalToolName,
+				Description: "Send a named signal, with an optional JSON payload, to a running workflow.",
+				Parameters:  json.RawMessage(`{"type":"object","properties":{"run_id":{"type":"string","description":"the run's ID"},"signal":{"type":"string","description":"the signal's name"},"payload":{"description":"the signal's data"}},"required":["run_id","signal"],"additionalProperties":false}`),
+			},
+			call: func(ctx context.Context, a controlArgs) (any, error) {
+				if a.Signal == "" {
+					return nil, fmt.Errorf("%w: signal: required", agents.ErrToolArgs)
+				}
+				p := a.Payload
+				if len(p) == 0 {
+					p = json.RawMessage("null")
+				}
+				if err := e.Signal(ctx, a.RunID, a.Signal, p); err != nil {
+					return nil, err
+				}
+				return map[string]string{"run_id": a.RunID, "signal": a.Signal, "status": "sent"}, nil
+			},
+		},
+		&controlTool{
+			spec: agents.ToolSpec{
+				Name:        StatusToolName,
+				Description: "Tell the status of a workflow run: running (and at which step), completed (with its result), failed, timed out or cancelled.",
+				Parameters:  runIDSchema,
+			},
+			call: func(ctx context.Context, a controlArgs) (any, error) {
+				info, err := e.Status(ctx, a.RunID)
+				if err != nil {
+					return nil, err
+				}
+				out := map[string]any{"run_id": info.ID, "workflow": info.Workflow, "status": info.Status}
+				if info.Step != "" {
+					out["step"] = info.Step
+				}
+				if info.Result != nil {
+					out["result"] = info.Result
+				}
+				if info.Error != "" {
+					out["error"] = info.Error
+				}
+				return out, nil
+			},
+		},
+		&controlTool{
+			spec: agents.ToolSpec{
+				Name:        CancelToolName,
+				Description: "Cancel a running workflow run.",
+				Parameters:  runIDSchema,
+			},
+			call: func(ctx context.Context, a controlArgs) (any, error) {
+				if err := e.Cancel(ctx, a.RunID); err != nil {
+					return nil, err
+				}
+				return map[string]string{"run_id": a.RunID, "status": string(StatusCancelled)}, nil
+			},
+		},
+	}
+}
+
+var runIDSchema = json.RawMessage(`{"type":"object","properties":{"run_id":{"type":"string","description":"the run's ID"}},"required":["run_id"],"additionalProperties":false}`)
+
+type controlArgs struct {
+	RunID   string          `json:"run_id"`
+	Signal  string          `json:"signal"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type controlTool struct {
+	spec agents.ToolSpec
+	call func(ctx context.Context, a controlArgs) (any, error)
+}
+
+func (t *controlTool) Spec() agents.ToolSpec { return t.spec }
+
+func (t *controlTool) Call(ctx context.Context, args json.RawMessage) (string, error) {
+	var a controlArgs
+	if err := decodeStrict(args, &a); err != nil || a.RunID == "" {
+		return "", fmt.Errorf("%w: want {\"run_id\": \"...\"}", agents.ErrToolArgs)
+	}
+	v, err := t.call(ctx, a)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
@@ -46,6 +47,9 @@ type Assembly struct {
 	Telemetry *telemetry.Telemetry
 	// Mode and Entry are the orchestration in force, for logs.
 	Mode, Entry string
+	// Workflows is the durable workflow engine, nil when the configuration
+	// declares no [[workflows]] and no agent uses a workflow tool.
+	Workflows *durable.Engine
 
 	closers []func() error
 }
@@ -102,12 +106,15 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	maps.Copy(tools, declared)
 	maps.Copy(tools, opts.Tools)
 	var dur *durableRuntime
-	if usesTool(cfg, "start_returns") {
+	if needsDurable(cfg) {
 		if dur, err = openDurable(cfg.Durable, log); err != nil {
 			return nil, fmt.Errorf("assembly: durable: %w", err)
 		}
 		a.closers = append(a.closers, dur.Close)
-		tools[dur.tool.Spec().Name] = dur.tool
+		if err := dur.register(cfg, tools, toolsets); err != nil {
+			return nil, fmt.Errorf("assembly: %w", err)
+		}
+		a.Workflows = dur.engine
 	}
 	orch, err := orchestration.Build(cfg, orchestration.Options{
 		Tools:     tools,
@@ -120,6 +127,9 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 		return nil, err
 	}
 	if dur != nil {
+		if err := dur.setAgents(cfg, orch.Members); err != nil {
+			return nil, fmt.Errorf("assembly: %w", err)
+		}
 		n, err := dur.engine.Resume(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("assembly: durable: resume: %w", err)
@@ -159,6 +169,20 @@ func SessionConfig(cfg config.Config) session.Config {
 		IdleEnabled:           cfg.Session.IdleEnabled,
 		Idle:                  cfg.Idle,
 	}
+}
+
+// needsDurable reports whether cfg needs the workflow engine: it declares
+// workflows, or an agent uses a tool that starts or controls one.
+func needsDurable(cfg config.Config) bool {
+	if len(cfg.Workflows) > 0 {
+		return true
+	}
+	for _, name := range []string{"start_returns", durable.SignalToolName, durable.StatusToolName, durable.CancelToolName} {
+		if usesTool(cfg, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func usesTool(cfg config.Config, name string) bool {

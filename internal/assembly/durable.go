@@ -2,6 +2,7 @@ package assembly
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,19 +15,23 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/agents/durable/bolt"
+	"github.com/voiced-dev/voiced/agents/durable/declared"
 	"github.com/voiced-dev/voiced/agents/durable/redis"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
 )
 
 // durableRuntime is the durable workflow engine of a program: its store,
-// the returns workflow, the tool that starts it, and the routing of a run's
-// messages back to the session that started it.
+// the workflows (declared ones and the demo returns workflow), the tools
+// that start and control them, and the routing of a run's messages back
+// to the session that started it.
 type durableRuntime struct {
 	engine     *durable.Engine
-	tool       *durable.Tool
 	closeStore func() error
 	routes     *runRoutes
+
+	mu     sync.Mutex
+	agents map[string]agents.Runnable // by name, for agent steps
 }
 
 // runRoutes routes a durable run's messages to the session that started
@@ -149,23 +154,95 @@ func openDurable(cfg config.Durable, log *slog.Logger) (*durableRuntime, error) 
 	default:
 		return nil, fmt.Errorf("unknown store %q", cfg.Store)
 	}
-	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.routes.say})
+	e, err := durable.New(store, durable.Options{Logger: log, Notify: d.routes.say, LeaseTTL: cfg.LeaseTTL})
 	if err != nil {
 		d.closeStore()
 		return nil, err
 	}
-	if err := e.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: cfg.AutoApprove})); err != nil {
-		d.closeStore()
-		return nil, err
-	}
 	d.engine = e
-	d.tool = durable.StartTool(e, demo.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved.")
-	d.tool.OnStart = func(ctx context.Context, runID string) {
+	return d, nil
+}
+
+// startTool returns the tool that starts workflow, whose runs speak to the
+// session that started them.
+func (d *durableRuntime) startTool(workflow, description string) *durable.Tool {
+	t := durable.StartTool(d.engine, workflow, description)
+	t.OnStart = func(ctx context.Context, runID string) {
 		if info, ok := agents.SessionFromContext(ctx); ok {
 			d.routes.add(runID, info)
 		}
 	}
-	return d, nil
+	return t
+}
+
+// register registers the demo returns workflow (unless a declared one
+// takes its name) and the [[workflows]], and adds the tools that start
+// and control them to tools. Agent steps find their agent in d.agents,
+// which setAgents fills once the agents are built.
+func (d *durableRuntime) register(cfg config.Config, tools map[string]agents.Tool, toolsets map[string]agents.Toolset) error {
+	lk := declared.Lookups{
+		Tool: func(name string) (agents.Tool, bool) {
+			t, ok := tools[name]
+			return t, ok
+		},
+		Toolset: func(name string) (agents.Toolset, bool) {
+			s, ok := toolsets[name]
+			return s, ok
+		},
+		Agent: func(name string) (agents.Runnable, bool) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			a, ok := d.agents[name]
+			return a, ok
+		},
+	}
+	var made []*durable.Tool
+	declaredReturns := false
+	for _, wc := range cfg.Workflows {
+		wf, err := declared.Build(wc, lk)
+		if err != nil {
+			return err
+		}
+		if err := d.engine.Register(wf); err != nil {
+			return err
+		}
+		desc := wc.Description
+		if desc == "" {
+			desc = "Start the " + wc.Name + " workflow."
+		}
+		made = append(made, d.startTool(wc.Name, desc))
+		declaredReturns = declaredReturns || wc.Name == demo.ReturnsWorkflowName
+	}
+	if !declaredReturns {
+		if err := d.engine.Register(demo.Returns(demo.ReturnsConfig{AutoApprove: cfg.Durable.AutoApprove})); err != nil {
+			return err
+		}
+		made = append(made, d.startTool(demo.ReturnsWorkflowName, "Start the return and refund of an order; the customer is told when it is approved."))
+	}
+	for _, t := range made {
+		tools[t.Spec().Name] = t
+	}
+	for _, t := range durable.ControlTools(d.engine) {
+		tools[t.Spec().Name] = t
+	}
+	return nil
+}
+
+// setAgents makes the agents that agent steps run (every enabled agent,
+// by name); it fails if a step names one that is not among them.
+func (d *durableRuntime) setAgents(cfg config.Config, members map[string]agents.Runnable) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.agents = members
+	var errs []error
+	for _, w := range cfg.Workflows {
+		for _, s := range w.Steps {
+			if _, ok := d.agents[s.Agent]; s.Agent != "" && !ok {
+				errs = append(errs, fmt.Errorf("workflows %s: step %s: agent %q is not enabled", w.Name, s.Name, s.Agent))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops the engine (unfinished runs resume at the next start),

@@ -72,9 +72,13 @@ func TestDurableToolRoutesUntilSessionEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
+		tools := map[string]agents.Tool{}
+		if err := d.register(config.Config{}, tools, nil); err != nil {
+			t.Fatal(err)
+		}
 		done := make(chan struct{})
 		ctx := agents.WithSession(context.Background(), agents.SessionInfo{ID: "s1", Say: func(string) {}, Done: done})
-		if _, err := d.tool.Call(ctx, json.RawMessage(`{"order_id":"1234","amount_cents":4250}`)); err != nil {
+		if _, err := tools["start_returns"].Call(ctx, json.RawMessage(`{"order_id":"1234","amount_cents":4250}`)); err != nil {
 			t.Fatal(err)
 		}
 		if d.routes.len() != 1 {

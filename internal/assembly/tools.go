@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/agents/httptool"
 	"github.com/voiced-dev/voiced/agents/mcp"
 	"github.com/voiced-dev/voiced/internal/config"
@@ -55,10 +56,18 @@ var ErrUnknownTool = errors.New("assembly: unknown tool")
 // program registers itself).
 func CheckTools(cfg config.Config, extra ...string) error {
 	known := slices.Collect(maps.Keys(demo.Tools(nil)))
-	known = append(known, "start_returns")
+	known = append(known, "start_returns", durable.SignalToolName, durable.StatusToolName, durable.CancelToolName)
 	known = append(known, cfg.DeclaredTools()...)
+	known = append(known, cfg.WorkflowTools()...)
 	known = append(known, extra...)
 	var errs []error
+	for i, w := range cfg.Workflows {
+		for j, s := range w.Steps {
+			if s.Tool != "" && s.MCP == "" && !slices.Contains(known, s.Tool) {
+				errs = append(errs, fmt.Errorf("%w: workflows[%d] (%s).steps[%d] (%s).tool: %q", ErrUnknownTool, i, w.Name, j, s.Name, s.Tool))
+			}
+		}
+	}
 	for i, a := range cfg.Agents {
 		for _, t := range a.Tools {
 			if !slices.Contains(known, t) {

@@ -68,6 +68,8 @@ type Config struct {
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
+	// Workflows declares durable workflows (docs/workflows.md).
+	Workflows []Workflow `toml:"workflows"`
 	// RTVI configures the edges of Pipecat's clients (docs/rtvi.md).
 	RTVI RTVI `toml:"rtvi"`
 }
@@ -441,6 +443,10 @@ type Durable struct {
 	// AutoApprove is how long the returns workflow waits for an approval
 	// signal before approving by itself (default 1m).
 	AutoApprove time.Duration `toml:"auto_approve"`
+	// LeaseTTL, with store redis, is how long a server's lease on a run
+	// lasts without renewal: a dead server's runs are taken over by
+	// another between LeaseTTL and 4/3 of it later (default 15s).
+	LeaseTTL time.Duration `toml:"lease_ttl"`
 }
 
 // HTTPTool is an entry of [[tools]] (see agents/httptool.Config).
@@ -588,6 +594,7 @@ func (c Config) Validate() error { return c.validate(nil) }
 func (c Config) validate(file []byte) error {
 	var errs []error
 	errs = append(errs, c.validateTools(file)...)
+	errs = append(errs, c.validateWorkflows(file)...)
 	errs = append(errs, c.validateModels()...)
 	errs = append(errs, c.validateAgents()...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {

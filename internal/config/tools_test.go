@@ -110,3 +110,79 @@ url = "https://e.x/"
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestWorkflowsDecodeAndErrorsNameTheirLine(t *testing.T) {
+	c, err := Parse([]byte(`
+[[workflows]]
+name = "refund"
+timeout = "1h"
+
+  [[workflows.steps]]
+  name = "look"
+  tool = "get_time"
+  args = { city = "{{input.city}}", n = 2, list = ["{{run.id}}"] }
+
+  [[workflows.steps]]
+  name = "wait"
+  signal = "approval"
+  wait = "2m"
+  default = { approved = true }
+
+  [[workflows.steps]]
+  name = "nap"
+  sleep = "30s"
+  retries = 2
+  backoff = "1s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Workflows[0]
+	if w.Timeout != time.Hour || len(w.Steps) != 3 || w.Steps[0].Args["n"] != int64(2) || w.Steps[1].Wait != 2*time.Minute ||
+		w.Steps[1].Default.(map[string]any)["approved"] != true || w.Steps[2].Sleep != 30*time.Second || w.Steps[2].Retries != 2 {
+		t.Errorf("workflow %+v", w)
+	}
+	file := `[agent]
+name = "a"
+
+[[workflows]]
+name = "ok"
+  [[workflows.steps]]
+  name = "s"
+  say = "hi"
+
+[[workflows]]   # the bad one
+name = "bad"
+  [[workflows.steps]]
+  name = "one"
+  say = "hi"
+  [[workflows.steps]]
+  name = "two"
+  agent = "nobody"
+  prompt = "{{steps.three.x}}"
+  [[workflows.steps]]
+  name = "three"
+  url = "https://x"
+  body = { a = "{{input.a" }
+  wait = "1s"
+`
+	_, err = Parse([]byte(file))
+	for _, want := range []string{
+		`workflows[1].steps[1] (line 15).agent: unknown or disabled agent "nobody"`,
+		`workflows[1].steps[1] (line 15): declared: bad workflow: prompt: declared: template: {{steps.three.x}}: no earlier step "three"`,
+		`workflows[1].steps[2] (line 19): declared: bad workflow: wait: not a key of a http step`,
+		`workflows[1].steps[2] (line 19): declared: bad workflow: body.a: declared: template: "{{input.a": "{{" without "}}"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant %q", err, want)
+		}
+	}
+	_, err = Parse([]byte("[[workflows]]\nname = \"x\"\nsteps = 3\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("a bad type: %v", err)
+	}
+	_, err = Parse([]byte("[[workflows]]\nname = \"x\"\n[[workflows.steps]]\nname = \"s\"\nsay = \"x\"\nsleeep = \"1s\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "sleeep") {
+		t.Errorf("an unknown key: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // agentName is what an agent's name may be.
@@ -133,6 +134,9 @@ func (c Config) validateAgents() []error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("durable.store %q: want \"bbolt\" or \"redis\"", c.Durable.Store))
+	}
+	if c.Durable.LeaseTTL < 0 || (c.Durable.LeaseTTL > 0 && c.Durable.LeaseTTL < 300*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("durable.lease_ttl %v: want at least 300ms", c.Durable.LeaseTTL))
 	}
 	return errs
 }

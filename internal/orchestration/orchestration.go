@@ -39,6 +39,9 @@ type Result struct {
 	Voices map[string]string
 	// Mode is the orchestration mode in force.
 	Mode string
+	// Members are the enabled agents by name, each on its own (outside the
+	// mode's composition): what a workflow's agent step runs.
+	Members map[string]agents.Runnable
 }
 
 // Build makes the models, the agents and the orchestration of cfg. The
@@ -59,6 +62,9 @@ func Build(cfg config.Config, opts Options) (*Result, error) {
 	if opts.WrapAgent != nil {
 		for i, a := range res.Agents {
 			res.Agents[i] = opts.WrapAgent(a)
+		}
+		for name, a := range res.Members {
+			res.Members[name] = opts.WrapAgent(a)
 		}
 	}
 	return res, nil
@@ -212,6 +218,10 @@ func (b *builder) buildAgents() (*Result, error) {
 		return nil, err
 	}
 	res.Agents, res.Entry = hosted, entry
+	res.Members = map[string]agents.Runnable{}
+	for name, a := range t.agents {
+		res.Members[name] = a
+	}
 	if d := t.cfg.Timeout; d > 0 {
 		for i, a := range res.Agents {
 			res.Agents[i] = &timeout{Runnable: a, d: d}

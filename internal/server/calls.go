@@ -206,12 +206,6 @@ func (s *Server) deleteCall(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, s.callStatus(c))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
 // callControl finds the phone call of a session for the call-control
 // tools.
 func (s *Server) callControl(sessionID string) (calltools.Call, bool) {

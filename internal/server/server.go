@@ -2,7 +2,8 @@
 // protocol at /ws, WebRTC signaling at /webrtc/offer, /healthz and
 // /metrics, carrier media streams at /carrier/{vendor}, Pipecat's clients
 // (POST /start, SmallWebRTC at /api/offer and /sessions/{id}/api/offer,
-// RTVI over WebSocket at /rtvi/ws), serving the sessions of what internal/assembly loads from the
+// RTVI over WebSocket at /rtvi/ws), the durable workflow API at
+// /workflows, serving the sessions of what internal/assembly loads from the
 // configuration. cmd/voiced and the end-to-end tests share it.
 package server
 
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/calltools"
@@ -56,6 +58,8 @@ type Server struct {
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
 	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
+	engine   atomic.Pointer[durable.Engine] // the workflow API's; nil without workflows
+	loaded   atomic.Bool                    // Load succeeded
 	builder  *session.Builder
 	asm      *assembly.Assembly
 	tools    map[string]agents.Tool // added with AddTool
@@ -170,6 +174,7 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	if cfg.Server.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}
+	s.workflowRoutes()
 	s.mux.Handle("GET /", demoHeaders(http.FileServerFS(webdemo.FS())))
 	return s
 }
@@ -273,6 +278,10 @@ func (s *Server) Load() error {
 		InputMaxAhead:    cfg.Server.InputMaxAhead,
 		Logger:           s.log,
 	}, s.builder.Run))
+	if a.Workflows != nil {
+		s.engine.Store(a.Workflows)
+	}
+	s.loaded.Store(true)
 	return nil
 }
 

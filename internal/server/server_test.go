@@ -80,7 +80,10 @@ func TestAuthEveryRoute(t *testing.T) {
 		{"PATCH", "/sessions/abc/api/offer", nil, 401},
 		{"PATCH", "/api/offer", map[string]string{"Authorization": "Bearer " + testKey}, 503},
 		{"POST", "/sessions/abc/api/offer", map[string]string{"Authorization": "Bearer " + tok}, 503},
-		{"POST", "/later", nil, 401},              // a route added later
+		{"POST", "/later", nil, 401}, // a route added later
+		{"POST", "/workflows", nil, 401},
+		{"GET", "/workflows/x", nil, 401},
+		{"DELETE", "/workflows/x", nil, 401},
 		{"GET", "/ws?token=" + testKey, nil, 503}, // past auth: not loaded
 		{"GET", "/ws?token=" + tok, nil, 503},     // an access token
 		{"GET", "/ws", map[string]string{"Authorization": "Bearer " + tok}, 503},

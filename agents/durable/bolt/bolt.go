@@ -72,6 +72,22 @@ func (s *Store) PutRun(_ context.Context, id string, record []byte, finished boo
 	})
 }
 
+// CreateRun implements durable.Store.
+func (s *Store) CreateRun(_ context.Context, id string, record []byte) (bool, error) {
+	created := false
+	err := s.update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketRuns).Get([]byte(id)) != nil {
+			return nil
+		}
+		if err := tx.Bucket(bucketRuns).Put([]byte(id), record); err != nil {
+			return err
+		}
+		created = true
+		return tx.Bucket(bucketActive).Put([]byte(id), nil)
+	})
+	return created, err
+}
+
 // GetRun implements durable.Store.
 func (s *Store) GetRun(_ context.Context, id string) ([]byte, error) {
 	var out []byte

@@ -44,6 +44,9 @@ func Run(t *testing.T, open Opener) {
 		{"PanicIsRetried", testPanicIsRetried},
 		{"DefinitionChanged", testDefinitionChanged},
 		{"ResumeSkipsUnregistered", testResumeSkipsUnregistered},
+		{"StartWithIDIsIdempotent", testStartWithID},
+		{"CancelRunning", testCancelRunning},
+		{"CancelWhileDown", testCancelWhileDown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,6 +275,105 @@ func testResumeSkipsCompleted(t *testing.T, open func() durable.Store) {
 	}
 	if n, _ := e2.Resume(context.Background()); n != 0 {
 		t.Errorf("second Resume resumed %d runs, want 0", n)
+	}
+}
+
+func testStartWithID(t *testing.T, open func() durable.Store) {
+	ctx := context.Background()
+	var c counter
+	entered := make(chan string, 1)
+	release := make(chan struct{})
+	wf := blockingWorkflow(&c, entered, release)
+	other := durable.Workflow{Name: "other", Steps: []durable.Step{{Name: "x", Run: durable.Func(func(context.Context, *durable.RunContext) (int, error) { return 1, nil })}}}
+	e := NewEngine(t, open(), nil, nil, wf, other)
+	created, err := e.StartWithID(ctx, "order-42", "block", json.RawMessage(`{"a":1,"b":[2]}`))
+	must(t, err)
+	if !created {
+		t.Fatal("first StartWithID: created = false")
+	}
+	<-entered
+	// The same input, written differently: the same run.
+	created, err = e.StartWithID(ctx, "order-42", "block", map[string]any{"b": []int{2}, "a": 1})
+	if err != nil || created {
+		t.Fatalf("repeat StartWithID = %v, %v; want not created, no error", created, err)
+	}
+	if _, err := e.StartWithID(ctx, "order-42", "block", map[string]int{"a": 2}); !errors.Is(err, durable.ErrConflict) {
+		t.Errorf("StartWithID with another input = %v, want ErrConflict", err)
+	}
+	if _, err := e.StartWithID(ctx, "order-42", "other", json.RawMessage(`{"a":1,"b":[2]}`)); !errors.Is(err, durable.ErrConflict) {
+		t.Errorf("StartWithID of another workflow = %v, want ErrConflict", err)
+	}
+	for _, bad := range []string{"", "a/b", "sp ace", strings.Repeat("x", 129)} {
+		if _, err := e.StartWithID(ctx, bad, "block", nil); !errors.Is(err, durable.ErrInvalidID) {
+			t.Errorf("StartWithID(%q) = %v, want ErrInvalidID", bad, err)
+		}
+	}
+	close(release)
+	if got := string(MustWait(t, e, "order-42")); got != `"one+two+three"` {
+		t.Errorf("result = %s", got)
+	}
+	if c.count("first") != 1 || c.count("slow") != 1 {
+		t.Errorf("runs = %v, want each step once", c.runs)
+	}
+	// A finished run's ID still answers for it.
+	created, err = e.StartWithID(ctx, "order-42", "block", json.RawMessage(`{"b":[2],"a":1}`))
+	if err != nil || created {
+		t.Errorf("StartWithID after the end = %v, %v; want not created", created, err)
+	}
+}
+
+func testCancelRunning(t *testing.T, open func() durable.Store) {
+	ctx := context.Background()
+	var c counter
+	entered := make(chan string, 1)
+	wf := blockingWorkflow(&c, entered, make(chan struct{}))
+	e := NewEngine(t, open(), nil, nil, wf)
+	id, err := e.Start(ctx, "block", nil)
+	must(t, err)
+	<-entered
+	must(t, e.Cancel(WaitCtx(t), id))
+	if _, err := e.Wait(WaitCtx(t), id); !errors.Is(err, durable.ErrCancelled) {
+		t.Errorf("Wait = %v, want ErrCancelled", err)
+	}
+	info, err := e.Status(ctx, id)
+	must(t, err)
+	if info.Status != durable.StatusCancelled || info.Steps[1].Completed || info.Steps[2].Attempts != 0 {
+		t.Errorf("status = %+v, want cancelled in step slow", info)
+	}
+	if err := e.Cancel(ctx, id); !errors.Is(err, durable.ErrRunFinished) {
+		t.Errorf("second Cancel = %v, want ErrRunFinished", err)
+	}
+	if err := e.Signal(ctx, id, "x", nil); !errors.Is(err, durable.ErrRunFinished) {
+		t.Errorf("Signal after Cancel = %v, want ErrRunFinished", err)
+	}
+	if err := e.Cancel(ctx, "nope"); !errors.Is(err, durable.ErrNotFound) {
+		t.Errorf("Cancel(unknown) = %v, want ErrNotFound", err)
+	}
+	if n, _ := e.Resume(ctx); n != 0 {
+		t.Errorf("Resume after Cancel resumed %d runs", n)
+	}
+}
+
+func testCancelWhileDown(t *testing.T, open func() durable.Store) {
+	ctx := context.Background()
+	var c counter
+	entered := make(chan string, 2)
+	wf := blockingWorkflow(&c, entered, make(chan struct{}))
+	e1 := NewEngine(t, open(), nil, nil, wf)
+	id, err := e1.Start(ctx, "block", nil)
+	must(t, err)
+	<-entered
+	e1.Close()
+	e2 := NewEngine(t, open(), nil, nil, wf)
+	must(t, e2.Cancel(ctx, id))
+	if n, err := e2.Resume(ctx); n != 0 || err != nil {
+		t.Errorf("Resume after Cancel = %d, %v; want nothing resumed", n, err)
+	}
+	if _, err := e2.Result(ctx, id); !errors.Is(err, durable.ErrCancelled) {
+		t.Errorf("Result = %v, want ErrCancelled", err)
+	}
+	if c.count("slow") != 1 {
+		t.Errorf("slow ran %d times, want 1", c.count("slow"))
 	}
 }
 

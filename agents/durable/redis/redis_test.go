@@ -21,7 +21,17 @@ import (
 // The tests start their own redis-server (see startRedis); without one
 // they are skipped unless VOICED_REQUIRE_SERVICES=1 (scripts/redis-test.sh).
 
-func TestMain(m *testing.M) { durabletest.CrashMain(m, openSpec) }
+func TestMain(m *testing.M) {
+	if os.Getenv(serverEnv) != "" {
+		// A child of TestTwoServersOneKilled: one server.
+		if err := serverMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	durabletest.CrashMain(m, openSpec)
+}
 
 // openSpec opens the store on the server at address spec (the crash
 // test's child processes).
