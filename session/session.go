@@ -144,6 +144,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		Voices:     b.Voices,
 		MaxHistory: b.Config.Agent.MaxHistory,
 		SessionID:  s.ID,
+		Metadata:   s.Metadata,
 	}
 	if len(b.Agents) == 0 {
 		name := b.Config.Agent.Name

@@ -55,6 +55,11 @@ type Session struct {
 	// Kind names the edge ("websocket", "webrtc", "livekit", "sip"): traces and
 	// metrics are labelled with it.
 	Kind string
+	// Metadata is what the edge knows of the session besides its audio,
+	// for agents' conditions (docs/agents.md): a SIP call's dialed user
+	// part ("sip.to") and caller ("sip.from"), a start request's fields.
+	// Keys are lowercase and dotted. Nil when there is none.
+	Metadata map[string]string
 	// In is the client's audio format, Out the format it wants back.
 	In, Out frame.Format
 	// Input is the first stage: it converts client audio to the pipeline's

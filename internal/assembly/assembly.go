@@ -119,6 +119,7 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, orch.Close)
 	if dur != nil {
 		n, err := dur.engine.Resume(ctx)
 		if err != nil {
