@@ -91,9 +91,9 @@ type Config struct {
 
 // Options are what New needs besides the Config.
 type Options struct {
-	Client    *http.Client                 // default: a new client; Timeout bounds each request
+	Client    *http.Client                // default: a new client; Timeout bounds each request
 	LookupEnv func(string) (string, bool) // default os.LookupEnv
-	Logger    *slog.Logger                 // default: discard
+	Logger    *slog.Logger                // default: discard
 }
 
 // Message is a conversation message in a Payload.

@@ -15,18 +15,18 @@ import (
 // team is what a mode builds from: the enabled agents, with their
 // handoffs, and the members the orchestration names.
 type team struct {
-	cfg     config.Orchestration
-	log     *slog.Logger
-	agents  map[string]*agents.LLMAgent // the enabled agents, by name
+	cfg    config.Orchestration
+	log    *slog.Logger
+	agents map[string]*agents.LLMAgent // the enabled agents, by name
 	// runnable are the enabled agents as others run them (with their
 	// context subscriptions), by name.
 	runnable map[string]agents.Runnable
 	tools    map[string]agents.Tool // the tools agents may name
-	order   []string                    // their names, in the file's order
-	roles   map[string]string           // every agent's role, by name
-	members []string                    // [orchestration] agents (default: order)
-	runs    []agents.Runnable           // the members' agents
-	model   agents.ChatModel            // router, supervisor and synthesis model
+	order    []string               // their names, in the file's order
+	roles    map[string]string      // every agent's role, by name
+	members  []string               // [orchestration] agents (default: order)
+	runs     []agents.Runnable      // the members' agents
+	model    agents.ChatModel       // router, supervisor and synthesis model
 }
 
 // setHandoffs gives spec's agent, if enabled, its handoffs to the enabled
