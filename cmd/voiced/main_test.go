@@ -14,9 +14,10 @@ import (
 // check-config accepts every example and the built-in file, and names an
 // unknown provider with the known ones, without loading any model.
 func TestCheckConfig(t *testing.T) {
-	for _, k := range []string{"OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "CARTESIA_API_KEY", "GROQ_API_KEY"} {
+	for _, k := range []string{"OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "CARTESIA_API_KEY", "GROQ_API_KEY", "VOICED_AUDIT_TOKEN"} {
 		t.Setenv(k, "test-key") // the speech examples name their keys
 	}
+	t.Setenv("VOICED_AUDIT_URL", "https://audit.example/voiced") // examples/audit-hooks.toml
 	files, err := filepath.Glob("../../examples/*.toml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("examples: %v %v", files, err)
