@@ -57,8 +57,9 @@ type Session struct {
 	Kind string
 	// Metadata is what the edge knows of the session besides its audio,
 	// for agents' conditions (docs/agents.md): a SIP call's dialed user
-	// part ("sip.to") and caller ("sip.from"), a start request's fields.
-	// Keys are lowercase and dotted. Nil when there is none.
+	// part ("sip.to") and caller ("sip.from"), a start request's body
+	// ("body.<field>", see MetadataFromJSON). Keys are dotted. Nil when
+	// there is none.
 	Metadata map[string]string
 	// In is the client's audio format, Out the format it wants back.
 	In, Out frame.Format

@@ -68,6 +68,9 @@ func locate(file []byte) locations {
 				arr = parent + "." + arr
 			}
 			count[arr]++
+			if _, ok := loc.lines[arr]; !ok {
+				loc.lines[arr] = line // the array: its first entry
+			}
 			current = fmt.Sprintf("%s[%d]", arr, count[arr]-1)
 			loc.lines[current] = line
 		case text[0] == '[':
