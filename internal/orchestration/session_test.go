@@ -103,7 +103,8 @@ func newCall(t *testing.T, res *orchestration.Result, metadata map[string]string
 		t.Fatal(err)
 	}
 	c := &call{t: t, stage: st, answers: make(chan answer, 16), done: make(chan error, 1)}
-	c.p = pipeline.New(pipeline.Options{}, st, &speaker{answers: c.answers})
+	pending := make(chan answer, 16)
+	c.p = pipeline.New(pipeline.Options{}, &head{pending: pending, answers: c.answers}, st, &speaker{answers: pending})
 	go func() { c.done <- c.p.Run(context.Background()) }()
 	t.Cleanup(c.end)
 	return c
@@ -141,6 +142,25 @@ func (c *call) end() {
 	c.p = nil
 }
 
+// head is the first stage: it hands out each answer once the agent stage
+// has taken the report that it was played. Upstream frames travel in one
+// lane, in order: when the speaker's BotStoppedSpeaking, sent after its
+// BotSpoke, reaches head, the agent stage has recorded the BotSpoke, and
+// the next transcript finds the answer in the history.
+type head struct {
+	pending <-chan answer
+	answers chan<- answer
+}
+
+func (h *head) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
+	if _, ok := f.(*frame.BotStoppedSpeaking); ok {
+		h.answers <- <-h.pending
+		return nil
+	}
+	out.Pass(f)
+	return nil
+}
+
 // speaker collects each answer and reports it as played.
 type speaker struct {
 	answers chan<- answer
@@ -162,6 +182,7 @@ func (s *speaker) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 			out.EmitUp(&frame.BotSpoke{Meta: frame.Meta{Turn: f.Turn}, Text: s.cur.text})
 		}
 		s.answers <- s.cur
+		out.EmitUp(&frame.BotStoppedSpeaking{})
 		// Tool calls are system frames, which may overtake the answer's
 		// start: an answer's collection starts after the previous end.
 		s.cur, s.text = answer{}, strings.Builder{}
