@@ -471,6 +471,9 @@ func (a *LLMAgent) callTool(ctx context.Context, tools map[string]Tool, c ToolCa
 		res = failed(c, err)
 	} else {
 		res.Content = out
+		if info, ok := SessionFromContext(ctx); ok && info.State != nil {
+			info.State.NoteTool(c.Name)
+		}
 	}
 	if h := a.cfg.Hooks.AfterTool; h != nil {
 		h(ctx, name, res)

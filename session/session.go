@@ -145,6 +145,7 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		MaxHistory: b.Config.Agent.MaxHistory,
 		SessionID:  s.ID,
 		Metadata:   s.Metadata,
+		Start:      s.Start,
 	}
 	if len(b.Agents) == 0 {
 		name := b.Config.Agent.Name

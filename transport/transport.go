@@ -56,10 +56,16 @@ type Session struct {
 	// Kind names the edge ("websocket", "webrtc", "livekit", "sip"): traces and
 	// metrics are labelled with it.
 	Kind string
-	// Metadata is what the client gave the session when it started it
+	// Start is what the client gave the session when it started it
 	// (JSON, nil for none: the body of an RTVI /start), handed to the
-	// agents as agents.SessionInfo.Metadata.
-	Metadata json.RawMessage
+	// agents as agents.SessionInfo.Start.
+	Start json.RawMessage
+	// Metadata is what the edge knows of the session besides its audio,
+	// for agents' conditions (docs/agents.md): a SIP call's dialed user
+	// part ("sip.to") and caller ("sip.from"), a start request's body
+	// ("body.<field>", see MetadataFromJSON). Keys are dotted. Nil when
+	// there is none.
+	Metadata map[string]string
 	// In is the client's audio format, Out the format it wants back.
 	In, Out frame.Format
 	// Input is the first stage: it converts client audio to the pipeline's

@@ -433,3 +433,11 @@ func excerpt(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
+
+// ExpandEnv replaces each ${VAR} of s by the value lookup gives VAR (as
+// the tools' URLs and headers are), failing with ErrEnv for a variable
+// that is not set. Other packages that take secrets from the environment
+// the same way (agents/webhook) use it.
+func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	return expandEnv(s, lookup)
+}

@@ -14,9 +14,10 @@ import (
 // check-config accepts every example and the built-in file, and names an
 // unknown provider with the known ones, without loading any model.
 func TestCheckConfig(t *testing.T) {
-	for _, k := range []string{"OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "CARTESIA_API_KEY", "GROQ_API_KEY"} {
+	for _, k := range []string{"OPENAI_API_KEY", "DEEPGRAM_API_KEY", "ELEVENLABS_API_KEY", "CARTESIA_API_KEY", "GROQ_API_KEY", "VOICED_AUDIT_TOKEN"} {
 		t.Setenv(k, "test-key") // the speech examples name their keys
 	}
+	t.Setenv("VOICED_AUDIT_URL", "https://audit.example/voiced") // examples/audit-hooks.toml
 	files, err := filepath.Glob("../../examples/*.toml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("examples: %v %v", files, err)
@@ -94,6 +95,11 @@ func TestCheckConfigRunsServesChecks(t *testing.T) {
 		{"[turn]\ninterruption = \"sometimes\"\n", "turn:"},
 		{"[server]\nread_timeout = \"-1s\"\n", "server.read_timeout"},
 		{"[[agents]]\nname = \"a\"\nvoice = \"nobody\"\n", "agents[0].voice"},
+		// What the orchestration features name is checked, with lines.
+		{"[[agents]]\nname = \"a\"\n[[agents]]\nname = \"b\"\n[orchestration]\nmode = \"graph\"\n[[orchestration.graph.edges]]\nfrom = \"a\"\nto = \"b\"\n[[orchestration.graph.edges]]\nfrom = \"b\"\nto = \"a\"\n", "orchestration.graph.edges (line 7): cycle a -> b -> a"},
+		{"[[agents]]\nname = \"a\"\nhandoffs = [\"b\"]\n  [agents.handoff.b]\n  after_tools = [\"verify\"]\n[[agents]]\nname = \"b\"\n", `agents[0] (a).handoff.b.after_tools: "verify"`},
+		{"[[agents]]\nname = \"a\"\n  [[agents.subscribe]]\n  topic = \"x\"\n  action = \"later\"\n", "agents[0].subscribe[0].action (line 5)"},
+		{"[[hooks]]\nurl = \"http://127.0.0.1:9/\"\nevents = [\"after_all\"]\n", "hooks[0] (line 1)"},
 	} {
 		f := filepath.Join(t.TempDir(), "c.toml")
 		if err := os.WriteFile(f, []byte(tc.file), 0o644); err != nil {

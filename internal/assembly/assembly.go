@@ -126,6 +126,7 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	if err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, orch.Close)
 	if dur != nil {
 		if err := dur.setAgents(cfg, orch.Members); err != nil {
 			return nil, fmt.Errorf("assembly: %w", err)

@@ -38,7 +38,7 @@ name = "a"
 		`stt.provider "whisper" (known: deepgram, openai, sphinx)`,
 		`tts.provider "polly" (known: cartesia, elevenlabs, flite, openai)`,
 		`llm.provider "claude" (known: openai, scripted)`,
-		`orchestration.mode "committee" (known: collaborative, handoff`,
+		`orchestration.mode "committee" (known: collaborative, graph, handoff`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Check = %v\nwant it to mention %s", err, want)

@@ -15,6 +15,7 @@ import (
 	"github.com/voiced-dev/voiced/agents/mcp"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
+	"github.com/voiced-dev/voiced/internal/orchestration"
 )
 
 // mcpConnectWait bounds the wait for each MCP server's first connection at
@@ -60,6 +61,8 @@ func CheckTools(cfg config.Config, extra ...string) error {
 	known = append(known, cfg.DeclaredTools()...)
 	known = append(known, cfg.WorkflowTools()...)
 	known = append(known, extra...)
+	// A tool of an MCP server is only known once the server runs.
+	mcp := slices.ContainsFunc(cfg.Agents, func(a config.AgentSpec) bool { return len(a.MCP) > 0 })
 	var errs []error
 	for i, w := range cfg.Workflows {
 		for j, s := range w.Steps {
@@ -72,6 +75,19 @@ func CheckTools(cfg config.Config, extra ...string) error {
 		for _, t := range a.Tools {
 			if !slices.Contains(known, t) {
 				errs = append(errs, fmt.Errorf("%w: agents[%d] (%s).tools: %q", ErrUnknownTool, i, a.Name, t))
+			}
+		}
+		// Handoff conditions and actions name tools too: a condition on
+		// a tool the agent cannot call would never hold.
+		for _, target := range slices.Sorted(maps.Keys(a.Handoff)) {
+			h := a.Handoff[target]
+			for _, t := range h.AfterTools {
+				if !slices.Contains(known, t) && t != orchestration.PublishTool && !mcp {
+					errs = append(errs, fmt.Errorf("%w: agents[%d] (%s).handoff.%s.after_tools: %q", ErrUnknownTool, i, a.Name, target, t))
+				}
+			}
+			if h.CallTool != "" && !slices.Contains(known, h.CallTool) {
+				errs = append(errs, fmt.Errorf("%w: agents[%d] (%s).handoff.%s.call_tool: %q", ErrUnknownTool, i, a.Name, target, h.CallTool))
 			}
 		}
 	}

@@ -70,6 +70,9 @@ type Config struct {
 	Carriers carrier.APIs `toml:"carriers"`
 	// Workflows declares durable workflows (docs/workflows.md).
 	Workflows []Workflow `toml:"workflows"`
+	// Hooks declares audit endpoints told of agents' runs, tool calls and
+	// handoffs (orchestration.go).
+	Hooks []Hook `toml:"hooks"`
 	// RTVI configures the edges of Pipecat's clients (docs/rtvi.md).
 	RTVI RTVI `toml:"rtvi"`
 }
@@ -408,6 +411,9 @@ type AgentSpec struct {
 	// Rules give the agent its own scripted model (with the model's other
 	// scripted settings) when its model is scripted.
 	Rules []Rule `toml:"rules"`
+	// AgentWiring: handoff conditions, filters and actions, and event-bus
+	// topics (orchestration.go).
+	AgentWiring
 }
 
 // IsEnabled reports whether the agent is on.
@@ -417,7 +423,7 @@ func (a AgentSpec) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
 type Orchestration struct {
 	// Mode: "handoff" (default: agents hand the conversation to each
 	// other), "route", "collaborative", "sequential", "loop", "mixed",
-	// "supervisor".
+	// "supervisor", "planner", "graph".
 	Mode   string   `toml:"mode"`
 	Entry  string   `toml:"entry"`  // handoff: the first active agent
 	Agents []string `toml:"agents"` // members (default: every enabled agent)
@@ -433,6 +439,9 @@ type Orchestration struct {
 	// Synthesize combines parallel results with the model (collaborative,
 	// mixed); otherwise they are joined.
 	Synthesize *bool `toml:"synthesize"`
+	// Planner and Graph configure those modes (orchestration.go).
+	Planner PlannerMode `toml:"planner"`
+	Graph   GraphMode   `toml:"graph"`
 }
 
 // Durable configures durable workflows.
@@ -597,6 +606,7 @@ func (c Config) validate(file []byte) error {
 	errs = append(errs, c.validateWorkflows(file)...)
 	errs = append(errs, c.validateModels()...)
 	errs = append(errs, c.validateAgents()...)
+	errs = append(errs, c.validateWiring(file)...)
 	if c.VAD.Confidence < 0 || c.VAD.Confidence > 1 {
 		errs = append(errs, fmt.Errorf("vad.confidence %v: want 0..1", c.VAD.Confidence))
 	}

@@ -168,6 +168,9 @@ func TestExamplesLoad(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
+	// examples/audit-hooks.toml reads its endpoint from the environment.
+	t.Setenv("VOICED_AUDIT_URL", "https://audit.example/voiced")
+	t.Setenv("VOICED_AUDIT_TOKEN", "test-token")
 	for _, f := range files {
 		if _, err := Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
@@ -58,6 +59,14 @@ func Tools(now func() time.Time) map[string]agents.Tool {
 				return "", fmt.Errorf("no weather for %q", a.City)
 			}
 			return fmt.Sprintf("In %s it is %s.", a.City, w), nil
+		}))
+	type ticketArgs struct {
+		Summary string `json:"summary" jsonschema:"description=What the ticket is about"`
+	}
+	var tickets atomic.Int64
+	add(agents.MustTool("open_ticket", "Open a support ticket (example: numbered in memory).",
+		func(_ context.Context, a ticketArgs) (string, error) {
+			return fmt.Sprintf("Ticket %d opened: %s.", 1000+tickets.Add(1), strings.TrimSpace(a.Summary)), nil
 		}))
 	return tools
 }

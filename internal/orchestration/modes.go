@@ -15,14 +15,18 @@ import (
 // team is what a mode builds from: the enabled agents, with their
 // handoffs, and the members the orchestration names.
 type team struct {
-	cfg     config.Orchestration
-	log     *slog.Logger
-	agents  map[string]*agents.LLMAgent // the enabled agents, by name
-	order   []string                    // their names, in the file's order
-	roles   map[string]string           // every agent's role, by name
-	members []string                    // [orchestration] agents (default: order)
-	runs    []agents.Runnable           // the members' agents
-	model   agents.ChatModel            // router, supervisor and synthesis model
+	cfg    config.Orchestration
+	log    *slog.Logger
+	agents map[string]*agents.LLMAgent // the enabled agents, by name
+	// runnable are the enabled agents as others run them (with their
+	// context subscriptions), by name.
+	runnable map[string]agents.Runnable
+	tools    map[string]agents.Tool // the tools agents may name
+	order    []string               // their names, in the file's order
+	roles    map[string]string      // every agent's role, by name
+	members  []string               // [orchestration] agents (default: order)
+	runs     []agents.Runnable      // the members' agents
+	model    agents.ChatModel       // router, supervisor and synthesis model
 }
 
 // setHandoffs gives spec's agent, if enabled, its handoffs to the enabled
@@ -34,16 +38,15 @@ func (t *team) setHandoffs(spec config.AgentSpec) error {
 	}
 	var hs []agents.HandoffSpec
 	for _, h := range spec.Handoffs {
-		target := t.agents[h]
-		if target == nil {
+		if t.agents[h] == nil {
 			t.log.Info("handoff target disabled", "agent", spec.Name, "target", h)
 			continue
 		}
-		desc := t.roles[h]
-		if desc == "" {
-			desc = "the " + h + " agent"
+		hspec, err := t.handoffSpec(h, spec.Handoff[h])
+		if err != nil {
+			return fmt.Errorf("agent %q: %w", spec.Name, err)
 		}
-		hs = append(hs, agents.HandoffSpec{Target: target, Description: "Transfer the conversation to " + desc + "."})
+		hs = append(hs, hspec)
 	}
 	if err := a.SetHandoffs(hs...); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
@@ -53,7 +56,7 @@ func (t *team) setHandoffs(spec config.AgentSpec) error {
 
 // member returns the enabled agent named n.
 func (t *team) member(n string) (agents.Runnable, error) {
-	if a := t.agents[n]; a != nil {
+	if a := t.runnable[n]; a != nil {
 		return a, nil
 	}
 	return nil, fmt.Errorf("%w: agent %q is not enabled", ErrConfig, n)
@@ -82,6 +85,8 @@ var modes = map[string]mode{
 	"loop":          root(loop),
 	"mixed":         root(mixed),
 	"supervisor":    root(supervisor),
+	"planner":       root(planner),
+	"graph":         root(graph),
 }
 
 // Modes returns the names of the orchestration modes, sorted.
@@ -103,7 +108,7 @@ func root(build func(t *team) (agents.Runnable, error)) mode {
 func handoff(t *team) ([]agents.Runnable, string, error) {
 	var hosted []agents.Runnable
 	for _, n := range t.order {
-		hosted = append(hosted, t.agents[n])
+		hosted = append(hosted, t.runnable[n])
 	}
 	entry := t.cfg.Entry
 	if entry == "" {
@@ -184,9 +189,68 @@ func mixed(t *team) (agents.Runnable, error) {
 // supervisor lets the model split the request among the members, as
 // workers, and write the answer from their results.
 func supervisor(t *team) (agents.Runnable, error) {
+	return workflow.Supervisor("supervisor", t.model, t.workers(), workflow.SupervisorConfig{Parallel: t.cfg.Parallel, Logger: t.log})
+}
+
+// workers are the members as a planner's or supervisor's workers.
+func (t *team) workers() []workflow.Worker {
 	var workers []workflow.Worker
 	for i, r := range t.runs {
 		workers = append(workers, workflow.Worker{Name: t.members[i], Description: t.roles[t.members[i]], Agent: r})
 	}
-	return workflow.Supervisor("supervisor", t.model, workers, workflow.SupervisorConfig{Parallel: t.cfg.Parallel, Logger: t.log})
+	return workers
+}
+
+// planner lets the model write a plan whose steps the members do, one
+// after another, re-planning when a step fails.
+func planner(t *team) (agents.Runnable, error) {
+	p := t.cfg.Planner
+	return workflow.Planner("planner", t.model, t.workers(), workflow.PlannerConfig{
+		MaxSteps: p.MaxSteps, MaxReplans: p.MaxReplans, Synthesize: p.Synthesize, System: p.System, Logger: t.log,
+	})
+}
+
+// graph runs the members as the nodes of the declared graph; the edges of
+// a node that have a pattern form its condition.
+func graph(t *team) (agents.Runnable, error) {
+	g := workflow.NewGraph("graph")
+	for i, r := range t.runs {
+		g.AddNode(t.members[i], r)
+	}
+	type cond struct {
+		re *regexp.Regexp
+		to string
+	}
+	conds := map[string][]cond{}
+	var order []string
+	for _, e := range t.cfg.Graph.Edges {
+		if e.When == "" {
+			g.AddEdge(e.From, e.To)
+			continue
+		}
+		re, err := regexp.Compile("(?i)" + e.When)
+		if err != nil {
+			return nil, fmt.Errorf("%w: graph edge %s -> %s: %v", ErrConfig, e.From, e.To, err)
+		}
+		if _, ok := conds[e.From]; !ok {
+			order = append(order, e.From)
+		}
+		conds[e.From] = append(conds[e.From], cond{re, e.To})
+	}
+	for _, from := range order {
+		cs := conds[from]
+		var targets []string
+		for _, c := range cs {
+			targets = append(targets, c.to)
+		}
+		g.AddConditionalEdge(from, func(out string) string {
+			for _, c := range cs {
+				if c.re.MatchString(out) {
+					return c.to
+				}
+			}
+			return ""
+		}, targets...)
+	}
+	return g.Build()
 }

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/webhook"
 	"github.com/voiced-dev/voiced/internal/config"
 )
 
@@ -33,6 +35,10 @@ type Options struct {
 
 // Result is what the agent stage hosts.
 type Result struct {
+	// Close sends what the audit hooks have queued and stops them; call
+	// it once no session runs. Never nil.
+	Close func() error
+
 	Agents []agents.Runnable
 	Entry  string
 	// Voices maps agent names to TTS voices.
@@ -55,10 +61,17 @@ func Build(cfg config.Config, opts Options) (*Result, error) {
 	if err := b.buildModels(); err != nil {
 		return nil, err
 	}
-	res, err := b.buildAgents()
+	hs, err := hooks(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	b.hooks = hs
+	res, err := b.buildAgents()
+	if err != nil {
+		closeHooks(hs)
+		return nil, err
+	}
+	res.Close = func() error { return closeHooks(hs) }
 	if opts.WrapAgent != nil {
 		for i, a := range res.Agents {
 			res.Agents[i] = opts.WrapAgent(a)
@@ -76,6 +89,8 @@ type builder struct {
 	log    *slog.Logger
 	models map[string]agents.ChatModel // by name, resilience applied
 	llms   map[string]config.LLM       // their configuration
+	hooks  []*webhook.Hook             // [[hooks]]
+	hub    *hub                        // the agents' event bus, per session
 }
 
 func (b *builder) buildModels() error {
@@ -170,7 +185,17 @@ func (b *builder) buildAgents() (*Result, error) {
 		// One agent from [agent] and [llm]: the simple configuration.
 		specs = []config.AgentSpec{{Name: cfg.Agent.Name, System: cfg.Agent.System, Voice: cfg.TTS.Voice}}
 	}
-	t := &team{cfg: cfg.Orchestration, log: b.log, agents: map[string]*agents.LLMAgent{}, roles: map[string]string{}}
+	t := &team{cfg: cfg.Orchestration, log: b.log, agents: map[string]*agents.LLMAgent{}, roles: map[string]string{},
+		runnable: map[string]agents.Runnable{}, tools: b.opts.Tools}
+	b.hub = &hub{log: b.log, runnable: func(n string) agents.Runnable { return t.runnable[n] }}
+	for _, spec := range specs {
+		if !spec.IsEnabled() {
+			continue
+		}
+		for _, s := range spec.Subscribe {
+			b.hub.subs = append(b.hub.subs, subscription{agent: spec.Name, Subscription: s})
+		}
+	}
 	for _, spec := range specs {
 		t.roles[spec.Name] = spec.Role
 		if !spec.IsEnabled() {
@@ -181,6 +206,10 @@ func (b *builder) buildAgents() (*Result, error) {
 			return nil, err
 		}
 		t.agents[spec.Name] = a
+		t.runnable[spec.Name] = a
+		if slices.ContainsFunc(spec.Subscribe, func(s config.Subscription) bool { return s.Action != config.ActionBackground }) {
+			t.runnable[spec.Name] = &subscriber{Runnable: a, hub: b.hub}
+		}
 		t.order = append(t.order, spec.Name)
 		if spec.Voice != "" {
 			res.Voices[spec.Name] = spec.Voice
@@ -252,13 +281,20 @@ func (b *builder) newAgent(spec config.AgentSpec) (*agents.LLMAgent, error) {
 		}
 		toolsets = append(toolsets, ts)
 	}
+	if len(spec.Publishes) > 0 {
+		tools = append(tools, b.hub.publishTool(spec.Name, spec.Publishes))
+	}
+	var hs []agents.Hooks
+	for _, h := range b.hooks {
+		hs = append(hs, h.Hooks(spec.Name))
+	}
 	system := spec.System
 	if system == "" && spec.Role != "" {
 		system = "You are the " + spec.Role + "."
 	}
 	a, err := agents.NewLLMAgent(agents.LLMAgentConfig{
 		Name: spec.Name, Instructions: system, Model: model, Tools: tools, Toolsets: toolsets,
-		MaxSteps: spec.MaxSteps, Logger: b.log,
+		MaxSteps: spec.MaxSteps, Logger: b.log, Hooks: agents.JoinHooks(hs...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)

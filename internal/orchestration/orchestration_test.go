@@ -222,14 +222,14 @@ func TestBuildErrors(t *testing.T) {
 // The modes and model providers are tables: an unknown name is an error
 // that lists the known ones.
 func TestUnknownNamesListTheKnown(t *testing.T) {
-	if got := strings.Join(orchestration.Modes(), ","); got != "collaborative,handoff,loop,mixed,route,sequential,supervisor" {
+	if got := strings.Join(orchestration.Modes(), ","); got != "collaborative,graph,handoff,loop,mixed,planner,route,sequential,supervisor" {
 		t.Fatalf("Modes = %s", got)
 	}
 	if got := strings.Join(orchestration.ModelProviders(), ","); got != "openai,scripted" {
 		t.Fatalf("ModelProviders = %s", got)
 	}
 	for _, tc := range []struct{ file, want string }{
-		{"[[agents]]\nname = \"a\"\n[orchestration]\nmode = \"committee\"\n", `unknown mode "committee" (known: collaborative, handoff, loop, mixed, route, sequential, supervisor)`},
+		{"[[agents]]\nname = \"a\"\n[orchestration]\nmode = \"committee\"\n", `unknown mode "committee" (known: collaborative, graph, handoff, loop, mixed, planner, route, sequential, supervisor)`},
 		{"[llm]\nprovider = \"claude\"\n", `unknown provider "claude" (known: openai, scripted)`},
 		{"[[models]]\nname = \"m\"\nprovider = \"gemini\"\n", `model "m": unknown provider "gemini"`},
 	} {

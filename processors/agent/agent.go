@@ -33,9 +33,14 @@ type Config struct {
 	// SessionID is given to agents and tools through the context
 	// (agents.SessionFromContext).
 	SessionID string
-	// Metadata is the session's metadata, given to agents and tools with
-	// the session (agents.SessionInfo.Metadata).
-	Metadata json.RawMessage
+	// Start is the body of the request that started the session (an RTVI
+	// /start), given to agents and tools (agents.SessionInfo.Start).
+	Start json.RawMessage
+	// Metadata is what the transport knew of the session (the dialed
+	// number, a start request's fields): it seeds the session's
+	// agents.SessionState, which agents and tools reach through
+	// agents.SessionFromContext.
+	Metadata map[string]string
 }
 
 // ErrNoAgent is returned by New without agents, or with an Entry that
@@ -67,7 +72,8 @@ type Processor struct {
 	rt     pipeline.Runtime
 	out    pipeline.Emitter
 
-	done chan struct{} // closed by Close
+	done  chan struct{} // closed by Close
+	state *agents.SessionState
 
 	mu     sync.Mutex
 	closed bool
@@ -111,7 +117,7 @@ func New(cfg Config) (*Processor, error) {
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
 	}
-	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{})}
+	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{}), state: agents.NewSessionState(cfg.Metadata)}
 	for _, a := range cfg.Agents {
 		s.byName[a.Name()] = a
 	}
@@ -175,17 +181,39 @@ func (s *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	return nil
 }
 
-// Close implements io.Closer: after it, Say does nothing (the session is
-// over) and the SessionInfo's Done channel given to agents and tools is
-// closed. It is idempotent.
+// Close implements io.Closer: after it, Say and Go do nothing (the
+// session is over), the SessionInfo's Done channel given to agents and
+// tools is closed, and the session's State is closed. It is idempotent.
 func (s *Processor) Close() error {
 	s.mu.Lock()
-	if !s.closed {
+	first := !s.closed
+	if first {
 		s.closed = true
 		close(s.done)
 	}
 	s.mu.Unlock()
+	if first {
+		s.state.Close()
+	}
 	return nil
+}
+
+// State returns the session's state (metadata, tools that ran).
+func (s *Processor) State() *agents.SessionState { return s.state }
+
+// Go runs fn on a goroutine of the pipeline, which waits for it; ctx is the
+// session context. It does nothing after Close, or before Start.
+func (s *Processor) Go(fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.rt == nil {
+		return
+	}
+	s.rt.Go(fn)
+}
+
+func (s *Processor) info() agents.SessionInfo {
+	return agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done, State: s.state, Go: s.Go, Start: s.cfg.Start}
 }
 
 // queue runs fn on a pipeline goroutine after the answers before it.
@@ -244,7 +272,7 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	s.reply = r
 	s.mu.Unlock()
 
-	ctx = agents.WithSession(ctx, agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done, Metadata: s.cfg.Metadata})
+	ctx = agents.WithSession(ctx, s.info())
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {

@@ -236,7 +236,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 			Agents:    []agents.Runnable{triage, billing},
 			Voices:    map[string]string{"billing": "awb"},
 			SessionID: "s1",
-			Metadata:  json.RawMessage(`{"user":"ada"}`),
+			Start:     json.RawMessage(`{"user":"ada"}`),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -276,7 +276,7 @@ func TestStageHandoffSwitchesActiveAgent(t *testing.T) {
 		if len(billing.inputs) != 1 || billing.inputs[0].Text() != "thanks" || len(triage.inputs) != 1 {
 			t.Fatalf("triage ran %d times, billing %d (%+v)", len(triage.inputs), len(billing.inputs), billing.inputs)
 		}
-		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil || triage.sess[0].Done == nil || string(triage.sess[0].Metadata) != `{"user":"ada"}` {
+		if triage.sess[0].ID != "s1" || triage.sess[0].Say == nil || triage.sess[0].Done == nil || string(triage.sess[0].Start) != `{"user":"ada"}` {
 			t.Fatalf("agent's session info %+v", triage.sess[0])
 		}
 		select {

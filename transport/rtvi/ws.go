@@ -222,7 +222,7 @@ func (c *wsConn) serve(ctx context.Context, h *WSHandler, start Start) {
 	}
 	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: c.out})
 	s := &transport.Session{
-		ID: c.ID(), Kind: c.Kind(), In: c.in, Out: c.out, Metadata: start.Body,
+		ID: c.ID(), Kind: c.Kind(), In: c.in, Out: c.out, Start: start.Body, Metadata: transport.StartMetadata(start.Body),
 		Input: in, Output: play, Observer: c.bridge, Notify: c.bridge.Notify,
 		Feed: c.feed, Close: c.Close,
 	}

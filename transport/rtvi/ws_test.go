@@ -73,7 +73,7 @@ func newWSFixture(t *testing.T) *wsFixture {
 	fx := &wsFixture{adm: transport.NewAdmission(4), errs: make(chan error, 8), served: make(chan struct{}, 8)}
 	fx.reg = NewRegistry(fx.adm, time.Minute)
 	run := func(ctx context.Context, s *transport.Session) error {
-		b := &echoBot{out: s.Out, meta: s.Metadata}
+		b := &echoBot{out: s.Out, meta: s.Start}
 		fx.mu.Lock()
 		fx.bots = append(fx.bots, b)
 		fx.mu.Unlock()

@@ -158,6 +158,10 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
 	c.out = &output{Playout: play, m: c.media}
 	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
+	sess.Metadata = map[string]string{"sip.to": user}
+	if from := req.From(); from != nil {
+		sess.Metadata["sip.from"] = from.Address.User
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Ending the call closes the RTP socket, which ends its reader.

@@ -513,6 +513,10 @@ func TestRoutesByDialedUser(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatalf("%s: session still running a second after the BYE", user)
 		}
+		// The dialed and calling user parts are the session's metadata.
+		if md := r.s.Metadata; md["sip.to"] != user || md["sip.from"] != "uac" {
+			t.Errorf("%s: metadata %v", user, md)
+		}
 	}
 	if b, o := len(billing.started), len(def.started); b != 2 || o != 1 {
 		t.Errorf("billing route ran %d calls and the default %d, want 2 and 1", b, o)

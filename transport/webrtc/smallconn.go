@@ -312,7 +312,7 @@ func (c *smallConn) serve() {
 	s := c.Session(opus.Format, opus.Format, in, play, func(ctx context.Context, p transport.Pusher) error {
 		return c.feed(ctx, p, b)
 	})
-	s.Observer, s.Notify, s.Metadata = b, b.Notify, c.meta
+	s.Observer, s.Notify, s.Start, s.Metadata = b, b.Notify, c.meta, transport.StartMetadata(c.meta)
 	c.Logger().Info("session started")
 	// The session outlives the offer's request: its context is its own,
 	// and Shutdown ends it through Close.
