@@ -67,6 +67,8 @@ type AgentConfig struct {
 	Name       string
 	System     string
 	MaxHistory int
+	// MaxHistoryBytes bounds the history's text (agent.Config).
+	MaxHistoryBytes int
 }
 
 // Builder makes pipelines. Its providers are shared by all sessions and must
@@ -139,11 +141,12 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		return nil, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
 	}
 	scfg := agent.Config{
-		Agents:     b.Agents,
-		Entry:      b.Entry,
-		Voices:     b.Voices,
-		MaxHistory: b.Config.Agent.MaxHistory,
-		SessionID:  s.ID,
+		Agents:          b.Agents,
+		Entry:           b.Entry,
+		Voices:          b.Voices,
+		MaxHistory:      b.Config.Agent.MaxHistory,
+		MaxHistoryBytes: b.Config.Agent.MaxHistoryBytes,
+		SessionID:       s.ID,
 	}
 	if len(b.Agents) == 0 {
 		name := b.Config.Agent.Name

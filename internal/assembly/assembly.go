@@ -151,7 +151,7 @@ func SessionConfig(cfg config.Config) session.Config {
 	return session.Config{
 		VAD:                   cfg.VAD.Config,
 		Voice:                 cfg.TTS.Voice,
-		Agent:                 session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
+		Agent:                 session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory, MaxHistoryBytes: cfg.Agent.MaxHistoryBytes},
 		Turn:                  turn,
 		ImmediateInterruption: cfg.Session.ImmediateInterruption,
 		EchoCancel:            cfg.Session.EchoCancel,

@@ -194,6 +194,8 @@ type Agent struct {
 	Name       string `toml:"name"`
 	System     string `toml:"system"`
 	MaxHistory int    `toml:"max_history"`
+	// MaxHistoryBytes bounds the text of the history (default 65536).
+	MaxHistoryBytes int `toml:"max_history_bytes"`
 }
 
 // LLM is a chat model: the default one ([llm]) or a named one ([[models]]).
@@ -426,6 +428,9 @@ func (c Config) validate(file []byte) error {
 	if p := c.SIP; p.RTPPortMin < 0 || p.RTPPortMax < 0 || p.RTPPortMax > 65535 ||
 		(p.RTPPortMax != 0 && p.RTPPortMax <= p.RTPPortMin) {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
+	}
+	if c.Agent.MaxHistory < 0 || c.Agent.MaxHistoryBytes < 0 {
+		errs = append(errs, fmt.Errorf("agent.max_history %d, agent.max_history_bytes %d: want >= 0", c.Agent.MaxHistory, c.Agent.MaxHistoryBytes))
 	}
 	errs = append(errs, c.Server.validate()...)
 	if len(errs) > 0 {

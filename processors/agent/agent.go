@@ -29,10 +29,18 @@ type Config struct {
 	// MaxHistory bounds the messages kept (default 20); tool calls and
 	// their results count as messages.
 	MaxHistory int
+	// MaxHistoryBytes bounds the text the history keeps (contents, tool
+	// names and arguments; default DefaultMaxHistoryBytes), so that a
+	// session's memory stays bounded however long its messages are. The
+	// newest message is kept whatever its size.
+	MaxHistoryBytes int
 	// SessionID is given to agents and tools through the context
 	// (agents.SessionFromContext).
 	SessionID string
 }
+
+// DefaultMaxHistoryBytes is the default of Config.MaxHistoryBytes.
+const DefaultMaxHistoryBytes = 64 << 10
 
 // ErrNoAgent is returned by New without agents, or with an Entry that
 // is not one of them.
@@ -50,7 +58,8 @@ var ErrNoAgent = errors.New("agent: no such agent")
 // saw them; an assistant message's text is only what was played to the
 // user, written from BotSpoke frames coming back upstream from the output
 // transport, so an interrupted answer is recorded as only what the user
-// heard (and marked Interrupted). MaxHistory trims the oldest messages, but
+// heard (and marked Interrupted). MaxHistory and MaxHistoryBytes trim the
+// oldest messages, but
 // never keeps a tool result without the call it answers; a call whose
 // result never came (the turn was interrupted while the tool ran) is given
 // a result that says so.
@@ -106,6 +115,9 @@ func New(cfg Config) (*Processor, error) {
 	}
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
+	}
+	if cfg.MaxHistoryBytes <= 0 {
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
 	}
 	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{})}
 	for _, a := range cfg.Agents {
@@ -441,17 +453,36 @@ func (s *Processor) settle() {
 	s.trim()
 }
 
-// trim drops the oldest messages beyond MaxHistory, and then any tool
-// messages left at the start without the call they answer. s.mu held.
+// trim drops the oldest messages beyond MaxHistory, then the oldest
+// while the history holds more than MaxHistoryBytes (keeping the newest),
+// and then any tool messages left at the start without the call they
+// answer. s.mu held.
 func (s *Processor) trim() {
 	h := s.history
 	if over := len(h) - s.cfg.MaxHistory; over > 0 {
 		h = h[over:]
 	}
+	size := 0
+	for _, m := range h {
+		size += messageBytes(m)
+	}
+	for len(h) > 1 && size > s.cfg.MaxHistoryBytes {
+		size -= messageBytes(h[0])
+		h = h[1:]
+	}
 	for len(h) > 0 && h[0].Role == agents.RoleTool {
 		h = h[1:]
 	}
 	s.history = append(s.history[:0], h...)
+}
+
+// messageBytes is the text m holds.
+func messageBytes(m agents.Message) int {
+	n := len(m.Content) + len(m.Name) + len(m.ToolCallID)
+	for _, c := range m.ToolCalls {
+		n += len(c.ID) + len(c.Name) + len(c.Arguments)
+	}
+	return n
 }
 
 func cloneMessage(m agents.Message) agents.Message {
