@@ -158,6 +158,7 @@ func SessionConfig(cfg config.Config) session.Config {
 		Echo:                  cfg.Echo,
 		IdleEnabled:           cfg.Session.IdleEnabled,
 		Idle:                  cfg.Idle,
+		Limit:                 cfg.SessionLimit,
 	}
 }
 
