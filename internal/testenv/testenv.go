@@ -54,8 +54,8 @@ type Server struct {
 // WebSocket returns the URL of the WebSocket endpoint.
 func (s *Server) WebSocket() string { return "ws" + s.URL[len("http"):] + "/ws" }
 
-// Start loads voiced with cfg (load-aware admission off, no shutdown
-// grace) (and extra tools agents may name), serves it
+// Start loads voiced with cfg (and extra tools agents may name), with
+// load-aware admission off and no shutdown grace, serves it
 // on loopback, and stops it when t ends. edit, if set, adjusts the server
 // after Load (its session builder, say) before it serves.
 func Start(t testing.TB, cfg config.Config, edit func(*server.Server), tools ...agents.Tool) *Server {
