@@ -74,6 +74,10 @@ type AgentConfig struct {
 	MaxHistory int
 	// MaxHistoryBytes bounds the history's text (agent.Config).
 	MaxHistoryBytes int
+	// Apology is said when an answer fails or stalls for StallTimeout
+	// (agent.Config).
+	Apology      string
+	StallTimeout time.Duration
 }
 
 // Builder makes pipelines. Its providers are shared by all sessions and must
@@ -196,6 +200,8 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, enders, er
 		Voices:          b.Voices,
 		MaxHistory:      b.Config.Agent.MaxHistory,
 		MaxHistoryBytes: b.Config.Agent.MaxHistoryBytes,
+		Apology:         b.Config.Agent.Apology,
+		StallTimeout:    b.Config.Agent.StallTimeout,
 		SessionID:       s.ID,
 	}
 	if len(b.Agents) == 0 {

@@ -149,9 +149,10 @@ func SessionConfig(cfg config.Config) session.Config {
 		turn.Interruption = turntaking.Never
 	}
 	return session.Config{
-		VAD:                   cfg.VAD.Config,
-		Voice:                 cfg.TTS.Voice,
-		Agent:                 session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory, MaxHistoryBytes: cfg.Agent.MaxHistoryBytes},
+		VAD:   cfg.VAD.Config,
+		Voice: cfg.TTS.Voice,
+		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory, MaxHistoryBytes: cfg.Agent.MaxHistoryBytes,
+			Apology: cfg.Agent.Apology, StallTimeout: cfg.Agent.StallTimeout},
 		Turn:                  turn,
 		ImmediateInterruption: cfg.Session.ImmediateInterruption,
 		EchoCancel:            cfg.Session.EchoCancel,

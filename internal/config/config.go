@@ -218,6 +218,10 @@ type Agent struct {
 	MaxHistory int    `toml:"max_history"`
 	// MaxHistoryBytes bounds the text of the history (default 65536).
 	MaxHistoryBytes int `toml:"max_history_bytes"`
+	// Apology is said when an answer fails or stalls for StallTimeout
+	// (processors/agent.Config).
+	Apology      string        `toml:"apology"`
+	StallTimeout time.Duration `toml:"stall_timeout"`
 }
 
 // LLM is a chat model: the default one ([llm]) or a named one ([[models]]).
@@ -464,6 +468,9 @@ func (c Config) validate(file []byte) error {
 	}
 	if l := c.SessionLimit; l.MaxDuration < 0 || l.WarnBefore < 0 || l.AnswerGrace < 0 {
 		errs = append(errs, fmt.Errorf("session_limit: max_duration %v, warn_before %v, answer_grace %v: want >= 0", l.MaxDuration, l.WarnBefore, l.AnswerGrace))
+	}
+	if c.Agent.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("agent.stall_timeout %v: want > 0", c.Agent.StallTimeout))
 	}
 	if c.Agent.MaxHistory < 0 || c.Agent.MaxHistoryBytes < 0 {
 		errs = append(errs, fmt.Errorf("agent.max_history %d, agent.max_history_bytes %d: want >= 0", c.Agent.MaxHistory, c.Agent.MaxHistoryBytes))

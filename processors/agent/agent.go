@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
@@ -37,7 +38,26 @@ type Config struct {
 	// SessionID is given to agents and tools through the context
 	// (agents.SessionFromContext).
 	SessionID string
+	// Apology is said when an answer fails: the model returned an error
+	// (a timeout, a 5xx, a malformed stream) or stalled. Default
+	// DefaultApology; the session goes on and the next turn is answered
+	// as usual.
+	Apology string
+	// StallTimeout gives up on an answer whose agent has sent nothing (no
+	// text, no tool call or result) for this long: the model is cancelled
+	// and Apology is said (default DefaultStallTimeout).
+	StallTimeout time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultApology      = "Sorry, I could not answer that just now. Please try again."
+	DefaultStallTimeout = 15 * time.Second
+)
+
+// ErrStalled is the cause an answer is cancelled with when its agent sent
+// nothing for Config.StallTimeout.
+var ErrStalled = errors.New("agent: the answer stalled")
 
 // DefaultMaxHistoryBytes is the default of Config.MaxHistoryBytes.
 const DefaultMaxHistoryBytes = 64 << 10
@@ -118,6 +138,12 @@ func New(cfg Config) (*Processor, error) {
 	}
 	if cfg.MaxHistoryBytes <= 0 {
 		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
+	}
+	if cfg.Apology == "" {
+		cfg.Apology = DefaultApology
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{})}
 	for _, a := range cfg.Agents {
@@ -252,15 +278,34 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	s.reply = r
 	s.mu.Unlock()
 
+	turnCtx := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The watchdog: an agent that sends nothing for StallTimeout is
+	// cancelled, and the user hears the apology.
+	stall := time.AfterFunc(s.cfg.StallTimeout, func() { cancel(ErrStalled) })
+	defer stall.Stop()
 	ctx = agents.WithSession(ctx, agents.SessionInfo{ID: s.cfg.SessionID, Say: s.Say, Done: s.done})
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+		if err == nil && ctx.Err() == nil {
+			stall.Reset(s.cfg.StallTimeout)
+		}
+		if err != nil || ctx.Err() != nil {
+			if turnCtx.Err() != nil {
+				return // interrupted, or the session ended
+			}
+			if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+				err = cause
 			}
 			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agent: %s: %w", agent.Name(), err)})
+			// The apology is spoken as the agent's, and the history keeps
+			// it like any answer that was heard.
+			s.mu.Lock()
+			r.say(agent.Name(), " "+s.cfg.Apology)
+			s.mu.Unlock()
+			out.Emit(&frame.LLMText{Meta: meta, Text: " " + s.cfg.Apology})
 			break
 		}
 		author := ev.Agent
