@@ -209,3 +209,39 @@ func TestAdmissionGrace(t *testing.T) {
 		}
 	})
 }
+
+// FuzzAdmitFrom: any client address string (a RemoteAddr, a SIP source)
+// is admitted or refused with one of Admit's errors, and every release
+// gives its place back.
+func FuzzAdmitFrom(f *testing.F) {
+	for _, s := range []string{"192.0.2.1:5060", "[2001:db8::1%eth0]:443", "::ffff:10.0.0.1", "127.0.0.1", "", "not an address", "[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		a := NewAdmissionConfig(AdmissionConfig{MaxPerAddr: 1, AddrBurst: 2, LimitLoopback: true})
+		var held []*Ticket
+		for range 3 {
+			tk, err := a.AdmitFrom(addr)
+			if err != nil {
+				if !errors.Is(err, ErrAddrFull) && !errors.Is(err, ErrRateLimited) {
+					t.Fatalf("AdmitFrom(%q): %v", addr, err)
+				}
+				continue
+			}
+			held = append(held, tk)
+		}
+		for _, tk := range held {
+			tk.Release()
+		}
+		if n := a.Sessions(); n != 0 {
+			t.Fatalf("%d sessions after every release", n)
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for k, st := range a.addrs {
+			if st.n != 0 {
+				t.Fatalf("%v holds %d after every release", k, st.n)
+			}
+		}
+	})
+}
