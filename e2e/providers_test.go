@@ -115,3 +115,53 @@ failover = ["flite"]
 		t.Fatalf("second turn %q", got)
 	}
 }
+
+// TestE2ESpeechFaultsWithoutFailover: with no failover configured, a
+// recognizer that fails (503) drops that turn with an error event and no
+// answer, and a voice that fails (503) gives an error event instead of the
+// sentence; the session stays up and the next turns are heard.
+func TestE2ESpeechFaultsWithoutFailover(t *testing.T) {
+	stt := openaitest.New(t, openaitest.Config{Key: "sk-e2e", Language: "en"})
+	tts := openaitest.New(t, openaitest.Config{Key: "sk-e2e", Voices: []string{"nova"}, Chunk: 1024, ChunkEvery: 10 * time.Millisecond})
+	c := dial(t, startConfigured(t, providerConfig(t, stt, tts, "")), 16000)
+	if !c.silenceUntil(5*time.Second, func() bool { _, ok := c.first("ready", time.Time{}); return ok }) {
+		t.Fatal("no ready event")
+	}
+	errorAfter := func(since time.Time) Event {
+		t.Helper()
+		if !c.silenceUntil(20*time.Second, func() bool { return c.count("error", since) > 0 }) {
+			evs, _ := c.snapshot()
+			t.Fatalf("no error event; events: %v", types(evs))
+		}
+		e, _ := c.first("error", since)
+		return e
+	}
+
+	// The recognizer fails: the turn is dropped with an error event.
+	stt.Push("/v1/audio/transcriptions", openaitest.Fault{Status: 503})
+	c.silence(400 * time.Millisecond)
+	since := time.Now()
+	c.stream(speech(t, "hello there"))
+	if e := errorAfter(since); !strings.Contains(e.Message, "stt") {
+		t.Errorf("error event %+v, want the recognizer's", e)
+	}
+	if n := len(tts.Requests()); n != 0 {
+		t.Errorf("the dropped turn was answered (%d speech requests)", n)
+	}
+	if got := converse(t, c, "what is your name"); got != "what is the weather like today" {
+		t.Fatalf("the turn after the recognizer's failure: %q", got)
+	}
+
+	// The voice fails: an error event, and the next turn is heard.
+	tts.Push("/v1/audio/speech", openaitest.Fault{Status: 503})
+	c.silence(400 * time.Millisecond)
+	since = time.Now()
+	c.stream(speech(t, "hello again"))
+	if e := errorAfter(since); !strings.Contains(e.Message, "tts") {
+		t.Errorf("error event %+v, want the voice's", e)
+	}
+	c.silence(2 * time.Second) // what was left of that answer plays
+	if got := converse(t, c, "one more time"); got != "what is the weather like today" {
+		t.Fatalf("the turn after the voice's failure: %q", got)
+	}
+}

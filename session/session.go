@@ -19,6 +19,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/agent"
 	"github.com/voiced-dev/voiced/processors/idle"
+	"github.com/voiced-dev/voiced/processors/sessionlimit"
 	"github.com/voiced-dev/voiced/processors/stt"
 	"github.com/voiced-dev/voiced/processors/tts"
 	"github.com/voiced-dev/voiced/processors/turntaking"
@@ -50,6 +51,10 @@ type Config struct {
 	// the session after Idle.MaxPrompts prompts.
 	IdleEnabled bool
 	Idle        idle.Config
+	// Limit ends a session at its maximum length, and when Builder.Draining
+	// is closed, warning the user and saying goodbye. The stage is always
+	// in the pipeline.
+	Limit sessionlimit.Config
 }
 
 // DefaultBotConfidence is the VAD confidence needed to start a user turn
@@ -67,6 +72,12 @@ type AgentConfig struct {
 	Name       string
 	System     string
 	MaxHistory int
+	// MaxHistoryBytes bounds the history's text (agent.Config).
+	MaxHistoryBytes int
+	// Apology is said when an answer fails or stalls for StallTimeout
+	// (agent.Config).
+	Apology      string
+	StallTimeout time.Duration
 }
 
 // Builder makes pipelines. Its providers are shared by all sessions and must
@@ -92,6 +103,13 @@ type Builder struct {
 	// Telemetry, if set, traces every session, labelled with its
 	// transport (transport.Session.Kind).
 	Telemetry *telemetry.Telemetry
+	// Draining, if set, is closed when the server begins to shut down
+	// (transport.Admission.Draining): each session finishes its answer,
+	// says Config.Limit.ShutdownGoodbye and ends with shutting_down.
+	Draining <-chan struct{}
+	// Load, if set, is told every session's input lateness (how long
+	// input audio waits at the turn detector), for load-aware admission.
+	Load *transport.LoadMeter
 }
 
 // Run implements transport.Factory: it runs one conversation over s.
@@ -101,11 +119,22 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("session", s.ID, "transport", s.Kind)
-	procs, err := b.stages(s)
+	procs, ends, err := b.stages(s)
 	if err != nil {
 		s.Close(err)
 		return err
 	}
+	// A stage that ended the session politely (its goodbye said) gives
+	// the reason the client is closed with.
+	ended := func(err error) error {
+		if err != nil {
+			return err
+		}
+		return ends.err()
+	}
+	sess, close := *s, s.Close
+	sess.Close = func(err error) { close(ended(err)) }
+	s = &sess
 	// One tracker follows the turns for the latency breakdown and the
 	// trace.
 	tracker := turns.New()
@@ -120,6 +149,9 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 			"llm_first", m.LLMFirst, "tts_first", m.TTSFirst)
 	})
 	obs := append([]pipeline.Observer{tracker}, b.Observers...)
+	if b.Load != nil {
+		obs = append(obs, &lateness{stage: ends.vad, observe: b.Load.ObserveLateness, arrived: map[uint64]time.Time{}})
+	}
 	if s.Observer != nil {
 		obs = append(obs, s.Observer)
 	}
@@ -131,21 +163,48 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		defer func() { st.End(err) }()
 	}
 	p = pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
-	return transport.Run(ctx, s, p)
+	return ended(transport.Run(ctx, s, p))
 }
 
-func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
+// enders are the stages that may end a session politely, and where the
+// turn detector is.
+type enders struct {
+	limit *sessionlimit.Processor
+	idle  *idle.Processor // nil unless Config.IdleEnabled
+	vad   int             // the detector's index among the stages
+}
+
+// err is the error of a session that a stage ended (transport.Ended), or
+// nil.
+func (e enders) err() error {
+	switch r := e.limit.Reason(); r {
+	case sessionlimit.ReasonMaxDuration:
+		return transport.Ended(r, "the session reached its maximum length")
+	case sessionlimit.ReasonShutdown:
+		return transport.Ended(r, "the server is shutting down")
+	}
+	if e.idle != nil && e.idle.Ended() {
+		return transport.Ended("user_idle", "the user did not answer")
+	}
+	return nil
+}
+
+func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, enders, error) {
+	var e enders
 	if b.VAD == nil || b.STT == nil || b.TTS == nil || (b.Model == nil && len(b.Agents) == 0) {
-		return nil, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
+		return nil, e, errors.New("session: builder needs VAD, STT, TTS and agents or a model")
 	}
 	scfg := agent.Config{
-		Agents:     b.Agents,
-		Entry:      b.Entry,
-		Voices:     b.Voices,
-		MaxHistory: b.Config.Agent.MaxHistory,
-		SessionID:  s.ID,
-		Metadata:   s.Metadata,
-		Start:      s.Start,
+		Agents:          b.Agents,
+		Entry:           b.Entry,
+		Voices:          b.Voices,
+		MaxHistory:      b.Config.Agent.MaxHistory,
+		MaxHistoryBytes: b.Config.Agent.MaxHistoryBytes,
+		Apology:         b.Config.Agent.Apology,
+		StallTimeout:    b.Config.Agent.StallTimeout,
+		SessionID:       s.ID,
+		Metadata:        s.Metadata,
+		Start:           s.Start,
 	}
 	if len(b.Agents) == 0 {
 		name := b.Config.Agent.Name
@@ -154,20 +213,20 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 		}
 		a, err := agents.NewLLMAgent(agents.LLMAgentConfig{Name: name, Instructions: b.Config.Agent.System, Model: b.Model})
 		if err != nil {
-			return nil, fmt.Errorf("session: %w", err)
+			return nil, e, fmt.Errorf("session: %w", err)
 		}
 		scfg.Agents = []agents.Runnable{a}
 	}
 	agent, err := agent.New(scfg)
 	if err != nil {
-		return nil, err
+		return nil, e, err
 	}
 	pf := frame.Mono16k
 	var sttCfg stt.ProcessorConfig
 	if r := b.STT.Format().SampleRate; r != pf.SampleRate {
 		rs, err := audio.NewResampler(pf.SampleRate, r)
 		if err != nil {
-			return nil, fmt.Errorf("session: stt: %w", err)
+			return nil, e, fmt.Errorf("session: stt: %w", err)
 		}
 		sttCfg.Resampler = rs
 	}
@@ -175,28 +234,28 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	if in := b.TTS.Format().SampleRate; in != s.Out.SampleRate {
 		rs, err := audio.NewResampler(in, s.Out.SampleRate)
 		if err != nil {
-			return nil, fmt.Errorf("session: tts: %w", err)
+			return nil, e, fmt.Errorf("session: tts: %w", err)
 		}
 		ttsCfg.Resampler = rs
 	}
 	synth, err := tts.NewProcessor(b.TTS, ttsCfg)
 	if err != nil {
-		return nil, err
+		return nil, e, err
 	}
 	vcfg := b.Config.VAD
 	procs := []pipeline.Processor{s.Input}
 	if b.Config.EchoCancel {
 		t, ok := s.Output.(tapper)
 		if !ok {
-			return nil, fmt.Errorf("session: echo: output stage %T cannot share what it plays", s.Output)
+			return nil, e, fmt.Errorf("session: echo: output stage %T cannot share what it plays", s.Output)
 		}
 		ref, err := aec.NewReference(s.Out, pf.SampleRate, 2*time.Second)
 		if err != nil {
-			return nil, fmt.Errorf("session: %w", err)
+			return nil, e, fmt.Errorf("session: %w", err)
 		}
 		ec, err := aec.New(ref, pf.SampleRate, b.Config.Echo)
 		if err != nil {
-			return nil, fmt.Errorf("session: %w", err)
+			return nil, e, fmt.Errorf("session: %w", err)
 		}
 		t.SetTap(ref)
 		procs = append(procs, ec)
@@ -210,16 +269,20 @@ func (b *Builder) stages(s *transport.Session) ([]pipeline.Processor, error) {
 	}
 	turns, err := turntaking.New(tcfg)
 	if err != nil {
-		return nil, fmt.Errorf("session: %w", err)
+		return nil, e, fmt.Errorf("session: %w", err)
 	}
+	e.vad = len(procs)
 	procs = append(procs,
 		vad.NewDetector(b.VAD, pf.SampleRate, vcfg),
 		stt.NewProcessor(b.STT, sttCfg),
 		turns,
 		agent,
 	)
+	e.limit = sessionlimit.New(b.Config.Limit, b.Draining)
+	procs = append(procs, e.limit)
 	if b.Config.IdleEnabled {
-		procs = append(procs, idle.New(b.Config.Idle))
+		e.idle = idle.New(b.Config.Idle)
+		procs = append(procs, e.idle)
 	}
-	return append(procs, synth, s.Output), nil
+	return append(procs, synth, s.Output), e, nil
 }

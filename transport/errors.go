@@ -29,7 +29,33 @@ var (
 	// ErrFull refuses a session when the server has as many live sessions
 	// as its limit (server.max_sessions).
 	ErrFull = errors.New("transport: too many sessions")
+	// ErrOverloaded refuses a session while the process is too busy to
+	// serve another in real time (server.max_cpu_utilization,
+	// server.max_input_lateness).
+	ErrOverloaded = errors.New("transport: server overloaded")
+	// ErrAddrFull refuses a session from a client address that has as
+	// many live sessions as its limit (server.max_sessions_per_addr).
+	ErrAddrFull = errors.New("transport: too many sessions from this address")
+	// ErrRateLimited refuses a session from a client address that starts
+	// sessions too fast (server.sessions_per_addr_rate); see RateError.
+	ErrRateLimited = errors.New("transport: sessions started too fast from this address")
+	// ErrEnded is wrapped by the errors of a session that the server
+	// ended politely, after saying goodbye: it reached its maximum length
+	// (code max_duration), its user stayed quiet (user_idle), or the
+	// server is draining (shutting_down). See Ended.
+	ErrEnded = errors.New("transport: session ended by the server")
 )
+
+// Ended returns the error of a session the server ended politely for
+// the reason code ("max_duration", "user_idle", "shutting_down"): it wraps
+// ErrEnded, and ErrShuttingDown for "shutting_down".
+func Ended(code, msg string) error {
+	err := ErrEnded
+	if code == "shutting_down" {
+		err = fmt.Errorf("%w: %w", ErrEnded, ErrShuttingDown)
+	}
+	return &CodedError{Code: code, Err: fmt.Errorf("%w: %s", err, msg)}
+}
 
 // ProtocolError is a client's violation of the protocol. Code is the
 // protocol's error code (docs/protocol.md: invalid_utf8, invalid_json,
@@ -87,5 +113,5 @@ func ErrorCode(err error) string {
 func Expected(err error) bool {
 	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrClientGone) ||
 		errors.Is(err, ErrBadInput) || errors.Is(err, ErrShuttingDown) || errors.Is(err, ErrIdle) ||
-		errors.Is(err, ErrSlowClient)
+		errors.Is(err, ErrSlowClient) || errors.Is(err, ErrEnded)
 }

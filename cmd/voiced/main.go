@@ -303,8 +303,10 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down", "grace", cfg.Server.ShutdownGrace)
+	// Sessions get the grace to finish their answers and say goodbye,
+	// then a little more to close.
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace+5*time.Second)
 	defer cancel()
 	srvx.Shutdown(sctx)
 	if msrv != nil {

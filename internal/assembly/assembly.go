@@ -160,15 +160,17 @@ func SessionConfig(cfg config.Config) session.Config {
 		turn.Interruption = turntaking.Never
 	}
 	return session.Config{
-		VAD:                   cfg.VAD.Config,
-		Voice:                 cfg.TTS.Voice,
-		Agent:                 session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory},
+		VAD:   cfg.VAD.Config,
+		Voice: cfg.TTS.Voice,
+		Agent: session.AgentConfig{Name: cfg.Agent.Name, System: cfg.Agent.System, MaxHistory: cfg.Agent.MaxHistory, MaxHistoryBytes: cfg.Agent.MaxHistoryBytes,
+			Apology: cfg.Agent.Apology, StallTimeout: cfg.Agent.StallTimeout},
 		Turn:                  turn,
 		ImmediateInterruption: cfg.Session.ImmediateInterruption,
 		EchoCancel:            cfg.Session.EchoCancel,
 		Echo:                  cfg.Echo,
 		IdleEnabled:           cfg.Session.IdleEnabled,
 		Idle:                  cfg.Idle,
+		Limit:                 cfg.SessionLimit,
 	}
 }
 

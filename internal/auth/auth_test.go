@@ -217,3 +217,37 @@ func TestNew(t *testing.T) {
 		t.Errorf("Mint with a 48h ttl: %v, want ErrConfig", err)
 	}
 }
+
+// FuzzVerify feeds credentials as clients present them (API keys, access
+// tokens, garbage) to Verify: it never panics, accepts only the key or a
+// token with an identity, and every error wraps ErrBadCredential.
+func FuzzVerify(f *testing.F) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	key := "key-0123456789abcdef"
+	now := time.Unix(1_800_000_000, 0)
+	tok, err := Mint(TokenConfig{Secret: secret, Identity: "alice", Agent: "support", TTL: time.Hour, Now: now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(key)
+	f.Add(tok)
+	f.Add(tok[:len(tok)-2])
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Add("a.b.c")
+	g, err := New(Config{Keys: []string{key}, Secret: secret, Now: func() time.Time { return now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, c string) {
+		p, err := g.Verify(c)
+		if err != nil {
+			if !errors.Is(err, ErrBadCredential) {
+				t.Fatalf("Verify(%q): %v does not wrap ErrBadCredential", c, err)
+			}
+			return
+		}
+		if p.Key != (c == key) || p.Identity == "" {
+			t.Fatalf("Verify(%q) accepted %+v", c, p)
+		}
+	})
+}

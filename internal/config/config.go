@@ -21,6 +21,7 @@ import (
 	"github.com/voiced-dev/voiced/agents/mcp"
 	"github.com/voiced-dev/voiced/processors/aec"
 	"github.com/voiced-dev/voiced/processors/idle"
+	"github.com/voiced-dev/voiced/processors/sessionlimit"
 	sttdeepgram "github.com/voiced-dev/voiced/processors/stt/deepgram"
 	sttfailover "github.com/voiced-dev/voiced/processors/stt/failover"
 	sttopenai "github.com/voiced-dev/voiced/processors/stt/openai"
@@ -33,6 +34,7 @@ import (
 	"github.com/voiced-dev/voiced/processors/vad"
 	"github.com/voiced-dev/voiced/processors/vad/silero"
 	"github.com/voiced-dev/voiced/telemetry"
+	"github.com/voiced-dev/voiced/transport"
 	"github.com/voiced-dev/voiced/transport/carrier"
 )
 
@@ -63,8 +65,11 @@ type Config struct {
 	Turn          turntaking.Config `toml:"turn"`
 	Echo          aec.Config        `toml:"echo"`
 	Idle          idle.Config       `toml:"idle"`
-	SIP           SIP               `toml:"sip"`
-	WebRTC        WebRTC            `toml:"webrtc"`
+	// SessionLimit ends sessions at their maximum length (and on
+	// shutdown) with a warning and a goodbye.
+	SessionLimit sessionlimit.Config `toml:"session_limit"`
+	SIP          SIP                 `toml:"sip"`
+	WebRTC       WebRTC              `toml:"webrtc"`
 	// Carriers names how to reach each carrier's call control (REST
 	// hang-up) for /carrier/{vendor}.
 	Carriers carrier.APIs `toml:"carriers"`
@@ -136,6 +141,23 @@ type Server struct {
 	// session may need before it is cut off as too fast (default 10s).
 	InputBurst    time.Duration `toml:"input_burst"`
 	InputMaxAhead time.Duration `toml:"input_max_ahead"`
+
+	// MaxSessionsPerAddr bounds one client address's live sessions
+	// (default 20; -1: no bound); SessionsPerAddrRate and
+	// SessionsPerAddrBurst how fast it may start them (default 1 a second,
+	// 10 at once; a rate of -1: no bound). Loopback clients are exempt.
+	MaxSessionsPerAddr   int     `toml:"max_sessions_per_addr"`
+	SessionsPerAddrRate  float64 `toml:"sessions_per_addr_rate"`
+	SessionsPerAddrBurst int     `toml:"sessions_per_addr_burst"`
+	// MaxCPUUtilization refuses new sessions while the process uses more
+	// than this fraction of its cores (default 0.9; 1: not checked);
+	// MaxInputLateness while more than 1% of input audio waits longer than
+	// this at the turn detector (default 100ms).
+	MaxCPUUtilization float64       `toml:"max_cpu_utilization"`
+	MaxInputLateness  time.Duration `toml:"max_input_lateness"`
+	// ShutdownGrace is how long a shutdown lets sessions finish their
+	// answers and say goodbye before they are closed (default 10s).
+	ShutdownGrace time.Duration `toml:"shutdown_grace"`
 }
 
 // ServerAuth is [server.auth]. Authentication is on when the API key
@@ -351,6 +373,12 @@ type Agent struct {
 	Name       string `toml:"name"`
 	System     string `toml:"system"`
 	MaxHistory int    `toml:"max_history"`
+	// MaxHistoryBytes bounds the text of the history (default 65536).
+	MaxHistoryBytes int `toml:"max_history_bytes"`
+	// Apology is said when an answer fails or stalls for StallTimeout
+	// (processors/agent.Config).
+	Apology      string        `toml:"apology"`
+	StallTimeout time.Duration `toml:"stall_timeout"`
 }
 
 // LLM is a chat model: the default one ([llm]) or a named one ([[models]]).
@@ -506,7 +534,10 @@ func Load(path string) (Config, error) {
 func Parse(b []byte) (Config, error) {
 	var c Config
 	c.applyDefaults()
-	c.Server.MaxSessions = DefaultMaxSessions // before decoding: an explicit 0 is refused
+	// Before decoding: an explicit 0 is refused.
+	c.Server.MaxSessions = DefaultMaxSessions
+	c.Server.MaxSessionsPerAddr = transport.DefaultMaxPerAddr
+	c.Server.SessionsPerAddrRate = transport.DefaultAddrRate
 	return parseOver(c, b)
 }
 
@@ -541,10 +572,18 @@ func (c *Config) applyDefaults() {
 		{&sv.InputIdleTimeout, 60 * time.Second},
 		{&sv.InputBurst, time.Second},
 		{&sv.InputMaxAhead, 10 * time.Second},
+		{&sv.MaxInputLateness, transport.DefaultMaxLateness},
+		{&sv.ShutdownGrace, 10 * time.Second},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v
 		}
+	}
+	if sv.SessionsPerAddrBurst == 0 {
+		sv.SessionsPerAddrBurst = transport.DefaultAddrBurst
+	}
+	if sv.MaxCPUUtilization == 0 {
+		sv.MaxCPUUtilization = transport.DefaultMaxCPU
 	}
 	if sv.MaxBodyBytes == 0 {
 		sv.MaxBodyBytes = 64 << 10
@@ -615,6 +654,15 @@ func (c Config) validate(file []byte) error {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
 	errs = append(errs, c.SIP.validate()...)
+	if l := c.SessionLimit; l.MaxDuration < 0 || l.WarnBefore < 0 || l.AnswerGrace < 0 {
+		errs = append(errs, fmt.Errorf("session_limit: max_duration %v, warn_before %v, answer_grace %v: want >= 0", l.MaxDuration, l.WarnBefore, l.AnswerGrace))
+	}
+	if c.Agent.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("agent.stall_timeout %v: want > 0", c.Agent.StallTimeout))
+	}
+	if c.Agent.MaxHistory < 0 || c.Agent.MaxHistoryBytes < 0 {
+		errs = append(errs, fmt.Errorf("agent.max_history %d, agent.max_history_bytes %d: want >= 0", c.Agent.MaxHistory, c.Agent.MaxHistoryBytes))
+	}
 	errs = append(errs, c.Server.validate()...)
 	errs = append(errs, c.RTVI.validate()...)
 	errs = append(errs, c.WebRTC.validate()...)
@@ -718,10 +766,24 @@ func (s Server) validate() []error {
 		{"input_idle_timeout", s.InputIdleTimeout},
 		{"input_burst", s.InputBurst},
 		{"input_max_ahead", s.InputMaxAhead},
+		{"max_input_lateness", s.MaxInputLateness},
+		{"shutdown_grace", s.ShutdownGrace},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("server.%s %v: want > 0", d.key, d.v))
 		}
+	}
+	if s.MaxSessionsPerAddr == 0 || s.MaxSessionsPerAddr < -1 {
+		errs = append(errs, fmt.Errorf("server.max_sessions_per_addr %d: want >= 1, or -1 for no bound", s.MaxSessionsPerAddr))
+	}
+	if s.SessionsPerAddrRate == 0 || s.SessionsPerAddrRate < 0 && s.SessionsPerAddrRate != -1 {
+		errs = append(errs, fmt.Errorf("server.sessions_per_addr_rate %v: want > 0 (sessions a second), or -1 for no bound", s.SessionsPerAddrRate))
+	}
+	if s.SessionsPerAddrBurst < 0 {
+		errs = append(errs, fmt.Errorf("server.sessions_per_addr_burst %d: want >= 1", s.SessionsPerAddrBurst))
+	}
+	if s.MaxCPUUtilization < 0 || s.MaxCPUUtilization > 1 {
+		errs = append(errs, fmt.Errorf("server.max_cpu_utilization %v: want 0..1 (1: not checked)", s.MaxCPUUtilization))
 	}
 	if s.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("server.max_body_bytes %d: want > 0", s.MaxBodyBytes))

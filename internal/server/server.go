@@ -49,6 +49,7 @@ type Server struct {
 	authErr error // a bad [server.auth] or key: every request is refused
 
 	adm      *transport.Admission // one session limit for every edge
+	load     *transport.LoadMeter // CPU and input lateness, for adm
 	draining atomic.Bool          // Shutdown began: /healthz says so
 	ws       atomic.Pointer[websocket.Handler]
 	rtc      atomic.Pointer[webrtc.Handler]
@@ -80,7 +81,8 @@ func New(cfg config.Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), adm: transport.NewAdmission(cfg.Server.MaxSessions)}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s.load, s.adm = NewAdmission(cfg.Server)
 	s.guard, s.authErr = NewGuard(cfg.Server.Auth, os.Getenv)
 	s.rtviReg = rtvi.NewRegistry(s.adm, cfg.RTVI.StartTTL)
 	s.handler = s.middleware(s.mux)
@@ -234,6 +236,8 @@ func (s *Server) Load() error {
 	s.asm = a
 	s.tel.Store(a.Telemetry)
 	s.builder = a.Builder
+	s.builder.Draining = s.adm.Draining() // sessions say goodbye on Shutdown
+	s.builder.Load = s.load
 	h := websocket.NewHandler(websocket.Config{
 		Origins:          cfg.Server.Origins,
 		Hosts:            cfg.Server.AllowedHosts,
@@ -317,15 +321,32 @@ func (s *Server) rtviStart() http.Handler {
 	})
 }
 
+// NewAdmission returns the admission of [server]: max_sessions across
+// every edge, the per-address limits, load-aware admission by the
+// returned meter, and shutdown_grace.
+func NewAdmission(sv config.Server) (*transport.LoadMeter, *transport.Admission) {
+	load := transport.NewLoadMeter(transport.LoadConfig{MaxCPU: sv.MaxCPUUtilization, MaxLateness: sv.MaxInputLateness})
+	return load, transport.NewAdmissionConfig(transport.AdmissionConfig{
+		MaxSessions: sv.MaxSessions,
+		MaxPerAddr:  sv.MaxSessionsPerAddr,
+		AddrRate:    sv.SessionsPerAddrRate,
+		AddrBurst:   sv.SessionsPerAddrBurst,
+		Load:        load,
+		Grace:       sv.ShutdownGrace,
+	})
+}
+
 // Admission returns the server's one limit on live sessions, shared by
 // every edge (server.max_sessions); an edge the program adds (LiveKit)
 // takes it too.
 func (s *Server) Admission() *transport.Admission { return s.adm }
 
 // Shutdown refuses new sessions on every edge, makes /healthz answer 503
-// "draining" (so that a load balancer stops sending clients), ends live
-// sessions (an error event with code shutting_down; WebSocket close code
-// 1001) and waits for them, up to ctx's deadline.
+// "draining" (so that a load balancer stops sending clients), lets live
+// sessions finish their answers and say goodbye for up to
+// server.shutdown_grace, closes the rest (each ends with an error event
+// with code shutting_down; WebSocket close code 1001) and waits for them,
+// up to ctx's deadline: give it a deadline past the grace.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	err := s.adm.Shutdown(ctx)

@@ -54,13 +54,19 @@ type Server struct {
 // WebSocket returns the URL of the WebSocket endpoint.
 func (s *Server) WebSocket() string { return "ws" + s.URL[len("http"):] + "/ws" }
 
-// Start loads voiced with cfg (and extra tools agents may name), serves it
+// Start loads voiced with cfg (and extra tools agents may name), with
+// load-aware admission off and no shutdown grace, serves it
 // on loopback, and stops it when t ends. edit, if set, adjusts the server
 // after Load (its session builder, say) before it serves.
 func Start(t testing.TB, cfg config.Config, edit func(*server.Server), tools ...agents.Tool) *Server {
 	t.Helper()
 	RequireModels(t)
 	cfg.Server.Addr = "127.0.0.1:0"
+	// The tests' clients share the process and a busy machine: load-aware
+	// admission would refuse their sessions at random. Sessions still open
+	// when a test ends are closed at once.
+	cfg.Server.MaxCPUUtilization, cfg.Server.MaxInputLateness = 1, time.Hour
+	cfg.Server.ShutdownGrace = time.Millisecond
 	s := server.New(cfg, Logger())
 	for _, tool := range tools {
 		s.AddTool(tool)

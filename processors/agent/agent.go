@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
@@ -30,6 +31,11 @@ type Config struct {
 	// MaxHistory bounds the messages kept (default 20); tool calls and
 	// their results count as messages.
 	MaxHistory int
+	// MaxHistoryBytes bounds the text the history keeps (contents, tool
+	// names and arguments; default DefaultMaxHistoryBytes), so that a
+	// session's memory stays bounded however long its messages are. The
+	// newest message is kept whatever its size.
+	MaxHistoryBytes int
 	// SessionID is given to agents and tools through the context
 	// (agents.SessionFromContext).
 	SessionID string
@@ -41,7 +47,29 @@ type Config struct {
 	// agents.SessionState, which agents and tools reach through
 	// agents.SessionFromContext.
 	Metadata map[string]string
+	// Apology is said when an answer fails: the model returned an error
+	// (a timeout, a 5xx, a malformed stream) or stalled. Default
+	// DefaultApology; the session goes on and the next turn is answered
+	// as usual.
+	Apology string
+	// StallTimeout gives up on an answer whose agent has sent nothing (no
+	// text, no tool call or result) for this long: the model is cancelled
+	// and Apology is said (default DefaultStallTimeout).
+	StallTimeout time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultApology      = "Sorry, I could not answer that just now. Please try again."
+	DefaultStallTimeout = 15 * time.Second
+)
+
+// ErrStalled is the cause an answer is cancelled with when its agent sent
+// nothing for Config.StallTimeout.
+var ErrStalled = errors.New("agent: the answer stalled")
+
+// DefaultMaxHistoryBytes is the default of Config.MaxHistoryBytes.
+const DefaultMaxHistoryBytes = 64 << 10
 
 // ErrNoAgent is returned by New without agents, or with an Entry that
 // is not one of them.
@@ -59,7 +87,8 @@ var ErrNoAgent = errors.New("agent: no such agent")
 // saw them; an assistant message's text is only what was played to the
 // user, written from BotSpoke frames coming back upstream from the output
 // transport, so an interrupted answer is recorded as only what the user
-// heard (and marked Interrupted). MaxHistory trims the oldest messages, but
+// heard (and marked Interrupted). MaxHistory and MaxHistoryBytes trim the
+// oldest messages, but
 // never keeps a tool result without the call it answers; a call whose
 // result never came (the turn was interrupted while the tool ran) is given
 // a result that says so.
@@ -116,6 +145,15 @@ func New(cfg Config) (*Processor, error) {
 	}
 	if cfg.MaxHistory <= 0 {
 		cfg.MaxHistory = 20
+	}
+	if cfg.MaxHistoryBytes <= 0 {
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
+	}
+	if cfg.Apology == "" {
+		cfg.Apology = DefaultApology
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	s := &Processor{cfg: cfg, byName: map[string]agents.Runnable{}, done: make(chan struct{}), state: agents.NewSessionState(cfg.Metadata)}
 	for _, a := range cfg.Agents {
@@ -272,15 +310,34 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	s.reply = r
 	s.mu.Unlock()
 
+	turnCtx := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The watchdog: an agent that sends nothing for StallTimeout is
+	// cancelled, and the user hears the apology.
+	stall := time.AfterFunc(s.cfg.StallTimeout, func() { cancel(ErrStalled) })
+	defer stall.Stop()
 	ctx = agents.WithSession(ctx, s.info())
 	meta := frame.Meta{Turn: turn}
 	out.Emit(&frame.LLMResponseStart{Meta: meta})
 	for ev, err := range agent.Run(ctx, in) {
-		if err != nil {
-			if ctx.Err() != nil {
-				return
+		if err == nil && ctx.Err() == nil {
+			stall.Reset(s.cfg.StallTimeout)
+		}
+		if err != nil || ctx.Err() != nil {
+			if turnCtx.Err() != nil {
+				return // interrupted, or the session ended
+			}
+			if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+				err = cause
 			}
 			out.Emit(&frame.Error{Meta: meta, Err: fmt.Errorf("agent: %s: %w", agent.Name(), err)})
+			// The apology is spoken as the agent's, and the history keeps
+			// it like any answer that was heard.
+			s.mu.Lock()
+			r.say(agent.Name(), " "+s.cfg.Apology)
+			s.mu.Unlock()
+			out.Emit(&frame.LLMText{Meta: meta, Text: " " + s.cfg.Apology})
 			break
 		}
 		author := ev.Agent
@@ -473,17 +530,36 @@ func (s *Processor) settle() {
 	s.trim()
 }
 
-// trim drops the oldest messages beyond MaxHistory, and then any tool
-// messages left at the start without the call they answer. s.mu held.
+// trim drops the oldest messages beyond MaxHistory, then the oldest
+// while the history holds more than MaxHistoryBytes (keeping the newest),
+// and then any tool messages left at the start without the call they
+// answer. s.mu held.
 func (s *Processor) trim() {
 	h := s.history
 	if over := len(h) - s.cfg.MaxHistory; over > 0 {
 		h = h[over:]
 	}
+	size := 0
+	for _, m := range h {
+		size += messageBytes(m)
+	}
+	for len(h) > 1 && size > s.cfg.MaxHistoryBytes {
+		size -= messageBytes(h[0])
+		h = h[1:]
+	}
 	for len(h) > 0 && h[0].Role == agents.RoleTool {
 		h = h[1:]
 	}
 	s.history = append(s.history[:0], h...)
+}
+
+// messageBytes is the text m holds.
+func messageBytes(m agents.Message) int {
+	n := len(m.Content) + len(m.Name) + len(m.ToolCallID)
+	for _, c := range m.ToolCalls {
+		n += len(c.ID) + len(c.Name) + len(c.Arguments)
+	}
+	return n
 }
 
 func cloneMessage(m agents.Message) agents.Message {

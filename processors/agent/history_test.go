@@ -286,3 +286,24 @@ func TestStageHistoryPairsInterleavedCalls(t *testing.T) {
 		}
 	})
 }
+
+// TestStageTrimBytes: MaxHistoryBytes drops the oldest messages once the
+// history holds more text than it allows, whatever their number, and
+// keeps the newest message however long it is.
+func TestStageTrimBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		long := strings.Repeat("x", 60)
+		u1, u2, u3 := user("first "+long), user("second "+long), user("third "+long+long)
+		model := &expectModel{t: t, steps: []modelStep{
+			{want: []agents.Message{u1}, text: "One."},
+			// u1 (66) + "One." (4+1) + u2 (67) = 138 > 100: u1 goes.
+			{want: []agents.Message{said("a", "One."), u2}, text: "Two."},
+			// u3 alone is 126: only it is kept.
+			{want: []agents.Message{u3}, text: "Three."},
+		}}
+		a, _ := agents.NewLLMAgent(agents.LLMAgentConfig{Name: "a", Model: model})
+		st, _ := agent.New(agent.Config{Agents: []agents.Runnable{a}, MaxHistoryBytes: 100})
+		runTurns(t, st, u1.Content, u2.Content, u3.Content)
+		model.done()
+	})
+}

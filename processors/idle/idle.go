@@ -77,6 +77,13 @@ func New(cfg Config) *Processor {
 // Name implements pipeline.Namer.
 func (p *Processor) Name() string { return "idle" }
 
+// Ended reports whether the stage has said goodbye and ended the session.
+func (p *Processor) Ended() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}
+
 // Start implements pipeline.Starter: it starts the clock.
 func (p *Processor) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	p.rt, p.state, p.out = rt, rt.State(), out

@@ -245,7 +245,7 @@ func (h *Handler) Kind() string { return "carrier/" + h.v.Name }
 // call until it ends. A call_id query parameter names the call when the
 // carrier's start message does not (Vonage).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t, err := h.cfg.Admission.Admit()
+	t, err := h.cfg.Admission.AdmitFrom(transport.ClientAddr(r))
 	if err != nil {
 		transport.Refuse(w, err)
 		return

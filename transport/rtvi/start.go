@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,7 +77,13 @@ func NewRegistry(adm *transport.Admission, ttl time.Duration) *Registry {
 // TransportWebSocket) with body as its metadata. It fails with
 // transport.ErrFull or transport.ErrShuttingDown like Admission.Admit.
 func (r *Registry) Add(kind string, body json.RawMessage) (Start, error) {
-	t, err := r.adm.Admit()
+	return r.AddFrom(kind, "", body)
+}
+
+// AddFrom is Add for a client at addr, which counts against the
+// per-address limits (Admission.AdmitFrom).
+func (r *Registry) AddFrom(kind, addr string, body json.RawMessage) (Start, error) {
+	t, err := r.adm.AdmitFrom(addr)
 	if err != nil {
 		return Start{}, err
 	}
@@ -216,9 +223,10 @@ func StartHandler(cfg StartConfig) http.Handler {
 		if t := strings.TrimSpace(string(body)); t == "" || t == "null" {
 			body = nil
 		}
-		s, err := cfg.Registry.Add(req.Transport, body)
+		s, err := cfg.Registry.AddFrom(req.Transport, transport.ClientAddr(r), body)
 		if err != nil {
-			startError(w, http.StatusServiceUnavailable, "%v", err)
+			w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfter(err)))
+			startError(w, transport.RefuseStatus(err), "%v", err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -130,7 +130,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-	} else if t, err = h.adm.Admit(); err != nil {
+	} else if t, err = h.adm.AdmitFrom(transport.ClientAddr(r)); err != nil {
 		transport.Refuse(w, err)
 		return
 	}

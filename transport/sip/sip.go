@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -397,9 +398,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	respond(tx, req, 100, "Trying")
-	ticket, err := s.adm.Admit()
+	ticket, err := s.adm.AdmitFrom(req.Source())
 	if err != nil {
-		respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		// SIP has no 429: every refusal is 503 with a Retry-After, the
+		// reason phrase telling a per-address limit apart.
+		phrase := "Service Unavailable"
+		if transport.RefuseStatus(err) == 429 {
+			phrase = "Too Many Calls From This Address"
+		}
+		respond(tx, req, 503, phrase, sip.NewHeader("Retry-After", strconv.Itoa(transport.RetryAfter(err))))
 		return
 	}
 	defer ticket.Release()

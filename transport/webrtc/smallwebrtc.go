@@ -234,7 +234,7 @@ func (h *SmallHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]string{"status": "success"})
 		return
 	}
-	ans, err := h.offer(r.Context(), startID, onSession, body)
+	ans, err := h.offer(r.Context(), transport.ClientAddr(r), startID, onSession, body)
 	if err != nil {
 		h.cfg.Logger.Info("smallwebrtc offer refused", "err", err)
 		writeError(w, err)
@@ -290,7 +290,7 @@ func decodeStrict(body []byte, what string, v any) error {
 }
 
 // offer answers an offer: a new session, a renegotiation or a restart.
-func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool, body []byte) (_ *offerAnswer, err error) {
+func (h *SmallHandler) offer(ctx context.Context, addr, startID string, onSession bool, body []byte) (_ *offerAnswer, err error) {
 	var req offerRequest
 	if err := decodeStrict(body, "offer", &req); err != nil {
 		return nil, err
@@ -327,8 +327,8 @@ func (h *SmallHandler) offer(ctx context.Context, startID string, onSession bool
 			return nil, errStatus(http.StatusNotFound, "unknown session %q (it expired, was connected, or never started)", startID)
 		}
 		meta = start.Body
-	} else if t, err = h.cfg.Admission.Admit(); err != nil {
-		return nil, errStatus(http.StatusServiceUnavailable, "%v", err)
+	} else if t, err = h.cfg.Admission.AdmitFrom(addr); err != nil {
+		return nil, errStatus(transport.RefuseStatus(err), "%v", err)
 	}
 	fail := func(err error) (*offerAnswer, error) {
 		if t != nil {

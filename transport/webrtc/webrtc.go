@@ -250,7 +250,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	t, err := h.adm.Admit()
+	t, err := h.adm.AdmitFrom(transport.ClientAddr(r))
 	if err != nil {
 		transport.Refuse(w, err)
 		return

@@ -146,7 +146,7 @@ func (h *Handler) Shutdown(ctx context.Context) error { return h.adm.Shutdown(ct
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Admit the session before the upgrade, so that concurrent requests
 	// cannot all pass the limit.
-	t, err := h.adm.Admit()
+	t, err := h.adm.AdmitFrom(transport.ClientAddr(r))
 	if err != nil {
 		transport.Refuse(w, err)
 		return
@@ -417,6 +417,9 @@ func errorCode(err error) (string, int) {
 		return code, gws.CloseMessageTooBig // 1009
 	case "shutting_down":
 		return code, gws.CloseGoingAway // 1001
+	}
+	if errors.Is(err, transport.ErrEnded) {
+		return code, gws.CloseNormalClosure // a polite end: max_duration, user_idle
 	}
 	return code, gws.CloseInternalServerErr // 1011
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"runtime"
@@ -415,6 +416,39 @@ func TestMaxSessions(t *testing.T) {
 	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 1 })
 	c := s.dial(t, nil)
 	c.start(16000, 0)
+}
+
+// TestPerAddrLimits: one client address gets HTTP 429 with the reason
+// beyond its concurrent sessions and its rate of new ones.
+func TestPerAddrLimits(t *testing.T) {
+	adm := transport.NewAdmissionConfig(transport.AdmissionConfig{MaxPerAddr: 2, AddrRate: 0.001, AddrBurst: 3, LimitLoopback: true})
+	s := newServer(t, Config{Admission: adm})
+	refused := func(want string) {
+		t.Helper()
+		_, resp, err := gws.DefaultDialer.Dial(s.url, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("err %v resp %v, want HTTP 429", err, resp)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), want) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("429 body %q (Retry-After %q), want %q", body, resp.Header.Get("Retry-After"), want)
+		}
+	}
+	a, b := s.dial(t, nil), s.dial(t, nil)
+	a.start(16000, 0)
+	b.start(16000, 0)
+	refused("max_sessions_per_addr 2")
+	a.sendJSON(map[string]string{"type": "end"})
+	if _, ce := a.closed(); ce.Code != 1000 {
+		t.Fatalf("close %d", ce.Code)
+	}
+	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 1 })
+	c := s.dial(t, nil) // the third of the burst
+	c.start(16000, 0)
+	c.sendJSON(map[string]string{"type": "end"})
+	c.closed()
+	waitFor(t, "the session to end", func() bool { return s.h.Sessions() == 1 })
+	refused("sessions started too fast")
 }
 
 // TestMaxSessionsConcurrent: a burst of simultaneous connections cannot

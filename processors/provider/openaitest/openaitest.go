@@ -1,13 +1,14 @@
 // Package openaitest is a local fake of the OpenAI audio API
 // (https://platform.openai.com/docs/api-reference/audio) for tests: POST
 // /v1/audio/transcriptions (multipart) and POST /v1/audio/speech (JSON in,
-// streamed media out). It checks every request it is sent against its
+// streamed media out), and POST /v1/chat/completions (streamed answers,
+// https://platform.openai.com/docs/api-reference/chat). It checks every request it is sent against its
 // Config (authorization, model, voice, format, audio content type, sample
 // rate and length) and fails the test on any mismatch; it answers with real
 // media: flite speech, as MP3 encoded by lame, WAV or raw PCM.
 //
 // Faults queued with Push make the next request of an endpoint slow,
-// refused (429, 5xx), cut mid-stream or malformed.
+// refused (429, 5xx), cut mid-stream, stalled mid-stream or malformed.
 package openaitest
 
 import (
@@ -83,6 +84,11 @@ type Config struct {
 	// TranscribeDelay and SpeechDelay are waited before every answer of
 	// their endpoint (a Fault's FirstByte adds to them): a cloud's latency.
 	TranscribeDelay, SpeechDelay time.Duration
+	// ChatModel is the expected chat model (default "gpt-4o-mini"), Reply
+	// the streamed answer of /v1/chat/completions, a word a chunk
+	// (default "It is sunny today.").
+	ChatModel string
+	Reply     string
 }
 
 // Fault changes the answer to one request.
@@ -91,6 +97,10 @@ type Fault struct {
 	Status    int           // answer with this error status
 	DropAfter int           // close the connection after this many body bytes (>0)
 	Malformed bool          // a 200 answer whose body is not what it says
+	// StallAfter, for a chat completion, sends this many chunks of the
+	// answer and then nothing, holding the stream open until the client
+	// gives up (>0).
+	StallAfter int
 }
 
 // Request is what the server was sent.
@@ -103,6 +113,8 @@ type Request struct {
 	// Audio is the uploaded WAV's samples (transcription).
 	Audio       []int16
 	AudioFormat frame.Format
+	// User is the last user message of a chat completion.
+	User string
 }
 
 // Server is a running fake. It is safe for concurrent use.
@@ -155,10 +167,17 @@ func Start(cfg Config, bad func(error)) *Server {
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = 2048
 	}
+	if cfg.ChatModel == "" {
+		cfg.ChatModel = "gpt-4o-mini"
+	}
+	if cfg.Reply == "" {
+		cfg.Reply = "It is sunny today."
+	}
 	s := &Server{bad: bad, cfg: cfg, faults: map[string][]Fault{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/audio/transcriptions", s.transcribe)
 	mux.HandleFunc("POST /v1/audio/speech", s.speech)
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL + "/v1"
 	return s
@@ -405,4 +424,89 @@ func streamingWAV(pcm []int16) []byte {
 	b.WriteString("data")
 	binary.Write(&b, binary.LittleEndian, uint32(0xFFFFFFFF))
 	return audio.EncodePCM16(b.Bytes(), pcm)
+}
+
+// chatRequest lists every field a chat completion request may have: an
+// unknown one is a bad request.
+type chatRequest struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role       string            `json:"role"`
+		Content    *string           `json:"content"`
+		Name       string            `json:"name"`
+		ToolCalls  []json.RawMessage `json:"tool_calls"`
+		ToolCallID string            `json:"tool_call_id"`
+	} `json:"messages"`
+	MaxTokens           int      `json:"max_tokens"`
+	MaxCompletionTokens int      `json:"max_completion_tokens"`
+	Temperature         *float64 `json:"temperature"`
+	Stream              bool     `json:"stream"`
+	StreamOptions       struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Tools []json.RawMessage `json:"tools"`
+}
+
+// chat answers a streamed chat completion (the server-sent events of
+// https://platform.openai.com/docs/api-reference/chat/streaming) with
+// Reply, a word an event, or with the next Fault.
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	var req chatRequest
+	if err := d.Decode(&req); err != nil {
+		s.reject(w, "chat request: %v", err)
+		return
+	}
+	if req.Model != s.cfg.ChatModel {
+		s.reject(w, "model %q, want %q", req.Model, s.cfg.ChatModel)
+		return
+	}
+	if !req.Stream {
+		s.reject(w, "stream is false: voiced streams answers")
+		return
+	}
+	rec := Request{Path: r.URL.Path, Model: req.Model}
+	for _, m := range req.Messages {
+		if m.Role == "user" && m.Content != nil {
+			rec.User = *m.Content
+		}
+	}
+	if rec.User == "" {
+		s.reject(w, "no user message")
+		return
+	}
+	f := s.next(r.URL.Path, rec)
+	if !wait(r, f.FirstByte) {
+		return
+	}
+	if f.Status != 0 {
+		apiError(w, f.Status, fmt.Sprintf("fault %d", f.Status))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if f.Malformed {
+		fmt.Fprint(w, "data: {\"choices\":[{\"delta\":{\"content\": 42\n\ndata: <html>502 Bad Gateway</html>\n\n")
+		rc.Flush()
+		return
+	}
+	for i, word := range strings.SplitAfter(s.cfg.Reply, " ") {
+		if f.StallAfter > 0 && i == f.StallAfter {
+			<-r.Context().Done()
+			return
+		}
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": word}}}})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		rc.Flush()
+	}
+	b, _ := json.Marshal(map[string]any{"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}})
+	fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", b)
+	rc.Flush()
 }
