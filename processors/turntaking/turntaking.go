@@ -71,10 +71,22 @@ type Config struct {
 	// qualified, before the bot's answer resumes (default 200 ms). A
 	// transcript that qualifies later still interrupts.
 	FalseInterruptionTimeout time.Duration `toml:"false_interruption_timeout"`
+	// EchoTail is how long after the bot's playout is paused the user's
+	// audio may still carry the echo of what the client had been sent
+	// ahead (the playout's lead, the room, capture and the uplink), and
+	// the end of a noise that started the speech: voiced audio heard that
+	// soon after a pause does not count toward MinDuration (default
+	// 300 ms; negative: all voiced audio counts). Residual echo, or a
+	// cough over it, stops when the playout does; the user's own speech
+	// goes on.
+	EchoTail time.Duration `toml:"echo_tail"`
 
 	// FinalWait bounds how long after UserStoppedSpeaking the stage waits
 	// for the recognizer's final transcript; past it the latest interim
-	// hypothesis is taken as final (default 500 ms).
+	// hypothesis is taken as final (default 500 ms). A recognizer whose
+	// hypothesis still changes after the stop is behind (a busy machine):
+	// the wait then runs FinalWait from its latest interim, up to four
+	// times FinalWait from the stop.
 	FinalWait time.Duration `toml:"final_wait"`
 	// Hold is how much longer the turn is kept open when its final
 	// transcript ends with one of Continuations ("and", "um"): if the user
@@ -146,7 +158,14 @@ func (c *Config) defaults() {
 	if c.HoldMax == 0 {
 		c.HoldMax = 1500 * time.Millisecond
 	}
+	if c.EchoTail == 0 {
+		c.EchoTail = 300 * time.Millisecond
+	}
 }
+
+// finalWaitMax bounds, in FinalWaits from the user's stop, how long a
+// recognizer that is still revising its hypothesis is waited for.
+const finalWaitMax = 4
 
 type due uint8
 
@@ -205,8 +224,10 @@ type Processor struct {
 	mu        sync.Mutex
 	timer     *time.Timer
 	due       due
-	pending   bool // speech over the bot that has not qualified yet
-	voiced    time.Duration
+	pending   bool          // speech over the bot that has not qualified yet
+	voiced    time.Duration // its voiced audio that counts toward MinDuration
+	heard     time.Duration // the detector's voiced count at its last UserSpeaking (-1: none yet)
+	tail      time.Duration // its voiced audio heard within EchoTail of a pause
 	words     int
 	stopped   bool              // the user stopped speaking (waiting for the final)
 	held      string            // transcript held for endpointing
@@ -298,14 +319,17 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		if p.due != none {
 			p.setDue(none, 0) // the user goes on: hold what was said
 		}
-		wasPending := p.pending
+		wasPending := p.pending && p.paused
 		p.pending = false
 		switch {
 		case p.cfg.Interruption == Never:
-		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending && p.paused):
+		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending):
 			if !wasPending {
-				p.voiced, p.words, p.pauseSum = 0, 0, 0
+				// New speech over the bot (not the same speech going
+				// on during its pause): judged afresh.
+				p.voiced, p.words, p.pauseSum, p.tail = 0, 0, 0, 0
 			}
+			p.heard = -1
 			p.pending = true
 			p.pause(out, now)
 		default:
@@ -320,8 +344,9 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		}
 	case *frame.UserSpeaking:
 		if p.pending {
-			p.voiced = max(p.voiced, f.Voiced)
-			p.pause(out, time.Now())
+			now := time.Now()
+			p.addVoiced(f.Voiced, now)
+			p.pause(out, now)
 			p.check(out)
 		}
 		return nil // consumed
@@ -349,6 +374,14 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			return nil
 		}
 		if !f.Final {
+			if p.due == waitFinal && f.Text != p.interim {
+				// The recognizer is still catching up on the user's
+				// audio (a busy machine): its hypothesis is not
+				// settled, so wait FinalWait from this one.
+				if d := min(p.cfg.FinalWait, p.stoppedAt.Add(finalWaitMax*p.cfg.FinalWait).Sub(time.Now())); d > 0 {
+					p.setDue(waitFinal, d)
+				}
+			}
 			p.interim = f.Text
 			if p.pending {
 				p.words = max(p.words, p.count(f.Text))
@@ -376,6 +409,31 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	}
 	out.Pass(f)
 	return nil
+}
+
+// addVoiced takes the detector's voiced count of the pending speech (from its
+// onset, StartDuration included): audio voiced within EchoTail of the
+// pause does not count. The first UserSpeaking after an onset is the
+// baseline (its StartDuration was heard before the pause). p.mu held.
+func (p *Processor) addVoiced(voiced time.Duration, now time.Time) {
+	if p.heard < 0 {
+		p.heard = 0
+		if p.voiced == 0 {
+			p.heard = voiced
+			p.voiced = voiced
+			return
+		}
+	}
+	d := voiced - p.heard
+	if d <= 0 {
+		return
+	}
+	p.heard = voiced
+	if p.paused && p.cfg.EchoTail > 0 && now.Sub(p.pausedAt) < p.cfg.EchoTail {
+		p.tail += d
+		return
+	}
+	p.voiced += d
 }
 
 // pause pauses the bot's playout, if it may and is not paused, and (re)arms

@@ -77,6 +77,11 @@ func run(t *testing.T, cfg turntaking.Config, steps []step) (string, uint32, []u
 	var out string
 	var last uint32
 	var turns []uint32
+	if cfg.EchoTail == 0 {
+		// The cases count voiced audio from the onset unless they are
+		// about the echo tail.
+		cfg.EchoTail = -1
+	}
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{start: time.Now()}
 		p := pipeline.New(pipeline.Options{Sink: rec.sink}, mustNew(t, cfg))
@@ -157,6 +162,60 @@ func TestTurnGolden(t *testing.T) {
 		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back() End",
 		turn: 1,
 	}, {
+		// Residual echo of the bot (it even has a word): its voice stops
+		// when the paused playout's lead has played, within EchoTail
+		// of the pause, so it never reaches MinDuration and the answer
+		// resumes.
+		name: "echo over the bot stops with the pause",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(96*time.Millisecond, speaking(328)),
+			wait(0, interim("lived")),
+			wait(96*time.Millisecond, speaking(424)),
+			wait(64*time.Millisecond, speaking(488)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("lived")),
+		},
+		want: "Pause@1000 Start interim(lived) Resume(488)@1488 Stop Barge(resumed,488) Back(lived) End",
+		turn: 1,
+	}, {
+		// The user's own words go on past the echo tail: they interrupt.
+		name: "speech outlives the echo tail",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hang")),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(100*time.Millisecond, speaking(632)),
+		},
+		want: "Pause@1000 Start interim(hang) Barge(interrupted,432) Int(2) End",
+		turn: 2,
+	}, {
+		// After a resume, new speech over the bot is judged afresh: the
+		// echo of the resumed answer does not add to what came before.
+		name: "speech after a resume starts afresh",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("only")),
+		},
+		want: "Pause@1000 Start Resume(432)@1432 Stop Pause@2032 Start interim(only) Resume(232)@2264 End",
+		turn: 1,
+	}, {
 		// Long enough, but only backchannel words.
 		name: "backchannel over the bot",
 		steps: []step{
@@ -216,6 +275,38 @@ func TestTurnGolden(t *testing.T) {
 			wait(time.Second, final("what time is it now")),
 		},
 		want: "Int(2) Start interim(what time is it) Stop EP(500+0) Final(what time is it)@1100 End",
+		turn: 2,
+	}, {
+		// A busy machine: the recognizer is still working through the
+		// user's audio after the stop, revising its hypothesis. The
+		// stage waits FinalWait from its latest interim, so the final
+		// is answered, not the stale interim.
+		name: "recognizer behind: waits while its hypothesis changes",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(300*time.Millisecond, interim("what")),
+			wait(300*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(400*time.Millisecond, interim("what is")),
+			wait(400*time.Millisecond, interim("what is your")),
+			wait(300*time.Millisecond, final("what is your name")),
+		},
+		want: "Int(2) Start interim(what) Stop interim(what is) interim(what is your) EP(1100+0) Final(what is your name)@1700 End",
+		turn: 2,
+	}, {
+		// ... but not for ever: four FinalWaits after the stop, the
+		// latest interim is answered.
+		name: "recognizer behind: the wait is bounded",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(400*time.Millisecond, interim("what")),
+			wait(400*time.Millisecond, interim("what is")),
+			wait(400*time.Millisecond, interim("what is your")),
+			wait(400*time.Millisecond, interim("what is your name")),
+			wait(500*time.Millisecond, interim("what is your name please")),
+			wait(time.Second, final("what is your name please")),
+		},
+		want: "Int(2) Start Stop interim(what) interim(what is) interim(what is your) interim(what is your name) EP(2000+0) Final(what is your name)@2600 interim(what is your name please) End",
 		turn: 2,
 	}, {
 		name: "unfinished: held, then answered",
