@@ -56,6 +56,13 @@ type Config struct {
 	// Backchannels are words that never count toward MinWords (default
 	// DefaultBackchannels).
 	Backchannels []string `toml:"backchannels"`
+	// BackchannelMax: speech over the bot whose transcript is one word
+	// only, not one of InterruptWords, with less than BackchannelMax of
+	// voiced audio (as counted for MinDuration) is a backchannel whatever
+	// the word: a short "mm-hm" comes out of a recognizer as a short word
+	// ("and", "um", "hm"), and a one-word interruption of substance rarely
+	// stops there (default 700 ms; negative: only Backchannels words are).
+	BackchannelMax time.Duration `toml:"backchannel_max"`
 	// InterruptWords interrupt the bot as soon as the recognizer hears one
 	// of them, whatever MinDuration says (default DefaultInterruptWords).
 	InterruptWords []string `toml:"interrupt_words"`
@@ -158,6 +165,9 @@ func (c *Config) defaults() {
 	if c.HoldMax == 0 {
 		c.HoldMax = 1500 * time.Millisecond
 	}
+	if c.BackchannelMax == 0 {
+		c.BackchannelMax = 700 * time.Millisecond
+	}
 	if c.EchoTail == 0 {
 		c.EchoTail = 300 * time.Millisecond
 	}
@@ -228,7 +238,8 @@ type Processor struct {
 	voiced    time.Duration // its voiced audio that counts toward MinDuration
 	heard     time.Duration // the detector's voiced count at its last UserSpeaking (-1: none yet)
 	tail      time.Duration // its voiced audio heard within EchoTail of a pause
-	words     int
+	words     int // its words that are not Backchannels
+	said      int // all its words
 	stopped   bool              // the user stopped speaking (waiting for the final)
 	held      string            // transcript held for endpointing
 	heldSrc   *frame.Transcript // the recognizer's final behind held
@@ -327,7 +338,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			if !wasPending {
 				// New speech over the bot (not the same speech going
 				// on during its pause): judged afresh.
-				p.voiced, p.words, p.pauseSum, p.tail = 0, 0, 0, 0
+				p.voiced, p.words, p.said, p.pauseSum, p.tail = 0, 0, 0, 0, 0
 			}
 			p.heard = -1
 			p.pending = true
@@ -384,7 +395,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			p.interim = f.Text
 			if p.pending {
-				p.words = max(p.words, p.count(f.Text))
+				p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 				if p.stopWord(f.Text) {
 					p.interrupt(out, "user said stop")
 				} else {
@@ -394,7 +405,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			break
 		}
 		if p.pending {
-			p.words = max(p.words, p.count(f.Text))
+			p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 			if !p.qualifies() && !p.stopWord(f.Text) {
 				p.unpause(out, time.Now())
 				p.pending = false
@@ -488,6 +499,9 @@ func (p *Processor) check(out pipeline.Emitter) {
 }
 
 func (p *Processor) qualifies() bool {
+	if p.said == 1 && p.cfg.BackchannelMax > 0 && p.voiced < p.cfg.BackchannelMax {
+		return false // one short word: a backchannel, whatever it was heard as
+	}
 	return (p.cfg.MinDuration < 0 || p.voiced >= p.cfg.MinDuration) &&
 		(p.cfg.MinWords < 0 || p.words >= p.cfg.MinWords)
 }

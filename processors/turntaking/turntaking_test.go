@@ -189,13 +189,13 @@ func TestTurnGolden(t *testing.T) {
 			wait(0, botOn()),
 			wait(time.Second, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(232)),
-			wait(0, interim("hang")),
+			wait(0, interim("hang on")),
 			wait(100*time.Millisecond, speaking(332)),
 			wait(100*time.Millisecond, speaking(432)),
 			wait(100*time.Millisecond, speaking(532)),
 			wait(100*time.Millisecond, speaking(632)),
 		},
-		want: "Pause@1000 Start interim(hang) Barge(interrupted,432) Int(2) End",
+		want: "Pause@1000 Start interim(hang on) Barge(interrupted,432) Int(2) End",
 		turn: 2,
 	}, {
 		// After a resume, new speech over the bot is judged afresh: the
@@ -215,6 +215,50 @@ func TestTurnGolden(t *testing.T) {
 		},
 		want: "Pause@1000 Start Resume(432)@1432 Stop Pause@2032 Start interim(only) Resume(232)@2264 End",
 		turn: 1,
+	}, {
+		// "mm-hm" heard as "and": one short word over the bot is a
+		// backchannel whatever the recognizer made of it.
+		name: "one short word over the bot is a backchannel",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(0, interim("and")),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("and")),
+		},
+		want: "Pause@1000 Start interim(and) Stop Resume(532)@1532 Barge(resumed,532) Back(and) End",
+		turn: 1,
+	}, {
+		// One word said at length, or a second word, is an interruption.
+		name: "one long word over the bot interrupts",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hello")),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(632)),
+			wait(100*time.Millisecond, speaking(732)),
+		},
+		want: "Pause@1000 Start interim(hello) Barge(interrupted,332) Int(2) End",
+		turn: 2,
+	}, {
+		name: "a second word interrupts",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hello")),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(0, interim("hello there")),
+		},
+		want: "Pause@1000 Start interim(hello) Barge(interrupted,232) Int(2) interim(hello there) End",
+		turn: 2,
 	}, {
 		// Long enough, but only backchannel words.
 		name: "backchannel over the bot",
