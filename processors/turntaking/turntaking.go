@@ -109,7 +109,7 @@ type Config struct {
 	// negative: the hold does not adapt). The stage learns how long this
 	// user pauses inside a turn (the gaps after which they went on) and
 	// holds unfinished-sounding transcripts for 1.5 times that, between
-	// Hold/2 and HoldMax. A user who goes on after a turn that sounded
+	// Hold and HoldMax. A user who goes on after a turn that sounded
 	// complete was answered (a premature end) makes the stage hold their
 	// neutral-sounding transcripts too, a little longer each time, up to
 	// HoldMax; a finished question is never held.

@@ -208,12 +208,12 @@ func TestTurnGolden(t *testing.T) {
 			wait(32*time.Millisecond, speaking(232)),
 			wait(100*time.Millisecond, speaking(332)),
 			wait(100*time.Millisecond, speaking(432)),
-			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(150*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(600*time.Millisecond, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(232)),
 			wait(0, interim("only")),
 		},
-		want: "Pause@1000 Start Resume(432)@1432 Stop Pause@2032 Start interim(only) Resume(232)@2264 End",
+		want: "Pause@1000 Start Resume(382)@1382 Stop Pause@1982 Start interim(only) Resume(232)@2214 End",
 		turn: 1,
 	}, {
 		// "mm-hm" heard as "and": one short word over the bot is a
@@ -227,7 +227,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(100*time.Millisecond, speaking(432)),
 			wait(0, interim("and")),
 			wait(100*time.Millisecond, speaking(532)),
-			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(150*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("and")),
 		},
 		want: "Pause@1000 Start interim(and) Stop Resume(532)@1532 Barge(resumed,532) Back(and) End",
