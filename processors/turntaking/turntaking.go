@@ -234,12 +234,12 @@ type Processor struct {
 	mu        sync.Mutex
 	timer     *time.Timer
 	due       due
-	pending   bool          // speech over the bot that has not qualified yet
-	voiced    time.Duration // its voiced audio that counts toward MinDuration
-	heard     time.Duration // the detector's voiced count at its last UserSpeaking (-1: none yet)
-	tail      time.Duration // its voiced audio heard within EchoTail of a pause
-	words     int // its words that are not Backchannels
-	said      int // all its words
+	pending   bool              // speech over the bot that has not qualified yet
+	voiced    time.Duration     // its voiced audio that counts toward MinDuration
+	heard     time.Duration     // the detector's voiced count at its last UserSpeaking (-1: none yet)
+	tail      time.Duration     // its voiced audio heard within EchoTail of a pause
+	words     int               // its words that are not Backchannels
+	said      int               // all its words
 	stopped   bool              // the user stopped speaking (waiting for the final)
 	held      string            // transcript held for endpointing
 	heldSrc   *frame.Transcript // the recognizer's final behind held
