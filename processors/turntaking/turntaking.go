@@ -92,8 +92,8 @@ type Config struct {
 	// for the recognizer's final transcript; past it the latest interim
 	// hypothesis is taken as final (default 500 ms). A recognizer whose
 	// hypothesis still changes after the stop is behind (a busy machine):
-	// the wait then runs FinalWait from its latest interim, up to four
-	// times FinalWait from the stop.
+	// its final is then waited for up to eight times FinalWait from the
+	// stop.
 	FinalWait time.Duration `toml:"final_wait"`
 	// Hold is how much longer the turn is kept open when its final
 	// transcript ends with one of Continuations ("and", "um"): if the user
@@ -175,7 +175,7 @@ func (c *Config) defaults() {
 
 // finalWaitMax bounds, in FinalWaits from the user's stop, how long a
 // recognizer that is still revising its hypothesis is waited for.
-const finalWaitMax = 4
+const finalWaitMax = 8
 
 type due uint8
 
@@ -386,10 +386,13 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		}
 		if !f.Final {
 			if p.due == waitFinal && f.Text != p.interim {
-				// The recognizer is still catching up on the user's
-				// audio (a busy machine): its hypothesis is not
-				// settled, so wait FinalWait from this one.
-				if d := min(p.cfg.FinalWait, p.stoppedAt.Add(finalWaitMax*p.cfg.FinalWait).Sub(time.Now())); d > 0 {
+				// The recognizer is still working through the user's
+				// audio after the stop (a busy machine): its
+				// hypotheses are stale until it has caught up, and
+				// when it stalls between them says nothing. Wait for
+				// its final, up to finalWaitMax FinalWaits from the
+				// stop.
+				if d := p.stoppedAt.Add(finalWaitMax * p.cfg.FinalWait).Sub(time.Now()); d > 0 {
 					p.setDue(waitFinal, d)
 				}
 			}

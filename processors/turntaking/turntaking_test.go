@@ -323,21 +323,20 @@ func TestTurnGolden(t *testing.T) {
 	}, {
 		// A busy machine: the recognizer is still working through the
 		// user's audio after the stop, revising its hypothesis. The
-		// stage waits FinalWait from its latest interim, so the final
-		// is answered, not the stale interim.
-		name: "recognizer behind: waits while its hypothesis changes",
+		// stage waits for its final, not answering the stale interim.
+		name: "recognizer behind: its final is waited for",
 		steps: []step{
 			wait(0, &frame.UserStartedSpeaking{}),
 			wait(300*time.Millisecond, interim("what")),
 			wait(300*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(400*time.Millisecond, interim("what is")),
-			wait(400*time.Millisecond, interim("what is your")),
-			wait(300*time.Millisecond, final("what is your name")),
+			wait(900*time.Millisecond, interim("what is your")),
+			wait(900*time.Millisecond, final("what is your name")),
 		},
-		want: "Int(2) Start interim(what) Stop interim(what is) interim(what is your) EP(1100+0) Final(what is your name)@1700 End",
+		want: "Int(2) Start interim(what) Stop interim(what is) interim(what is your) EP(2200+0) Final(what is your name)@2800 End",
 		turn: 2,
 	}, {
-		// ... but not for ever: four FinalWaits after the stop, the
+		// ... but not for ever: eight FinalWaits after the stop, the
 		// latest interim is answered.
 		name: "recognizer behind: the wait is bounded",
 		steps: []step{
@@ -345,12 +344,8 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(400*time.Millisecond, interim("what")),
 			wait(400*time.Millisecond, interim("what is")),
-			wait(400*time.Millisecond, interim("what is your")),
-			wait(400*time.Millisecond, interim("what is your name")),
-			wait(500*time.Millisecond, interim("what is your name please")),
-			wait(time.Second, final("what is your name please")),
 		},
-		want: "Int(2) Start Stop interim(what) interim(what is) interim(what is your) interim(what is your name) EP(2000+0) Final(what is your name)@2600 interim(what is your name please) End",
+		want: "Int(2) Start Stop interim(what) interim(what is) EP(4000+0) Final(what is)@4600 End",
 		turn: 2,
 	}, {
 		name: "unfinished: held, then answered",
