@@ -98,7 +98,7 @@ type Config struct {
 	// Hold is how much longer the turn is kept open when its final
 	// transcript ends with one of Continuations ("and", "um"): if the user
 	// speaks again within Hold, both parts make one message; otherwise it is
-	// answered when Hold runs out (default 700 ms). Longer holds cut users
+	// answered when Hold runs out (default 1 s). Longer holds cut users
 	// off less and answer them later.
 	Hold time.Duration `toml:"hold"`
 	// Continuations are the words that make a transcript sound unfinished
@@ -147,7 +147,7 @@ func (c *Config) defaults() {
 		c.FinalWait = 500 * time.Millisecond
 	}
 	if c.Hold == 0 {
-		c.Hold = 700 * time.Millisecond
+		c.Hold = time.Second
 	}
 	if c.Continuations == nil {
 		c.Continuations = DefaultContinuations

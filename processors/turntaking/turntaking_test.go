@@ -354,7 +354,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(1100+1000) Final(I want a pizza and)@1700 End",
 		turn: 2,
 	}, {
 		name: "unfinished: the user goes on",
@@ -431,7 +431,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(1100+1000) Final(I want a pizza and)@1700 End",
 		turn: 2,
 	}, {
 		// Never: the user is heard and answered, the bot is not cut off.
