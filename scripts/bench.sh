@@ -7,6 +7,8 @@
 #                 client over loopback with the embedded components
 #   results.json  the harness's measurements (per-frame overhead, turn
 #                 latency with fake providers, session density with Silero)
+#   endpointing.md  premature turn ends vs. response delay over the labelled
+#                 endpointing set (processors/turntaking), fixed and adaptive
 #   README.md     the report, with the machine, commit, load and charts (*.svg)
 # Usage: bash scripts/bench.sh [--quick]   (make bench runs it after make build)
 # Bounded: about 8 minutes in all (--quick: about 4).
@@ -37,6 +39,9 @@ echo "bench: micro-benchmarks (about 2 minutes)" >&2
 echo "bench: voice-to-voice over WebSocket (real time, about 2 minutes)" >&2
 rm -f "$out/e2e.json"
 VOICED_E2E_RESULTS="$PWD/$out/e2e.json" go test -count "$e2ecount" -timeout 10m -run 'TestE2EConversation|TestE2EBargeIn' ./e2e/ >&2
+
+echo "bench: endpointing curve over the labelled set (about 2 minutes of CPU)" >&2
+VOICED_ENDPOINTING_REPORT="$PWD/$out/endpointing.md" go test -count 1 -timeout 20m -run '^TestEndpointing$' ./processors/turntaking/ >&2
 
 echo "bench: harness: frames, turns, density (about 3 minutes)" >&2
 e2eflag=()

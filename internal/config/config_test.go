@@ -16,7 +16,7 @@ func TestDefaultIsTheDemo(t *testing.T) {
 	if c.Server.Addr != "127.0.0.1:8080" || c.Server.MaxSessions != 200 || c.STT.Provider != "sphinx" || c.TTS.Voice != "slt" || c.LLM.Provider != "scripted" {
 		t.Fatalf("default = %+v", c)
 	}
-	if c.VAD.StopDuration != 500*time.Millisecond {
+	if c.VAD.StopDuration != 300*time.Millisecond {
 		t.Fatalf("vad.stop_duration = %v", c.VAD.StopDuration)
 	}
 	if len(c.LLM.Scripted.Rules) < 3 {

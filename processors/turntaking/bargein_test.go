@@ -170,7 +170,7 @@ func TestEndpointGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("my number is four one five")),
 		},
-		want: "Int(2) Start Stop EP(800+700) Final(my number is four one five)@1400 End",
+		want: "Int(2) Start Stop EP(1100+1000) Final(my number is four one five)@1700 End",
 	}, {
 		name: "a date is not a number being read out",
 		steps: []step{
@@ -185,7 +185,7 @@ func TestEndpointGolden(t *testing.T) {
 		want:  "Int(2) Start Stop Int(3) Start Stop Int(4) Start Stop EP(50+0) Final(I want a pizza and olives and mushrooms)@3050 End",
 	}, {
 		name:  "a fixed hold cuts the slow speaker off",
-		cfg:   turntaking.Config{HoldMax: -1},
+		cfg:   turntaking.Config{Hold: 700 * time.Millisecond, HoldMax: -1},
 		steps: slow,
 		want:  "Int(2) Start Stop Int(3) Start Stop EP(750+700) Final(I want a pizza and olives and)@2350 Int(4) Start Stop EP(50+0) Final(mushrooms)@3050 End",
 	}, {

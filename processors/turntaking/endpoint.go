@@ -108,12 +108,16 @@ func (p *Processor) holdFor(text string) time.Duration {
 }
 
 // unfinishedHold is Hold, or, once the user's pauses are known, 1.5 times
-// their typical pause, between Hold/2 and HoldMax. p.mu held.
+// their typical pause, between Hold and HoldMax: the hold only grows for a
+// slow speaker. (Shrinking it for a user whose pauses were short cut the
+// same user off at their next, longer pause, on the endpointing set: a
+// speaker's pauses inside a turn vary more than their average says.)
+// p.mu held.
 func (p *Processor) unfinishedHold() time.Duration {
 	if p.cfg.HoldMax <= 0 || p.gap == 0 {
 		return p.cfg.Hold
 	}
-	return min(max(p.gap*3/2, p.cfg.Hold/2), max(p.cfg.HoldMax, p.cfg.Hold))
+	return min(max(p.gap*3/2, p.cfg.Hold), max(p.cfg.HoldMax, p.cfg.Hold))
 }
 
 // learnGap folds one observed pause inside a turn (as the stage sees it:

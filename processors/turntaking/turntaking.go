@@ -56,6 +56,13 @@ type Config struct {
 	// Backchannels are words that never count toward MinWords (default
 	// DefaultBackchannels).
 	Backchannels []string `toml:"backchannels"`
+	// BackchannelMax: speech over the bot whose transcript is one word
+	// only, not one of InterruptWords, with less than BackchannelMax of
+	// voiced audio (as counted for MinDuration) is a backchannel whatever
+	// the word: a short "mm-hm" comes out of a recognizer as a short word
+	// ("and", "um", "hm"), and a one-word interruption of substance rarely
+	// stops there (default 700 ms; negative: only Backchannels words are).
+	BackchannelMax time.Duration `toml:"backchannel_max"`
 	// InterruptWords interrupt the bot as soon as the recognizer hears one
 	// of them, whatever MinDuration says (default DefaultInterruptWords).
 	InterruptWords []string `toml:"interrupt_words"`
@@ -71,15 +78,27 @@ type Config struct {
 	// qualified, before the bot's answer resumes (default 200 ms). A
 	// transcript that qualifies later still interrupts.
 	FalseInterruptionTimeout time.Duration `toml:"false_interruption_timeout"`
+	// EchoTail is how long after the bot's playout is paused the user's
+	// audio may still carry the echo of what the client had been sent
+	// ahead (the playout's lead, the room, capture and the uplink), and
+	// the end of a noise that started the speech: voiced audio heard that
+	// soon after a pause does not count toward MinDuration (default
+	// 300 ms; negative: all voiced audio counts). Residual echo, or a
+	// cough over it, stops when the playout does; the user's own speech
+	// goes on.
+	EchoTail time.Duration `toml:"echo_tail"`
 
 	// FinalWait bounds how long after UserStoppedSpeaking the stage waits
 	// for the recognizer's final transcript; past it the latest interim
-	// hypothesis is taken as final (default 500 ms).
+	// hypothesis is taken as final (default 500 ms). A recognizer whose
+	// hypothesis still changes after the stop is behind (a busy machine):
+	// its final is then waited for up to eight times FinalWait from the
+	// stop.
 	FinalWait time.Duration `toml:"final_wait"`
 	// Hold is how much longer the turn is kept open when its final
 	// transcript ends with one of Continuations ("and", "um"): if the user
 	// speaks again within Hold, both parts make one message; otherwise it is
-	// answered when Hold runs out (default 700 ms). Longer holds cut users
+	// answered when Hold runs out (default 1 s). Longer holds cut users
 	// off less and answer them later.
 	Hold time.Duration `toml:"hold"`
 	// Continuations are the words that make a transcript sound unfinished
@@ -90,7 +109,7 @@ type Config struct {
 	// negative: the hold does not adapt). The stage learns how long this
 	// user pauses inside a turn (the gaps after which they went on) and
 	// holds unfinished-sounding transcripts for 1.5 times that, between
-	// Hold/2 and HoldMax. A user who goes on after a turn that sounded
+	// Hold and HoldMax. A user who goes on after a turn that sounded
 	// complete was answered (a premature end) makes the stage hold their
 	// neutral-sounding transcripts too, a little longer each time, up to
 	// HoldMax; a finished question is never held.
@@ -128,7 +147,7 @@ func (c *Config) defaults() {
 		c.FinalWait = 500 * time.Millisecond
 	}
 	if c.Hold == 0 {
-		c.Hold = 700 * time.Millisecond
+		c.Hold = time.Second
 	}
 	if c.Continuations == nil {
 		c.Continuations = DefaultContinuations
@@ -146,7 +165,17 @@ func (c *Config) defaults() {
 	if c.HoldMax == 0 {
 		c.HoldMax = 1500 * time.Millisecond
 	}
+	if c.BackchannelMax == 0 {
+		c.BackchannelMax = 700 * time.Millisecond
+	}
+	if c.EchoTail == 0 {
+		c.EchoTail = 300 * time.Millisecond
+	}
 }
+
+// finalWaitMax bounds, in FinalWaits from the user's stop, how long a
+// recognizer that is still revising its hypothesis is waited for.
+const finalWaitMax = 8
 
 type due uint8
 
@@ -205,9 +234,12 @@ type Processor struct {
 	mu        sync.Mutex
 	timer     *time.Timer
 	due       due
-	pending   bool // speech over the bot that has not qualified yet
-	voiced    time.Duration
-	words     int
+	pending   bool              // speech over the bot that has not qualified yet
+	voiced    time.Duration     // its voiced audio that counts toward MinDuration
+	heard     time.Duration     // the detector's voiced count at its last UserSpeaking (-1: none yet)
+	tail      time.Duration     // its voiced audio heard within EchoTail of a pause
+	words     int               // its words that are not Backchannels
+	said      int               // all its words
 	stopped   bool              // the user stopped speaking (waiting for the final)
 	held      string            // transcript held for endpointing
 	heldSrc   *frame.Transcript // the recognizer's final behind held
@@ -298,14 +330,17 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		if p.due != none {
 			p.setDue(none, 0) // the user goes on: hold what was said
 		}
-		wasPending := p.pending
+		wasPending := p.pending && p.paused
 		p.pending = false
 		switch {
 		case p.cfg.Interruption == Never:
-		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending && p.paused):
+		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending):
 			if !wasPending {
-				p.voiced, p.words, p.pauseSum = 0, 0, 0
+				// New speech over the bot (not the same speech going
+				// on during its pause): judged afresh.
+				p.voiced, p.words, p.said, p.pauseSum, p.tail = 0, 0, 0, 0, 0
 			}
+			p.heard = -1
 			p.pending = true
 			p.pause(out, now)
 		default:
@@ -320,8 +355,9 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		}
 	case *frame.UserSpeaking:
 		if p.pending {
-			p.voiced = max(p.voiced, f.Voiced)
-			p.pause(out, time.Now())
+			now := time.Now()
+			p.addVoiced(f.Voiced, now)
+			p.pause(out, now)
 			p.check(out)
 		}
 		return nil // consumed
@@ -349,9 +385,20 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			return nil
 		}
 		if !f.Final {
+			if p.due == waitFinal && f.Text != p.interim {
+				// The recognizer is still working through the user's
+				// audio after the stop (a busy machine): its
+				// hypotheses are stale until it has caught up, and
+				// when it stalls between them says nothing. Wait for
+				// its final, up to finalWaitMax FinalWaits from the
+				// stop.
+				if d := p.stoppedAt.Add(finalWaitMax * p.cfg.FinalWait).Sub(time.Now()); d > 0 {
+					p.setDue(waitFinal, d)
+				}
+			}
 			p.interim = f.Text
 			if p.pending {
-				p.words = max(p.words, p.count(f.Text))
+				p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 				if p.stopWord(f.Text) {
 					p.interrupt(out, "user said stop")
 				} else {
@@ -361,7 +408,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			break
 		}
 		if p.pending {
-			p.words = max(p.words, p.count(f.Text))
+			p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 			if !p.qualifies() && !p.stopWord(f.Text) {
 				p.unpause(out, time.Now())
 				p.pending = false
@@ -376,6 +423,31 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	}
 	out.Pass(f)
 	return nil
+}
+
+// addVoiced takes the detector's voiced count of the pending speech (from its
+// onset, StartDuration included): audio voiced within EchoTail of the
+// pause does not count. The first UserSpeaking after an onset is the
+// baseline (its StartDuration was heard before the pause). p.mu held.
+func (p *Processor) addVoiced(voiced time.Duration, now time.Time) {
+	if p.heard < 0 {
+		p.heard = 0
+		if p.voiced == 0 {
+			p.heard = voiced
+			p.voiced = voiced
+			return
+		}
+	}
+	d := voiced - p.heard
+	if d <= 0 {
+		return
+	}
+	p.heard = voiced
+	if p.paused && p.cfg.EchoTail > 0 && now.Sub(p.pausedAt) < p.cfg.EchoTail {
+		p.tail += d
+		return
+	}
+	p.voiced += d
 }
 
 // pause pauses the bot's playout, if it may and is not paused, and (re)arms
@@ -430,6 +502,9 @@ func (p *Processor) check(out pipeline.Emitter) {
 }
 
 func (p *Processor) qualifies() bool {
+	if p.said == 1 && p.cfg.BackchannelMax > 0 && p.voiced < p.cfg.BackchannelMax {
+		return false // one short word: a backchannel, whatever it was heard as
+	}
 	return (p.cfg.MinDuration < 0 || p.voiced >= p.cfg.MinDuration) &&
 		(p.cfg.MinWords < 0 || p.words >= p.cfg.MinWords)
 }

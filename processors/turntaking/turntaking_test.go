@@ -77,6 +77,11 @@ func run(t *testing.T, cfg turntaking.Config, steps []step) (string, uint32, []u
 	var out string
 	var last uint32
 	var turns []uint32
+	if cfg.EchoTail == 0 {
+		// The cases count voiced audio from the onset unless they are
+		// about the echo tail.
+		cfg.EchoTail = -1
+	}
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{start: time.Now()}
 		p := pipeline.New(pipeline.Options{Sink: rec.sink}, mustNew(t, cfg))
@@ -157,6 +162,104 @@ func TestTurnGolden(t *testing.T) {
 		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back() End",
 		turn: 1,
 	}, {
+		// Residual echo of the bot (it even has a word): its voice stops
+		// when the paused playout's lead has played, within EchoTail
+		// of the pause, so it never reaches MinDuration and the answer
+		// resumes.
+		name: "echo over the bot stops with the pause",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(96*time.Millisecond, speaking(328)),
+			wait(0, interim("lived")),
+			wait(96*time.Millisecond, speaking(424)),
+			wait(64*time.Millisecond, speaking(488)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("lived")),
+		},
+		want: "Pause@1000 Start interim(lived) Resume(488)@1488 Stop Barge(resumed,488) Back(lived) End",
+		turn: 1,
+	}, {
+		// The user's own words go on past the echo tail: they interrupt.
+		name: "speech outlives the echo tail",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hang on")),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(100*time.Millisecond, speaking(632)),
+		},
+		want: "Pause@1000 Start interim(hang on) Barge(interrupted,432) Int(2) End",
+		turn: 2,
+	}, {
+		// After a resume, new speech over the bot is judged afresh: the
+		// echo of the resumed answer does not add to what came before.
+		name: "speech after a resume starts afresh",
+		cfg:  turntaking.Config{EchoTail: 300 * time.Millisecond},
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(150*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("only")),
+		},
+		want: "Pause@1000 Start Resume(382)@1382 Stop Pause@1982 Start interim(only) Resume(232)@2214 End",
+		turn: 1,
+	}, {
+		// "mm-hm" heard as "and": one short word over the bot is a
+		// backchannel whatever the recognizer made of it.
+		name: "one short word over the bot is a backchannel",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(100*time.Millisecond, speaking(332)),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(0, interim("and")),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(150*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, final("and")),
+		},
+		want: "Pause@1000 Start interim(and) Stop Resume(532)@1532 Barge(resumed,532) Back(and) End",
+		turn: 1,
+	}, {
+		// One word said at length, or a second word, is an interruption.
+		name: "one long word over the bot interrupts",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hello")),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(632)),
+			wait(100*time.Millisecond, speaking(732)),
+		},
+		want: "Pause@1000 Start interim(hello) Barge(interrupted,332) Int(2) End",
+		turn: 2,
+	}, {
+		name: "a second word interrupts",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(232)),
+			wait(0, interim("hello")),
+			wait(100*time.Millisecond, speaking(432)),
+			wait(100*time.Millisecond, speaking(532)),
+			wait(0, interim("hello there")),
+		},
+		want: "Pause@1000 Start interim(hello) Barge(interrupted,232) Int(2) interim(hello there) End",
+		turn: 2,
+	}, {
 		// Long enough, but only backchannel words.
 		name: "backchannel over the bot",
 		steps: []step{
@@ -218,13 +321,40 @@ func TestTurnGolden(t *testing.T) {
 		want: "Int(2) Start interim(what time is it) Stop EP(500+0) Final(what time is it)@1100 End",
 		turn: 2,
 	}, {
+		// A busy machine: the recognizer is still working through the
+		// user's audio after the stop, revising its hypothesis. The
+		// stage waits for its final, not answering the stale interim.
+		name: "recognizer behind: its final is waited for",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(300*time.Millisecond, interim("what")),
+			wait(300*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(400*time.Millisecond, interim("what is")),
+			wait(900*time.Millisecond, interim("what is your")),
+			wait(900*time.Millisecond, final("what is your name")),
+		},
+		want: "Int(2) Start interim(what) Stop interim(what is) interim(what is your) EP(2200+0) Final(what is your name)@2800 End",
+		turn: 2,
+	}, {
+		// ... but not for ever: eight FinalWaits after the stop, the
+		// latest interim is answered.
+		name: "recognizer behind: the wait is bounded",
+		steps: []step{
+			wait(0, &frame.UserStartedSpeaking{}),
+			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(400*time.Millisecond, interim("what")),
+			wait(400*time.Millisecond, interim("what is")),
+		},
+		want: "Int(2) Start Stop interim(what) interim(what is) EP(4000+0) Final(what is)@4600 End",
+		turn: 2,
+	}, {
 		name: "unfinished: held, then answered",
 		steps: []step{
 			wait(0, &frame.UserStartedSpeaking{}),
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(1100+1000) Final(I want a pizza and)@1700 End",
 		turn: 2,
 	}, {
 		name: "unfinished: the user goes on",
@@ -301,7 +431,7 @@ func TestTurnGolden(t *testing.T) {
 			wait(600*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(100*time.Millisecond, final("I want a pizza and")),
 		},
-		want: "Int(2) Start Stop EP(800+700) Final(I want a pizza and)@1400 End",
+		want: "Int(2) Start Stop EP(1100+1000) Final(I want a pizza and)@1700 End",
 		turn: 2,
 	}, {
 		// Never: the user is heard and answered, the bot is not cut off.
