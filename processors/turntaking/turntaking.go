@@ -392,7 +392,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 				// when it stalls between them says nothing. Wait for
 				// its final, up to finalWaitMax FinalWaits from the
 				// stop.
-				if d := p.stoppedAt.Add(finalWaitMax * p.cfg.FinalWait).Sub(time.Now()); d > 0 {
+				if d := time.Until(p.stoppedAt.Add(finalWaitMax * p.cfg.FinalWait)); d > 0 {
 					p.setDue(waitFinal, d)
 				}
 			}

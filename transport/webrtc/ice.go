@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/stun/v4"
 	pion "github.com/pion/webrtc/v4"
 )
 
@@ -116,12 +117,12 @@ func CheckICEServers(servers []pion.ICEServer) error {
 			errs = append(errs, fmt.Errorf("ICE server %d has no URL", i+1))
 		}
 		for _, u := range s.URLs {
-			parsed, err := ice.ParseURL(u)
+			parsed, err := stun.ParseURI(u)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("ICE server URL %q: %v", u, err))
 				continue
 			}
-			turn := parsed.Scheme == ice.SchemeTypeTURN || parsed.Scheme == ice.SchemeTypeTURNS
+			turn := parsed.Scheme == stun.SchemeTypeTURN || parsed.Scheme == stun.SchemeTypeTURNS
 			if turn && (s.Username == "" || s.Credential == nil || s.Credential == "") {
 				errs = append(errs, fmt.Errorf("ICE server URL %q: a TURN server needs a username and a credential", u))
 			}
