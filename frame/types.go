@@ -92,6 +92,11 @@ type Transcript struct {
 	Final bool
 	// Typed is set for text the user typed rather than spoke.
 	Typed bool
+	// Utterance is the ID of the UserStartedSpeaking that opened the
+	// speech this transcribes (0: not known, or typed). Transcripts come
+	// from the recognizer whenever it is done, and may reach a later stage
+	// after the next utterance has begun: this says which one they are of.
+	Utterance uint64
 }
 
 // LLMText is a delta of the model's streamed answer.

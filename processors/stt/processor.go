@@ -85,6 +85,7 @@ type Processor struct {
 type sttJob struct {
 	kind jobKind
 	pcm  []int16       // jobOpen: the pre-roll; jobAudio: the audio (owned by the job)
+	utt  uint64        // jobOpen: the utterance's UserStartedSpeaking ID
 	done chan struct{} // jobDrain: closed once every final has been emitted
 }
 
@@ -156,7 +157,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	case *frame.InputAudio:
 		p.audio(f)
 	case *frame.UserStartedSpeaking:
-		p.start()
+		p.start(f.ID)
 	case *frame.UserStoppedSpeaking:
 		p.finish()
 	}
@@ -219,8 +220,9 @@ func (p *Processor) audio(a *frame.InputAudio) {
 	}
 }
 
-// start opens an utterance, handing the worker the pre-roll, oldest first.
-func (p *Processor) start() {
+// start opens the utterance begun by the UserStartedSpeaking with ID utt,
+// handing the worker the pre-roll, oldest first.
+func (p *Processor) start(utt uint64) {
 	if p.open {
 		return
 	}
@@ -233,7 +235,7 @@ func (p *Processor) start() {
 	}
 	p.preN = 0
 	p.dropped = false
-	if !p.queue(sttJob{kind: jobOpen, pcm: pre}) {
+	if !p.queue(sttJob{kind: jobOpen, pcm: pre, utt: utt}) {
 		p.overrun()
 		return
 	}
@@ -253,7 +255,7 @@ func (p *Processor) work(ctx context.Context) {
 		}
 		switch j.kind {
 		case jobOpen:
-			p.openStream(ctx, j.pcm)
+			p.openStream(ctx, j.pcm, j.utt)
 		case jobAudio:
 			if p.stream == nil {
 				break // the open failed: the utterance is lost
@@ -287,9 +289,9 @@ func (p *Processor) work(ctx context.Context) {
 	}
 }
 
-// openStream opens a stream, sends it the pre-roll and starts its receiver.
-// Worker only.
-func (p *Processor) openStream(ctx context.Context, pre []int16) {
+// openStream opens a stream for utterance utt, sends it the pre-roll and
+// starts its receiver. Worker only.
+func (p *Processor) openStream(ctx context.Context, pre []int16, utt uint64) {
 	if p.stream != nil {
 		// The previous utterance never got its finish (the queue was
 		// full): abandon it.
@@ -320,7 +322,7 @@ func (p *Processor) openStream(ctx context.Context, pre []int16) {
 	rt, out := p.rt, p.out
 	rt.Go(func(ctx context.Context) {
 		defer close(done)
-		receive(ctx, s, rt, out)
+		receive(ctx, s, utt, rt, out)
 	})
 }
 
@@ -332,8 +334,9 @@ func send(ctx context.Context, s Stream, pcm []int16) error {
 	return s.Send(ctx, pcm)
 }
 
-// receive emits the stream's results until EOF, then closes it.
-func receive(ctx context.Context, s Stream, rt pipeline.Runtime, out pipeline.Emitter) {
+// receive emits the stream's results, as transcripts of utterance utt,
+// until EOF, then closes it.
+func receive(ctx context.Context, s Stream, utt uint64, rt pipeline.Runtime, out pipeline.Emitter) {
 	defer s.Close()
 	for {
 		r, err := s.Recv(ctx)
@@ -350,6 +353,6 @@ func receive(ctx context.Context, s Stream, rt pipeline.Runtime, out pipeline.Em
 		// User speech belongs to the current turn: stamping it with the
 		// turn of whatever the stage happens to be processing could mark
 		// it stale after a barge-in, and it would be dropped.
-		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final})
+		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final, Utterance: utt})
 	}
 }

@@ -617,3 +617,45 @@ func TestRecognizerFarBehind(t *testing.T) {
 		}
 	})
 }
+
+// TestTranscriptsNameTheirUtterance: each transcript carries the ID of the
+// UserStartedSpeaking that opened its speech, even when it comes out after
+// the next utterance began (a recognizer that is behind).
+func TestTranscriptsNameTheirUtterance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &fakeRec{t: t, format: frame.Mono16k, hold: true}
+		var out recorder
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{}))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		fd := &feeder{p: p}
+		fd.run(t, "2a start 2a stop 1a start 4a")
+		rec.release()
+		synctest.Wait()
+		fd.run(t, "stop")
+		rec.release()
+		synctest.Wait()
+		fd.run(t, "end")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var starts []uint64
+		got := map[string]uint64{}
+		for _, f := range out.Frames() {
+			switch f := f.(type) {
+			case *frame.UserStartedSpeaking:
+				starts = append(starts, f.ID)
+			case *frame.Transcript:
+				got[f.Text] = f.Utterance
+			}
+		}
+		if len(starts) != 2 || starts[0] == 0 || starts[0] == starts[1] {
+			t.Fatalf("starts %v", starts)
+		}
+		want := map[string]uint64{"final 1200": starts[0], "final 1500": starts[1]}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("transcripts' utterances %v, want %v", got, want)
+		}
+	})
+}

@@ -119,6 +119,57 @@ func TestPauseGolden(t *testing.T) {
 		want: "Int(2) Start End",
 		turn: 2,
 	}, {
+		// A busy recognizer: "wait" (short, resumed on the stop)
+		// came out of it as "way", after the next speech ("stop
+		// please") had begun. It is judged on its own, a backchannel,
+		// and the speech after it still interrupts.
+		name: "a late word of earlier speech does not judge the next",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(268*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(68*time.Millisecond, of(1, final("way"))),
+			wait(100*time.Millisecond, speaking(512)),
+			wait(100*time.Millisecond, interim("stop please")),
+		},
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(resumed,232) Back(way) Barge(interrupted,300) Int(2) interim(stop please) End",
+		turn: 2,
+	}, {
+		// The same, heard right: the late stop word interrupts, and
+		// starts the user's turn.
+		name: "a late stop word of earlier speech interrupts",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(268*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(68*time.Millisecond, of(1, final("wait"))),
+		},
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) EP(0+0) Final(wait)@1500 End",
+		turn: 2,
+	}, {
+		// A noise resumed, then speech: the noise's empty final,
+		// late, neither judges the speech nor releases a turn.
+		name: "a late empty final of a noise",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(268*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(68*time.Millisecond, of(1, final(""))),
+			wait(0, interim("tell me")),
+			wait(100*time.Millisecond, speaking(512)),
+		},
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(resumed,232) Back() interim(tell me) Barge(interrupted,200) Int(2) End",
+		turn: 2,
+	}, {
 		name: "never: no pause",
 		cfg:  turntaking.Config{Interruption: turntaking.Never},
 		steps: []step{

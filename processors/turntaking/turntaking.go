@@ -177,6 +177,17 @@ func (c *Config) defaults() {
 // recognizer that is still revising its hypothesis is waited for.
 const finalWaitMax = 8
 
+// orphan is speech over the bot whose judgment was set aside, waiting for
+// its words, when new speech began while the playout went on (a noise, or
+// a word too short to qualify by its length): its transcripts, which a busy
+// recognizer may deliver after the new speech has begun, are judged on
+// their own and never count toward the new speech's.
+type orphan struct {
+	utt    uint64        // its UserStartedSpeaking's ID (0: none)
+	voiced time.Duration // its voiced audio, as counted toward MinDuration
+	paused time.Duration // the time the playout was paused for it
+}
+
 type due uint8
 
 const (
@@ -244,6 +255,9 @@ type Processor struct {
 	held      string            // transcript held for endpointing
 	heldSrc   *frame.Transcript // the recognizer's final behind held
 	interim   string            // latest interim hypothesis since the user started
+	utt       uint64            // ID of the latest UserStartedSpeaking
+	judging   uint64            // ID of the UserStartedSpeaking that opened the pending speech
+	orphan    orphan            // earlier speech over the bot whose words are still to come
 	skipFinal bool              // an interim was released in place of the coming final
 
 	// Pause first, decide after.
@@ -316,6 +330,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	switch f := f.(type) {
 	case *frame.UserStartedSpeaking:
 		p.interim, p.skipFinal = "", false
+		p.utt = f.ID
 		now := time.Now()
 		if p.stopped && !p.stoppedAt.IsZero() && (p.due != none || p.held != "") {
 			// The user went on after a pause inside their turn.
@@ -330,6 +345,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		if p.due != none {
 			p.setDue(none, 0) // the user goes on: hold what was said
 		}
+		unjudged := p.pending
 		wasPending := p.pending && p.paused
 		p.pending = false
 		switch {
@@ -337,8 +353,14 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		case p.cfg.Interruption == Qualified && (p.rt.State().BotSpeaking() || wasPending):
 			if !wasPending {
 				// New speech over the bot (not the same speech going
-				// on during its pause): judged afresh.
+				// on during its pause): judged afresh. Speech before
+				// it still waiting for its words is judged by them
+				// when they come.
+				if unjudged && p.judging != 0 {
+					p.orphan = orphan{utt: p.judging, voiced: p.voiced, paused: p.pauseSum}
+				}
 				p.voiced, p.words, p.said, p.pauseSum, p.tail = 0, 0, 0, 0, 0
+				p.judging = f.ID
 			}
 			p.heard = -1
 			p.pending = true
@@ -384,7 +406,19 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			p.release(f, f.Text, out)
 			return nil
 		}
+		if f.Utterance != 0 && f.Utterance == p.orphan.utt {
+			if p.late(f, out) {
+				return nil
+			}
+			break
+		}
+		// Of the speech being judged over the bot (an earlier
+		// utterance's transcripts are not).
+		judged := p.pending && (f.Utterance == 0 || f.Utterance >= p.judging)
 		if !f.Final {
+			if f.Utterance != 0 && f.Utterance < p.utt {
+				break // an earlier utterance's hypothesis: stale
+			}
 			if p.due == waitFinal && f.Text != p.interim {
 				// The recognizer is still working through the user's
 				// audio after the stop (a busy machine): its
@@ -397,7 +431,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 				}
 			}
 			p.interim = f.Text
-			if p.pending {
+			if judged {
 				p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 				if p.stopWord(f.Text) {
 					p.interrupt(out, "user said stop")
@@ -407,7 +441,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			}
 			break
 		}
-		if p.pending {
+		if judged {
 			p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
 			if !p.qualifies() && !p.stopWord(f.Text) {
 				p.unpause(out, time.Now())
@@ -423,6 +457,31 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 	}
 	out.Pass(f)
 	return nil
+}
+
+// late judges a transcript of the orphan speech: a stop word, or a final
+// that qualifies with the orphan's voiced audio, interrupts (and a final is
+// then the start of the user's turn); a final that does not is a
+// backchannel, consumed. It reports whether f was consumed. p.mu held.
+func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
+	o := p.orphan
+	if !f.Final {
+		if p.stopWord(f.Text) {
+			p.orphan = orphan{}
+			p.interrupt(out, "user said stop")
+		}
+		return false
+	}
+	p.orphan = orphan{}
+	ws := words(f.Text)
+	if p.qualify(o.voiced, p.count(f.Text), len(ws)) || p.stopWord(f.Text) {
+		p.interrupt(out, "user interrupted")
+		p.final(f, out)
+		return true
+	}
+	out.Emit(&frame.BargeIn{Outcome: frame.BargeInResumed, Paused: o.paused})
+	out.Emit(&frame.UserBackchannel{Text: f.Text})
+	return true
 }
 
 // addVoiced takes the detector's voiced count of the pending speech (from its
@@ -501,12 +560,16 @@ func (p *Processor) check(out pipeline.Emitter) {
 	}
 }
 
-func (p *Processor) qualifies() bool {
-	if p.said == 1 && p.cfg.BackchannelMax > 0 && p.voiced < p.cfg.BackchannelMax {
+func (p *Processor) qualifies() bool { return p.qualify(p.voiced, p.words, p.said) }
+
+// qualify reports whether speech with voiced audio, words that are not
+// backchannels and said words in all is an interruption.
+func (p *Processor) qualify(voiced time.Duration, words, said int) bool {
+	if said == 1 && p.cfg.BackchannelMax > 0 && voiced < p.cfg.BackchannelMax {
 		return false // one short word: a backchannel, whatever it was heard as
 	}
-	return (p.cfg.MinDuration < 0 || p.voiced >= p.cfg.MinDuration) &&
-		(p.cfg.MinWords < 0 || p.words >= p.cfg.MinWords)
+	return (p.cfg.MinDuration < 0 || voiced >= p.cfg.MinDuration) &&
+		(p.cfg.MinWords < 0 || words >= p.cfg.MinWords)
 }
 
 // interrupt starts a new turn and tells every stage; speech being judged

@@ -88,12 +88,33 @@ func run(t *testing.T, cfg turntaking.Config, steps []step) (string, uint32, []u
 		ctx := context.Background()
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
+		var starts []uint64 // the IDs of the UserStartedSpeaking pushed
 		for _, s := range steps {
 			time.Sleep(s.after)
-			if tr, ok := s.f.(*frame.Transcript); ok {
-				tr.Turn = p.Turn() // as the recognizer stamps it
+			f := s.f
+			switch g := f.(type) {
+			case *frame.Transcript:
+				// As the recognizer stamps it: the current turn,
+				// and the utterance it transcribes (the latest, or
+				// the one of() named). A copy: cases share steps.
+				c := *g
+				c.Turn = p.Turn()
+				switch k := int(g.Utterance); {
+				case g.Typed:
+				case k > 0:
+					c.Utterance = starts[k-1]
+				case len(starts) > 0:
+					c.Utterance = starts[len(starts)-1]
+				}
+				f = &c
+			case *frame.UserStartedSpeaking:
+				c := *g
+				f = &c
 			}
-			p.Push(ctx, s.f)
+			p.Push(ctx, f)
+			if _, ok := f.(*frame.UserStartedSpeaking); ok {
+				starts = append(starts, f.Header().ID)
+			}
 			synctest.Wait()
 		}
 		time.Sleep(5 * time.Second) // every timer runs out
@@ -115,6 +136,13 @@ func speaking(ms int) *frame.UserSpeaking {
 }
 func interim(s string) *frame.Transcript { return &frame.Transcript{Text: s} }
 func final(s string) *frame.Transcript   { return &frame.Transcript{Text: s, Final: true} }
+
+// of marks tr as a transcript of the k-th utterance of the case (from 1),
+// delivered late, after a later one began.
+func of(k int, tr *frame.Transcript) *frame.Transcript {
+	tr.Utterance = uint64(k)
+	return tr
+}
 
 // botOn and botOff stand for the output stage's events: new frames each
 // time, since the pipeline publishes the bot's state as they are created.
