@@ -66,15 +66,14 @@ func smallPage(t *testing.T) string {
 }
 
 // smallMic writes the microphone's speech: silence while the peer
-// connection comes up, a request for the demo agent's story (about 25 s
-// of answer), 9 s of silence (the story has started however slow the
-// recognizer is on a busy machine), words that interrupt it, then
-// silence.
+// connection comes up, a question, 9 s of silence (the test asks for the
+// demo agent's story, about 25 s of answer, by send-text as soon as the
+// question is answered), words that interrupt the story, then silence.
 func smallMic(t *testing.T) string {
 	const rate = 16000
 	var pcm []int16
 	pcm = append(pcm, make([]int16, 2*rate)...)
-	pcm = append(pcm, testenv.Speech(t, "hi tell me a long story")...)
+	pcm = append(pcm, testenv.Speech(t, "what is your name")...)
 	pcm = append(pcm, make([]int16, 9*rate)...)
 	pcm = append(pcm, testenv.Speech(t, "wait stop what is the weather")...)
 	pcm = append(pcm, make([]int16, 6*rate)...)
@@ -137,11 +136,19 @@ func TestPipecatClientSmallWebRTC(t *testing.T) {
 			s.finals(), s.AudioBytesReceived, s.AudibleMs, len(s.BotOutputs))
 	}
 
-	// 3. The interruption, spoken over the answer: the answer's sentence
-	// is cut (bot-output in progress, with the words heard), and the
-	// interruption is transcribed.
-	if !b.Wait(step, `() => window.rtviState.botOutputs.some((o) => o.spoken === true && o.spoken_status === "in-progress")`) {
-		t.Fatalf("the answer was not cut off: bot outputs %+v, final transcripts %q", read().BotOutputs, read().finals())
+	// 3. The interruption, spoken over a long answer: send-text asks for
+	// the story at once (a spoken request would depend on the recognizer
+	// hearing "story"), the microphone talks over it, the story's
+	// sentence is cut (bot-output in progress, with the words heard), and
+	// the interruption is transcribed.
+	b.Eval(`window.rtvi.sendText("please tell me a story"), true`, nil)
+	if !b.Wait(step, `() => window.rtviState.botOutputs.some((o) => o.text.startsWith("Once upon a time"))`) {
+		t.Fatalf("the story did not start: bot outputs %+v", read().BotOutputs)
+	}
+	var story int
+	b.Eval(`window.rtviState.botOutputs.findIndex((o) => o.text.startsWith("Once upon a time"))`, &story)
+	if !b.Wait(step, `(n) => window.rtviState.botOutputs.slice(n).some((o) => o.spoken === true && o.spoken_status === "in-progress")`, story) {
+		t.Fatalf("the story was not cut off: bot outputs %+v, final transcripts %q", read().BotOutputs, read().finals())
 	}
 	if !b.Wait(step, `() => window.rtviState.transcripts.filter((t) => t.final && t.text.trim() !== "").length >= 2`) {
 		t.Fatalf("the interruption was not transcribed: %q", read().finals())
