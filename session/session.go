@@ -14,6 +14,7 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/frame"
+	"github.com/voiced-dev/voiced/internal/cmem"
 	"github.com/voiced-dev/voiced/pipeline"
 	"github.com/voiced-dev/voiced/pipeline/turns"
 	"github.com/voiced-dev/voiced/processors/aec"
@@ -119,6 +120,8 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("session", s.ID, "transport", s.Kind)
+	// What the session's native stages freed goes back to the system.
+	defer cmem.Trim()
 	procs, ends, err := b.stages(s)
 	if err != nil {
 		s.Close(err)

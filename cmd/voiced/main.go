@@ -27,6 +27,7 @@ import (
 	"github.com/voiced-dev/voiced/internal/assembly"
 	"github.com/voiced-dev/voiced/internal/auth"
 	"github.com/voiced-dev/voiced/internal/calltools"
+	"github.com/voiced-dev/voiced/internal/cmem"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 )
@@ -198,6 +199,9 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	// Native memory (recognizer models, ONNX Runtime, flite) freed after
+	// a burst of sessions goes back to the system.
+	cmem.Tune()
 
 	cfg := config.Default()
 	if *cfgPath != "" {

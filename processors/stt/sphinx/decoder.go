@@ -45,6 +45,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/voiced-dev/voiced/internal/cmem"
 )
 
 var silenceOnce sync.Once
@@ -124,9 +126,12 @@ func (d *decoder) hyp() string {
 	return C.GoString(s)
 }
 
+// free frees the decoder, and has the C allocator give its memory (tens of
+// MiB of models) back to the system.
 func (d *decoder) free() {
 	if d.ps != nil {
 		C.ps_free(d.ps)
 		d.ps = nil
+		cmem.Trim()
 	}
 }
