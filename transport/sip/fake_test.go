@@ -67,7 +67,8 @@ func (r *record) snapshot() (pcm []int16, digits string, texts []string) {
 
 // bot replies with a tone to the first loud input and to each transcript.
 type bot struct {
-	spoke bool
+	spoke  bool
+	format frame.Format // the session's output
 }
 
 func (b *bot) Name() string { return "bot" }
@@ -89,12 +90,12 @@ func (b *bot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) er
 
 func (b *bot) reply(out pipeline.Emitter, text string) {
 	out.Emit(&frame.TTSText{Text: text})
-	n := callFormat.Samples(replyLen)
+	n := b.format.Samples(replyLen)
 	pcm := make([]int16, n)
 	for i := range pcm {
-		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/8000))
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/float64(b.format.SampleRate)))
 	}
-	out.Emit(&frame.OutputAudio{Format: callFormat, Samples: pcm, Spoken: text})
+	out.Emit(&frame.OutputAudio{Format: b.format, Samples: pcm, Spoken: text})
 }
 
 // factory is a transport.Factory recording its sessions.
@@ -112,7 +113,7 @@ func (fa *factory) run(ctx context.Context, s *transport.Session) error {
 	fa.sessions = append(fa.sessions, r)
 	fa.mu.Unlock()
 	fa.started <- r
-	err := runSession(ctx, s, s.Input, r, &bot{}, s.Output)
+	err := runSession(ctx, s, s.Input, r, &bot{format: s.Out}, s.Output)
 	r.err = err
 	close(r.done)
 	return err
