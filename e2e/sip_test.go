@@ -87,14 +87,14 @@ func TestE2EBaresipG722(t *testing.T) {
 	srv := testenv.Start(t, cfg, func(s *server.Server) {
 		s.Builder().Observers = append(s.Builder().Observers, seen)
 	})
-	sipAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := srv.ListenSIP(ctx, sipAddr); err != nil {
 		t.Fatal(err)
 	}
 
-	rtpPort := freeUDPPort(t)
+	rtpPort := freePort(t)
 	rec := filepath.Join(dir, "rec")
 	if err := os.Mkdir(rec, 0o755); err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ module_tmp account.so
 module_app menu.so
 snd_path %s
 rtp_ports %d-%d
-`, freeUDPPort(t), mic, mods, rec, rtpPort, rtpPort+1)
+`, freePort(t), mic, mods, rec, rtpPort, rtpPort+1)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -207,15 +207,35 @@ func highBandRatio(pcm []int16, rate int, cutoff float64) float64 {
 	return 10 * math.Log10(high/total)
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
+// freePort returns an even loopback port that was free for UDP and TCP a
+// moment ago, with the next one free for UDP (a SIP peer listens on both
+// protocols; RTP and RTCP take a pair).
+func freePort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+	for range 50 {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		if port%2 != 0 || port > 65000 {
+			continue
+		}
+		c2, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
+		if err != nil {
+			continue
+		}
+		c2.Close()
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no free port")
+	return 0
 }
 
 // requireTool returns the path of a program, skipping the test when it is

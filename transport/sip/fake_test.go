@@ -177,8 +177,8 @@ func requireBinary(t *testing.T, name, pkg string) string {
 	return p
 }
 
-// freePort returns a UDP port free on loopback, with the next one free
-// too (RTP and RTCP).
+// freePort returns a port free on loopback for UDP and TCP (a SIP peer
+// listens on both), with the next one free for UDP too (RTP and RTCP).
 func freePort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
@@ -196,6 +196,11 @@ func freePort(t *testing.T) int {
 			continue
 		}
 		c2.Close()
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
 		return port
 	}
 	t.Fatal("no free port pair")
