@@ -170,7 +170,10 @@ rtp_ports %d-%d
 	high := highBandRatio(loud, format.SampleRate, 4300)
 	t.Logf("the caller heard %v of speech at %.1f dBFS; %.1f dB of its energy above 4.3 kHz",
 		time.Duration(len(loud))*time.Second/time.Duration(format.SampleRate), audio.DBFS(loud), high)
-	if high < -35 {
+	// Speech band-limited to 4 kHz (an 8 kHz leg anywhere on the way)
+	// and coded with G.722 measures about -53 dB; flite's 16 kHz voice
+	// through G.722 about -34 dB, and the demo agent's answers -25 to -28.
+	if high < -40 {
 		t.Errorf("%.1f dB of the answer's energy above 4.3 kHz: not wideband", high)
 	}
 }

@@ -75,8 +75,8 @@ type media struct {
 	tonesOut toneQueue
 
 	// audio carries decoded caller audio (mono, at the codec's rate),
-	// digits key presses;
-	// both drop when full rather than block the socket reader.
+	// digits key presses; both drop when full rather than block the
+	// socket reader.
 	audio  chan []int16
 	digits chan byte
 	dead   chan struct{} // closed on media timeout
