@@ -18,7 +18,7 @@ LDFLAGS    := -X main.version=$(VERSION)
 # Debian packages the build and the tests need.
 APT_PACKAGES := gcc pkg-config flite flite1-dev libpocketsphinx-dev libsphinxbase-dev \
 	pocketsphinx-en-us pocketsphinx-testdata chromium sox curl redis-server libspeexdsp-dev libopus-dev libopusfile-dev libsoxr-dev lame \
-	sip-tester baresip-core kamailio
+	sip-tester baresip-core kamailio ffmpeg
 
 .PHONY: help
 help: ## list the targets

@@ -1,8 +1,11 @@
 // Package audio holds the media helpers of voiced: PCM16 conversions and
-// levels, G.711, WAV files and a band-limited streaming resampler.
+// levels, G.711, G.722, WAV files and a band-limited streaming resampler.
 //
 // G.711 μ-law and A-law (EncodeULaw, DecodeALaw, …) are table lookups that
-// match the ITU reference code and sox bit for bit.
+// match the ITU reference code and sox bit for bit. G.722 (G722Encoder,
+// G722Decoder) is the Recommendation's sub-band ADPCM at 64 kbit/s in its
+// fixed-point arithmetic; it matches FFmpeg's codec bit for bit in both
+// directions. Its encoder and decoder keep state: use one per stream.
 //
 // Audio in voiced is interleaved signed 16-bit PCM ([]int16) described by a
 // frame.Format. Functions that produce samples or bytes are append-style:

@@ -7,22 +7,39 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
 )
 
 // baresip, a real softphone, dials voiced with a spoken sentence as its
 // microphone and records what it hears: the pipeline hears the speech and
-// the bot's answer is audible at the caller, in time.
+// the bot's answer is audible at the caller, in time; over G.711 at 8 kHz
+// and over G.722 at 16 kHz (baresip with only that codec enabled).
 func TestBaresipCallsVoiced(t *testing.T) {
+	for _, tc := range []struct {
+		codec, module string
+		rate          int
+	}{
+		{"PCMU", "g711.so", 8000},
+		{"G722", "g722.so", 16000},
+	} {
+		t.Run(tc.codec, func(t *testing.T) { testBaresipCall(t, tc.codec, tc.module, tc.rate) })
+	}
+}
+
+func testBaresipCall(t *testing.T, codecName, module string, rate int) {
 	bin := requireBinary(t, "baresip", "baresip-core")
 	flite := requireBinary(t, "flite", "flite")
 	sox := requireBinary(t, "sox", "sox")
 	mods := "/usr/lib/baresip/modules"
-	if _, err := os.Stat(filepath.Join(mods, "sndfile.so")); err != nil {
-		t.Skipf("baresip modules missing in %s: %v", mods, err)
+	for _, m := range []string{"sndfile.so", module} {
+		if _, err := os.Stat(filepath.Join(mods, m)); err != nil {
+			t.Skipf("baresip modules missing in %s: %v", mods, err)
+		}
 	}
 	dir := t.TempDir()
 	speech := filepath.Join(dir, "speech.wav")
@@ -34,9 +51,9 @@ func TestBaresipCallsVoiced(t *testing.T) {
 		}
 	}
 	run(flite, "-t", "Hello there. What can you do for me?", "-o", speech)
-	// 8 kHz mono, with a second of silence before and four after (baresip
-	// hangs up when its microphone file ends).
-	run(sox, speech, "-r", "8000", "-c", "1", "-b", "16", mic, "pad", "1", "4")
+	// Mono at the codec's rate, with a second of silence before and four
+	// after (baresip hangs up when its microphone file ends).
+	run(sox, speech, "-r", strconv.Itoa(rate), "-c", "1", "-b", "16", mic, "pad", "1", "4")
 
 	fa := newFactory()
 	_, addr := startServer(t, Config{}, fa.run)
@@ -51,7 +68,7 @@ audio_player alsa,null
 audio_source aufile,%s
 audio_alert alsa,null
 module_path %s
-module g711.so
+module %s
 module aufile.so
 module alsa.so
 module sndfile.so
@@ -60,11 +77,11 @@ module_tmp account.so
 module_app menu.so
 snd_path %s
 rtp_ports %d-%d
-`, sipPort, mic, mods, rec, rtpPort, rtpPort+1)
+`, sipPort, mic, mods, module, rec, rtpPort, rtpPort+1)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:caller@127.0.0.1>;regint=0;audio_codecs="+codecName+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
@@ -86,6 +103,9 @@ rtp_ports %d-%d
 	case <-time.After(5 * time.Second):
 		t.Fatal("session still running after baresip hung up")
 	}
+	if want := (frame.Format{SampleRate: rate, Channels: 1}); r.s.In != want || r.s.Out != want {
+		t.Errorf("call audio in %+v out %+v, want %+v", r.s.In, r.s.Out, want)
+	}
 	if !errors.Is(r.err, ErrHangup) {
 		t.Errorf("session ended with %v, want %v", r.err, ErrHangup)
 	}
@@ -103,6 +123,9 @@ rtp_ports %d-%d
 	format, got, err := audio.LoadWAV(heard[0])
 	if err != nil {
 		t.Fatal(err)
+	}
+	if format.SampleRate != rate {
+		t.Errorf("baresip decoded %d Hz audio, want %d", format.SampleRate, rate)
 	}
 	win := format.Samples(100 * time.Millisecond)
 	first := -1

@@ -21,9 +21,6 @@ import (
 	"github.com/voiced-dev/voiced/transport"
 )
 
-// callFormat is the audio format of a G.711 call.
-var callFormat = frame.Format{SampleRate: 8000, Channels: 1}
-
 // call is one answered (or being answered) INVITE.
 type call struct {
 	s      *Server
@@ -48,6 +45,9 @@ type call struct {
 
 	infoDigits chan byte
 
+	// format is the call's audio format, the codec's first negotiated
+	// (8 kHz for G.711, 16 kHz for G.722): re-INVITEs keep its rate.
+	format  frame.Format
 	remote  sip.Uri // the peer's Contact: the target of in-dialog requests
 	out     *output // the last stage, once the session is built
 	endOnce sync.Once
@@ -93,7 +93,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	o, err := parseOffer(req.Body(), nil)
 	if err != nil {
 		c.log.Info("call refused", "err", err)
-		respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 voiced "no common codec: PCMU or PCMA at 8000 Hz"`))
+		respond(tx, req, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 voiced "no common codec: G722, PCMU or PCMA at 8000 Hz"`))
 		return
 	}
 	sock, port, err := s.ports.listen()
@@ -107,6 +107,7 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	dir := o.dir.reverse()
 	c.media.apply(o, dir, c.signal)
 	c.neg = o
+	c.format = o.codec.format()
 	c.ans = answer{
 		sessionID: binary.BigEndian.Uint64(b[:]) >> 1, version: 1,
 		addr: s.localIPTo(sourceIP(req), s.listenAddr(req)), port: port,
@@ -150,14 +151,17 @@ func (s *Server) answer(req *sip.Request, tx sip.ServerTransaction, ticket *tran
 	if r, ok := s.cfg.Routes[user]; ok {
 		run = r
 	}
-	in, err := transport.NewInput(callFormat, s.cfg.PipelineFormat)
+	// G.722 audio is already at 16 kHz: it skips the upsampling that
+	// G.711's 8 kHz gets before VAD and STT, and the bot's voice is coded
+	// at 16 kHz.
+	in, err := transport.NewInput(c.format, s.cfg.PipelineFormat)
 	if err != nil {
 		dialog.Respond(500, "Server Internal Error", nil)
 		return
 	}
-	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
+	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: c.format})
 	c.out = &output{Playout: play, m: c.media}
-	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
+	sess := conn.Session(c.format, c.format, in, c.out, c.feed)
 	sess.Metadata = map[string]string{"sip.to": user}
 	if from := req.From(); from != nil {
 		sess.Metadata["sip.from"] = from.Address.User
@@ -264,14 +268,14 @@ func (c *call) serve(run transport.Factory) {
 			}
 		}
 	}()
-	in, err := transport.NewInput(callFormat, c.s.cfg.PipelineFormat)
+	in, err := transport.NewInput(c.format, c.s.cfg.PipelineFormat)
 	if err != nil {
 		c.close(err)
 		return
 	}
-	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: callFormat})
+	play := transport.NewPlayout(c.media, transport.PlayoutConfig{Format: c.format})
 	c.out = &output{Playout: play, m: c.media}
-	sess := conn.Session(callFormat, callFormat, in, c.out, c.feed)
+	sess := conn.Session(c.format, c.format, in, c.out, c.feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.media.conn.Close() })
@@ -446,7 +450,7 @@ func (c *call) feed(ctx context.Context, p transport.Pusher) error {
 		case <-c.media.dead:
 			return ErrMediaTimeout
 		case pcm := <-c.media.audio:
-			err = p.Push(ctx, &frame.InputAudio{Format: callFormat, Samples: pcm})
+			err = p.Push(ctx, &frame.InputAudio{Format: c.format, Samples: pcm})
 		case d := <-c.media.digits:
 			err = key(d)
 		case d := <-c.infoDigits:

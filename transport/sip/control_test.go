@@ -33,7 +33,7 @@ func TestToneOut(t *testing.T) {
 			got = append(got, string(ev.digit)+"/"+itoa(int(ev.duration))+"/"+map[bool]string{true: "E", false: "-"}[ev.end]+
 				"/"+map[bool]string{true: "M", false: "-"}[start]+"/"+itoa(int(evTS)))
 		}
-		ts += frameLen
+		ts += tsStep
 	}
 	want := "5/160/-/M/1000 5/320/-/-/1000 5/480/-/-/1000 5/640/-/-/1000 5/800/-/-/1000 " +
 		"5/800/E/-/1000 5/800/E/-/1000 5/800/E/-/1000 audio audio audio " +

@@ -503,6 +503,7 @@ func (o *outCall) dial(ctx context.Context) (int, string) {
 	cl.media = newMedia(sock, port, cl.log, s.cfg.MediaTimeout, s.cfg.FirstMediaTimeout)
 	cl.media.apply(ansOffer, SendRecv, cl.signal)
 	cl.neg = ansOffer
+	cl.format = ansOffer.codec.format()
 	ans.codec, ans.pt, ans.dtmfPT = ansOffer.codec, ansOffer.pt, ansOffer.dtmfPT
 	cl.ans = ans
 	s.mu.Lock()

@@ -19,18 +19,21 @@ import (
 
 // greeter speaks a 440 Hz greeting as soon as its session starts, then
 // passes frames on: the agent of an outbound call speaks first.
-type greeter struct{ said bool }
+type greeter struct {
+	said   bool
+	format frame.Format // the session's output
+}
 
 func (g *greeter) Name() string { return "greeter" }
 
 func (g *greeter) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
 	if !g.said {
 		g.said = true
-		pcm := make([]int16, callFormat.Samples(time.Second))
+		pcm := make([]int16, g.format.Samples(time.Second))
 		for i := range pcm {
-			pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/8000))
+			pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/float64(g.format.SampleRate)))
 		}
-		out.Emit(&frame.OutputAudio{Format: callFormat, Samples: pcm, Spoken: "hello"})
+		out.Emit(&frame.OutputAudio{Format: g.format, Samples: pcm, Spoken: "hello"})
 	}
 	out.Pass(f)
 	return nil
@@ -40,7 +43,7 @@ func (g *greeter) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 func greetingFactory(started chan<- struct{}, ended chan<- error) transport.Factory {
 	return func(ctx context.Context, s *transport.Session) error {
 		started <- struct{}{}
-		err := runSession(ctx, s, s.Input, &greeter{}, s.Output)
+		err := runSession(ctx, s, s.Input, &greeter{format: s.Out}, s.Output)
 		ended <- err
 		return err
 	}

@@ -67,7 +67,8 @@ func (r *record) snapshot() (pcm []int16, digits string, texts []string) {
 
 // bot replies with a tone to the first loud input and to each transcript.
 type bot struct {
-	spoke bool
+	spoke  bool
+	format frame.Format // the session's output
 }
 
 func (b *bot) Name() string { return "bot" }
@@ -89,12 +90,12 @@ func (b *bot) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) er
 
 func (b *bot) reply(out pipeline.Emitter, text string) {
 	out.Emit(&frame.TTSText{Text: text})
-	n := callFormat.Samples(replyLen)
+	n := b.format.Samples(replyLen)
 	pcm := make([]int16, n)
 	for i := range pcm {
-		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/8000))
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/float64(b.format.SampleRate)))
 	}
-	out.Emit(&frame.OutputAudio{Format: callFormat, Samples: pcm, Spoken: text})
+	out.Emit(&frame.OutputAudio{Format: b.format, Samples: pcm, Spoken: text})
 }
 
 // factory is a transport.Factory recording its sessions.
@@ -112,7 +113,7 @@ func (fa *factory) run(ctx context.Context, s *transport.Session) error {
 	fa.sessions = append(fa.sessions, r)
 	fa.mu.Unlock()
 	fa.started <- r
-	err := runSession(ctx, s, s.Input, r, &bot{}, s.Output)
+	err := runSession(ctx, s, s.Input, r, &bot{format: s.Out}, s.Output)
 	r.err = err
 	close(r.done)
 	return err
@@ -176,8 +177,8 @@ func requireBinary(t *testing.T, name, pkg string) string {
 	return p
 }
 
-// freePort returns a UDP port free on loopback, with the next one free
-// too (RTP and RTCP).
+// freePort returns a port free on loopback for UDP and TCP (a SIP peer
+// listens on both), with the next one free for UDP too (RTP and RTCP).
 func freePort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
@@ -195,6 +196,11 @@ func freePort(t *testing.T) int {
 			continue
 		}
 		c2.Close()
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
 		return port
 	}
 	t.Fatal("no free port pair")

@@ -21,13 +21,16 @@ import (
 )
 
 // RTP (RFC 3550) for one call: a UDP socket, a receiver that decodes G.711
-// and telephone-events, and a sender that puts out exactly one packet every
-// 20 ms for as long as the call lasts (silence when the bot is quiet).
+// or G.722 and telephone-events, and a sender that puts out exactly one
+// packet every 20 ms for as long as the call lasts (silence when the bot is
+// quiet).
 
 const (
-	ptime      = 20 * time.Millisecond
-	frameLen   = 160 // samples of 8 kHz audio per packet
-	maxQueue   = 8000 * 2
+	ptime = 20 * time.Millisecond
+	// tsStep is the RTP timestamp increment of a packet: every codec voiced
+	// speaks has an 8000 Hz RTP clock, G.722 included (RFC 3551 §4.5.2).
+	tsStep     = 160
+	maxQueued  = 2 * time.Second
 	maxPayload = 1500
 	// maxBurst bounds the packets sent on one tick to catch up after the
 	// sender was starved; beyond it the lost time is skipped.
@@ -71,8 +74,9 @@ type media struct {
 	// tonesOut are keys to send as telephone-events (Control.SendDTMF).
 	tonesOut toneQueue
 
-	// audio carries decoded caller audio (8 kHz mono), digits key presses;
-	// both drop when full rather than block the socket reader.
+	// audio carries decoded caller audio (mono, at the codec's rate),
+	// digits key presses; both drop when full rather than block the
+	// socket reader.
 	audio  chan []int16
 	digits chan byte
 	dead   chan struct{} // closed on media timeout
@@ -90,6 +94,9 @@ type media struct {
 	ssrc uint32
 	seq  uint16
 	ts   uint32
+	enc  *audio.G722Encoder // of a G.722 call
+	// Receiver's decoder state, run's goroutine only.
+	dec *audio.G722Decoder
 
 	// onSend, when set (tests, benchmarks), is told the time of each packet.
 	onSend func(time.Time)
@@ -133,12 +140,12 @@ func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
 	}
 }
 
-// WriteAudio implements transport.AudioWriter: it queues 8 kHz audio for the
-// sender. At most two seconds are kept.
+// WriteAudio implements transport.AudioWriter: it queues audio at the
+// codec's rate for the sender. At most two seconds are kept.
 func (m *media) WriteAudio(pcm []int16) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.queue)+len(pcm) > maxQueue {
+	if len(m.queue)+len(pcm) > m.codec.format().Samples(maxQueued) {
 		return nil // the playout runs ahead of the clock: drop
 	}
 	m.queue = append(m.queue, pcm...)
@@ -162,8 +169,8 @@ func (m *media) send(ctx context.Context) {
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	var sent int64
-	pcm := make([]int16, frameLen)
-	payload := make([]byte, 0, frameLen)
+	pcm := make([]int16, g722.samples())
+	payload := make([]byte, 0, g722.samples())
 	buf := make([]byte, maxPayload)
 	for {
 		select {
@@ -176,7 +183,7 @@ func (m *media) send(ctx context.Context) {
 				sent++
 			}
 			if sent < due { // starved: skip the lost time, keep the timestamps true
-				m.ts += uint32((due - sent) * frameLen)
+				m.ts += uint32((due - sent) * tsStep)
 				sent = due
 			}
 		}
@@ -185,10 +192,11 @@ func (m *media) send(ctx context.Context) {
 
 func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.Time) {
 	m.mu.Lock()
+	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
+	pcm = pcm[:c.samples()]
 	n := copy(pcm, m.queue)
 	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
 	clear(pcm[n:])
-	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
 	tone, toneStart, toneTS, isTone := m.nextTone(m.ts)
 	dtmfPT := m.dtmfPT
 	m.mu.Unlock()
@@ -198,6 +206,13 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 		// event carries the timestamp of its start.
 		payload = append(payload[:0], tone...)
 		pt, ts, marker = dtmfPT, toneTS, toneStart
+	} else if c == g722 {
+		// The encoder runs on: a sample stream without gaps, silence
+		// included, keeps the peer's decoder in step with it.
+		if m.enc == nil {
+			m.enc = audio.NewG722Encoder()
+		}
+		payload = m.enc.Encode(payload[:0], pcm)
 	} else if c == pcma {
 		payload = audio.EncodeALaw(payload[:0], pcm)
 	} else {
@@ -211,7 +226,7 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 		Payload: payload,
 	}
 	m.seq++
-	m.ts += frameLen
+	m.ts += tsStep
 	if !sending || !to.IsValid() {
 		return // on hold, or nowhere to send: the clock runs on
 	}
@@ -227,11 +242,11 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 
 // run reads RTP until the socket is closed or the media times out. Audio
 // goes through the shared receive path (transport/rtpaudio: jitter buffer,
-// loss concealment) with a G.711 decoder; telephone-events are taken out
-// before it.
+// loss concealment) with the call's decoder; telephone-events are taken
+// out before it.
 func (m *media) run(ctx context.Context) {
 	m.lastRx = time.Now()
-	rx := rtpaudio.NewReceiver(g711Decoder{m}, rtpaudio.Config{})
+	rx := rtpaudio.NewReceiver(callDecoder{m}, rtpaudio.Config{})
 	err := rx.Run(ctx, rtpaudio.SourceFunc(m.readPacket), func(pcm []int16) error {
 		select {
 		case m.audio <- pcm:
@@ -267,25 +282,36 @@ func (m *media) readPacket(deadline time.Time) (*rtp.Packet, error) {
 	}
 }
 
-// g711Decoder is the rtpaudio.Decoder of a call: μ-law or A-law, whichever
-// the call negotiated last. G.711 has no loss concealment of its own: a
-// lost packet is silence.
-type g711Decoder struct{ m *media }
+// callDecoder is the rtpaudio.Decoder of a call: G.722, μ-law or A-law,
+// whichever the call negotiated last (a call keeps its sample rate). None
+// of them has loss concealment of its own: a lost packet is silence. The
+// G.722 decoder runs on over it, its adaptation resuming on the next
+// packet.
+type callDecoder struct{ m *media }
 
-func (g711Decoder) Format() frame.Format { return callFormat }
-
-func (d g711Decoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
+func (d callDecoder) codec() codec {
 	d.m.mu.Lock()
-	c := d.m.codec
-	d.m.mu.Unlock()
-	if c == pcma {
+	defer d.m.mu.Unlock()
+	return d.m.codec
+}
+
+func (d callDecoder) Format() frame.Format { return d.codec().format() }
+
+func (d callDecoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
+	switch d.codec() {
+	case g722:
+		if d.m.dec == nil {
+			d.m.dec = audio.NewG722Decoder()
+		}
+		return d.m.dec.Decode(pcm, payload), nil
+	case pcma:
 		return audio.DecodeALaw(pcm, payload), nil
 	}
 	return audio.DecodeULaw(pcm, payload), nil
 }
 
-func (g711Decoder) Conceal(pcm []int16) ([]int16, error) {
-	return append(pcm, make([]int16, frameLen)...), nil
+func (d callDecoder) Conceal(pcm []int16) ([]int16, error) {
+	return append(pcm, make([]int16, d.codec().samples())...), nil
 }
 
 // expired reports whether the peer has sent nothing for too long. A held

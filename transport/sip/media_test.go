@@ -2,9 +2,11 @@ package sip
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -122,18 +124,18 @@ func TestSendPacing(t *testing.T) {
 			if want := start.Add(time.Duration(i+1) * ptime); !p.at.Equal(want) {
 				t.Fatalf("packet %d at %v, want %v", i, p.at.Sub(start), want.Sub(start))
 			}
-			if p.to != peer || p.p.PayloadType != 0 || len(p.p.Payload) != frameLen {
+			if p.to != peer || p.p.PayloadType != 0 || len(p.p.Payload) != pcmu.samples() {
 				t.Fatalf("packet %d: to %v pt %d %d bytes", i, p.to, p.p.PayloadType, len(p.p.Payload))
 			}
 			if p.p.Marker != (i == 0) {
 				t.Errorf("packet %d: marker %v", i, p.p.Marker)
 			}
-			if i > 0 && (p.p.SequenceNumber != ps[i-1].p.SequenceNumber+1 || p.p.Timestamp != ps[i-1].p.Timestamp+frameLen || p.p.SSRC != ps[0].p.SSRC) {
+			if i > 0 && (p.p.SequenceNumber != ps[i-1].p.SequenceNumber+1 || p.p.Timestamp != ps[i-1].p.Timestamp+tsStep || p.p.SSRC != ps[0].p.SSRC) {
 				t.Fatalf("packet %d: seq %d ts %d after seq %d ts %d", i, p.p.SequenceNumber, p.p.Timestamp, ps[i-1].p.SequenceNumber, ps[i-1].p.Timestamp)
 			}
 			// The tone was queued between packets 49 and 50.
 			for j, b := range p.p.Payload {
-				n := (i-50)*frameLen + j
+				n := (i-50)*pcmu.samples() + j
 				want := silent
 				if n >= 0 && n < len(tone) {
 					want = loud
@@ -170,8 +172,8 @@ func TestSendHold(t *testing.T) {
 		if len(ps) != 20 {
 			t.Fatalf("%d packets, want 10 before the hold and 10 after", len(ps))
 		}
-		if gap := ps[10].p.Timestamp - ps[9].p.Timestamp; gap != 51*frameLen {
-			t.Errorf("timestamps jump %d over the hold, want %d", gap, 51*frameLen)
+		if gap := ps[10].p.Timestamp - ps[9].p.Timestamp; gap != 51*tsStep {
+			t.Errorf("timestamps jump %d over the hold, want %d", gap, 51*tsStep)
 		}
 		if ps[10].p.PayloadType != 8 {
 			t.Errorf("payload type %d, want 8 (PCMA)", ps[10].p.PayloadType)
@@ -249,11 +251,11 @@ func TestReceiveReorders(t *testing.T) {
 		go func() { m.run(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
 		pkt := func(seq uint16, v int16) datagram {
-			pcm := make([]int16, frameLen)
+			pcm := make([]int16, pcmu.samples())
 			for i := range pcm {
 				pcm[i] = v
 			}
-			return datagram{rtpBytes(t, 0, seq, uint32(seq)*frameLen, audio.EncodeULaw(nil, pcm)), peer}
+			return datagram{rtpBytes(t, 0, seq, uint32(seq)*tsStep, audio.EncodeULaw(nil, pcm)), peer}
 		}
 		for _, d := range []datagram{pkt(1, 1000), pkt(3, 3000), pkt(2, 2000), pkt(5, 5000), pkt(6, 6000)} {
 			conn.in <- d
@@ -353,5 +355,93 @@ func TestOutputInterruptionClearsRTPQueue(t *testing.T) {
 var _ pipeline.Emitter = (*emitted)(nil)
 
 func newTestPlayout(m *media) *transport.Playout {
-	return transport.NewPlayout(m, transport.PlayoutConfig{Format: callFormat})
+	return transport.NewPlayout(m, transport.PlayoutConfig{Format: pcmu.format()})
+}
+
+// A G.722 call sends 16 kHz audio as one 160-byte packet per 20 ms,
+// timestamps 160 apart (its RTP clock runs at 8000 Hz), in one continuous
+// G.722 stream; it decodes the peer's G.722 into 320-sample chunks at
+// 16 kHz, which an independent decoder of the same stream reproduces.
+func TestG722Media(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		m := newMedia(conn, 10000, nil, 15*time.Second, 30*time.Second)
+		m.apply(testOffer(g722), SendRecv, netip.Addr{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() { m.send(ctx) })
+		wg.Go(func() { m.run(ctx) })
+
+		// A 16 kHz tone at 1 kHz, half a second.
+		tone := make([]int16, 8000)
+		for i := range tone {
+			tone[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/16000))
+		}
+		m.WriteAudio(tone)
+
+		// The peer's half second of a 3 kHz tone, a wideband-only
+		// sound, 25 packets.
+		peerTone := make([]int16, 8000)
+		for i := range peerTone {
+			peerTone[i] = int16(6000 * math.Sin(2*math.Pi*3000*float64(i)/16000))
+		}
+		enc := audio.NewG722Encoder()
+		var sentCode []byte
+		for k := range 25 {
+			code := enc.Encode(nil, peerTone[k*320:(k+1)*320])
+			sentCode = append(sentCode, code...)
+			conn.in <- datagram{rtpBytes(t, 9, uint16(k+1), uint32(k)*tsStep, code), peer}
+			time.Sleep(ptime)
+		}
+		time.Sleep(time.Second)
+		cancel()
+		wg.Wait()
+
+		ps := conn.packets()
+		if len(ps) < 70 {
+			t.Fatalf("%d packets in 1.5 s, want 75", len(ps))
+		}
+		var code []byte
+		for i, p := range ps {
+			if p.p.PayloadType != 9 || len(p.p.Payload) != 160 {
+				t.Fatalf("packet %d: pt %d, %d bytes, want pt 9 and 160 bytes", i, p.p.PayloadType, len(p.p.Payload))
+			}
+			if i > 0 && p.p.Timestamp != ps[i-1].p.Timestamp+160 {
+				t.Fatalf("packet %d: timestamp %d after %d, want 160 more", i, p.p.Timestamp, ps[i-1].p.Timestamp)
+			}
+			code = append(code, p.p.Payload...)
+		}
+		// The stream decodes to the tone, at 16 kHz: the samples the
+		// sender took from the queue, in order.
+		out := audio.NewG722Decoder().Decode(nil, code)
+		if len(out) != 320*len(ps) {
+			t.Fatalf("%d samples in %d packets", len(out), len(ps))
+		}
+		lag := 22
+		var sig, noise float64
+		for i := 1000; i < len(tone); i++ {
+			d := float64(out[i+lag]) - float64(tone[i])
+			sig += float64(tone[i]) * float64(tone[i])
+			noise += d * d
+		}
+		if snr := 10 * math.Log10(sig/noise); snr < 20 {
+			t.Errorf("sent tone decodes at SNR %.1f dB, want at least 20", snr)
+		}
+		if db := audio.DBFS(out[len(tone)+200:]); db > -60 {
+			t.Errorf("silence after the tone at %.1f dBFS", db)
+		}
+
+		var got []int16
+		for len(m.audio) > 0 {
+			chunk := <-m.audio
+			if len(chunk) != 320 {
+				t.Fatalf("received chunk of %d samples, want 320", len(chunk))
+			}
+			got = append(got, chunk...)
+		}
+		want := audio.NewG722Decoder().Decode(nil, sentCode)
+		if !slices.Equal(got, want) {
+			t.Errorf("received %d samples, not the %d the peer's code decodes to", len(got), len(want))
+		}
+	})
 }

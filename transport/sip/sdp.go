@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pion/sdp/v3"
+
+	"github.com/voiced-dev/voiced/frame"
 )
 
 // SDP offer/answer (RFC 3264) over session descriptions (RFC 8866).
@@ -51,16 +53,39 @@ func (d Direction) sends() bool { return d == SendRecv || d == SendOnly }
 type codec struct {
 	name string // as in rtpmap
 	pt   uint8  // static payload type (RFC 3551)
-	rate int
+	rate int    // RTP clock rate, as in rtpmap
+	// audioRate is the sample rate of the audio: G.722's is 16000 although
+	// its RTP clock runs at 8000 (RFC 3551 §4.5.2).
+	audioRate int
 }
 
 var (
-	pcmu = codec{name: "PCMU", pt: 0, rate: 8000}
-	pcma = codec{name: "PCMA", pt: 8, rate: 8000}
+	pcmu = codec{name: "PCMU", pt: 0, rate: 8000, audioRate: 8000}
+	pcma = codec{name: "PCMA", pt: 8, rate: 8000, audioRate: 8000}
+	g722 = codec{name: "G722", pt: 9, rate: 8000, audioRate: 16000}
 )
 
-// supported lists the codecs voiced answers with, by name.
-var supported = []codec{pcmu, pcma}
+// supported lists the codecs voiced speaks, in its order of preference:
+// wideband G.722 first, then G.711.
+var supported = []codec{g722, pcmu, pcma}
+
+// format is the format of the codec's audio.
+func (c codec) format() frame.Format {
+	return frame.Format{SampleRate: c.audioRate, Channels: 1}
+}
+
+// samples is the number of audio samples in one packet of ptime.
+func (c codec) samples() int { return c.format().Samples(ptime) }
+
+// rank orders the codecs of an offer: lower is better. voiced prefers
+// G.722 (16 kHz speech for the recognizer) and otherwise takes the
+// offerer's order.
+func (c codec) rank() int {
+	if c.audioRate > 8000 {
+		return 0
+	}
+	return 1
+}
 
 // offer is what voiced takes from a peer's session description.
 type offer struct {
@@ -80,9 +105,11 @@ func (o *offer) hold() bool {
 }
 
 // parseOffer picks the first audio stream of body that uses a supported
-// codec, taking the offerer's order of preference. prefer, when set, is
-// kept if the stream still offers it (a re-INVITE must not switch codecs
-// needlessly).
+// codec and chooses its codec: G.722 when offered, else the offerer's
+// first G.711 law. prefer, when set, is kept if the stream still offers it
+// (a re-INVITE must not switch codecs needlessly), and the choice is
+// limited to codecs of prefer's sample rate: a call's audio format is
+// fixed when it is answered.
 func parseOffer(body []byte, prefer *codec) (*offer, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
@@ -111,7 +138,7 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 		}
 		o.addr = netip.AddrPortFrom(addr, uint16(m.MediaName.Port.Value))
 		maps := rtpmaps(m)
-		found := false
+		best := -1 // rank of o.codec; -1 while none
 		for _, f := range m.MediaName.Formats {
 			n, err := strconv.Atoi(f)
 			if err != nil || n < 0 || n > 127 {
@@ -132,13 +159,20 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 				continue
 			}
 			for _, c := range supported {
-				if strings.EqualFold(c.name, name) && c.rate == rate &&
-					(!found || prefer != nil && c == *prefer) {
-					o.codec, o.pt, found = c, uint8(n), true
+				if !strings.EqualFold(c.name, name) || c.rate != rate ||
+					prefer != nil && c.audioRate != prefer.audioRate {
+					continue
+				}
+				r := c.rank() + 1
+				if prefer != nil && c == *prefer {
+					r = 0
+				}
+				if best < 0 || r < best {
+					o.codec, o.pt, best = c, uint8(n), r
 				}
 			}
 		}
-		if found {
+		if best >= 0 {
 			return o, nil
 		}
 	}

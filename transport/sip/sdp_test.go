@@ -42,9 +42,29 @@ func TestParseOffer(t *testing.T) {
 		{name: "a re-INVITE keeps the codec in use",
 			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 8"), prefer: &pcma,
 			want: pcma, pt: 8, addr: "10.0.0.1:4000", dir: SendRecv},
-		{name: "opus and G.722 first, G.711 after",
+		{name: "opus and G.722 first, G.711 after: G.722",
 			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 111 9 8 96", "a=rtpmap:111 opus/48000/2", "a=rtpmap:9 G722/8000", "a=rtpmap:96 telephone-event/8000"),
-			want: pcma, pt: 8, dtmf: 96, addr: "10.0.0.1:4000", dir: SendRecv},
+			want: g722, pt: 9, dtmf: 96, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "G.722 offered after PCMU is still preferred",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 8 9 101", "a=rtpmap:101 telephone-event/8000"),
+			want: g722, pt: 9, dtmf: 101, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "G.722 without rtpmap (static payload type)",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 9"),
+			want: g722, pt: 9, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "G.722 with the wrong clock rate is not G.722",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 96 0", "a=rtpmap:96 G722/16000"),
+			want: pcmu, pt: 0, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "G.722 not offered: PCMU",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 8 101", "a=rtpmap:101 telephone-event/8000"),
+			want: pcmu, pt: 0, dtmf: 101, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "a re-INVITE of a G.711 call stays at 8 kHz",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 9 8"), prefer: &pcmu,
+			want: pcma, pt: 8, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "a re-INVITE of a G.722 call keeps G.722",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 9"), prefer: &g722,
+			want: g722, pt: 9, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "a re-INVITE without G.722 cannot change a G.722 call's rate", prefer: &g722,
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 8"), err: ErrNoCodec},
 		{name: "media-level address and direction win",
 			body: sdpOf("c=IN IP4 10.0.0.1", "a=sendrecv", "m=audio 4000 RTP/AVP 0", "c=IN IP4 10.0.0.2", "a=sendonly"),
 			want: pcmu, pt: 0, addr: "10.0.0.2:4000", dir: SendOnly, hold: true},
@@ -119,10 +139,23 @@ func TestAnswerMarshal(t *testing.T) {
 	if !strings.Contains(string(a.marshal(o)), "o=voiced 7 2 IN IP4 192.0.2.10") {
 		t.Errorf("origin line wrong:\n%s", a.marshal(o))
 	}
-	// Without an offer (a re-INVITE with no SDP) voiced offers all it has.
+	// Without an offer (a re-INVITE with no SDP, a call out) voiced
+	// offers all it has, G.722 first.
 	offerBack, err := parseOffer(a.marshal(nil), nil)
-	if err != nil || offerBack.codec != pcmu || offerBack.dtmfPT != dtmfOfferPT {
+	if err != nil || offerBack.codec != g722 || offerBack.dtmfPT != dtmfOfferPT {
 		t.Errorf("offer reads back as %+v, %v", offerBack, err)
+	}
+	if want := "m=audio 10000 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"; !strings.Contains(string(a.marshal(nil)), want) {
+		t.Errorf("offer:\n%s\nwant it to contain\n%s", a.marshal(nil), want)
+	}
+	// The answer to a G.722 offer names it with its 8000 Hz RTP clock.
+	o, err = parseOffer(sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 9 101", "a=rtpmap:101 telephone-event/8000"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = answer{addr: netip.MustParseAddr("192.0.2.10"), port: 10000, codec: o.codec, pt: o.pt, dtmfPT: o.dtmfPT, dir: SendRecv}
+	if want := "m=audio 10000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\n"; !strings.Contains(string(a.marshal(o)), want) {
+		t.Errorf("answer:\n%s\nwant it to contain\n%s", a.marshal(o), want)
 	}
 }
 

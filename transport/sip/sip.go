@@ -4,17 +4,20 @@
 //
 // An INVITE is answered 100 Trying at once and 180 Ringing once the call
 // is admitted; the session factory then builds the call's pipeline, and the
-// 200 OK with the SDP answer (RFC 3264: PCMU or PCMA at 8 kHz, with
-// telephone-event) goes out as soon as the pipeline takes input. An offer
+// 200 OK with the SDP answer (RFC 3264: G.722 at 16 kHz when offered, else
+// PCMU or PCMA at 8 kHz, with telephone-event) goes out as soon as the
+// pipeline takes input. Calls out offer G.722 first. An offer
 // without a common codec gets 488. A BYE from the caller ends the session at
 // once, mid-sentence or not; when the session ends on voiced's side, voiced
 // sends the BYE.
 //
 // Media is RTP (RFC 3550) on a port of a configurable range: caller audio
 // goes through the shared receive path (transport/rtpaudio: jitter buffer,
-// loss concealment) with a G.711 decoder and is upsampled to the pipeline's
-// format with the band-limited resampler; the bot's voice leaves as exactly one packet per
-// 20 ms, with encoded silence when the bot is quiet. RTP is sent back to
+// loss concealment) with a G.722 or G.711 decoder; 8 kHz G.711 audio is
+// upsampled to the pipeline's format with the band-limited resampler, while
+// G.722's 16 kHz goes in as it is. The bot's voice leaves at the codec's
+// rate as exactly one packet per 20 ms, with encoded silence when the bot
+// is quiet. RTP is sent back to
 // where it comes from (symmetric RTP, for NAT); packets from other
 // addresses are dropped. A call whose media stops ends after
 // Config.MediaTimeout. Re-INVITEs put the call on hold and back (the media

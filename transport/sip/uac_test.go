@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/transport"
 )
 
@@ -216,7 +217,7 @@ func TestInviteNoCommonCodec(t *testing.T) {
 	u := newRawUAC(t, addr)
 	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
 	for _, body := range []string{
-		offerSDP(rtpAddr, "111 9", "a=rtpmap:111 opus/48000/2", "a=rtpmap:9 G722/8000"),
+		offerSDP(rtpAddr, "111 18", "a=rtpmap:111 opus/48000/2", "a=rtpmap:18 G729/8000"),
 		"",
 		"v=0\nthis is not SDP\n",
 	} {
@@ -397,8 +398,16 @@ type dialogInfo struct {
 // dial places a PCMU call, acknowledges its 200 and returns the dialog.
 func (u *rawUAC) dial(user string) *dialogInfo {
 	u.t.Helper()
+	d, _ := u.dialWith(user, "0 101", "a=rtpmap:101 telephone-event/8000")
+	return d
+}
+
+// dialWith places a call offering the payload types fmts (with rtpmap
+// lines maps), acknowledges its 200 and returns the dialog and the 200.
+func (u *rawUAC) dialWith(user, fmts string, maps ...string) (*dialogInfo, string) {
+	u.t.Helper()
 	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
-	callID, tag := u.invite(user, offerSDP(rtpAddr, "0 101", "a=rtpmap:101 telephone-event/8000"))
+	callID, tag := u.invite(user, offerSDP(rtpAddr, fmts, maps...))
 	for {
 		code, res := u.response(callID, 5*time.Second)
 		if code == 0 || code >= 300 {
@@ -407,8 +416,70 @@ func (u *rawUAC) dial(user string) *dialogInfo {
 		if code == 200 {
 			d := &dialogInfo{user: user, callID: callID, tag: tag, to: toHeader(res), cseq: 1}
 			u.ack(d, "")
-			return d
+			return d, res
 		}
+	}
+}
+
+// voiced answers G.722 when the offer has it, wherever in the offer's
+// order, and the call's audio is then 16 kHz end to end; without it, the
+// offerer's G.711 law at 8 kHz. A re-INVITE cannot move a call to another
+// sample rate: dropping G.722 from a G.722 call gets 488 and the call
+// goes on.
+func TestInviteCodecChoice(t *testing.T) {
+	fa := newFactory()
+	_, addr := startServer(t, Config{}, fa.run)
+	rtpAddr := func(u *rawUAC) netip.AddrPort { return u.rtp.LocalAddr().(*net.UDPAddr).AddrPort() }
+	for _, tc := range []struct {
+		name, fmts string
+		maps       []string
+		answer     string // the answer's media line after the port
+		rtpmap     string
+		format     frame.Format
+	}{
+		{"G.722 offered after G.711", "0 8 9 101", []string{"a=rtpmap:101 telephone-event/8000"},
+			"RTP/AVP 9 101", "a=rtpmap:9 G722/8000", frame.Mono16k},
+		{"G.722 first", "9 0 101", []string{"a=rtpmap:9 G722/8000", "a=rtpmap:101 telephone-event/8000"},
+			"RTP/AVP 9 101", "a=rtpmap:9 G722/8000", frame.Mono16k},
+		{"G.711 only", "8 0 101", []string{"a=rtpmap:101 telephone-event/8000"},
+			"RTP/AVP 8 101", "a=rtpmap:8 PCMA/8000", frame.Format{SampleRate: 8000, Channels: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newRawUAC(t, addr)
+			d, res := u.dialWith("demo", tc.fmts, tc.maps...)
+			if !strings.Contains(res, tc.answer+"\r\n") || !strings.Contains(res, tc.rtpmap+"\r\n") {
+				t.Errorf("answer to %q:\n%s\nwant %q and %q", tc.fmts, res, tc.answer, tc.rtpmap)
+			}
+			var r *record
+			select {
+			case r = <-fa.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no session started")
+			}
+			if r.s.In != tc.format || r.s.Out != tc.format {
+				t.Errorf("session formats in %+v out %+v, want %+v", r.s.In, r.s.Out, tc.format)
+			}
+			if tc.format == frame.Mono16k {
+				if code, _ := u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "0 8")); code != 488 {
+					t.Errorf("re-INVITE without G.722 answered %d, want 488", code)
+				}
+				code, res := u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "0 9"))
+				if code != 200 || !strings.Contains(res, "RTP/AVP 9\r\n") {
+					t.Errorf("re-INVITE with G.722 answered %d:\n%s", code, res)
+				}
+				if code == 200 {
+					u.ack(d, "")
+				}
+			}
+			if code, _ := u.request(d, "BYE", "", ""); code != 200 {
+				t.Errorf("BYE answered %d", code)
+			}
+			select {
+			case <-r.done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("session still running after BYE")
+			}
+		})
 	}
 }
 
