@@ -79,7 +79,7 @@ e2e: build ## end-to-end tests: WebSocket conversation and headless Chromium
 	VOICED_REQUIRE_MODELS=1 $(GO) test -count=1 -timeout 10m -v ./e2e/rtvi/
 
 .PHONY: check
-check: lint ## what CI runs: make lint, then make test
+check: lint vulncheck ## what CI runs: make lint and make vulncheck, then make test
 	$(MAKE) --no-print-directory test
 
 .PHONY: lint
@@ -88,6 +88,10 @@ lint: deps $(STATICCHECK) ## formatting, go vet, module tidiness, staticcheck
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	$(STATICCHECK) ./...
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck against the Go vulnerability database, both pinned via the module proxy (scripts/vulncheck.sh)
+	GO=$(GO) sh scripts/vulncheck.sh
 
 $(STATICCHECK):
 	GOBIN=$(dir $@) GOFLAGS=-mod=mod $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
