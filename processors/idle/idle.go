@@ -113,7 +113,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			p.prompts = 0
 		}
 	case *frame.LLMResponseStart:
-		p.busy = true
+		p.busy = !f.TextOnly // a text-only answer is never heard
 	case *frame.BotStoppedSpeaking:
 		p.busy = false
 	case *frame.Interruption:

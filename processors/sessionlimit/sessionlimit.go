@@ -175,9 +175,9 @@ func (p *Processor) say(ctx context.Context, text, reason string) bool {
 // Process implements pipeline.Processor.
 func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
 	p.mu.Lock()
-	switch f.(type) {
+	switch f := f.(type) {
 	case *frame.LLMResponseStart:
-		p.busy = true
+		p.busy = !f.TextOnly // a text-only answer is never heard
 	case *frame.BotStoppedSpeaking, *frame.Interruption:
 		p.busy = false
 		select {
