@@ -346,7 +346,8 @@ func metrics(m frame.TurnMetrics) Metrics {
 //     active agent and the /start body; any other t by
 //     Config.ClientMessage; the answer is a server-response (same id), or
 //     an error-response;
-//   - llm-function-call-result: ignored (voiced runs its tools itself);
+//   - llm-function-call-result: an error-response (voiced runs its tools
+//     itself; client-run functions are not supported);
 //   - disconnect-bot: frame.End is pushed and done is true;
 //   - any other type, or a known one with malformed data: error-response.
 //
@@ -401,7 +402,11 @@ func (b *Bridge) Handle(ctx context.Context, p transport.Pusher, data []byte) (d
 		b.clientMessage(ctx, m.ID, body)
 		return false, nil
 	case *FunctionCallResult:
-		b.cfg.Logger.Debug("rtvi: ignored a client's function call result", "function", body.FunctionName)
+		// voiced's tools run on the server; a result from the client
+		// answers no call the model is waiting on.
+		b.reply(TypeErrorResponse, m.ID, ErrorResponse{Error: fmt.Sprintf(
+			"client-run functions are not supported: voiced runs its tools itself, and %q (call %q) is not waiting for the client's result",
+			body.FunctionName, body.ToolCallID)})
 		return false, nil
 	}
 	if m.Type == TypeDisconnectBot {

@@ -190,6 +190,7 @@ func TestGoldenServerMessages(t *testing.T) {
 		{name: "error-response-unknown-type", client: `{"label":"rtvi-ai","type":"update-config","id":"c3","data":{}}`},
 		{name: "error-response-unknown-t", client: `{"label":"rtvi-ai","type":"client-message","id":"c4","data":{"t":"dance","d":{"x":1}}}`},
 		{name: "error-response-bad-data", client: `{"label":"rtvi-ai","type":"send-text","id":"c5","data":{"content":5}}`},
+		{name: "error-response-function-result", client: `{"label":"rtvi-ai","type":"llm-function-call-result","id":"c7","data":{"function_name":"get_weather","tool_call_id":"call_1","arguments":{"city":"Paris"},"result":{"sky":"clear"}}}`},
 		{name: "error-response-bad-dtmf", client: `{"label":"rtvi-ai","type":"dtmf","id":"c6","data":{"buttons":["1","X"]}}`},
 		{name: "error-fatal", frames: nil},
 	} {
@@ -258,7 +259,6 @@ func TestHandlePushes(t *testing.T) {
 		{"dtmf", `{"label":"rtvi-ai","type":"dtmf","id":"1","data":{"buttons":["1","2","#"]}}`,
 			[]string{"dtmf 1", "dtmf 2", "dtmf #", `transcript "DTMF: 12#" final typed`}, false},
 		{"disconnect-bot", `{"label":"rtvi-ai","type":"disconnect-bot","id":"1","data":{}}`, []string{"end"}, true},
-		{"function-result", `{"label":"rtvi-ai","type":"llm-function-call-result","id":"1","data":{"function_name":"f","tool_call_id":"t","arguments":{},"result":"ok"}}`, nil, false},
 		{"other-label", `{"label":"other","type":"disconnect-bot","id":"1"}`, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
