@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +35,17 @@ type consoleState struct {
 // TestVoiceUIKitConsole: voice-ui-kit's ConsoleTemplate, as published,
 // connects to voiced with its own Connect button, over Pipecat's WebSocket
 // transport, and renders a spoken turn (the user's words as voiced
-// transcribed them, and the bot's answer) and a typed one.
+// transcribed them, and the bot's answer) and a typed one. Then the
+// client's send-text options: run_immediately false is not answered,
+// audio_response false is answered in text only.
 func TestVoiceUIKitConsole(t *testing.T) {
 	dist := bundle(t)
 	if _, err := os.Stat(filepath.Join(dist, "console.js")); err != nil {
-		t.Fatal("no e2e/rtvi/dist/console.js: run e2e/rtvi/build.sh")
+		why := "no e2e/rtvi/dist/console.js (run e2e/rtvi/build.sh, or make services)"
+		if os.Getenv("VOICED_REQUIRE_MODELS") == "1" || os.Getenv("VOICED_REQUIRE_SERVICES") == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
 	}
 	browsertest.Chromium(t)
 	page := httptest.NewServer(http.FileServer(http.Dir(dist)))
@@ -135,6 +143,29 @@ func TestVoiceUIKitConsole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// send-text's options, from the client: a message to remember, not
+	// answered now, then a question answered in text only.
+	var n int
+	b.Eval(`window.consoleState.events.length`, &n)
+	b.Eval(`window.consoleClient.sendText("please remember the word apricot", {run_immediately: false}), true`, nil)
+	b.Eval(`window.consoleClient.sendText("what is your name", {audio_response: false}), true`, nil)
+	if !b.Wait(step, `() => window.consoleState.outputs.some((o) => o.will_be_spoken === false && o.spoken === false && /voiced/i.test(o.text))`) {
+		t.Fatalf("no text-only answer: events %q", read().Events[n:])
+	}
+	// The answer is over (bot-llm-stopped) and 2 s more have passed on
+	// the page: one answer was given (to the question, not the note), and
+	// nothing was spoken.
+	if !b.Wait(step, `(n) => window.consoleState.events.slice(n).includes("botLlmStopped") &&
+		performance.now() >= window.consoleState.llmStoppedAt + 2000`, n) {
+		t.Fatalf("the text-only answer did not end: events %q", read().Events[n:])
+	}
+	var after []string
+	b.Eval(`window.consoleState.events.slice(`+strconv.Itoa(n)+`)`, &after)
+	if c := slices.Index(after, "botStartedSpeaking"); c >= 0 || strings.Count(strings.Join(after, " "), "botLlmStarted") != 1 {
+		t.Errorf("after the note and the text-only question, events %q: want one answer, not spoken", after)
+	}
+
 	if ex := b.Exceptions(); len(ex) > 0 {
 		t.Errorf("the page threw: %q", ex)
 	}

@@ -9,7 +9,7 @@ import { WavMediaManager } from "@pipecat-ai/websocket-transport";
 import "@pipecat-ai/voice-ui-kit/styles";
 
 const params = new URLSearchParams(location.search);
-const state = { events: [], errors: [], finals: [] };
+const state = { events: [], errors: [], finals: [], outputs: [] };
 window.consoleState = state;
 
 function App() {
@@ -31,11 +31,14 @@ function App() {
           noThemeSwitch
           onClient={(client) => {
             window.consoleClient = client;
-            for (const ev of ["botReady", "userTranscript", "botOutput", "botStartedSpeaking", "botStoppedSpeaking", "disconnected"]) {
+            for (const ev of ["botReady", "userTranscript", "botOutput", "botStartedSpeaking", "botStoppedSpeaking",
+              "botLlmStarted", "botLlmStopped", "disconnected"]) {
               client.on(ev, () => state.events.push(ev));
             }
             client.on("userTranscript", (d) => { if (d.final) state.finals.push(d.text); });
             client.on("botStoppedSpeaking", () => { state.stoppedAt = performance.now(); });
+            client.on("botOutput", (d) => state.outputs.push(d));
+            client.on("botLlmStopped", () => { state.llmStoppedAt = performance.now(); });
             client.on("error", (m) => state.errors.push(m && m.data));
           }}
         />
