@@ -97,6 +97,15 @@ type Transcript struct {
 	// from the recognizer whenever it is done, and may reach a later stage
 	// after the next utterance has begun: this says which one they are of.
 	Utterance uint64
+	// Deferred, on a final typed transcript, adds the text to the
+	// conversation without an answer now: the bot is not interrupted, and
+	// the agent gives the text to the model before the next message it
+	// answers (RTVI's send-text with run_immediately false).
+	Deferred bool
+	// TextOnly, on a final typed transcript, asks for an answer that is
+	// shown, not spoken (RTVI's send-text with audio_response false): the
+	// agent opens it with a TextOnly LLMResponseStart.
+	TextOnly bool
 }
 
 // LLMText is a delta of the model's streamed answer.
@@ -113,8 +122,14 @@ type TTSText struct {
 
 // ---- control frames ----
 
-// LLMResponseStart opens a model answer.
-type LLMResponseStart struct{ Meta }
+// LLMResponseStart opens a model answer. TextOnly marks an answer to be
+// shown, not spoken: the synthesis stage drops its text unsynthesized (no
+// TTSText, audio, BotSpoke or bot speaking events follow), observers
+// show its LLMText, and the agent records it in the history as said.
+type LLMResponseStart struct {
+	Meta
+	TextOnly bool
+}
 
 // LLMResponseEnd closes a model answer: aggregators flush what they hold.
 type LLMResponseEnd struct{ Meta }

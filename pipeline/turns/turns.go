@@ -165,8 +165,8 @@ func (t *Tracker) OnHop(h pipeline.Hop) {
 			return
 		}
 	case *frame.Transcript:
-		if !f.Final {
-			return
+		if !f.Final || f.Deferred {
+			return // a deferred message opens no turn: nothing answers it
 		}
 	}
 	t.mu.Lock()

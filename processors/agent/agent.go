@@ -87,7 +87,10 @@ var ErrNoAgent = errors.New("agent: no such agent")
 // saw them; an assistant message's text is only what was played to the
 // user, written from BotSpoke frames coming back upstream from the output
 // transport, so an interrupted answer is recorded as only what the user
-// heard (and marked Interrupted). MaxHistory and MaxHistoryBytes trim the
+// heard (and marked Interrupted); a text-only answer (a TextOnly
+// transcript's) is recorded as written. A Deferred transcript is added as
+// a user message, unanswered, before the next message answered.
+// MaxHistory and MaxHistoryBytes trim the
 // oldest messages, but
 // never keeps a tool result without the call it answers; a call whose
 // result never came (the turn was interrupted while the tool ran) is given
@@ -113,6 +116,10 @@ type Processor struct {
 	history []agents.Message
 	// reply is the answer being given and spoken, not yet in history.
 	reply *reply
+	// notes are user messages to add to the conversation without an
+	// answer (Deferred transcripts): they go into the history, after the
+	// reply before them, when the next message is answered.
+	notes []string
 }
 
 // reply is one answer's messages while the agent writes them and the
@@ -128,6 +135,9 @@ type reply struct {
 	// (its text, then its tool calls), or nil.
 	step    *agents.Message
 	handoff int // numbers the handoff calls made up for Handoff events without one
+	// shown is set for a text-only answer: nothing of it is played, and
+	// its text is recorded as said as it is written.
+	shown bool
 }
 
 // said is the text an assistant message was given to speak.
@@ -186,7 +196,7 @@ func (s *Processor) Active() string {
 }
 
 // History returns a copy of the conversation so far, including the answer
-// in progress (its text as played so far).
+// in progress (its text as played so far) and the notes not yet answered.
 func (s *Processor) History() []agents.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,6 +205,9 @@ func (s *Processor) History() []agents.Message {
 		for _, m := range s.reply.msgs {
 			h = append(h, cloneMessage(*m))
 		}
+	}
+	for _, n := range s.notes {
+		h = append(h, agents.Message{Role: agents.RoleUser, Content: n})
 	}
 	return h
 }
@@ -207,9 +220,20 @@ func (s *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 			out.Pass(f)
 			return nil
 		}
+		text := strings.TrimSpace(f.Text)
+		if f.Deferred {
+			// Noted after the answers queued before it, so the
+			// conversation keeps the order the user wrote in.
+			s.queue(func() {
+				s.mu.Lock()
+				s.note(text)
+				s.mu.Unlock()
+			})
+			return nil
+		}
 		// The answer runs on its own goroutine so this stage keeps taking
 		// frames (BotSpoke from upstream, interruptions) meanwhile.
-		s.queue(func() { s.answer(ctx, f.Turn, strings.TrimSpace(f.Text)) })
+		s.queue(func() { s.answer(ctx, f.Turn, text, f.TextOnly) })
 		return nil
 	case *frame.BotSpoke:
 		s.spoke(f)
@@ -294,19 +318,25 @@ func (s *Processor) Say(text string) {
 	})
 }
 
-// answer runs the active agent for one user message under the turn context.
-func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
+// answer runs the active agent for one user message under the turn
+// context. A textOnly answer is shown, not spoken (see
+// frame.LLMResponseStart).
+func (s *Processor) answer(ctx context.Context, turn uint32, text string, textOnly bool) {
 	if ctx.Err() != nil {
 		return // interrupted before it started
 	}
 	out := s.out
 	s.mu.Lock()
 	s.settle()
+	for _, n := range s.notes {
+		s.history = append(s.history, agents.Message{Role: agents.RoleUser, Content: n})
+	}
+	s.notes = nil
 	s.history = append(s.history, agents.Message{Role: agents.RoleUser, Content: text})
 	s.trim()
 	in := agents.Input{Messages: cloneMessages(s.history)}
 	agent := s.byName[s.active]
-	r := &reply{turn: turn}
+	r := &reply{turn: turn, shown: textOnly}
 	s.reply = r
 	s.mu.Unlock()
 
@@ -319,7 +349,7 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 	defer stall.Stop()
 	ctx = agents.WithSession(ctx, s.info())
 	meta := frame.Meta{Turn: turn}
-	out.Emit(&frame.LLMResponseStart{Meta: meta})
+	out.Emit(&frame.LLMResponseStart{Meta: meta, TextOnly: textOnly})
 	for ev, err := range agent.Run(ctx, in) {
 		if err == nil && ctx.Err() == nil {
 			stall.Reset(s.cfg.StallTimeout)
@@ -389,11 +419,15 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string) {
 
 // say adds text the agent author says to the reply: to the current step's
 // message if author writes it and it has no tool calls yet, else to a new
-// assistant message.
+// assistant message. The text of a shown reply is its content at once.
 func (r *reply) say(author, text string) {
 	if r.step == nil || r.step.Name != author || len(r.step.ToolCalls) > 0 {
 		r.step = &agents.Message{Role: agents.RoleAssistant, Name: author}
 		r.msgs = append(r.msgs, r.step)
+	}
+	if r.shown {
+		r.step.Content += text
+		return
 	}
 	if n := len(r.texts); n == 0 || r.texts[n-1].m != r.step {
 		r.texts = append(r.texts, &said{m: r.step})
@@ -461,6 +495,21 @@ func (r *reply) handoffHop(author string, h agents.Handoff) {
 // interruptedResult is the result given to a call whose result never came.
 const interruptedResult = "error: the user interrupted before the tool returned"
 
+// note adds an unanswered user message, keeping the notes within
+// MaxHistory and MaxHistoryBytes (the newest kept whatever its size), as
+// the history they go into is. s.mu held.
+func (s *Processor) note(text string) {
+	s.notes = append(s.notes, text)
+	size := 0
+	for _, n := range s.notes {
+		size += len(n)
+	}
+	for len(s.notes) > 1 && (len(s.notes) > s.cfg.MaxHistory || size > s.cfg.MaxHistoryBytes) {
+		size -= len(s.notes[0])
+		s.notes = s.notes[1:]
+	}
+}
+
 // spoke fills the reply's texts, in order, with the words of f.
 func (s *Processor) spoke(f *frame.BotSpoke) {
 	s.mu.Lock()
@@ -500,6 +549,13 @@ func (s *Processor) settle() {
 		return
 	}
 	s.reply = nil
+	if r.shown {
+		for _, m := range r.msgs {
+			if m.Role == agents.RoleAssistant {
+				m.Content = strings.TrimSpace(m.Content)
+			}
+		}
+	}
 	for _, t := range r.texts {
 		if strings.Join(strings.Fields(t.m.Content), " ") != strings.Join(strings.Fields(t.text.String()), " ") {
 			t.m.Interrupted = true

@@ -51,13 +51,15 @@ func (m *fakeModel) Stream(ctx context.Context, req agents.Request) iter.Seq2[ag
 }
 
 // speaker stands in for TTS and playout: it reports each sentence as spoken
-// (upstream) 50 ms after its last word arrives, unless interrupted.
+// (upstream) 50 ms after its last word arrives, unless interrupted. It
+// speaks nothing of a TextOnly answer.
 type speaker struct {
-	rt   pipeline.Runtime
-	out  pipeline.Emitter
-	buf  strings.Builder
-	mu   sync.Mutex
-	text []string
+	rt     pipeline.Runtime
+	out    pipeline.Emitter
+	buf    strings.Builder
+	mu     sync.Mutex
+	text   []string
+	silent bool
 }
 
 func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
@@ -66,7 +68,10 @@ func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, out pipeline.Emi
 }
 
 func (s *speaker) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if l, ok := f.(*frame.LLMText); ok {
+	if st, ok := f.(*frame.LLMResponseStart); ok {
+		s.silent = st.TextOnly
+	}
+	if l, ok := f.(*frame.LLMText); ok && !s.silent {
 		s.buf.WriteString(l.Text)
 		if strings.HasSuffix(strings.TrimSpace(l.Text), ".") {
 			s.mu.Lock()

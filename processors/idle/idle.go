@@ -48,7 +48,8 @@ func (c *Config) defaults() {
 // spoken over a bot whose BotStartedSpeaking is still on its way upstream.
 // The idle clock runs only while the user is not speaking, the bot is silent
 // and no answer is in flight (between LLMResponseStart and the
-// BotStoppedSpeaking after it, or an Interruption); the speaking events that
+// BotStoppedSpeaking after it, or an Interruption; a TextOnly answer until
+// its LLMResponseEnd); the speaking events that
 // reach it restart the clock, and any user speech or typed text resets the
 // prompt count. A prompt is spoken as LLMResponseStart, LLMText,
 // LLMResponseEnd in the current turn; after MaxPrompts prompts the next
@@ -64,6 +65,7 @@ type Processor struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	busy    bool // an answer is on its way
+	shown   bool // it is a text-only answer, never heard
 	prompts int
 	ended   bool
 }
@@ -113,11 +115,15 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			p.prompts = 0
 		}
 	case *frame.LLMResponseStart:
-		p.busy = true
+		p.busy, p.shown = true, f.TextOnly
+	case *frame.LLMResponseEnd:
+		if p.shown { // a text-only answer is over once written
+			p.busy, p.shown = false, false
+		}
 	case *frame.BotStoppedSpeaking:
 		p.busy = false
 	case *frame.Interruption:
-		p.busy = false
+		p.busy, p.shown = false, false
 	}
 	p.rearm()
 	p.mu.Unlock()

@@ -16,12 +16,13 @@ import (
 
 // speaker stands for synthesis and playout: it "plays" each prompt for a
 // second, telling the idle stage upstream, and records what it was asked
-// to say and when.
+// to say and when. It plays nothing of a TextOnly answer.
 type speaker struct {
 	start time.Time
 	mu    sync.Mutex
 	said  []string
 	rt    pipeline.Runtime
+	shown bool
 }
 
 func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
@@ -31,7 +32,12 @@ func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitt
 
 func (s *speaker) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
 	switch f := f.(type) {
+	case *frame.LLMResponseStart:
+		s.shown = f.TextOnly
 	case *frame.LLMText:
+		if s.shown {
+			break
+		}
 		s.mu.Lock()
 		s.said = append(s.said, fmt.Sprintf("%s@%v", f.Text, time.Since(s.start)))
 		s.mu.Unlock()
@@ -61,6 +67,17 @@ func TestIdle(t *testing.T) {
 			16 * time.Second: &frame.UserStoppedSpeaking{},
 		},
 		want: "Still there?@10s Still there?@26s Still there?@37s Bye.@48s",
+	}, {
+		// A typed message at 5 s answered in text only: nothing is
+		// heard, and the clock runs again once the answer is written.
+		name: "text-only answer",
+		push: map[time.Duration]frame.Frame{
+			5 * time.Second:                    &frame.Transcript{Text: "hi", Final: true, Typed: true, TextOnly: true},
+			5*time.Second + time.Millisecond:   &frame.LLMResponseStart{TextOnly: true},
+			5*time.Second + 2*time.Millisecond: &frame.LLMText{Text: "Shown."},
+			5*time.Second + 3*time.Millisecond: &frame.LLMResponseEnd{},
+		},
+		want: "Still there?@15.003s Still there?@26.003s Bye.@37.003s",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

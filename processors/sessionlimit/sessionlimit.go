@@ -65,7 +65,8 @@ func (c *Config) defaults() {
 // Processor is the stage. It goes after the agent stage and before
 // synthesis, so that it sees the agent's answers going down: an answer is
 // in flight from its LLMResponseStart to the BotStoppedSpeaking after it
-// (or an Interruption). What it says it speaks as LLMResponseStart,
+// (or an Interruption; a TextOnly answer, never heard, to its
+// LLMResponseEnd). What it says it speaks as LLMResponseStart,
 // LLMText, LLMResponseEnd in the current turn, only while no answer is in
 // flight and the bot is silent (Runtime.State), waiting up to AnswerGrace
 // for that; after the goodbye it emits End with the reason, so the stages
@@ -80,6 +81,7 @@ type Processor struct {
 
 	mu     sync.Mutex
 	busy   bool
+	shown  bool          // the answer in flight is text-only (ends at LLMResponseEnd)
 	wake   chan struct{} // signalled when busy clears
 	reason string        // set when End is emitted
 }
@@ -175,11 +177,19 @@ func (p *Processor) say(ctx context.Context, text, reason string) bool {
 // Process implements pipeline.Processor.
 func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
 	p.mu.Lock()
-	switch f.(type) {
+	switch f := f.(type) {
 	case *frame.LLMResponseStart:
-		p.busy = true
+		p.busy, p.shown = true, f.TextOnly
+	case *frame.LLMResponseEnd:
+		if p.shown { // a text-only answer is over once written
+			p.busy, p.shown = false, false
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
 	case *frame.BotStoppedSpeaking, *frame.Interruption:
-		p.busy = false
+		p.busy, p.shown = false, false
 		select {
 		case p.wake <- struct{}{}:
 		default:

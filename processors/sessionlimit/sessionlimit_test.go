@@ -22,6 +22,7 @@ type speaker struct {
 	mu    sync.Mutex
 	said  []string
 	rt    pipeline.Runtime
+	shown bool // the answer is TextOnly: nothing of it is played
 }
 
 func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitter) error {
@@ -30,7 +31,10 @@ func (s *speaker) Start(_ context.Context, rt pipeline.Runtime, _ pipeline.Emitt
 }
 
 func (s *speaker) Process(_ context.Context, f frame.Frame, out pipeline.Emitter) error {
-	if f, ok := f.(*frame.LLMText); ok {
+	if f, ok := f.(*frame.LLMResponseStart); ok {
+		s.shown = f.TextOnly
+	}
+	if f, ok := f.(*frame.LLMText); ok && !s.shown {
 		s.mu.Lock()
 		s.said = append(s.said, fmt.Sprintf("%s@%v", f.Text, time.Since(s.start)))
 		s.mu.Unlock()
@@ -75,6 +79,16 @@ func TestSessionLimit(t *testing.T) {
 		name:   "answer past the grace",
 		push:   map[time.Duration][]frame.Frame{10*time.Minute - time.Second: {&frame.LLMResponseStart{}}},
 		want:   "Warn.@9m0s Bye.@10m6s",
+		reason: sessionlimit.ReasonMaxDuration,
+	}, {
+		// A text-only answer is never heard: the goodbye waits until it
+		// is written (LLMResponseEnd), not for the bot to stop speaking.
+		name: "text-only answer",
+		push: map[time.Duration][]frame.Frame{
+			10*time.Minute - 500*time.Millisecond:  {&frame.LLMResponseStart{TextOnly: true}, &frame.LLMText{Text: "Shown."}},
+			10*time.Minute + 1500*time.Millisecond: {&frame.LLMResponseEnd{}},
+		},
+		want:   "Warn.@9m0s Bye.@10m1.5s",
 		reason: sessionlimit.ReasonMaxDuration,
 	}, {
 		name:   "drain",

@@ -51,7 +51,8 @@ type Flusher interface {
 // and, for each, emits a TTSText then the sentence's audio as OutputAudio
 // frames of exactly ChunkDuration (the last one padded with silence and
 // carrying the sentence as Spoken). A Handoff switches to the new agent's
-// voice. Other frames pass on.
+// voice. The text of a TextOnly answer (frame.LLMResponseStart) is dropped
+// unsynthesized: observers have seen its LLMText. Other frames pass on.
 //
 // Synthesis runs off the stage goroutine, on a worker of the processor's
 // (Runtime.Go), fed by a bounded queue (Queue) of sentences to speak and of
@@ -79,12 +80,14 @@ type Processor struct {
 	jobs  chan job
 
 	// Stage goroutine only.
-	fresh bool   // the next sentence is the first of an answer
-	voice string // the active agent's voice
-	sent  Sentences
-	turn  uint32 // turn of the text in sent
-	sess  context.Context
-	rt    pipeline.Runtime
+	fresh  bool // the next sentence is the first of an answer
+	shown  bool // the answer of turn shownT is text-only
+	shownT uint32
+	voice  string // the active agent's voice
+	sent   Sentences
+	turn   uint32 // turn of the text in sent
+	sess   context.Context
+	rt     pipeline.Runtime
 
 	// Worker only.
 	out  pipeline.Emitter
@@ -146,6 +149,9 @@ func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline
 func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emitter) error {
 	switch f := f.(type) {
 	case *frame.LLMText:
+		if p.shown && f.Turn == p.shownT {
+			return nil // shown, not spoken
+		}
 		p.own(f.Turn)
 		for _, s := range p.sent.Add(f.Text) {
 			p.say(ctx, f.Turn, s)
@@ -158,6 +164,7 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 		}
 	case *frame.LLMResponseStart:
 		p.fresh = true
+		p.shown, p.shownT = f.TextOnly, f.Turn
 	case *frame.Handoff:
 		// Text the previous agent said is spoken in its voice; what
 		// follows in the new agent's (or the default).

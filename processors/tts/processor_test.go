@@ -736,3 +736,30 @@ func TestFullQueueGivesWayToInterruption(t *testing.T) {
 		}
 	})
 }
+
+// TestTextOnlyAnswerIsNotSpoken: the text of a TextOnly answer is not
+// synthesized (no TTSText, no audio); the spoken answer after it is.
+func TestTextOnlyAnswerIsNotSpoken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := &fakeSynth{t: t, format: frame.Mono16k}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, rec, done := run(t, proc)
+		push(t, p, &frame.LLMResponseStart{TextOnly: true})
+		push(t, p, texts("Shown.", " Not spoken")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.LLMResponseStart{})
+		push(t, p, texts("Spoken.")...)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := syn.said(); !slices.Equal(got, []string{"Spoken."}) {
+			t.Errorf("synthesized %q, want only the spoken answer", got)
+		}
+		if got, want := golden(rec.Frames()), "RS RE RS S(Spoken.) O320*3 O320[Spoken.] RE End"; got != want {
+			t.Errorf("frames out =\n %q\nwant\n %q", got, want)
+		}
+	})
+}

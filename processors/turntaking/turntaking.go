@@ -400,6 +400,14 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 			if !f.Final {
 				break
 			}
+			if f.Deferred {
+				// Text for the conversation, not answered now: the bot
+				// goes on, and the note goes on in the current turn.
+				c := *f
+				c.Turn = p.rt.Turn()
+				out.Emit(&c)
+				return nil
+			}
 			// A typed message cuts off whatever the bot is saying, and
 			// is answered at once, in the new turn.
 			p.interrupt(out, "user typed")

@@ -417,6 +417,16 @@ func TestTurnGolden(t *testing.T) {
 		want: "Int(2) Final(hi)@1000 End",
 		turn: 2,
 	}, {
+		// Deferred text (send-text with run_immediately false) goes
+		// on for the conversation: the bot is not cut off.
+		name: "deferred typed text does not interrupt",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.Transcript{Text: "note", Final: true, Typed: true, Deferred: true}),
+		},
+		want: "Final(note)@1000 End",
+		turn: 1,
+	}, {
 		// Typed text while speech over the bot is being judged: the
 		// answer is cut once, and that speech is answered, not judged.
 		name: "typed text over pending speech",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/tts"
 	"github.com/voiced-dev/voiced/transport"
 )
 
@@ -60,6 +61,11 @@ type Bridge struct {
 	nextSeg  int
 	segments []segment // sentences announced, not yet reported spoken
 	agent    string    // the active agent after the last handoff
+	// shown gathers the sentences of the text-only answer of turn
+	// shownTurn, when there is one (shownOn).
+	shown     tts.Sentences
+	shownOn   bool
+	shownTurn uint32
 }
 
 // segment is a sentence announced by a bot-output "new".
@@ -130,8 +136,8 @@ func (b *Bridge) Notify(f frame.Frame) {
 	case *frame.UserStoppedSpeaking:
 		b.send(TypeUserStoppedSpeaking, nil, false)
 	case *frame.Transcript:
-		if f.Text == "" {
-			return
+		if f.Text == "" || f.Deferred {
+			return // deferred text reaches the model with the next message
 		}
 		if !f.Typed {
 			b.send(TypeUserTranscription, Transcription{
@@ -143,11 +149,27 @@ func (b *Bridge) Notify(f frame.Frame) {
 			b.send(TypeUserLLMText, Text{Text: f.Text}, false)
 		}
 	case *frame.LLMResponseStart:
+		b.showEnd()
+		b.mu.Lock()
+		b.shownOn, b.shownTurn = f.TextOnly, f.Turn
+		b.mu.Unlock()
 		b.send(TypeBotLLMStarted, nil, false)
 	case *frame.LLMResponseEnd:
+		b.showEnd()
 		b.send(TypeBotLLMStopped, nil, false)
+	case *frame.Interruption:
+		b.showEnd()
 	case *frame.LLMText:
 		b.send(TypeBotLLMText, Text{Text: f.Text}, false)
+		b.mu.Lock()
+		var done []string
+		if b.shownOn && f.Turn == b.shownTurn {
+			done = b.shown.Add(f.Text)
+		}
+		b.mu.Unlock()
+		for _, s := range done {
+			b.show(s)
+		}
 	case *frame.TTSText:
 		b.sentence(f)
 	case *frame.BotStartedSpeaking:
@@ -191,6 +213,29 @@ func (b *Bridge) Notify(f frame.Frame) {
 	}
 }
 
+// showEnd shows the rest of a text-only answer and ends it.
+func (b *Bridge) showEnd() {
+	b.mu.Lock()
+	rest := b.shown.Flush()
+	b.shown.Reset()
+	on := b.shownOn
+	b.shownOn = false
+	b.mu.Unlock()
+	if on && rest != "" {
+		b.show(rest)
+	}
+}
+
+// show sends a sentence of a text-only answer: a bot-output that will not
+// be spoken (as Pipecat reports text it does not synthesize).
+func (b *Bridge) show(text string) {
+	b.mu.Lock()
+	id := b.nextSeg
+	b.nextSeg++
+	b.mu.Unlock()
+	b.send(TypeBotOutput, BotOutput{Text: text, AggregatedBy: "sentence", SegmentID: id}, false)
+}
+
 // sentence announces a sentence about to be synthesized.
 func (b *Bridge) sentence(f *frame.TTSText) {
 	text := strings.TrimSpace(f.Text)
@@ -213,7 +258,7 @@ func (b *Bridge) sentence(f *frame.TTSText) {
 	b.send(TypeBotTTSText, Text{Text: text}, false)
 	b.send(TypeBotOutput, BotOutput{
 		Text: text, AggregatedBy: "sentence", SegmentID: id, WillBeSpoken: true,
-		SpokenStatus: SpokenNew, SpokenProgress: SpokenProgress{Remaining: text},
+		SpokenStatus: SpokenNew, SpokenProgress: &SpokenProgress{Remaining: text},
 	}, false)
 }
 
@@ -226,7 +271,7 @@ func (b *Bridge) spoke(f *frame.BotSpoke) {
 	}
 	out := BotOutput{
 		Text: heard, AggregatedBy: "sentence", WillBeSpoken: true, Spoken: true,
-		SpokenStatus: SpokenCompleted, SpokenProgress: SpokenProgress{Accumulated: heard},
+		SpokenStatus: SpokenCompleted, SpokenProgress: &SpokenProgress{Accumulated: heard},
 	}
 	b.mu.Lock()
 	found := false
@@ -292,13 +337,17 @@ func metrics(m frame.TurnMetrics) Metrics {
 //
 //   - client-ready: bot-ready with the same id;
 //   - send-text: a final, typed transcript of its content (the agent
-//     answers it, interrupting the bot's answer as typed text does);
+//     answers it, interrupting the bot's answer as typed text does); with
+//     run_immediately false the transcript is Deferred (added to the
+//     conversation, not answered now, the bot not interrupted), with
+//     audio_response false TextOnly (the answer is shown, not spoken);
 //   - dtmf: a frame.DTMF per key, then a typed transcript "DTMF: <keys>";
 //   - client-message: t "session" is answered with the session's id, its
 //     active agent and the /start body; any other t by
 //     Config.ClientMessage; the answer is a server-response (same id), or
 //     an error-response;
-//   - llm-function-call-result: ignored (voiced runs its tools itself);
+//   - llm-function-call-result: an error-response (voiced runs its tools
+//     itself; client-run functions are not supported);
 //   - disconnect-bot: frame.End is pushed and done is true;
 //   - any other type, or a known one with malformed data: error-response.
 //
@@ -334,7 +383,14 @@ func (b *Bridge) Handle(ctx context.Context, p transport.Pusher, data []byte) (d
 			b.reply(TypeErrorResponse, m.ID, ErrorResponse{Error: fmt.Sprintf("text of %d bytes is over %d", len(text), transport.MaxText)})
 			return false, nil
 		}
-		return false, p.Push(ctx, &frame.Transcript{Text: text, Final: true, Typed: true})
+		t := &frame.Transcript{Text: text, Final: true, Typed: true}
+		if o := body.Options.RunImmediately; o != nil && !*o {
+			t.Deferred = true
+		}
+		if o := body.Options.AudioResponse; o != nil && !*o {
+			t.TextOnly = true
+		}
+		return false, p.Push(ctx, t)
 	case *DTMF:
 		for _, k := range body.Buttons {
 			if err := p.Push(ctx, &frame.DTMF{Digit: k[0]}); err != nil {
@@ -346,7 +402,11 @@ func (b *Bridge) Handle(ctx context.Context, p transport.Pusher, data []byte) (d
 		b.clientMessage(ctx, m.ID, body)
 		return false, nil
 	case *FunctionCallResult:
-		b.cfg.Logger.Debug("rtvi: ignored a client's function call result", "function", body.FunctionName)
+		// voiced's tools run on the server; a result from the client
+		// answers no call the model is waiting on.
+		b.reply(TypeErrorResponse, m.ID, ErrorResponse{Error: fmt.Sprintf(
+			"client-run functions are not supported: voiced runs its tools itself, and %q (call %q) is not waiting for the client's result",
+			body.FunctionName, body.ToolCallID)})
 		return false, nil
 	}
 	if m.Type == TypeDisconnectBot {

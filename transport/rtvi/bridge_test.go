@@ -145,6 +145,26 @@ func TestGoldenServerMessages(t *testing.T) {
 			&frame.BotSpoke{Meta: frame.Meta{Turn: 3}, Text: "Two."},
 			&frame.BotSpoke{Meta: frame.Meta{Turn: 3}, Text: "Three."},
 		}},
+		{name: "bot-output-text-only", frames: []frame.Frame{
+			// An answer to send-text with audio_response false: its
+			// sentences are shown, never spoken; a deferred message
+			// is not announced; a spoken answer after it is as usual.
+			&frame.Transcript{Meta: frame.Meta{Turn: 5}, Text: "note this", Final: true, Typed: true, Deferred: true},
+			&frame.Transcript{Meta: frame.Meta{Turn: 5}, Text: "spell it", Final: true, Typed: true, TextOnly: true},
+			&frame.LLMResponseStart{Meta: frame.Meta{Turn: 5}, TextOnly: true},
+			&frame.LLMText{Meta: frame.Meta{Turn: 5}, Text: "It is C-A"},
+			&frame.LLMText{Meta: frame.Meta{Turn: 5}, Text: "-T. Anything"},
+			&frame.LLMText{Meta: frame.Meta{Turn: 5}, Text: " else?"},
+			&frame.LLMResponseEnd{Meta: frame.Meta{Turn: 5}},
+			&frame.LLMResponseStart{Meta: frame.Meta{Turn: 6}},
+			&frame.LLMText{Meta: frame.Meta{Turn: 6}, Text: "Said. "},
+			&frame.LLMResponseEnd{Meta: frame.Meta{Turn: 6}},
+			// Cut off: what was written is shown.
+			&frame.LLMResponseStart{Meta: frame.Meta{Turn: 7}, TextOnly: true},
+			&frame.LLMText{Meta: frame.Meta{Turn: 7}, Text: "Half a"},
+			&frame.Interruption{Meta: frame.Meta{Turn: 8}},
+			&frame.LLMText{Meta: frame.Meta{Turn: 7}, Text: " sentence."},
+		}},
 		{name: "function-call", frames: []frame.Frame{
 			&frame.ToolCall{Agent: "a", Name: "get_weather", CallID: "call_1", Arguments: `{"city":"Paris"}`},
 			&frame.ToolResult{Agent: "a", Name: "get_weather", CallID: "call_1"},
@@ -170,6 +190,7 @@ func TestGoldenServerMessages(t *testing.T) {
 		{name: "error-response-unknown-type", client: `{"label":"rtvi-ai","type":"update-config","id":"c3","data":{}}`},
 		{name: "error-response-unknown-t", client: `{"label":"rtvi-ai","type":"client-message","id":"c4","data":{"t":"dance","d":{"x":1}}}`},
 		{name: "error-response-bad-data", client: `{"label":"rtvi-ai","type":"send-text","id":"c5","data":{"content":5}}`},
+		{name: "error-response-function-result", client: `{"label":"rtvi-ai","type":"llm-function-call-result","id":"c7","data":{"function_name":"get_weather","tool_call_id":"call_1","arguments":{"city":"Paris"},"result":{"sky":"clear"}}}`},
 		{name: "error-response-bad-dtmf", client: `{"label":"rtvi-ai","type":"dtmf","id":"c6","data":{"buttons":["1","X"]}}`},
 		{name: "error-fatal", frames: nil},
 	} {
@@ -229,10 +250,15 @@ func TestHandlePushes(t *testing.T) {
 		{"send-text", `{"label":"rtvi-ai","type":"send-text","id":"1","data":{"content":"  what time is it? ","options":{"run_immediately":true}}}`,
 			[]string{`transcript "what time is it?" final typed`}, false},
 		{"send-text-blank", `{"label":"rtvi-ai","type":"send-text","id":"1","data":{"content":"  "}}`, nil, false},
+		{"send-text-later", `{"label":"rtvi-ai","type":"send-text","id":"1","data":{"content":"my name is Ada","options":{"run_immediately":false}}}`,
+			[]string{`transcript "my name is Ada" final typed deferred`}, false},
+		{"send-text-text-only", `{"label":"rtvi-ai","type":"send-text","id":"1","data":{"content":"spell cat","options":{"run_immediately":true,"audio_response":false}}}`,
+			[]string{`transcript "spell cat" final typed text-only`}, false},
+		{"send-text-defaults", `{"label":"rtvi-ai","type":"send-text","id":"1","data":{"content":"hi","options":{}}}`,
+			[]string{`transcript "hi" final typed`}, false},
 		{"dtmf", `{"label":"rtvi-ai","type":"dtmf","id":"1","data":{"buttons":["1","2","#"]}}`,
 			[]string{"dtmf 1", "dtmf 2", "dtmf #", `transcript "DTMF: 12#" final typed`}, false},
 		{"disconnect-bot", `{"label":"rtvi-ai","type":"disconnect-bot","id":"1","data":{}}`, []string{"end"}, true},
-		{"function-result", `{"label":"rtvi-ai","type":"llm-function-call-result","id":"1","data":{"function_name":"f","tool_call_id":"t","arguments":{},"result":"ok"}}`, nil, false},
 		{"other-label", `{"label":"other","type":"disconnect-bot","id":"1"}`, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,6 +278,12 @@ func TestHandlePushes(t *testing.T) {
 					}
 					if f.Typed {
 						s += " typed"
+					}
+					if f.Deferred {
+						s += " deferred"
+					}
+					if f.TextOnly {
+						s += " text-only"
 					}
 					got = append(got, s)
 				case *frame.DTMF:

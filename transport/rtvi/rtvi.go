@@ -315,13 +315,13 @@ type Text struct {
 // interruption cut it off). Clients such as voice-ui-kit show text only
 // once Spoken is true, so they show what the user actually heard.
 type BotOutput struct {
-	Text           string         `json:"text"`
-	AggregatedBy   string         `json:"aggregated_by"`
-	SegmentID      int            `json:"segment_id"`
-	WillBeSpoken   bool           `json:"will_be_spoken"`
-	Spoken         bool           `json:"spoken"`
-	SpokenStatus   string         `json:"spoken_status"`
-	SpokenProgress SpokenProgress `json:"spoken_progress"`
+	Text           string          `json:"text"`
+	AggregatedBy   string          `json:"aggregated_by"`
+	SegmentID      int             `json:"segment_id"`
+	WillBeSpoken   bool            `json:"will_be_spoken"`
+	Spoken         bool            `json:"spoken"`
+	SpokenStatus   string          `json:"spoken_status,omitempty"`
+	SpokenProgress *SpokenProgress `json:"spoken_progress,omitempty"`
 }
 
 // SpokenProgress is how much of a bot-output segment was played.
