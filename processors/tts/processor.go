@@ -51,7 +51,10 @@ type Flusher interface {
 // and, for each, emits a TTSText then the sentence's audio as OutputAudio
 // frames of exactly ChunkDuration (the last one padded with silence and
 // carrying the sentence as Spoken). A Handoff switches to the new agent's
-// voice. Other frames pass on.
+// voice. Other frames pass on. When the synthesizer is a WordSynthesizer,
+// the audio frames carry its word timings (OutputAudio.Words), shifted by
+// whatever leading silence was trimmed, so that the playout can report
+// exactly the words played of a sentence cut off.
 //
 // Synthesis runs off the stage goroutine, on a worker of the processor's
 // (Runtime.Go), fed by a bounded queue (Queue) of sentences to speak and of
@@ -87,9 +90,11 @@ type Processor struct {
 	rt    pipeline.Runtime
 
 	// Worker only.
-	out  pipeline.Emitter
-	conv []int16
-	hold []int16 // audio not yet emitted
+	out     pipeline.Emitter
+	conv    []int16
+	hold    []int16      // audio not yet emitted
+	words   []frame.Word // word timings not yet emitted, in the synthesizer's time
+	trimmed int          // leading samples the trim dropped from the sentence
 }
 
 // job is one unit of the worker's queue: a sentence to speak (text set), a
@@ -260,7 +265,7 @@ func (p *Processor) speak(j job) {
 	if resample {
 		p.cfg.Resampler.Reset()
 	}
-	p.hold = p.hold[:0]
+	p.hold, p.words, p.trimmed = p.hold[:0], p.words[:0], 0
 	trim := p.cfg.TrimLeadingSilence && j.fresh
 	keep := p.cfg.Output.SampleRate / 100 // 10 ms before the onset
 	emit := func(pcm []int16) error {
@@ -274,17 +279,24 @@ func (p *Processor) speak(j job) {
 		if trim {
 			i := slices.IndexFunc(pcm, func(v int16) bool { return v > trimLevel || v < -trimLevel })
 			if i < 0 {
+				p.trimmed += len(pcm)
 				return nil
 			}
+			p.trimmed += max(0, i-keep)
 			pcm, trim = pcm[max(0, i-keep):], false
 		}
 		p.hold = append(p.hold, pcm...)
 		p.send(turn, out)
 		return nil
 	}
-	err := p.syn.Synthesize(ctx, text, j.voice, emit)
+	var err error
+	if ws, ok := p.syn.(WordSynthesizer); ok {
+		err = ws.SynthesizeWords(ctx, text, j.voice, emit, func(w []frame.Word) { p.words = append(p.words, w...) })
+	} else {
+		err = p.syn.Synthesize(ctx, text, j.voice, emit)
+	}
 	if err != nil {
-		p.hold = p.hold[:0]
+		p.hold, p.words = p.hold[:0], p.words[:0]
 		if ctx.Err() == nil {
 			out.Emit(&frame.Error{Err: fmt.Errorf("tts: %w", err)})
 		}
@@ -302,7 +314,22 @@ func (p *Processor) speak(j job) {
 		copy(last, p.hold)
 	}
 	p.hold = p.hold[:0]
-	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text})
+	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text, Words: p.timings()})
+}
+
+// timings returns the word timings not yet emitted, moved to the time of
+// the emitted audio (less the trimmed silence), and forgets them.
+func (p *Processor) timings() []frame.Word {
+	if len(p.words) == 0 {
+		return nil
+	}
+	shift := p.cfg.Output.Duration(p.trimmed)
+	ws := make([]frame.Word, len(p.words))
+	for i, w := range p.words {
+		ws[i] = frame.Word{Text: w.Text, Start: max(0, w.Start-shift), End: max(0, w.End-shift)}
+	}
+	p.words = p.words[:0]
+	return ws
 }
 
 // send emits the whole chunks of held audio at once (the first chunk of an
@@ -312,7 +339,7 @@ func (p *Processor) send(turn uint32, out pipeline.Emitter) {
 	for ; len(p.hold)-i >= p.chunk; i += p.chunk {
 		s := make([]int16, p.chunk)
 		copy(s, p.hold[i:])
-		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s})
+		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s, Words: p.timings()})
 	}
 	if i > 0 {
 		p.hold = append(p.hold[:0], p.hold[i:]...)

@@ -149,7 +149,7 @@ type Synthesizer struct {
 	wg     sync.WaitGroup
 }
 
-var _ tts.Synthesizer = (*Synthesizer)(nil)
+var _ tts.WordSynthesizer = (*Synthesizer)(nil)
 
 // New returns a synthesizer, or an error naming what is wrong with cfg.
 func New(cfg Config) (*Synthesizer, error) {
@@ -365,6 +365,21 @@ var (
 	errFirstByte = errors.New("no audio within the first-byte timeout")
 	errTimeout   = errors.New("sentence not synthesized within the timeout")
 )
+
+// SynthesizeWords implements tts.WordSynthesizer with Cartesia's word
+// timestamps (seconds from the start of the context's audio: the
+// sentence's).
+func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
+	return s.SynthesizeTimed(ctx, text, voice, emit, func(w Words) {
+		ws := make([]frame.Word, len(w.Words))
+		for i := range w.Words {
+			ws[i] = frame.Word{Text: w.Words[i], Start: seconds(w.Start[i]), End: seconds(w.End[i])}
+		}
+		words(ws)
+	})
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // Synthesize implements tts.Synthesizer.
 func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {

@@ -137,7 +137,8 @@ func (c *Config) check() (string, error) {
 }
 
 // Alignment says when each character of a chunk's text is spoken, in
-// milliseconds from the start of the sentence's audio.
+// milliseconds from the start of that chunk's audio (each message's
+// alignment covers the characters its audio speaks).
 type Alignment struct {
 	Chars   []string `json:"chars"`
 	StartMs []int    `json:"charStartTimesMs"`
@@ -158,7 +159,7 @@ type Synthesizer struct {
 	wg      sync.WaitGroup
 }
 
-var _ tts.Synthesizer = (*Synthesizer)(nil)
+var _ tts.WordSynthesizer = (*Synthesizer)(nil)
 
 // New returns a synthesizer, or an error naming what is wrong with cfg.
 func New(cfg Config) (*Synthesizer, error) {
@@ -286,6 +287,66 @@ type audioMessage struct {
 // Synthesize implements tts.Synthesizer.
 func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {
 	return s.SynthesizeAligned(ctx, text, voice, func(pcm []int16, _ *Alignment) error { return emit(pcm) })
+}
+
+// SynthesizeWords implements tts.WordSynthesizer: the character alignment
+// of each chunk, moved to the sentence's time by the audio before the
+// chunk, is gathered into words (split at spaces); a word is reported once
+// its last character is known, the last one at the end.
+func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
+	var b wordBuilder
+	var at time.Duration // the sentence's audio before this chunk
+	f := frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
+	err := s.SynthesizeAligned(ctx, text, voice, func(pcm []int16, a *Alignment) error {
+		if a != nil {
+			if ws := b.add(a, at); len(ws) > 0 {
+				words(ws)
+			}
+		}
+		at += f.Duration(len(pcm))
+		return emit(pcm)
+	})
+	if err == nil {
+		if ws := b.flush(); len(ws) > 0 {
+			words(ws)
+		}
+	}
+	return err
+}
+
+// wordBuilder gathers aligned characters into words.
+type wordBuilder struct {
+	text       strings.Builder
+	start, end time.Duration
+}
+
+// add takes a chunk's alignment, its times offset by at, and returns the
+// words it completes.
+func (b *wordBuilder) add(a *Alignment, at time.Duration) []frame.Word {
+	var ws []frame.Word
+	for i, c := range a.Chars {
+		if strings.TrimSpace(c) == "" {
+			ws = append(ws, b.flush()...)
+			continue
+		}
+		start := at + time.Duration(a.StartMs[i])*time.Millisecond
+		if b.text.Len() == 0 {
+			b.start = start
+		}
+		b.text.WriteString(c)
+		b.end = start + time.Duration(a.DurMs[i])*time.Millisecond
+	}
+	return ws
+}
+
+// flush returns the word being gathered, if any.
+func (b *wordBuilder) flush() []frame.Word {
+	if b.text.Len() == 0 {
+		return nil
+	}
+	w := frame.Word{Text: b.text.String(), Start: b.start, End: b.end}
+	b.text.Reset()
+	return []frame.Word{w}
 }
 
 var (

@@ -46,6 +46,12 @@ type Request struct {
 	Model, Voice, Transcript, Language, ContextID string
 	SampleRate                                    int
 	Cancelled                                     bool
+	// Timestamps are the word timestamps sent for the context (seconds
+	// from the start of its audio).
+	Timestamps struct {
+		Words      []string
+		Start, End []float64
+	}
 }
 
 // Server is a running fake. It is safe for concurrent use.
@@ -265,6 +271,15 @@ func (s *Server) speak(ws *websocket.Conn, write func(any) error, id, text strin
 		}
 		if len(ts.Words) > 0 {
 			write(map[string]any{"type": "timestamps", "context_id": id, "done": false, "status_code": 206, "word_timestamps": ts})
+			s.mu.Lock()
+			for i := range s.requests {
+				if r := &s.requests[i]; r.ContextID == id {
+					r.Timestamps.Words = append(r.Timestamps.Words, ts.Words...)
+					r.Timestamps.Start = append(r.Timestamps.Start, ts.Start...)
+					r.Timestamps.End = append(r.Timestamps.End, ts.End...)
+				}
+			}
+			s.mu.Unlock()
 		}
 		if s.cfg.ChunkEvery > 0 {
 			select {
