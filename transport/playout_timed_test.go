@@ -20,7 +20,7 @@ import (
 
 func TestTimedWords(t *testing.T) {
 	ms := time.Millisecond
-	words := []frame.Word{{"Your", 0, 200 * ms}, {"table,", 250 * ms, 600 * ms}, {"sir", 600 * ms, 900 * ms}}
+	words := []frame.Word{{Text: "Your", End: 200 * ms}, {Text: "table,", Start: 250 * ms, End: 600 * ms}, {Text: "sir", Start: 600 * ms, End: 900 * ms}}
 	for _, tc := range []struct {
 		text   string
 		played time.Duration

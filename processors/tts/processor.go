@@ -8,6 +8,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/provider"
 )
 
 // Resampler converts audio between rates; audio.Resampler implements it.
@@ -143,6 +144,9 @@ func (p *Processor) Name() string { return "tts" }
 // Start implements pipeline.Starter: it starts the synthesis worker.
 func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	p.sess, p.rt, p.out = ctx, rt, out
+	if w, ok := p.syn.(provider.Warmer); ok {
+		w.Warm() // the first sentence finds a connection open
+	}
 	rt.Go(p.work)
 	return nil
 }

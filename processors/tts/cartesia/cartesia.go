@@ -143,10 +143,11 @@ type Synthesizer struct {
 	dialer websocket.Dialer
 	ids    atomic.Uint64
 
-	mu     sync.Mutex
-	conn   *conn
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conn    *conn
+	closed  bool
+	warming bool // Warm is dialing
+	wg      sync.WaitGroup
 }
 
 var _ tts.WordSynthesizer = (*Synthesizer)(nil)
@@ -171,10 +172,35 @@ func (s *Synthesizer) Format() frame.Format {
 	return frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
 }
 
-// Warm opens the shared connection ahead of the first sentence.
-func (s *Synthesizer) Warm(ctx context.Context) error {
+// Connect opens the shared connection now, if it is not open.
+func (s *Synthesizer) Connect(ctx context.Context) error {
 	_, err := s.get(ctx)
 	return err
+}
+
+// Warm implements provider.Warmer: it opens the shared connection in the
+// background, if it is not open or being opened.
+func (s *Synthesizer) Warm() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.warming || s.conn != nil && s.conn.alive() {
+		return
+	}
+	s.warming = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.get(context.Background()) // a failure is the next sentence's to meet
+		s.mu.Lock()
+		s.warming = false
+		s.mu.Unlock()
+	}()
+}
+
+func (c *conn) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
 }
 
 // Close closes the connection, ends the sentences in progress with an

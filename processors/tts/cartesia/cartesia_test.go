@@ -91,7 +91,7 @@ func TestSynthesizeWords(t *testing.T) {
 func TestConcurrentSentencesShareOneConnection(t *testing.T) {
 	srv := cartesiatest.New(t, cartesiatest.Config{ChunkEvery: 5 * time.Millisecond})
 	s := newSynth(t, srv, Config{})
-	if err := s.Warm(context.Background()); err != nil {
+	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -199,7 +199,7 @@ func (s *Synthesizer) url(voice string) string {
 	q := url.Values{}
 	q.Set("model_id", s.cfg.Model)
 	q.Set("output_format", "pcm_"+strconv.Itoa(s.cfg.SampleRate))
-	q.Set("inactivity_timeout", "60")
+	q.Set("inactivity_timeout", "180") // the most: a warm connection waits
 	return strings.TrimRight(s.cfg.BaseURL, "/") + "/v1/text-to-speech/" + url.PathEscape(voice) + "/stream-input?" + q.Encode()
 }
 
@@ -237,6 +237,15 @@ func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn
 		s.refill()
 	}
 	return c, warm, nil
+}
+
+// Warm implements provider.Warmer: it dials a connection for the default
+// voice in the background, unless one is open or being dialed (or
+// Config.Warm is false).
+func (s *Synthesizer) Warm() {
+	if *s.cfg.Warm {
+		s.refill()
+	}
 }
 
 func (s *Synthesizer) refill() {

@@ -263,6 +263,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// Warm implements provider.Warmer: it warms every member that keeps
+// connections, the backups too (a failover should not pay a handshake).
+func (s *Synthesizer) Warm() {
+	for _, m := range s.members {
+		if w, ok := m.Synthesizer.(provider.Warmer); ok {
+			w.Warm()
+		}
+	}
+}
+
 // Close closes the members that hold resources (those implementing
 // io.Closer: warm connections), and returns their errors joined.
 func (s *Synthesizer) Close() error {

@@ -46,6 +46,10 @@ type Request struct {
 	Model, Voice, Transcript, Language, ContextID string
 	SampleRate                                    int
 	Cancelled                                     bool
+	// Conn is the connection's number (from 1, in the order accepted);
+	// Opened when its handshake completed, Asked when the request came.
+	Conn          int
+	Opened, Asked time.Time
 	// Timestamps are the word timestamps sent for the context (seconds
 	// from the start of its audio).
 	Timestamps struct {
@@ -153,11 +157,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns++
+	conn := s.conns
 	s.mu.Unlock()
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	opened := time.Now()
 	defer ws.Close()
 	var wmu sync.Mutex
 	write := func(v any) error {
@@ -209,7 +215,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			s.mu.Lock()
 			s.requests = append(s.requests, Request{Model: m.ModelID, Voice: m.Voice.ID, Transcript: m.Transcript,
-				Language: m.Language, ContextID: m.ContextID, SampleRate: m.OutputFormat.SampleRate})
+				Language: m.Language, ContextID: m.ContextID, SampleRate: m.OutputFormat.SampleRate,
+				Conn: conn, Opened: opened, Asked: time.Now()})
 			s.mu.Unlock()
 			stop := make(chan struct{})
 			cmu.Lock()

@@ -51,6 +51,10 @@ type Sentence struct {
 	Format string // output_format
 	Text   string
 	Chunks int // audio chunks sent
+	// Conn is the connection's number (from 1, in the order accepted);
+	// Opened when its handshake completed, Asked when the text came.
+	Conn          int
+	Opened, Asked time.Time
 	// Chars are the characters aligned, with their start and duration in
 	// milliseconds from the start of the sentence's audio (the chunks
 	// carried them from their own starts).
@@ -153,8 +157,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer ws.Close()
 	s.mu.Lock()
 	s.conns++
+	conn, opened := s.conns, time.Now()
 	s.mu.Unlock()
 	// The input: " ", then text, then "".
+	var asked time.Time
 	var text strings.Builder
 	for i := 0; ; i++ {
 		var m message
@@ -175,6 +181,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			s.t.Errorf("elevenlabstest: text %q does not end with a space", *m.Text)
 			return
 		default:
+			if asked.IsZero() {
+				asked = time.Now()
+			}
 			text.WriteString(*m.Text)
 			continue
 		}
@@ -235,6 +244,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.WriteJSON(map[string]any{"isFinal": true})
 	s.mu.Lock()
-	s.said = append(s.said, Sentence{Voice: voice, Format: format, Text: said, Chunks: sent, Chars: aligned.Chars, StartMs: aligned.StartMs, DurMs: aligned.DurMs})
+	s.said = append(s.said, Sentence{Voice: voice, Format: format, Text: said, Chunks: sent, Conn: conn, Opened: opened, Asked: asked, Chars: aligned.Chars, StartMs: aligned.StartMs, DurMs: aligned.DurMs})
 	s.mu.Unlock()
 }
