@@ -154,7 +154,7 @@ type Synthesizer struct {
 
 	mu      sync.Mutex
 	spare   *websocket.Conn // for cfg.Voice, opened ahead
-	dialing bool
+	dialing chan struct{}   // closed when the spare being dialed is (nil: none is)
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -219,13 +219,25 @@ func (s *Synthesizer) dial(ctx context.Context, voice string) (*websocket.Conn, 
 }
 
 // conn returns a connection for voice: the warm one when it is for the
-// default voice (warm is set), else a new one; then it dials the next warm
-// one.
+// default voice (warm is set; one being dialed is waited for, as it is
+// further along than a new dial), else a new one; then it dials the next
+// warm one.
 func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn, warm bool, err error) {
 	if voice == s.cfg.Voice {
 		s.mu.Lock()
 		c, s.spare = s.spare, nil
+		dialing := s.dialing
 		s.mu.Unlock()
+		if c == nil && dialing != nil {
+			select {
+			case <-dialing:
+			case <-ctx.Done():
+				return nil, false, context.Cause(ctx)
+			}
+			s.mu.Lock()
+			c, s.spare = s.spare, nil
+			s.mu.Unlock()
+		}
 	}
 	warm = c != nil
 	if c == nil {
@@ -251,17 +263,19 @@ func (s *Synthesizer) Warm() {
 func (s *Synthesizer) refill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.spare != nil || s.dialing {
+	if s.closed || s.spare != nil || s.dialing != nil {
 		return
 	}
-	s.dialing = true
+	done := make(chan struct{})
+	s.dialing = done
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		c, err := s.dial(context.Background(), s.cfg.Voice)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.dialing = false
+		s.dialing = nil
+		defer close(done)
 		if err != nil {
 			return
 		}
