@@ -314,10 +314,11 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 
 // SynthesizeWords implements tts.WordSynthesizer: the character alignment
 // of each chunk, moved to the sentence's time by the audio before the
-// chunk, is gathered into words (split at spaces); a word is reported once
-// its last character is known, the last one at the end.
+// chunk, is gathered into words (split at spaces); a word is reported as
+// soon as its last character is known (it spells the sentence's next word,
+// or a space follows), the last one at the end at the latest.
 func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
-	var b wordBuilder
+	b := wordBuilder{want: strings.Fields(text)}
 	var at time.Duration // the sentence's audio before this chunk
 	f := frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
 	err := s.SynthesizeAligned(ctx, text, voice, func(pcm []int16, a *Alignment) error {
@@ -339,6 +340,7 @@ func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, e
 
 // wordBuilder gathers aligned characters into words.
 type wordBuilder struct {
+	want       []string // the sentence's words not yet reported
 	text       strings.Builder
 	start, end time.Duration
 }
@@ -358,6 +360,9 @@ func (b *wordBuilder) add(a *Alignment, at time.Duration) []frame.Word {
 		}
 		b.text.WriteString(c)
 		b.end = start + time.Duration(a.DurMs[i])*time.Millisecond
+		if len(b.want) > 0 && b.text.String() == b.want[0] {
+			ws = append(ws, b.flush()...) // complete: no need to wait for the space
+		}
 	}
 	return ws
 }
@@ -369,6 +374,9 @@ func (b *wordBuilder) flush() []frame.Word {
 	}
 	w := frame.Word{Text: b.text.String(), Start: b.start, End: b.end}
 	b.text.Reset()
+	if len(b.want) > 0 {
+		b.want = b.want[1:]
+	}
 	return []frame.Word{w}
 }
 

@@ -208,3 +208,34 @@ func FuzzDecode(f *testing.F) {
 		_ = pcm
 	})
 }
+
+// TestWordBuilder: a word split across chunks is reported once its last
+// character comes, without waiting for the space that follows it in the
+// next chunk; each chunk's times are moved by its offset.
+func TestWordBuilder(t *testing.T) {
+	b := wordBuilder{want: strings.Fields("Hi there, you")}
+	ms := time.Millisecond
+	var got []string
+	add := func(chars string, at time.Duration) {
+		a := &Alignment{}
+		for i, c := range strings.Split(chars, "") {
+			a.Chars = append(a.Chars, c)
+			a.StartMs = append(a.StartMs, 10*i)
+			a.DurMs = append(a.DurMs, 10)
+		}
+		for _, w := range b.add(a, at) {
+			got = append(got, fmt.Sprintf("%s %v-%v", w.Text, w.Start, w.End))
+		}
+	}
+	add("Hi th", 0)     // "Hi" ends at 20 ms
+	add("ere,", 100*ms) // "there," completes: reported now
+	add(" yo", 200*ms)  // "yo" is not yet a word
+	add("u", 300*ms)    // "you" completes
+	if b.flush() != nil {
+		t.Error("flush after the last word reported one")
+	}
+	want := []string{"Hi 0s-20ms", "there, 30ms-140ms", "you 210ms-310ms"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words %q, want %q", got, want)
+	}
+}
