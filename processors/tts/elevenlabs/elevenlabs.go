@@ -154,6 +154,7 @@ type Synthesizer struct {
 
 	mu      sync.Mutex
 	spare   *websocket.Conn // for cfg.Voice, opened ahead
+	spareAt time.Time       // when it was opened
 	dialing chan struct{}   // closed when the spare being dialed is (nil: none is)
 	closed  bool
 	wg      sync.WaitGroup
@@ -225,7 +226,7 @@ func (s *Synthesizer) dial(ctx context.Context, voice string) (*websocket.Conn, 
 func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn, warm bool, err error) {
 	if voice == s.cfg.Voice {
 		s.mu.Lock()
-		c, s.spare = s.spare, nil
+		c = s.takeLocked()
 		dialing := s.dialing
 		s.mu.Unlock()
 		if c == nil && dialing != nil {
@@ -235,7 +236,7 @@ func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn
 				return nil, false, context.Cause(ctx)
 			}
 			s.mu.Lock()
-			c, s.spare = s.spare, nil
+			c = s.takeLocked()
 			s.mu.Unlock()
 		}
 	}
@@ -260,9 +261,28 @@ func (s *Synthesizer) Warm() {
 	}
 }
 
+// spareLife is how long a warm connection is used: ElevenLabs closes it
+// after inactivity_timeout (180 s) without text.
+const spareLife = 170 * time.Second
+
+// takeLocked takes the warm connection, if it is fresh enough. s.mu held.
+func (s *Synthesizer) takeLocked() *websocket.Conn {
+	c := s.spare
+	s.spare = nil
+	if c != nil && time.Since(s.spareAt) > spareLife {
+		c.Close()
+		return nil
+	}
+	return c
+}
+
 func (s *Synthesizer) refill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.spare != nil && time.Since(s.spareAt) > spareLife {
+		s.spare.Close() // the server is about to drop it
+		s.spare = nil
+	}
 	if s.closed || s.spare != nil || s.dialing != nil {
 		return
 	}
@@ -283,7 +303,7 @@ func (s *Synthesizer) refill() {
 			c.Close()
 			return
 		}
-		s.spare = c
+		s.spare, s.spareAt = c, time.Now()
 	}()
 }
 
