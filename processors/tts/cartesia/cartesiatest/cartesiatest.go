@@ -156,14 +156,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(st), st)
 		return
 	}
-	s.conns++
-	conn := s.conns
 	s.mu.Unlock()
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	opened := time.Now()
+	s.mu.Lock()
+	s.conns++ // once the handshake is over
+	conn, opened := s.conns, time.Now()
+	s.mu.Unlock()
 	defer ws.Close()
 	var wmu sync.Mutex
 	write := func(v any) error {
