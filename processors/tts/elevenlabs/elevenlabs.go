@@ -8,8 +8,9 @@
 // empty text that ends the input. Audio arrives as base64 PCM in the
 // requested output format, each chunk with the character alignment of the
 // text it speaks, until a message marked isFinal. A connection for the
-// default voice is opened ahead of each sentence, so a sentence does not
-// pay the handshake.
+// default voice is opened when a session starts (Warm), and for each voice
+// the next one as soon as one is used, so a sentence does not pay the
+// handshake.
 package elevenlabs
 
 import (
@@ -59,8 +60,9 @@ type Config struct {
 	Timeout          time.Duration `toml:"timeout"`
 	DialTimeout      time.Duration `toml:"dial_timeout"`
 	FirstByteTimeout time.Duration `toml:"first_byte_timeout"`
-	// Warm is whether a connection for the default voice is opened ahead
-	// of each sentence (default true).
+	// Warm is whether connections are opened ahead: for the default
+	// voice at a session's start, for each voice once it is used (default
+	// true).
 	Warm *bool `toml:"warm"`
 
 	// Observer, if set, is told of every sentence.
@@ -152,12 +154,17 @@ type Synthesizer struct {
 	header http.Header
 	dialer websocket.Dialer
 
-	mu      sync.Mutex
-	spare   *websocket.Conn // for cfg.Voice, opened ahead
-	spareAt time.Time       // when it was opened
-	dialing chan struct{}   // closed when the spare being dialed is (nil: none is)
-	closed  bool
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	warm   map[string]*warmConn // by voice: the next connection, opened ahead
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// warmConn is a connection opened ahead for one voice, or being dialed.
+type warmConn struct {
+	c      *websocket.Conn // nil while dialing
+	at     time.Time       // when it was opened
+	dialed chan struct{}   // closed once the dial is over
 }
 
 var _ tts.WordSynthesizer = (*Synthesizer)(nil)
@@ -173,7 +180,8 @@ func New(cfg Config) (*Synthesizer, error) {
 	if key != "" {
 		h.Set("xi-api-key", key)
 	}
-	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
+	return &Synthesizer{cfg: cfg, header: h, warm: map[string]*warmConn{},
+		dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // Format implements tts.Synthesizer.
@@ -181,17 +189,18 @@ func (s *Synthesizer) Format() frame.Format {
 	return frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
 }
 
-// Close closes the warm connection and waits for a dial in flight.
+// Close closes the warm connections and waits for the dials in flight.
 // Idempotent.
 func (s *Synthesizer) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	c := s.spare
-	s.spare = nil
-	s.mu.Unlock()
-	if c != nil {
-		c.Close()
+	for v, w := range s.warm {
+		if w.c != nil {
+			w.c.Close()
+			delete(s.warm, v)
+		}
 	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
@@ -219,26 +228,22 @@ func (s *Synthesizer) dial(ctx context.Context, voice string) (*websocket.Conn, 
 	return c, nil
 }
 
-// conn returns a connection for voice: the warm one when it is for the
-// default voice (warm is set; one being dialed is waited for, as it is
-// further along than a new dial), else a new one; then it dials the next
-// warm one.
+// conn returns a connection for voice: the one opened ahead for it (one
+// being dialed is waited for, as it is further along than a new dial), else
+// a new one; then (warm set) it dials the voice's next one.
 func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn, warm bool, err error) {
-	if voice == s.cfg.Voice {
-		s.mu.Lock()
-		c = s.takeLocked()
-		dialing := s.dialing
-		s.mu.Unlock()
-		if c == nil && dialing != nil {
-			select {
-			case <-dialing:
-			case <-ctx.Done():
-				return nil, false, context.Cause(ctx)
-			}
-			s.mu.Lock()
-			c = s.takeLocked()
-			s.mu.Unlock()
+	s.mu.Lock()
+	c, dialed := s.takeLocked(voice)
+	s.mu.Unlock()
+	if dialed != nil {
+		select {
+		case <-dialed:
+		case <-ctx.Done():
+			return nil, false, context.Cause(ctx)
 		}
+		s.mu.Lock()
+		c, _ = s.takeLocked(voice)
+		s.mu.Unlock()
 	}
 	warm = c != nil
 	if c == nil {
@@ -247,17 +252,17 @@ func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn
 		}
 	}
 	if *s.cfg.Warm {
-		s.refill()
+		s.refill(voice)
 	}
 	return c, warm, nil
 }
 
 // Warm implements provider.Warmer: it dials a connection for the default
 // voice in the background, unless one is open or being dialed (or
-// Config.Warm is false).
+// Config.Warm is false). The other voices' are dialed once they are used.
 func (s *Synthesizer) Warm() {
 	if *s.cfg.Warm {
-		s.refill()
+		s.refill(s.cfg.Voice)
 	}
 }
 
@@ -265,45 +270,58 @@ func (s *Synthesizer) Warm() {
 // after inactivity_timeout (180 s) without text.
 const spareLife = 170 * time.Second
 
-// takeLocked takes the warm connection, if it is fresh enough. s.mu held.
-func (s *Synthesizer) takeLocked() *websocket.Conn {
-	c := s.spare
-	s.spare = nil
-	if c != nil && time.Since(s.spareAt) > spareLife {
-		c.Close()
-		return nil
+// takeLocked takes voice's warm connection if it is fresh enough, or
+// returns the channel to wait on while it is being dialed. s.mu held.
+func (s *Synthesizer) takeLocked(voice string) (*websocket.Conn, chan struct{}) {
+	w := s.warm[voice]
+	switch {
+	case w == nil:
+		return nil, nil
+	case w.c == nil:
+		return nil, w.dialed
 	}
-	return c
+	delete(s.warm, voice)
+	if time.Since(w.at) > spareLife {
+		w.c.Close()
+		return nil, nil
+	}
+	return w.c, nil
 }
 
-func (s *Synthesizer) refill() {
+// refill dials voice's next connection in the background, unless one is
+// open or being dialed, and closes the connections the server is about to
+// drop.
+func (s *Synthesizer) refill(voice string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.spare != nil && time.Since(s.spareAt) > spareLife {
-		s.spare.Close() // the server is about to drop it
-		s.spare = nil
+	for v, w := range s.warm {
+		if w.c != nil && time.Since(w.at) > spareLife {
+			w.c.Close()
+			delete(s.warm, v)
+		}
 	}
-	if s.closed || s.spare != nil || s.dialing != nil {
+	if s.closed || s.warm[voice] != nil {
 		return
 	}
-	done := make(chan struct{})
-	s.dialing = done
+	w := &warmConn{dialed: make(chan struct{})}
+	s.warm[voice] = w
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c, err := s.dial(context.Background(), s.cfg.Voice)
+		c, err := s.dial(context.Background(), voice)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.dialing = nil
-		defer close(done)
-		if err != nil {
+		defer close(w.dialed)
+		if err != nil || s.closed {
+			if s.warm[voice] == w {
+				delete(s.warm, voice)
+			}
+			if c != nil {
+				c.Close()
+			}
 			return
 		}
-		if s.closed || s.spare != nil {
-			c.Close()
-			return
-		}
-		s.spare, s.spareAt = c, time.Now()
+		w.c, w.at = c, time.Now()
 	}()
 }
 

@@ -73,3 +73,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestEachVoiceKeepsAConnectionWarm: an agent's voice (not the default)
+// has its next connection opened once it is used, so its next sentence
+// does not pay the handshake either.
+func TestEachVoiceKeepsAConnectionWarm(t *testing.T) {
+	srv := elevenlabstest.New(t, elevenlabstest.Config{Voices: []string{"voice-adam"}})
+	s := newSynth(t, srv, Config{})
+	var asked []time.Time
+	for range 2 {
+		waitFor(t, func() bool { return srv.Conns() == len(asked)+min(len(asked), 1) })
+		asked = append(asked, time.Now())
+		if err := s.Synthesize(context.Background(), "Let me check.", "voice-adam", func([]int16) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := srv.Said()
+	if len(got) != 2 || got[1].Conn == got[0].Conn || got[1].Voice != "voice-adam" || !got[1].Opened.Before(asked[1]) {
+		t.Fatalf("said %+v (the second asked at %v): want the second over another connection, opened before", got, asked[1])
+	}
+}
