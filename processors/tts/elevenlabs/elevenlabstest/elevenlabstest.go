@@ -242,8 +242,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(s.cfg.ChunkEvery)
 		}
 	}
-	ws.WriteJSON(map[string]any{"isFinal": true})
+	// Recorded before the final message, which lets the client go on.
 	s.mu.Lock()
 	s.said = append(s.said, Sentence{Voice: voice, Format: format, Text: said, Chunks: sent, Conn: conn, Opened: opened, Asked: asked, Chars: aligned.Chars, StartMs: aligned.StartMs, DurMs: aligned.DurMs})
 	s.mu.Unlock()
+	ws.WriteJSON(map[string]any{"isFinal": true})
 }
