@@ -240,7 +240,11 @@ func checkVoices(cfg config.Config) []error {
 		}
 		flt("tts.flite.voice", cfg.TTS.Flite.Voice)
 		for i, a := range cfg.Agents {
-			flt(fmt.Sprintf("agents[%d].voice", i), cfg.AgentVoice(a, "flite"))
+			where := fmt.Sprintf("agents[%d].voice", i)
+			if a.Voices["flite"] != "" {
+				where = fmt.Sprintf("agents[%d].voices.flite", i)
+			}
+			flt(where, cfg.AgentVoice(a, "flite"))
 		}
 	}
 	for i, a := range cfg.Agents {

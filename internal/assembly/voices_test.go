@@ -82,7 +82,7 @@ voices = { flite = "nobody" }
 	err = Check(cfg)
 	for _, want := range []string{
 		`tts.flite.voice: flite: unknown voice: "bogus"`,
-		`agents[2].voice: flite: unknown voice: "nobody"`,
+		`agents[2].voices.flite: flite: unknown voice: "nobody"`,
 		`agents[0].voices: "cartesia" is not tts.provider or one of its failover (elevenlabs, flite)`,
 		`agents[1].voices.flite: agents "a" and "b" speak "el-a" on elevenlabs but differ on flite`,
 	} {
