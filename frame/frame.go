@@ -126,6 +126,19 @@ type OutputAudio struct {
 	// Spoken is non-empty on the last chunk of a synthesized sentence: the
 	// sentence's text, reported once the chunk has been played.
 	Spoken string
+	// Words are timings of the sentence's words that the synthesizer
+	// reported since the previous chunk (ElevenLabs' alignment, Cartesia's
+	// word timestamps); nil when it reports none. Their times are measured
+	// from the start of the sentence's audio (its TTSText), so the playout
+	// can tell which words were played when the sentence is cut off.
+	Words []Word
+}
+
+// Word is when one word of a synthesized sentence is heard: from Start to
+// End, measured from the start of the sentence's audio.
+type Word struct {
+	Text       string
+	Start, End time.Duration
 }
 
 func (*InputAudio) Class() Class  { return System }

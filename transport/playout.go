@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
@@ -52,10 +53,13 @@ type PlayoutConfig struct {
 // observers see it once, as a new frame, on the downstream hop. As each
 // sentence finishes playing it sends BotSpoke upstream.
 //
-// On an Interruption, the words of the sentence being played are estimated
-// in proportion to how much of its audio was played (by characters, a word
-// counting once half of it was heard) and sent upstream as a BotSpoke of that
-// sentence's turn, so the conversation keeps only what the user heard.
+// On an Interruption, the words played of the sentence being played are
+// sent upstream as a BotSpoke of that sentence's turn, so the conversation
+// keeps only what the user heard. Where the synthesizer reported word
+// timings (OutputAudio.Words), they are exactly the words whose audio was
+// played to its end; otherwise they are estimated in proportion to how much
+// of the sentence's audio was played (by characters, a word counting once
+// half of it was heard).
 // Sentences start at their TTSText (or at the end of the previous sentence)
 // and end at the OutputAudio whose Spoken names them.
 //
@@ -103,16 +107,18 @@ type Playout struct {
 
 	// The sentence whose audio is being queued: where it starts, and its
 	// text and turn once its TTSText was seen.
-	sentFrom int64
-	sentText string
-	sentTurn uint32
+	sentFrom  int64
+	sentText  string
+	sentTurn  uint32
+	sentWords []frame.Word // its word timings so far
 }
 
 type marker struct {
-	from int64 // sample position where the sentence starts
-	at   int64 // sample position where the sentence ends
-	turn uint32
-	text string
+	from  int64 // sample position where the sentence starts
+	at    int64 // sample position where the sentence ends
+	turn  uint32
+	text  string
+	words []frame.Word // the synthesizer's word timings, if any
 }
 
 // NewPlayout returns a playout stage writing to w.
@@ -175,9 +181,10 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		p.queueT = f.Turn
 		p.queue = append(p.queue, f.Samples...)
 		p.queued += int64(len(f.Samples))
+		p.sentWords = append(p.sentWords, f.Words...)
 		if f.Spoken != "" {
-			p.markers = append(p.markers, marker{from: p.sentFrom, at: p.queued, turn: f.Turn, text: f.Spoken})
-			p.sentFrom, p.sentText = p.queued, ""
+			p.markers = append(p.markers, marker{from: p.sentFrom, at: p.queued, turn: f.Turn, text: f.Spoken, words: p.sentWords})
+			p.sentFrom, p.sentText, p.sentWords = p.queued, "", nil
 		}
 		p.mu.Unlock()
 		select {
@@ -193,7 +200,7 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 		} else {
 			p.sentFrom = p.queued
 		}
-		p.sentText, p.sentTurn = f.Text, f.Turn
+		p.sentText, p.sentTurn, p.sentWords = f.Text, f.Turn, nil
 		p.mu.Unlock()
 	case *frame.PausePlayout:
 		if f.Turn < p.rt.Turn() {
@@ -223,7 +230,7 @@ func (p *Playout) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 			ups = p.heardLocked(p.playedLocked(time.Now()))
 		}
 		p.dropLocked()
-		p.sentText = ""
+		p.sentText, p.sentWords = "", nil
 		p.speaking = false
 		p.settleLocked()
 		p.mu.Unlock()
@@ -282,20 +289,71 @@ func (p *Playout) heardLocked(pl int64) []frame.Frame {
 			continue
 		}
 		if pl > m.from {
-			if w := PlayedWords(m.text, float64(pl-m.from)/float64(m.at-m.from)); w != "" {
+			w := ""
+			if len(m.words) > 0 {
+				w = TimedWords(m.text, m.words, p.cfg.Format.Duration(int(pl-m.from)))
+			} else {
+				w = PlayedWords(m.text, float64(pl-m.from)/float64(m.at-m.from))
+			}
+			if w != "" {
 				ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: m.turn}, Text: w})
 			}
 		}
 		return ups
 	}
-	// The sentence being queued has no end yet: its audio so far is all
-	// that is known of its length, so this overestimates what was heard.
+	// The sentence being queued has no end yet: with word timings, the
+	// words whose audio was played are known; without, its audio so far
+	// is all that is known of its length, so this overestimates what was
+	// heard.
 	if p.sentText != "" && p.sentTurn == p.queueT && pl > p.sentFrom && p.queued > p.sentFrom {
-		if w := PlayedWords(p.sentText, float64(pl-p.sentFrom)/float64(p.queued-p.sentFrom)); w != "" {
+		w := ""
+		if len(p.sentWords) > 0 {
+			w = TimedWords(p.sentText, p.sentWords, p.cfg.Format.Duration(int(pl-p.sentFrom)))
+		} else {
+			w = PlayedWords(p.sentText, float64(pl-p.sentFrom)/float64(p.queued-p.sentFrom))
+		}
+		if w != "" {
 			ups = append(ups, &frame.BotSpoke{Meta: frame.Meta{Turn: p.sentTurn}, Text: w})
 		}
 	}
 	return ups
+}
+
+// TimedWords returns the words of text whose audio was played to its end
+// when played of the sentence's audio was: the first of words (the
+// synthesizer's timings, in the order spoken) that end by then. They are
+// given as text spells them when the synthesizer's words are text's words
+// (it may drop punctuation), else as the synthesizer spelled them.
+func TimedWords(text string, words []frame.Word, played time.Duration) string {
+	n := 0
+	for n < len(words) && words[n].End <= played {
+		n++
+	}
+	fields := strings.Fields(text)
+	same := n <= len(fields)
+	for i := 0; same && i < n; i++ {
+		same = bare(fields[i]) == bare(words[i].Text)
+	}
+	if same {
+		return strings.Join(fields[:n], " ")
+	}
+	ws := make([]string, 0, n)
+	for _, w := range words[:n] {
+		if t := strings.TrimSpace(w.Text); t != "" {
+			ws = append(ws, t)
+		}
+	}
+	return strings.Join(ws, " ")
+}
+
+// bare is a word's letters and digits, lower-cased.
+func bare(w string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return unicode.ToLower(r)
+		}
+		return -1
+	}, w)
 }
 
 // PlayedWords returns the words of text heard when the fraction played of

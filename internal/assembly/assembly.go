@@ -93,7 +93,7 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	if err != nil {
 		return nil, err
 	}
-	syn, err := synthesizer(a, cfg.TTS, obs, log)
+	syn, err := synthesizer(a, cfg, obs, log)
 	if err != nil {
 		return nil, err
 	}

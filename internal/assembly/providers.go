@@ -74,7 +74,7 @@ var (
 	}
 	ttsProviders = map[string]func(config.TTS) (tts.Synthesizer, error){
 		"flite": func(c config.TTS) (tts.Synthesizer, error) {
-			s, err := flite.New(flite.Config{Voice: c.Voice})
+			s, err := flite.New(flite.Config{Voice: c.FliteVoice()})
 			if err != nil {
 				return nil, err
 			}
@@ -141,20 +141,27 @@ func Check(cfg config.Config) error {
 	check("vad.provider", "vad", cfg.VAD.Provider)
 	check("stt.provider", "stt", cfg.STT.Provider)
 	check("tts.provider", "tts", cfg.TTS.Provider)
-	for i, name := range cfg.STT.Resilience.Failover {
-		check(fmt.Sprintf("stt.resilience.failover[%d]", i), "stt", name)
+	for _, sec := range []struct {
+		name    string
+		direct  bool
+		backups []string
+	}{{"stt", len(cfg.STT.Failover) > 0, cfg.STT.Backups()}, {"tts", len(cfg.TTS.Failover) > 0, cfg.TTS.Backups()}} {
+		key := sec.name + ".resilience.failover"
+		if sec.direct {
+			key = sec.name + ".failover"
+		}
+		for i, name := range sec.backups {
+			check(fmt.Sprintf("%s[%d]", key, i), sec.name, name)
+		}
 	}
-	for i, name := range cfg.TTS.Resilience.Failover {
-		check(fmt.Sprintf("tts.resilience.failover[%d]", i), "tts", name)
-	}
-	for _, name := range append([]string{cfg.STT.Provider}, cfg.STT.Resilience.Failover...) {
+	for _, name := range append([]string{cfg.STT.Provider}, cfg.STT.Backups()...) {
 		if v := sttChecks[name]; v != nil {
 			if err := v(cfg.STT); err != nil {
 				errs = append(errs, fmt.Errorf("stt.%s: %w", name, err))
 			}
 		}
 	}
-	for _, name := range append([]string{cfg.TTS.Provider}, cfg.TTS.Resilience.Failover...) {
+	for _, name := range append([]string{cfg.TTS.Provider}, cfg.TTS.Backups()...) {
 		if v := ttsChecks[name]; v != nil {
 			if err := v(cfg.TTS); err != nil {
 				errs = append(errs, fmt.Errorf("tts.%s: %w", name, err))
@@ -204,17 +211,7 @@ func checkSettings(cfg config.Config) []error {
 			scriptedRules(fmt.Sprintf("agents[%d].rules", i), models[a.Model], a.Rules)
 		}
 	}
-	if cfg.TTS.Provider == "flite" {
-		voice := func(where, v string) {
-			if v != "" && !slices.Contains(flite.Voices(), v) {
-				errs = append(errs, fmt.Errorf("%s: %w: %q (have %s)", where, flite.ErrUnknownVoice, v, strings.Join(flite.Voices(), ", ")))
-			}
-		}
-		voice("tts.voice", cfg.TTS.Voice)
-		for i, a := range cfg.Agents {
-			voice(fmt.Sprintf("agents[%d].voice", i), a.Voice)
-		}
-	}
+	errs = append(errs, checkVoices(cfg)...)
 	tc := cfg.Turn
 	if cfg.Session.ImmediateInterruption {
 		tc.Interruption = turntaking.Immediate
@@ -223,6 +220,68 @@ func checkSettings(cfg config.Config) []error {
 		errs = append(errs, fmt.Errorf("turn: %w", err))
 	}
 	return errs
+}
+
+// checkVoices checks the voices of flite wherever it speaks, that agents'
+// voices name providers of [tts] and its failover, and that agents sharing
+// a voice on [tts] provider share it on each backup (the backups' voices
+// are found from it).
+func checkVoices(cfg config.Config) []error {
+	var errs []error
+	chain := append([]string{cfg.TTS.Provider}, cfg.TTS.Backups()...)
+	flt := func(where, v string) {
+		if v != "" && !slices.Contains(flite.Voices(), v) {
+			errs = append(errs, fmt.Errorf("%s: %w: %q (have %s)", where, flite.ErrUnknownVoice, v, strings.Join(flite.Voices(), ", ")))
+		}
+	}
+	if slices.Contains(chain, "flite") {
+		if cfg.TTS.Provider == "flite" {
+			flt("tts.voice", cfg.TTS.Voice)
+		}
+		flt("tts.flite.voice", cfg.TTS.Flite.Voice)
+		for i, a := range cfg.Agents {
+			where := fmt.Sprintf("agents[%d].voice", i)
+			if a.Voices["flite"] != "" {
+				where = fmt.Sprintf("agents[%d].voices.flite", i)
+			}
+			flt(where, cfg.AgentVoice(a, "flite"))
+		}
+	}
+	for i, a := range cfg.Agents {
+		for _, p := range slices.Sorted(maps.Keys(a.Voices)) {
+			if !slices.Contains(chain, p) {
+				errs = append(errs, fmt.Errorf("agents[%d].voices: %q is not tts.provider or one of its failover (%s)", i, p, strings.Join(chain, ", ")))
+				continue
+			}
+			if p == cfg.TTS.Provider {
+				continue
+			}
+			key := cfg.AgentVoice(a, cfg.TTS.Provider)
+			for _, b := range cfg.Agents[:i] {
+				if cfg.AgentVoice(b, cfg.TTS.Provider) == key && cfg.AgentVoice(b, p) != "" && cfg.AgentVoice(b, p) != a.Voices[p] {
+					errs = append(errs, fmt.Errorf("agents[%d].voices.%s: agents %q and %q speak %q on %s but differ on %s: give them different voices there too", i, p, b.Name, a.Name, key, cfg.TTS.Provider, p))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// BackupVoices returns, for each backup of [tts] failover, the voice each
+// agent speaks on it keyed by the agent's voice on [tts] provider: the
+// failover synthesizer's Member.Voices.
+func BackupVoices(cfg config.Config) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, b := range cfg.TTS.Backups() {
+		m := map[string]string{}
+		for _, a := range cfg.Agents {
+			if v := cfg.AgentVoice(a, b); v != "" {
+				m[cfg.AgentVoice(a, cfg.TTS.Provider)] = v
+			}
+		}
+		out[b] = m
+	}
+	return out
 }
 
 // provide makes one provider from its table, recording its Close.

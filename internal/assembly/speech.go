@@ -12,17 +12,18 @@ import (
 	ttsfailover "github.com/voiced-dev/voiced/processors/tts/failover"
 )
 
-// recognizer builds [stt]'s provider, observed by obs; with [stt.resilience]
-// set, it and the providers of its failover list go behind one failover
-// recognizer (retries, timeout, breakers).
+// recognizer builds [stt]'s provider, observed by obs; with a failover
+// list ([stt] failover or [stt.resilience] failover) or [stt.resilience]
+// set, it and the backups go behind one failover recognizer (retries,
+// timeout, breakers).
 func recognizer(a *Assembly, c config.STT, obs provider.Observer, log *slog.Logger) (stt.Recognizer, error) {
 	c.OpenAI.Observer, c.Deepgram.Observer = obs, obs
 	rec, err := provide(a, "stt", c.Provider, sttProviders, c)
-	if err != nil || !resilient(c.Resilience.Failover, c.Resilience.Retries, c.Resilience.Timeout != 0, c.Resilience.BreakerFailures) {
+	if err != nil || !resilient(c.Backups(), c.Resilience.Retries, c.Resilience.Timeout != 0, c.Resilience.BreakerFailures) {
 		return rec, err
 	}
 	members := []sttfailover.Member{{Name: c.Provider, Recognizer: rec}}
-	for _, name := range c.Resilience.Failover {
+	for _, name := range c.Backups() {
 		r, err := provide(a, "stt", name, sttProviders, c)
 		if err != nil {
 			return nil, err
@@ -39,26 +40,29 @@ func recognizer(a *Assembly, c config.STT, obs provider.Observer, log *slog.Logg
 }
 
 // synthesizer is recognizer's twin for [tts]. The backups speak their own
-// default voice: [tts] voice and the agents' voices name the primary's.
-func synthesizer(a *Assembly, c config.TTS, obs provider.Observer, log *slog.Logger) (tts.Synthesizer, error) {
+// voice ([tts.NAME] voice), or an agent's voices entry for them: [tts]
+// voice and the agents' voice name the primary's.
+func synthesizer(a *Assembly, cfg config.Config, obs provider.Observer, log *slog.Logger) (tts.Synthesizer, error) {
+	c := cfg.TTS
 	c.OpenAI.Observer, c.ElevenLabs.Observer, c.Cartesia.Observer = obs, obs, obs
 	syn, err := provide(a, "tts", c.Provider, ttsProviders, c)
-	if err != nil || !resilient(c.Resilience.Failover, c.Resilience.Retries, c.Resilience.Timeout != 0, c.Resilience.BreakerFailures) {
+	if err != nil || !resilient(c.Backups(), c.Resilience.Retries, c.Resilience.Timeout != 0, c.Resilience.BreakerFailures) {
 		return syn, err
 	}
 	members := []ttsfailover.Member{{Name: c.Provider, Synthesizer: syn}}
 	backup := c
 	backup.Voice = ""
-	for _, name := range c.Resilience.Failover {
+	voices := BackupVoices(cfg)
+	for _, name := range c.Backups() {
 		s, err := provide(a, "tts", name, ttsProviders, backup)
 		if err != nil {
 			return nil, err
 		}
-		members = append(members, ttsfailover.Member{Name: name, Synthesizer: s})
+		members = append(members, ttsfailover.Member{Name: name, Synthesizer: s, Voices: voices[name]})
 	}
-	cfg := c.Resilience
-	cfg.Logger = log
-	f, err := ttsfailover.New(cfg, members...)
+	rc := c.Resilience
+	rc.Logger = log
+	f, err := ttsfailover.New(rc, members...)
 	if err != nil {
 		return nil, fmt.Errorf("assembly: tts.resilience: %w", err)
 	}

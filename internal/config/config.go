@@ -351,21 +351,71 @@ type STT struct {
 	Sphinx
 	OpenAI   sttopenai.Config   `toml:"openai"`
 	Deepgram sttdeepgram.Config `toml:"deepgram"`
+	// Failover names the providers tried after Provider, in order: the
+	// same list as [stt.resilience] failover, which it may replace (one
+	// of the two, not both).
+	Failover []string `toml:"failover"`
 	// Resilience is [stt.resilience]: retries, a timeout, a circuit
 	// breaker and the providers to fail over to, named as the models' are.
 	Resilience sttfailover.Config `toml:"resilience"`
 }
 
-// TTS is [tts]: the provider and the default voice, which every provider
-// understands (an agent's voice replaces it). Another provider's own
-// settings go in a table named after it ([tts.NAME]).
+// Backups returns the providers tried after Provider: failover, or
+// [stt.resilience] failover.
+func (c STT) Backups() []string { return backups(c.Failover, c.Resilience.Failover) }
+
+// TTS is [tts]: the provider and its default voice (an agent's voice
+// replaces it). Each provider's own settings go in a table named after it
+// ([tts.NAME]), with the voice it speaks when [tts] voice is unset or it
+// is a backup: a voice name means something to one provider only.
 type TTS struct {
-	Provider   string             `toml:"provider"` // "flite" (default), "openai", "elevenlabs", "cartesia"
-	Voice      string             `toml:"voice"`    // flite: slt, awb, rms
+	Provider string `toml:"provider"` // "flite" (default), "openai", "elevenlabs", "cartesia"
+	// Voice is the provider's voice ("": its table's voice; flite: slt).
+	Voice      string             `toml:"voice"`
+	Flite      TTSFlite           `toml:"flite"`
 	OpenAI     ttsopenai.Config   `toml:"openai"`
 	ElevenLabs elevenlabs.Config  `toml:"elevenlabs"`
 	Cartesia   cartesia.Config    `toml:"cartesia"`
+	Failover   []string           `toml:"failover"`   // as [stt] failover
 	Resilience ttsfailover.Config `toml:"resilience"` // as [stt.resilience]
+}
+
+// Backups returns the providers tried after Provider: failover, or
+// [tts.resilience] failover.
+func (c TTS) Backups() []string { return backups(c.Failover, c.Resilience.Failover) }
+
+// TTSFlite is [tts.flite].
+type TTSFlite struct {
+	Voice string `toml:"voice"` // slt (default), awb, rms
+}
+
+// FliteVoice is the voice flite speaks: [tts] voice when flite is the
+// provider and it is set, else [tts.flite] voice.
+func (c TTS) FliteVoice() string {
+	if c.Provider == "flite" && c.Voice != "" {
+		return c.Voice
+	}
+	return c.Flite.Voice
+}
+
+// AgentVoice is the voice agent a speaks with provider: its voices entry
+// for it, else (for [tts] provider) its voice; "" for the provider's
+// default.
+func (c Config) AgentVoice(a AgentSpec, provider string) string {
+	if v := a.Voices[provider]; v != "" {
+		return v
+	}
+	if provider == c.TTS.Provider {
+		return a.Voice
+	}
+	return ""
+}
+
+func backups(direct, resilience []string) []string {
+	if len(direct) > 0 {
+		return direct
+	}
+	return resilience
 }
 
 // Agent is the session's agent.
@@ -433,9 +483,13 @@ type AgentSpec struct {
 	// MCP names [[mcp]] servers whose tools the agent gets.
 	MCP      []string `toml:"mcp"`
 	Handoffs []string `toml:"handoffs"`
-	Voice    string   `toml:"voice"`
-	Enabled  *bool    `toml:"enabled"` // default true
-	MaxSteps int      `toml:"max_steps"`
+	// Voice is the agent's voice on [tts] provider; Voices its voice on
+	// each provider by name (the backups of [tts] failover, or the
+	// provider itself, where it replaces Voice).
+	Voice    string            `toml:"voice"`
+	Voices   map[string]string `toml:"voices"`
+	Enabled  *bool             `toml:"enabled"` // default true
+	MaxSteps int               `toml:"max_steps"`
 	// Rules give the agent its own scripted model (with the model's other
 	// scripted settings) when its model is scripted.
 	Rules []Rule `toml:"rules"`
@@ -662,6 +716,14 @@ func (c Config) validate(file []byte) error {
 	}
 	if c.Agent.MaxHistory < 0 || c.Agent.MaxHistoryBytes < 0 {
 		errs = append(errs, fmt.Errorf("agent.max_history %d, agent.max_history_bytes %d: want >= 0", c.Agent.MaxHistory, c.Agent.MaxHistoryBytes))
+	}
+	for _, s := range []struct {
+		name               string
+		direct, resilience []string
+	}{{"stt", c.STT.Failover, c.STT.Resilience.Failover}, {"tts", c.TTS.Failover, c.TTS.Resilience.Failover}} {
+		if len(s.direct) > 0 && len(s.resilience) > 0 {
+			errs = append(errs, fmt.Errorf("%s.failover and %s.resilience.failover are both set: keep one (they mean the same)", s.name, s.name))
+		}
 	}
 	errs = append(errs, c.Server.validate()...)
 	errs = append(errs, c.RTVI.validate()...)

@@ -13,7 +13,7 @@ import (
 
 func TestDefaultIsTheDemo(t *testing.T) {
 	c := Default()
-	if c.Server.Addr != "127.0.0.1:8080" || c.Server.MaxSessions != 200 || c.STT.Provider != "sphinx" || c.TTS.Voice != "slt" || c.LLM.Provider != "scripted" {
+	if c.Server.Addr != "127.0.0.1:8080" || c.Server.MaxSessions != 200 || c.STT.Provider != "sphinx" || c.TTS.FliteVoice() != "slt" || c.LLM.Provider != "scripted" {
 		t.Fatalf("default = %+v", c)
 	}
 	if c.VAD.StopDuration != 300*time.Millisecond {
@@ -42,7 +42,7 @@ reply = "pong"
 	if c.Server.Addr != "127.0.0.1:9000" || c.VAD.StopDuration != 300*time.Millisecond {
 		t.Fatalf("overrides not applied: %+v", c)
 	}
-	if c.TTS.Voice != "slt" || c.VAD.StartDuration != 200*time.Millisecond {
+	if c.TTS.FliteVoice() != "slt" || c.VAD.StartDuration != 200*time.Millisecond {
 		t.Fatalf("defaults lost: %+v", c)
 	}
 	if len(c.LLM.Scripted.Rules) != 1 || c.LLM.Scripted.Rules[0].Reply != "pong" {

@@ -211,8 +211,8 @@ func (b *builder) buildAgents() (*Result, error) {
 			t.runnable[spec.Name] = &subscriber{Runnable: a, hub: b.hub}
 		}
 		t.order = append(t.order, spec.Name)
-		if spec.Voice != "" {
-			res.Voices[spec.Name] = spec.Voice
+		if v := cfg.AgentVoice(spec, cfg.TTS.Provider); v != "" {
+			res.Voices[spec.Name] = v
 		}
 	}
 	if len(t.order) == 0 {

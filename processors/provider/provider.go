@@ -87,3 +87,14 @@ func APIKey(env string) (string, error) {
 	}
 	return v, nil
 }
+
+// Warmer is implemented by providers that keep connections open ahead of
+// need (WebSockets dialed before a turn needs them, so that it does not
+// pay a TLS handshake). Warm starts opening one if none is open or being
+// opened and returns without waiting for it; it may be called at any time
+// from any goroutine, and does nothing after the provider is closed. The
+// speech stages call it when a session starts; a provider opens the next
+// one itself after each use.
+type Warmer interface {
+	Warm()
+}

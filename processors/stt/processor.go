@@ -11,6 +11,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/provider"
 )
 
 // Resampler converts audio between rates; audio.Resampler implements it.
@@ -116,6 +117,9 @@ func (p *Processor) Name() string { return "stt" }
 func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	p.rt, p.out = rt, out
 	p.pre = make([]int16, max(1, p.rec.Format().Samples(p.cfg.PreRoll)))
+	if w, ok := p.rec.(provider.Warmer); ok {
+		w.Warm() // the first utterance finds a connection open
+	}
 	rt.Go(p.work)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/pipeline"
+	"github.com/voiced-dev/voiced/processors/provider"
 )
 
 // Resampler converts audio between rates; audio.Resampler implements it.
@@ -53,6 +54,10 @@ type Flusher interface {
 // carrying the sentence as Spoken). A Handoff switches to the new agent's
 // voice. The text of a TextOnly answer (frame.LLMResponseStart) is dropped
 // unsynthesized: observers have seen its LLMText. Other frames pass on.
+// When the synthesizer is a WordSynthesizer, the audio frames carry its
+// word timings (OutputAudio.Words), shifted by whatever leading silence was
+// trimmed, so that the playout can report exactly the words played of a
+// sentence cut off.
 //
 // Synthesis runs off the stage goroutine, on a worker of the processor's
 // (Runtime.Go), fed by a bounded queue (Queue) of sentences to speak and of
@@ -90,9 +95,11 @@ type Processor struct {
 	rt     pipeline.Runtime
 
 	// Worker only.
-	out  pipeline.Emitter
-	conv []int16
-	hold []int16 // audio not yet emitted
+	out     pipeline.Emitter
+	conv    []int16
+	hold    []int16      // audio not yet emitted
+	words   []frame.Word // word timings not yet emitted, in the synthesizer's time
+	trimmed int          // leading samples the trim dropped from the sentence
 }
 
 // job is one unit of the worker's queue: a sentence to speak (text set), a
@@ -141,6 +148,9 @@ func (p *Processor) Name() string { return "tts" }
 // Start implements pipeline.Starter: it starts the synthesis worker.
 func (p *Processor) Start(ctx context.Context, rt pipeline.Runtime, out pipeline.Emitter) error {
 	p.sess, p.rt, p.out = ctx, rt, out
+	if w, ok := p.syn.(provider.Warmer); ok {
+		w.Warm() // the first sentence finds a connection open
+	}
 	rt.Go(p.work)
 	return nil
 }
@@ -267,7 +277,7 @@ func (p *Processor) speak(j job) {
 	if resample {
 		p.cfg.Resampler.Reset()
 	}
-	p.hold = p.hold[:0]
+	p.hold, p.words, p.trimmed = p.hold[:0], p.words[:0], 0
 	trim := p.cfg.TrimLeadingSilence && j.fresh
 	keep := p.cfg.Output.SampleRate / 100 // 10 ms before the onset
 	emit := func(pcm []int16) error {
@@ -281,17 +291,24 @@ func (p *Processor) speak(j job) {
 		if trim {
 			i := slices.IndexFunc(pcm, func(v int16) bool { return v > trimLevel || v < -trimLevel })
 			if i < 0 {
+				p.trimmed += len(pcm)
 				return nil
 			}
+			p.trimmed += max(0, i-keep)
 			pcm, trim = pcm[max(0, i-keep):], false
 		}
 		p.hold = append(p.hold, pcm...)
 		p.send(turn, out)
 		return nil
 	}
-	err := p.syn.Synthesize(ctx, text, j.voice, emit)
+	var err error
+	if ws, ok := p.syn.(WordSynthesizer); ok {
+		err = ws.SynthesizeWords(ctx, text, j.voice, emit, func(w []frame.Word) { p.words = append(p.words, w...) })
+	} else {
+		err = p.syn.Synthesize(ctx, text, j.voice, emit)
+	}
 	if err != nil {
-		p.hold = p.hold[:0]
+		p.hold, p.words = p.hold[:0], p.words[:0]
 		if ctx.Err() == nil {
 			out.Emit(&frame.Error{Err: fmt.Errorf("tts: %w", err)})
 		}
@@ -309,7 +326,22 @@ func (p *Processor) speak(j job) {
 		copy(last, p.hold)
 	}
 	p.hold = p.hold[:0]
-	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text})
+	out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: last, Spoken: text, Words: p.timings()})
+}
+
+// timings returns the word timings not yet emitted, moved to the time of
+// the emitted audio (less the trimmed silence), and forgets them.
+func (p *Processor) timings() []frame.Word {
+	if len(p.words) == 0 {
+		return nil
+	}
+	shift := p.cfg.Output.Duration(p.trimmed)
+	ws := make([]frame.Word, len(p.words))
+	for i, w := range p.words {
+		ws[i] = frame.Word{Text: w.Text, Start: max(0, w.Start-shift), End: max(0, w.End-shift)}
+	}
+	p.words = p.words[:0]
+	return ws
 }
 
 // send emits the whole chunks of held audio at once (the first chunk of an
@@ -319,7 +351,7 @@ func (p *Processor) send(turn uint32, out pipeline.Emitter) {
 	for ; len(p.hold)-i >= p.chunk; i += p.chunk {
 		s := make([]int16, p.chunk)
 		copy(s, p.hold[i:])
-		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s})
+		out.Emit(&frame.OutputAudio{Meta: frame.Meta{Turn: turn}, Format: p.cfg.Output, Samples: s, Words: p.timings()})
 	}
 	if i > 0 {
 		p.hold = append(p.hold[:0], p.hold[i:]...)

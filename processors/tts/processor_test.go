@@ -763,3 +763,47 @@ func TestTextOnlyAnswerIsNotSpoken(t *testing.T) {
 		}
 	})
 }
+
+// timedStart is silentStart that reports when its one word is spoken: at
+// 200–300 ms of its audio, told before the audio (as a vendor may).
+type timedStart struct{ silentStart }
+
+func (s timedStart) SynthesizeWords(ctx context.Context, text, voice string, emit func([]int16) error, words func([]frame.Word)) error {
+	words([]frame.Word{{Text: text, Start: 200 * time.Millisecond, End: 300 * time.Millisecond}})
+	return s.Synthesize(ctx, text, voice, emit)
+}
+
+// TestWordTimings: the audio frames carry the synthesizer's word timings,
+// once each, moved by the leading silence trimmed from the first sentence
+// of an answer (190 ms: 10 ms are kept) and not from later ones.
+func TestWordTimings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		proc, err := tts.NewProcessor(timedStart{}, tts.ProcessorConfig{TrimLeadingSilence: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var got []string
+		sink := func(f frame.Frame) {
+			if a, ok := f.(*frame.OutputAudio); ok {
+				mu.Lock()
+				for _, w := range a.Words {
+					got = append(got, fmt.Sprintf("%s %v-%v", w.Text, w.Start, w.End))
+				}
+				mu.Unlock()
+			}
+		}
+		p := pipeline.New(pipeline.Options{Sink: sink}, proc)
+		ctx := context.Background()
+		for _, f := range []frame.Frame{&frame.LLMResponseStart{}, &frame.LLMText{Text: "One. Two."}, &frame.LLMResponseEnd{}, &frame.End{}} {
+			p.Push(ctx, f)
+		}
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"One. 10ms-110ms", "Two. 200ms-300ms"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("word timings %q, want %q", got, want)
+		}
+	})
+}

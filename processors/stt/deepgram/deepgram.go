@@ -250,6 +250,14 @@ func (r *Recognizer) keepAlive(s *spare) {
 	}
 }
 
+// Warm implements provider.Warmer: it dials spares up to Config.Warm, in
+// the background (nothing when Warm is -1).
+func (r *Recognizer) Warm() {
+	if r.cfg.Warm > 0 {
+		r.refill()
+	}
+}
+
 // refill dials spares up to Warm, in the background.
 func (r *Recognizer) refill() {
 	r.mu.Lock()

@@ -125,6 +125,16 @@ func New(cfg Config, members ...Member) (*Recognizer, error) {
 // Format implements stt.Recognizer.
 func (r *Recognizer) Format() frame.Format { return r.format }
 
+// Warm implements provider.Warmer: it warms every member that keeps
+// connections, the backups too (a failover should not pay a handshake).
+func (r *Recognizer) Warm() {
+	for _, m := range r.members {
+		if w, ok := m.Recognizer.(provider.Warmer); ok {
+			w.Warm()
+		}
+	}
+}
+
 // Open implements stt.Recognizer: it opens the first member that opens.
 // The stream's later failovers open members under ctx.
 func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {

@@ -143,13 +143,14 @@ type Synthesizer struct {
 	dialer websocket.Dialer
 	ids    atomic.Uint64
 
-	mu     sync.Mutex
-	conn   *conn
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conn    *conn
+	closed  bool
+	warming bool // Warm is dialing
+	wg      sync.WaitGroup
 }
 
-var _ tts.Synthesizer = (*Synthesizer)(nil)
+var _ tts.WordSynthesizer = (*Synthesizer)(nil)
 
 // New returns a synthesizer, or an error naming what is wrong with cfg.
 func New(cfg Config) (*Synthesizer, error) {
@@ -171,10 +172,35 @@ func (s *Synthesizer) Format() frame.Format {
 	return frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
 }
 
-// Warm opens the shared connection ahead of the first sentence.
-func (s *Synthesizer) Warm(ctx context.Context) error {
+// Connect opens the shared connection now, if it is not open.
+func (s *Synthesizer) Connect(ctx context.Context) error {
 	_, err := s.get(ctx)
 	return err
+}
+
+// Warm implements provider.Warmer: it opens the shared connection in the
+// background, if it is not open or being opened.
+func (s *Synthesizer) Warm() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.warming || s.conn != nil && s.conn.alive() {
+		return
+	}
+	s.warming = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.get(context.Background()) // a failure is the next sentence's to meet
+		s.mu.Lock()
+		s.warming = false
+		s.mu.Unlock()
+	}()
+}
+
+func (c *conn) alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
 }
 
 // Close closes the connection, ends the sentences in progress with an
@@ -365,6 +391,21 @@ var (
 	errFirstByte = errors.New("no audio within the first-byte timeout")
 	errTimeout   = errors.New("sentence not synthesized within the timeout")
 )
+
+// SynthesizeWords implements tts.WordSynthesizer with Cartesia's word
+// timestamps (seconds from the start of the context's audio: the
+// sentence's).
+func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
+	return s.SynthesizeTimed(ctx, text, voice, emit, func(w Words) {
+		ws := make([]frame.Word, len(w.Words))
+		for i := range w.Words {
+			ws[i] = frame.Word{Text: w.Words[i], Start: seconds(w.Start[i]), End: seconds(w.End[i])}
+		}
+		words(ws)
+	})
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // Synthesize implements tts.Synthesizer.
 func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {

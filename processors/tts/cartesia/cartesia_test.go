@@ -3,12 +3,14 @@ package cartesia
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/processors/provider"
 	"github.com/voiced-dev/voiced/processors/tts/cartesia/cartesiatest"
 )
@@ -60,11 +62,36 @@ func TestSynthesizeWithWordTimestamps(t *testing.T) {
 	}
 }
 
+// TestSynthesizeWords: Cartesia's word timestamps, in seconds from the
+// context's start, are the sentence's word timings.
+func TestSynthesizeWords(t *testing.T) {
+	srv := cartesiatest.New(t, cartesiatest.Config{})
+	s := newSynth(t, srv, Config{})
+	var got []frame.Word
+	err := s.SynthesizeWords(context.Background(), "Your table for four is booked at eight tonight.", "",
+		func([]int16) error { return nil }, func(ws []frame.Word) { got = append(got, ws...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := srv.Requests()
+	if len(r) != 1 || len(r[0].Timestamps.Words) != 9 {
+		t.Fatalf("requests %+v", r)
+	}
+	var want []frame.Word
+	ts := r[0].Timestamps
+	for i, w := range ts.Words {
+		want = append(want, frame.Word{Text: w, Start: time.Duration(ts.Start[i] * float64(time.Second)), End: time.Duration(ts.End[i] * float64(time.Second))})
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words\n%v, want\n%v", got, want)
+	}
+}
+
 // Sentences of many sessions share one connection as separate contexts.
 func TestConcurrentSentencesShareOneConnection(t *testing.T) {
 	srv := cartesiatest.New(t, cartesiatest.Config{ChunkEvery: 5 * time.Millisecond})
 	s := newSynth(t, srv, Config{})
-	if err := s.Warm(context.Background()); err != nil {
+	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

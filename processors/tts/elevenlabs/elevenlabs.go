@@ -8,8 +8,9 @@
 // empty text that ends the input. Audio arrives as base64 PCM in the
 // requested output format, each chunk with the character alignment of the
 // text it speaks, until a message marked isFinal. A connection for the
-// default voice is opened ahead of each sentence, so a sentence does not
-// pay the handshake.
+// default voice is opened when a session starts (Warm), and for each voice
+// the next one as soon as one is used, so a sentence does not pay the
+// handshake.
 package elevenlabs
 
 import (
@@ -59,8 +60,9 @@ type Config struct {
 	Timeout          time.Duration `toml:"timeout"`
 	DialTimeout      time.Duration `toml:"dial_timeout"`
 	FirstByteTimeout time.Duration `toml:"first_byte_timeout"`
-	// Warm is whether a connection for the default voice is opened ahead
-	// of each sentence (default true).
+	// Warm is whether connections are opened ahead: for the default
+	// voice at a session's start, for each voice once it is used (default
+	// true).
 	Warm *bool `toml:"warm"`
 
 	// Observer, if set, is told of every sentence.
@@ -137,7 +139,8 @@ func (c *Config) check() (string, error) {
 }
 
 // Alignment says when each character of a chunk's text is spoken, in
-// milliseconds from the start of the sentence's audio.
+// milliseconds from the start of that chunk's audio (each message's
+// alignment covers the characters its audio speaks).
 type Alignment struct {
 	Chars   []string `json:"chars"`
 	StartMs []int    `json:"charStartTimesMs"`
@@ -151,14 +154,20 @@ type Synthesizer struct {
 	header http.Header
 	dialer websocket.Dialer
 
-	mu      sync.Mutex
-	spare   *websocket.Conn // for cfg.Voice, opened ahead
-	dialing bool
-	closed  bool
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	warm   map[string]*warmConn // by voice: the next connection, opened ahead
+	closed bool
+	wg     sync.WaitGroup
 }
 
-var _ tts.Synthesizer = (*Synthesizer)(nil)
+// warmConn is a connection opened ahead for one voice, or being dialed.
+type warmConn struct {
+	c      *websocket.Conn // nil while dialing
+	at     time.Time       // when it was opened
+	dialed chan struct{}   // closed once the dial is over
+}
+
+var _ tts.WordSynthesizer = (*Synthesizer)(nil)
 
 // New returns a synthesizer, or an error naming what is wrong with cfg.
 func New(cfg Config) (*Synthesizer, error) {
@@ -171,7 +180,8 @@ func New(cfg Config) (*Synthesizer, error) {
 	if key != "" {
 		h.Set("xi-api-key", key)
 	}
-	return &Synthesizer{cfg: cfg, header: h, dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
+	return &Synthesizer{cfg: cfg, header: h, warm: map[string]*warmConn{},
+		dialer: websocket.Dialer{HandshakeTimeout: cfg.DialTimeout, Proxy: http.ProxyFromEnvironment}}, nil
 }
 
 // Format implements tts.Synthesizer.
@@ -179,17 +189,18 @@ func (s *Synthesizer) Format() frame.Format {
 	return frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
 }
 
-// Close closes the warm connection and waits for a dial in flight.
+// Close closes the warm connections and waits for the dials in flight.
 // Idempotent.
 func (s *Synthesizer) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	c := s.spare
-	s.spare = nil
-	s.mu.Unlock()
-	if c != nil {
-		c.Close()
+	for v, w := range s.warm {
+		if w.c != nil {
+			w.c.Close()
+			delete(s.warm, v)
+		}
 	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
@@ -198,7 +209,7 @@ func (s *Synthesizer) url(voice string) string {
 	q := url.Values{}
 	q.Set("model_id", s.cfg.Model)
 	q.Set("output_format", "pcm_"+strconv.Itoa(s.cfg.SampleRate))
-	q.Set("inactivity_timeout", "60")
+	q.Set("inactivity_timeout", "180") // the most: a warm connection waits
 	return strings.TrimRight(s.cfg.BaseURL, "/") + "/v1/text-to-speech/" + url.PathEscape(voice) + "/stream-input?" + q.Encode()
 }
 
@@ -217,13 +228,21 @@ func (s *Synthesizer) dial(ctx context.Context, voice string) (*websocket.Conn, 
 	return c, nil
 }
 
-// conn returns a connection for voice: the warm one when it is for the
-// default voice (warm is set), else a new one; then it dials the next warm
-// one.
+// conn returns a connection for voice: the one opened ahead for it (one
+// being dialed is waited for, as it is further along than a new dial), else
+// a new one; then (warm set) it dials the voice's next one.
 func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn, warm bool, err error) {
-	if voice == s.cfg.Voice {
+	s.mu.Lock()
+	c, dialed := s.takeLocked(voice)
+	s.mu.Unlock()
+	if dialed != nil {
+		select {
+		case <-dialed:
+		case <-ctx.Done():
+			return nil, false, context.Cause(ctx)
+		}
 		s.mu.Lock()
-		c, s.spare = s.spare, nil
+		c, _ = s.takeLocked(voice)
 		s.mu.Unlock()
 	}
 	warm = c != nil
@@ -233,33 +252,76 @@ func (s *Synthesizer) conn(ctx context.Context, voice string) (c *websocket.Conn
 		}
 	}
 	if *s.cfg.Warm {
-		s.refill()
+		s.refill(voice)
 	}
 	return c, warm, nil
 }
 
-func (s *Synthesizer) refill() {
+// Warm implements provider.Warmer: it dials a connection for the default
+// voice in the background, unless one is open or being dialed (or
+// Config.Warm is false). The other voices' are dialed once they are used.
+func (s *Synthesizer) Warm() {
+	if *s.cfg.Warm {
+		s.refill(s.cfg.Voice)
+	}
+}
+
+// spareLife is how long a warm connection is used: ElevenLabs closes it
+// after inactivity_timeout (180 s) without text.
+const spareLife = 170 * time.Second
+
+// takeLocked takes voice's warm connection if it is fresh enough, or
+// returns the channel to wait on while it is being dialed. s.mu held.
+func (s *Synthesizer) takeLocked(voice string) (*websocket.Conn, chan struct{}) {
+	w := s.warm[voice]
+	switch {
+	case w == nil:
+		return nil, nil
+	case w.c == nil:
+		return nil, w.dialed
+	}
+	delete(s.warm, voice)
+	if time.Since(w.at) > spareLife {
+		w.c.Close()
+		return nil, nil
+	}
+	return w.c, nil
+}
+
+// refill dials voice's next connection in the background, unless one is
+// open or being dialed, and closes the connections the server is about to
+// drop.
+func (s *Synthesizer) refill(voice string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.spare != nil || s.dialing {
+	for v, w := range s.warm {
+		if w.c != nil && time.Since(w.at) > spareLife {
+			w.c.Close()
+			delete(s.warm, v)
+		}
+	}
+	if s.closed || s.warm[voice] != nil {
 		return
 	}
-	s.dialing = true
+	w := &warmConn{dialed: make(chan struct{})}
+	s.warm[voice] = w
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c, err := s.dial(context.Background(), s.cfg.Voice)
+		c, err := s.dial(context.Background(), voice)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.dialing = false
-		if err != nil {
+		defer close(w.dialed)
+		if err != nil || s.closed {
+			if s.warm[voice] == w {
+				delete(s.warm, voice)
+			}
+			if c != nil {
+				c.Close()
+			}
 			return
 		}
-		if s.closed || s.spare != nil {
-			c.Close()
-			return
-		}
-		s.spare = c
+		w.c, w.at = c, time.Now()
 	}()
 }
 
@@ -286,6 +348,74 @@ type audioMessage struct {
 // Synthesize implements tts.Synthesizer.
 func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {
 	return s.SynthesizeAligned(ctx, text, voice, func(pcm []int16, _ *Alignment) error { return emit(pcm) })
+}
+
+// SynthesizeWords implements tts.WordSynthesizer: the character alignment
+// of each chunk, moved to the sentence's time by the audio before the
+// chunk, is gathered into words (split at spaces); a word is reported as
+// soon as its last character is known (it spells the sentence's next word,
+// or a space follows), the last one at the end at the latest.
+func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
+	b := wordBuilder{want: strings.Fields(text)}
+	var at time.Duration // the sentence's audio before this chunk
+	f := frame.Format{SampleRate: s.cfg.SampleRate, Channels: 1}
+	err := s.SynthesizeAligned(ctx, text, voice, func(pcm []int16, a *Alignment) error {
+		if a != nil {
+			if ws := b.add(a, at); len(ws) > 0 {
+				words(ws)
+			}
+		}
+		at += f.Duration(len(pcm))
+		return emit(pcm)
+	})
+	if err == nil {
+		if ws := b.flush(); len(ws) > 0 {
+			words(ws)
+		}
+	}
+	return err
+}
+
+// wordBuilder gathers aligned characters into words.
+type wordBuilder struct {
+	want       []string // the sentence's words not yet reported
+	text       strings.Builder
+	start, end time.Duration
+}
+
+// add takes a chunk's alignment, its times offset by at, and returns the
+// words it completes.
+func (b *wordBuilder) add(a *Alignment, at time.Duration) []frame.Word {
+	var ws []frame.Word
+	for i, c := range a.Chars {
+		if strings.TrimSpace(c) == "" {
+			ws = append(ws, b.flush()...)
+			continue
+		}
+		start := at + time.Duration(a.StartMs[i])*time.Millisecond
+		if b.text.Len() == 0 {
+			b.start = start
+		}
+		b.text.WriteString(c)
+		b.end = start + time.Duration(a.DurMs[i])*time.Millisecond
+		if len(b.want) > 0 && b.text.String() == b.want[0] {
+			ws = append(ws, b.flush()...) // complete: no need to wait for the space
+		}
+	}
+	return ws
+}
+
+// flush returns the word being gathered, if any.
+func (b *wordBuilder) flush() []frame.Word {
+	if b.text.Len() == 0 {
+		return nil
+	}
+	w := frame.Word{Text: b.text.String(), Start: b.start, End: b.end}
+	b.text.Reset()
+	if len(b.want) > 0 {
+		b.want = b.want[1:]
+	}
+	return []frame.Word{w}
 }
 
 var (

@@ -3,11 +3,13 @@ package elevenlabs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/processors/provider"
 	"github.com/voiced-dev/voiced/processors/tts/elevenlabs/elevenlabstest"
 )
@@ -33,12 +35,12 @@ func TestSynthesizeWithAlignment(t *testing.T) {
 	s := newSynth(t, srv, Config{Model: "eleven_turbo_v2_5", SampleRate: 16000, Warm: new(bool)})
 	var pcm []int16
 	var chars strings.Builder
-	lastStart := -1
 	err := s.SynthesizeAligned(context.Background(), "Your table is booked.", "voice-adam", func(p []int16, a *Alignment) error {
 		pcm = append(pcm, p...)
 		if a == nil {
 			t.Fatal("chunk without alignment")
 		}
+		lastStart := -1 // each chunk's times start from the chunk's start
 		for i, c := range a.Chars {
 			chars.WriteString(c)
 			if a.StartMs[i] < lastStart {
@@ -63,6 +65,49 @@ func TestSynthesizeWithAlignment(t *testing.T) {
 	said := srv.Said()
 	if len(said) != 1 || said[0].Voice != "voice-adam" || said[0].Format != "pcm_16000" || said[0].Text != "Your table is booked." {
 		t.Fatalf("%+v", said)
+	}
+}
+
+// TestSynthesizeWords: the chunks' alignment, each from its own chunk's
+// start, becomes word timings from the sentence's start, each word once,
+// ending where its last character ends.
+func TestSynthesizeWords(t *testing.T) {
+	srv := elevenlabstest.New(t, elevenlabstest.Config{})
+	s := newSynth(t, srv, Config{SampleRate: 22050, Warm: new(bool)})
+	var got []frame.Word
+	var samples int
+	err := s.SynthesizeWords(context.Background(), "Your table for four is booked at eight tonight.", "", func(p []int16) error {
+		samples += len(p)
+		return nil
+	}, func(ws []frame.Word) { got = append(got, ws...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := srv.Said()
+	if len(said) != 1 || said[0].Chunks < 3 {
+		t.Fatalf("said %+v: want one sentence of several chunks", said)
+	}
+	// The words the server aligned, from its record in the sentence's time.
+	var want []frame.Word
+	a := said[0]
+	var cur frame.Word
+	for i, c := range a.Chars {
+		if c == " " {
+			want, cur = append(want, cur), frame.Word{}
+			continue
+		}
+		if cur.Text == "" {
+			cur.Start = time.Duration(a.StartMs[i]) * time.Millisecond
+		}
+		cur.Text += c
+		cur.End = time.Duration(a.StartMs[i]+a.DurMs[i]) * time.Millisecond
+	}
+	want = append(want, cur)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words\n%v, want\n%v", got, want)
+	}
+	if d := (frame.Format{SampleRate: 22050, Channels: 1}).Duration(samples); got[len(got)-1].End > d || got[len(got)-1].End < d*9/10 {
+		t.Fatalf("the last word ends at %v of %v of audio", got[len(got)-1].End, d)
 	}
 }
 
@@ -162,4 +207,35 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = pcm
 	})
+}
+
+// TestWordBuilder: a word split across chunks is reported once its last
+// character comes, without waiting for the space that follows it in the
+// next chunk; each chunk's times are moved by its offset.
+func TestWordBuilder(t *testing.T) {
+	b := wordBuilder{want: strings.Fields("Hi there, you")}
+	ms := time.Millisecond
+	var got []string
+	add := func(chars string, at time.Duration) {
+		a := &Alignment{}
+		for i, c := range strings.Split(chars, "") {
+			a.Chars = append(a.Chars, c)
+			a.StartMs = append(a.StartMs, 10*i)
+			a.DurMs = append(a.DurMs, 10)
+		}
+		for _, w := range b.add(a, at) {
+			got = append(got, fmt.Sprintf("%s %v-%v", w.Text, w.Start, w.End))
+		}
+	}
+	add("Hi th", 0)     // "Hi" ends at 20 ms
+	add("ere,", 100*ms) // "there," completes: reported now
+	add(" yo", 200*ms)  // "yo" is not yet a word
+	add("u", 300*ms)    // "you" completes
+	if b.flush() != nil {
+		t.Error("flush after the last word reported one")
+	}
+	want := []string{"Hi 0s-20ms", "there, 30ms-140ms", "you 210ms-310ms"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words %q, want %q", got, want)
+	}
 }

@@ -84,7 +84,7 @@ type Synthesizer struct {
 	format  frame.Format
 }
 
-var _ tts.Synthesizer = (*Synthesizer)(nil)
+var _ tts.WordSynthesizer = (*Synthesizer)(nil)
 
 // New returns a synthesizer that tries members in order. Its Format is the
 // first member's; the audio of members at other rates is resampled to it.
@@ -128,7 +128,23 @@ func (e *emitError) Error() string { return e.err.Error() }
 // next member (after Retries more tries for a retryable one); the caller's
 // cancellation and emit's errors end the call at once.
 func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit func(pcm []int16) error) error {
+	return s.SynthesizeWords(ctx, text, voice, emit, nil)
+}
+
+// SynthesizeWords implements tts.WordSynthesizer: the word timings of the
+// member speaking, if it reports them (a member that does not reports
+// none). When a member failed part-way through the sentence, the audio it
+// emitted stays in the sentence and the next one starts the sentence again:
+// its timings are moved past that audio, and the words already reported are
+// not reported again (each word once, in order). words may be nil.
+func (s *Synthesizer) SynthesizeWords(ctx context.Context, text, voice string, emit func(pcm []int16) error, words func([]frame.Word)) error {
 	var errs []error
+	sent := 0 // samples emitted by earlier attempts at the sentence
+	told := 0 // words reported
+	counted := func(pcm []int16) error {
+		sent += len(pcm)
+		return emit(pcm)
+	}
 	for i := range s.members {
 		m := &s.members[i]
 		for n := 0; ; n++ {
@@ -141,7 +157,24 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 			if i > 0 {
 				v = m.Voices[voice]
 			}
-			err := s.attempt(ctx, m, text, v, emit)
+			var mw func([]frame.Word)
+			if words != nil {
+				base, seen := s.format.Duration(sent), 0
+				mw = func(ws []frame.Word) {
+					var moved []frame.Word
+					for _, w := range ws {
+						if seen++; seen <= told {
+							continue // said again after a failure
+						}
+						moved = append(moved, frame.Word{Text: w.Text, Start: w.Start + base, End: w.End + base})
+					}
+					if len(moved) > 0 {
+						told += len(moved)
+						words(moved)
+					}
+				}
+			}
+			err := s.attempt(ctx, m, text, v, counted, mw)
 			if ctx.Err() != nil {
 				m.breaker.Done(probe, nil) // not the provider's failure
 				return context.Cause(ctx)
@@ -170,20 +203,20 @@ func (s *Synthesizer) Synthesize(ctx context.Context, text, voice string, emit f
 	return fmt.Errorf("%w: %w", ErrAllFailed, errors.Join(errs...))
 }
 
-func (s *Synthesizer) attempt(ctx context.Context, m *member, text, voice string, emit func([]int16) error) error {
+func (s *Synthesizer) attempt(ctx context.Context, m *member, text, voice string, emit func([]int16) error, words func([]frame.Word)) error {
 	if d := s.cfg.Timeout; d > 0 {
 		actx, cancel := context.WithTimeoutCause(ctx, d, ErrTimeout)
 		defer cancel()
-		err := s.speak(actx, m, text, voice, emit)
+		err := s.speak(actx, m, text, voice, emit, words)
 		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), ErrTimeout) {
 			return &provider.Error{Provider: m.Name, Op: "synthesize", Retryable: true, Err: fmt.Errorf("%w after %v", ErrTimeout, d)}
 		}
 		return err
 	}
-	return s.speak(ctx, m, text, voice, emit)
+	return s.speak(ctx, m, text, voice, emit, words)
 }
 
-func (s *Synthesizer) speak(ctx context.Context, m *member, text, voice string, emit func([]int16) error) error {
+func (s *Synthesizer) speak(ctx context.Context, m *member, text, voice string, emit func([]int16) error, words func([]frame.Word)) error {
 	out := emit
 	var rs *audio.Resampler
 	if m.rate != s.format.SampleRate {
@@ -197,12 +230,18 @@ func (s *Synthesizer) speak(ctx context.Context, m *member, text, voice string, 
 			return emit(conv)
 		}
 	}
-	err := m.Synthesizer.Synthesize(ctx, text, voice, func(pcm []int16) error {
+	wrapped := func(pcm []int16) error {
 		if err := out(pcm); err != nil {
 			return &emitError{err}
 		}
 		return nil
-	})
+	}
+	var err error
+	if ws, ok := m.Synthesizer.(tts.WordSynthesizer); ok && words != nil {
+		err = ws.SynthesizeWords(ctx, text, voice, wrapped, words)
+	} else {
+		err = m.Synthesizer.Synthesize(ctx, text, voice, wrapped)
+	}
 	if err == nil && rs != nil {
 		if tail := rs.Flush(nil); len(tail) > 0 {
 			if err := emit(tail); err != nil {
@@ -221,6 +260,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return context.Cause(ctx)
 	case <-t.C:
 		return nil
+	}
+}
+
+// Warm implements provider.Warmer: it warms every member that keeps
+// connections, the backups too (a failover should not pay a handshake).
+func (s *Synthesizer) Warm() {
+	for _, m := range s.members {
+		if w, ok := m.Synthesizer.(provider.Warmer); ok {
+			w.Warm()
+		}
 	}
 }
 

@@ -272,3 +272,54 @@ func TestCloseClosesTheMembers(t *testing.T) {
 		t.Fatalf("%v, closed %d", err, a.closed)
 	}
 }
+
+// timedSyn is fakeSyn that reports one word per chunk, each lasting its
+// chunk, from the start of its own audio.
+type timedSyn struct{ fakeSyn }
+
+func (f *timedSyn) SynthesizeWords(ctx context.Context, text, voice string, emit func([]int16) error, words func([]frame.Word)) error {
+	per := f.Format().Duration(f.chunk)
+	i := 0
+	return f.Synthesize(ctx, text, voice, func(pcm []int16) error {
+		words([]frame.Word{{Text: fmt.Sprint("w", i), Start: time.Duration(i) * per, End: time.Duration(i+1) * per}})
+		i++
+		return emit(pcm)
+	})
+}
+
+// TestWordsAfterFailover: the words of a member that took over part-way
+// through a sentence are moved past the audio the failed one emitted, and
+// those the failed one reported are not reported again; a member without
+// timings reports none.
+func TestWordsAfterFailover(t *testing.T) {
+	a := &timedSyn{fakeSyn{name: "a", rate: 16000, mark: 1, chunk: 1600, script: []script{{chunks: 3, err: errDropped}}}}
+	b := &timedSyn{fakeSyn{name: "b", rate: 8000, mark: 2, chunk: 400, script: []script{{chunks: 5}}}}
+	s, err := New(Config{}, Member{Name: "a", Synthesizer: a}, Member{Name: "b", Synthesizer: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = s.SynthesizeWords(context.Background(), "Hi.", "", func([]int16) error { return nil }, func(ws []frame.Word) {
+		for _, w := range ws {
+			got = append(got, fmt.Sprintf("%s %v-%v", w.Text, w.Start, w.End))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a: three 100 ms chunks, then b's 50 ms chunks after its 300 ms,
+	// from its fourth word.
+	want := []string{"w0 0s-100ms", "w1 100ms-200ms", "w2 200ms-300ms", "w3 450ms-500ms", "w4 500ms-550ms"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words %q, want %q", got, want)
+	}
+
+	plain := &fakeSyn{name: "c", rate: 16000, mark: 3, chunk: 160, script: []script{{chunks: 1}}}
+	s, _ = New(Config{}, Member{Name: "c", Synthesizer: plain})
+	err = s.SynthesizeWords(context.Background(), "Hi.", "", func([]int16) error { return nil }, func(ws []frame.Word) {
+		t.Errorf("words %v from a synthesizer without timings", ws)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

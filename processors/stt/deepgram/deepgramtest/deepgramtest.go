@@ -47,11 +47,14 @@ type Fault struct {
 
 // Conn is what one connection was sent.
 type Conn struct {
-	Query       map[string]string
-	Samples     int
-	KeepAlives  int
-	Finalizes   int
-	CloseStream bool
+	Query map[string]string
+	// Opened is when the handshake completed; FirstAudio when the first
+	// audio arrived (zero: none).
+	Opened, FirstAudio time.Time
+	Samples            int
+	KeepAlives         int
+	Finalizes          int
+	CloseStream        bool
 }
 
 // Server is a running fake. It is safe for concurrent use.
@@ -163,6 +166,9 @@ func (s *Server) listen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.Close()
+	s.mu.Lock()
+	c.Opened = time.Now()
+	s.mu.Unlock()
 	s.serve(ws, c, f)
 }
 
@@ -202,7 +208,12 @@ func (s *Server) serve(ws *websocket.Conn, c *Conn, f Fault) {
 				return
 			}
 			samples += len(b) / 2
-			s.update(c, func(c *Conn) { c.Samples = samples })
+			s.update(c, func(c *Conn) {
+				c.Samples = samples
+				if c.FirstAudio.IsZero() {
+					c.FirstAudio = time.Now()
+				}
+			})
 			if f.DropAfter > 0 && samples >= f.DropAfter {
 				ws.UnderlyingConn().Close()
 				return

@@ -46,6 +46,16 @@ type Request struct {
 	Model, Voice, Transcript, Language, ContextID string
 	SampleRate                                    int
 	Cancelled                                     bool
+	// Conn is the connection's number (from 1, in the order accepted);
+	// Opened when its handshake completed, Asked when the request came.
+	Conn          int
+	Opened, Asked time.Time
+	// Timestamps are the word timestamps sent for the context (seconds
+	// from the start of its audio).
+	Timestamps struct {
+		Words      []string
+		Start, End []float64
+	}
 }
 
 // Server is a running fake. It is safe for concurrent use.
@@ -146,12 +156,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(st), st)
 		return
 	}
-	s.conns++
 	s.mu.Unlock()
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
+	s.mu.Lock()
+	s.conns++ // once the handshake is over
+	conn, opened := s.conns, time.Now()
+	s.mu.Unlock()
 	defer ws.Close()
 	var wmu sync.Mutex
 	write := func(v any) error {
@@ -203,7 +216,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			s.mu.Lock()
 			s.requests = append(s.requests, Request{Model: m.ModelID, Voice: m.Voice.ID, Transcript: m.Transcript,
-				Language: m.Language, ContextID: m.ContextID, SampleRate: m.OutputFormat.SampleRate})
+				Language: m.Language, ContextID: m.ContextID, SampleRate: m.OutputFormat.SampleRate,
+				Conn: conn, Opened: opened, Asked: time.Now()})
 			s.mu.Unlock()
 			stop := make(chan struct{})
 			cmu.Lock()
@@ -265,6 +279,15 @@ func (s *Server) speak(ws *websocket.Conn, write func(any) error, id, text strin
 		}
 		if len(ts.Words) > 0 {
 			write(map[string]any{"type": "timestamps", "context_id": id, "done": false, "status_code": 206, "word_timestamps": ts})
+			s.mu.Lock()
+			for i := range s.requests {
+				if r := &s.requests[i]; r.ContextID == id {
+					r.Timestamps.Words = append(r.Timestamps.Words, ts.Words...)
+					r.Timestamps.Start = append(r.Timestamps.Start, ts.Start...)
+					r.Timestamps.End = append(r.Timestamps.End, ts.End...)
+				}
+			}
+			s.mu.Unlock()
 		}
 		if s.cfg.ChunkEvery > 0 {
 			select {

@@ -6,7 +6,9 @@
 // ending in a space, the empty text that ends the input, nothing after it)
 // and fails the test on any mismatch. It answers with real speech (flite's,
 // at the requested rate) in base64 PCM chunks, each with the character
-// alignment of the text spread over the audio, then isFinal.
+// alignment of the text spread over the audio (as ElevenLabs sends it: the
+// characters whose start falls in the chunk, their times in milliseconds
+// from the chunk's start), then isFinal.
 package elevenlabstest
 
 import (
@@ -49,6 +51,15 @@ type Sentence struct {
 	Format string // output_format
 	Text   string
 	Chunks int // audio chunks sent
+	// Conn is the connection's number (from 1, in the order accepted);
+	// Opened when its handshake completed, Asked when the text came.
+	Conn          int
+	Opened, Asked time.Time
+	// Chars are the characters aligned, with their start and duration in
+	// milliseconds from the start of the sentence's audio (the chunks
+	// carried them from their own starts).
+	Chars          []string
+	StartMs, DurMs []int
 }
 
 // Server is a running fake. It is safe for concurrent use.
@@ -146,8 +157,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer ws.Close()
 	s.mu.Lock()
 	s.conns++
+	conn, opened := s.conns, time.Now()
 	s.mu.Unlock()
 	// The input: " ", then text, then "".
+	var asked time.Time
 	var text strings.Builder
 	for i := 0; ; i++ {
 		var m message
@@ -168,6 +181,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			s.t.Errorf("elevenlabstest: text %q does not end with a space", *m.Text)
 			return
 		default:
+			if asked.IsZero() {
+				asked = time.Now()
+			}
 			text.WriteString(*m.Text)
 			continue
 		}
@@ -188,6 +204,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	n := (len(pcm) + chunk - 1) / chunk
 	msPerChar := float64(len(pcm)) * 1000 / float64(rate) / float64(len(chars))
 	sent := 0
+	var aligned Sentence
 	for i := 0; i < n; i++ {
 		if f.DropAfter > 0 && i == f.DropAfter {
 			ws.UnderlyingConn().Close()
@@ -200,12 +217,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			StartMs []int    `json:"charStartTimesMs"`
 			DurMs   []int    `json:"charDurationsMs"`
 		}
+		from := i * chunk * 1000 / rate // ms; chunks are 200 ms
 		for c := range chars {
 			start := float64(c) * msPerChar
 			if start >= float64(i*chunk)*1000/float64(rate) && start < float64(i*chunk+len(part))*1000/float64(rate) {
 				al.Chars = append(al.Chars, chars[c])
-				al.StartMs = append(al.StartMs, int(start))
+				al.StartMs = append(al.StartMs, int(start)-from)
 				al.DurMs = append(al.DurMs, int(msPerChar))
+				aligned.Chars = append(aligned.Chars, chars[c])
+				aligned.StartMs = append(aligned.StartMs, int(start))
+				aligned.DurMs = append(aligned.DurMs, int(msPerChar))
 			}
 		}
 		b64 := base64.StdEncoding.EncodeToString(audio.EncodePCM16(nil, part))
@@ -221,8 +242,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(s.cfg.ChunkEvery)
 		}
 	}
-	ws.WriteJSON(map[string]any{"isFinal": true})
+	// Recorded before the final message, which lets the client go on.
 	s.mu.Lock()
-	s.said = append(s.said, Sentence{Voice: voice, Format: format, Text: said, Chunks: sent})
+	s.said = append(s.said, Sentence{Voice: voice, Format: format, Text: said, Chunks: sent, Conn: conn, Opened: opened, Asked: asked, Chars: aligned.Chars, StartMs: aligned.StartMs, DurMs: aligned.DurMs})
 	s.mu.Unlock()
+	ws.WriteJSON(map[string]any{"isFinal": true})
 }
