@@ -26,7 +26,7 @@ import (
 // that start and control them, and the routing of a run's messages back
 // to the session that started it.
 type durableRuntime struct {
-	engine     *durable.Engine
+	engine     durable.Backend
 	closeStore func() error
 	routes     *runRoutes
 

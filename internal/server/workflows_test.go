@@ -80,7 +80,7 @@ func TestWorkflowAPI(t *testing.T) {
 	if r := call("GET", "/workflows/x", ""); r.code != http.StatusNotFound || !strings.Contains(r.body, "declare [[workflows]]") {
 		t.Errorf("without workflows: %d %s", r.code, r.body)
 	}
-	s.engine.Store(e)
+	s.setWorkflows(e)
 
 	start := `{"workflow":"greet","id":"greet-1","input":{"name":"Ada"}}`
 	r := call("POST", "/workflows", start)
