@@ -18,12 +18,11 @@ import (
 	"testing"
 	"time"
 
-	sdklog "go.temporal.io/sdk/log"
-
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/agents/durable"
 	"github.com/voiced-dev/voiced/agents/durable/declared"
 	"github.com/voiced-dev/voiced/agents/durable/temporal"
+	"github.com/voiced-dev/voiced/agents/durable/temporal/temporaltest"
 )
 
 // The worker-kill test re-executes the test binary as a worker process:
@@ -45,12 +44,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	stopDev()
+	temporaltest.StopShared()
 	os.Exit(code)
-}
-
-func quietLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(warnLogger())
 }
 
 func warnLogger() *slog.Logger {
@@ -139,7 +134,7 @@ func waitStep(t *testing.T, e *temporal.Engine, id, step string) durable.RunInfo
 // querying it on the way, and checks idempotent starts and the errors of
 // the control calls.
 func TestDeclaredRun(t *testing.T) {
-	addr := devServer(t)
+	addr := temporaltest.Shared(t)
 	var mu sync.Mutex
 	var lookups []string
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -276,7 +271,7 @@ func TestDeclaredRun(t *testing.T) {
 // error; a signal wait without a bound ends with Cancel; a signal wait
 // with a bound and a default goes on with the default.
 func TestFailAndCancel(t *testing.T) {
-	addr := devServer(t)
+	addr := temporaltest.Shared(t)
 	charge := &chargeTool{}
 	lk := declared.Lookups{Tool: func(name string) (agents.Tool, bool) { return charge, name == "charge" }}
 	wait, err := declared.Build(declared.Config{Name: "wait", Steps: []declared.Step{
@@ -422,7 +417,7 @@ func helper(addr string) error {
 // which finishes the run: steps 1, 2 and 4 ran exactly once, step 3 twice
 // with the same idempotency key (the interrupted attempt, re-run).
 func TestWorkerKilled(t *testing.T) {
-	addr := devServer(t)
+	addr := temporaltest.Shared(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
