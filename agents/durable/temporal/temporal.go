@@ -83,9 +83,6 @@ type Options struct {
 	// ran the workflow last before any worker may take it (Temporal's
 	// sticky schedule-to-start timeout). Default: Temporal's (5s).
 	StickyTimeout time.Duration
-	// NoWorker: only start and control runs; run no workflows or steps
-	// here (another process's worker does).
-	NoWorker bool
 }
 
 // Engine is a durable.Backend on Temporal. Register the workflows, then
@@ -171,7 +168,7 @@ func (e *Engine) Resume(ctx context.Context) (int, error) {
 	if e.closed {
 		return 0, durable.ErrClosed
 	}
-	if e.w != nil || e.opts.NoWorker {
+	if e.w != nil {
 		return 0, nil
 	}
 	w := worker.New(e.c, e.opts.TaskQueue, worker.Options{
@@ -234,7 +231,7 @@ func (e *Engine) start(ctx context.Context, id, name string, input any) (bool, e
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{memoInput: in},
-	}, name, runInput{Input: in})
+	}, name, runInput{Input: in, Steps: stepNames(wf)})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		d, derr := e.describe(ctx, id)
@@ -548,6 +545,17 @@ func (e *Engine) runStep(ctx context.Context, a stepArgs) (stepResult, error) {
 
 type runInput struct {
 	Input json.RawMessage `json:"input"`
+	// Steps are the step names of the workflow that started the run: a
+	// worker whose workflow has others fails the run.
+	Steps []string `json:"steps"`
+}
+
+func stepNames(wf durable.Workflow) []string {
+	var names []string
+	for _, s := range wf.Steps {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 type stepArgs struct {

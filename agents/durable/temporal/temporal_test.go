@@ -516,3 +516,45 @@ func TestWorkerKilled(t *testing.T) {
 	t.Logf("start → step 3 running %v; kill → run completed by the second worker %v (heartbeat timeout %v)",
 		toStep3.Round(time.Millisecond), took.Round(time.Millisecond), heartbeatT)
 }
+
+// TestDefinitionChanged: a run started with one definition of a workflow
+// and run by a worker whose definition has other steps fails with
+// ErrDefinitionChange, running none of them.
+func TestDefinitionChanged(t *testing.T) {
+	addr := temporaltest.Shared(t)
+	charge := &chargeTool{}
+	lk := declared.Lookups{Tool: func(name string) (agents.Tool, bool) { return charge, name == "charge" }}
+	build := func(step string) durable.Workflow {
+		wf, err := declared.Build(declared.Config{Name: "pay", Steps: []declared.Step{
+			{Name: step, Tool: "charge", Args: map[string]any{"amount": 1, "by": "x"}},
+		}}, lk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wf
+	}
+	q := queue(t)
+	starter := dial(t, addr, q, nil) // no Resume: no worker
+	if err := starter.Register(build("pay_v1")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id, err := starter.Start(ctx, "pay", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dial(t, addr, q, nil)
+	if err := w.Register(build("pay_v2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := starter.Wait(ctx, id); !errors.Is(err, durable.ErrRunFailed) || !strings.Contains(err.Error(), "steps changed") {
+		t.Errorf("Wait = %v, want ErrRunFailed for a changed definition", err)
+	}
+	if got := charge.got(); len(got) != 0 {
+		t.Errorf("charge calls = %q, want none", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	sdktemporal "go.temporal.io/sdk/temporal"
@@ -31,6 +32,10 @@ func (d *runDef) run(ctx workflow.Context, in runInput) (json.RawMessage, error)
 	}
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (runState, error) { return *st, nil }); err != nil {
 		return nil, err
+	}
+	if !slices.Equal(in.Steps, stepNames(d.wf)) {
+		st.Error = fmt.Sprintf("%v: started with %q, this worker has %q", durable.ErrDefinitionChange, in.Steps, stepNames(d.wf))
+		return nil, sdktemporal.NewNonRetryableApplicationError(st.Error, errPermanent, nil)
 	}
 	runID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	outputs := map[string]json.RawMessage{}
@@ -74,7 +79,7 @@ func (d *runDef) work(ctx workflow.Context, st *runState, i int, runID string, i
 		// The step times itself out (durable.RunStep); this is a backstop.
 		limit = def.Timeout + d.heartbeat
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	ao := workflow.ActivityOptions{
 		StartToCloseTimeout: limit,
 		HeartbeatTimeout:    d.heartbeat,
 		// Only an interrupted attempt (its worker died or stopped) is
@@ -84,11 +89,15 @@ func (d *runDef) work(ctx workflow.Context, st *runState, i int, runID string, i
 			BackoffCoefficient: 2,
 			MaximumInterval:    30 * time.Second,
 		},
-	})
+	}
 	for attempt := 1; ; attempt++ {
 		ss.Attempts = attempt
 		st.Updated = workflow.Now(ctx)
 		var res stepResult
+		// The activity ID names the step, so that a replay against a
+		// workflow whose steps changed is found nondeterministic.
+		ao.ActivityID = fmt.Sprintf("%s/%d", def.Name, attempt)
+		actx := workflow.WithActivityOptions(ctx, ao)
 		err := workflow.ExecuteActivity(actx, StepActivity, stepArgs{
 			Workflow: d.wf.Name, Step: def.Name, RunID: runID, Attempt: attempt,
 			Input: input, Outputs: outputs,
