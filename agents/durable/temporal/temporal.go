@@ -173,6 +173,10 @@ func (e *Engine) Resume(ctx context.Context) (int, error) {
 	}
 	w := worker.New(e.c, e.opts.TaskQueue, worker.Options{
 		StickyScheduleToStartTimeout: e.opts.StickyTimeout,
+		// A history that no longer matches the workflow (its steps
+		// changed while the run was in flight) fails the run, as on
+		// durable.Engine, rather than stalling it.
+		WorkflowPanicPolicy: worker.FailWorkflow,
 	})
 	for name, wf := range e.workflows {
 		w.RegisterWorkflowWithOptions((&runDef{wf: wf, heartbeat: e.opts.HeartbeatTimeout}).run, workflow.RegisterOptions{Name: name})

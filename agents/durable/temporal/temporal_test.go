@@ -558,3 +558,55 @@ func TestDefinitionChanged(t *testing.T) {
 		t.Errorf("charge calls = %q, want none", got)
 	}
 }
+
+// TestDefinitionChangedInFlight: a run in flight whose workflow's steps
+// change (its worker is replaced by one with another definition) fails
+// when the new worker replays it, instead of running the new steps.
+func TestDefinitionChangedInFlight(t *testing.T) {
+	addr := temporaltest.Shared(t)
+	charge := &chargeTool{}
+	lk := declared.Lookups{Tool: func(name string) (agents.Tool, bool) { return charge, name == "charge" }}
+	build := func(step string) durable.Workflow {
+		wf, err := declared.Build(declared.Config{Name: "pay", Steps: []declared.Step{
+			{Name: "go", Signal: "go"},
+			{Name: step, Tool: "charge", Args: map[string]any{"amount": 1, "by": "x"}},
+		}}, lk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wf
+	}
+	q := queue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	old := dial(t, addr, q, nil)
+	if err := old.Register(build("pay_v1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := old.Start(ctx, "pay", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStep(t, old, id, "go")
+	old.Close()
+
+	w := dial(t, addr, q, nil)
+	if err := w.Register(build("pay_v2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Signal(ctx, id, "go", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Wait(ctx, id); !errors.Is(err, durable.ErrRunFailed) {
+		t.Errorf("Wait = %v, want ErrRunFailed", err)
+	}
+	if got := charge.got(); len(got) != 0 {
+		t.Errorf("charge calls = %q, want none", got)
+	}
+}
