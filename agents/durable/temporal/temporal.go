@@ -455,7 +455,7 @@ type description struct {
 
 func (e *Engine) describe(ctx context.Context, id string) (description, error) {
 	var d description
-	resp, err := e.c.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := e.c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -463,7 +463,7 @@ func (e *Engine) describe(ctx context.Context, id string) (description, error) {
 		}
 		return d, fmt.Errorf("temporal: describe %s: %w", id, err)
 	}
-	x := resp.GetWorkflowExecutionInfo()
+	x := desc.RawResponse.GetWorkflowExecutionInfo()
 	d.workflow = x.GetType().GetName()
 	d.started = x.GetStartTime().AsTime()
 	if x.GetCloseTime() != nil {
