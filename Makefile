@@ -43,8 +43,9 @@ models: ## fetch and verify the Silero VAD model and ONNX Runtime into $(CACHE)
 	@bash scripts/fetch-models.sh
 
 .PHONY: services
-services: deps ## build and cache the LiveKit server, install the MCP server, bundle the Pipecat client and voice-ui-kit test pages (npm ci)
+services: deps ## build and cache the LiveKit server and the Temporal CLI, install the MCP server, bundle the Pipecat client and voice-ui-kit test pages (npm ci)
 	@bash scripts/livekit-server.sh >/dev/null
+	@bash scripts/temporal.sh >/dev/null
 	@bash scripts/mcp-everything.sh >/dev/null
 	@bash e2e/rtvi/build.sh >/dev/null
 

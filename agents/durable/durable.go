@@ -123,6 +123,53 @@ type Step struct {
 	Timeout time.Duration
 	// Retry says how often and how soon a failed step is tried again.
 	Retry RetryPolicy
+	// Wait, if set, makes the step one that only waits, on a durable
+	// timer or for a signal, and Run must be nil: Register makes its Run
+	// from Wait. An engine that keeps timers and signals itself
+	// (agents/durable/temporal) runs such a step without calling Run.
+	Wait *Wait
+}
+
+// Wait describes a step that only waits: Sleep on a durable timer, or for
+// the signal named Signal, bounded by Timeout. Exactly one of Sleep and
+// Signal is set. The output of a sleep is null, that of a signal wait the
+// signal's payload.
+type Wait struct {
+	Sleep  time.Duration
+	Signal string
+	// Timeout bounds a signal wait (a durable timer; 0: no bound). When it
+	// passes, the output is Default, or, with Default nil, the step fails
+	// for good with an error wrapping ErrNoSignal.
+	Timeout time.Duration
+	Default json.RawMessage
+}
+
+// ErrNoSignal: a signal wait's Timeout passed without the signal and
+// without a default.
+var ErrNoSignal = errors.New("durable: no signal in time")
+
+func (w *Wait) valid() bool {
+	return (w.Sleep > 0) != (w.Signal != "") && w.Timeout >= 0 && (w.Signal != "" || w.Timeout == 0 && w.Default == nil)
+}
+
+// run is the Run of a Wait step on Engine.
+func (w *Wait) run(ctx context.Context, r *RunContext) (json.RawMessage, error) {
+	if w.Sleep > 0 {
+		return nil, r.Sleep(ctx, w.Sleep)
+	}
+	if w.Timeout == 0 {
+		return r.WaitSignal(ctx, w.Signal)
+	}
+	p, ok, err := r.WaitSignalFor(ctx, w.Signal, w.Timeout)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		return p, nil
+	case w.Default != nil:
+		return w.Default, nil
+	}
+	return nil, Permanent(fmt.Errorf("%w: %q within %v", ErrNoSignal, w.Signal, w.Timeout))
 }
 
 // RetryPolicy retries a failed step with exponential backoff: the wait
@@ -153,6 +200,12 @@ func (p RetryPolicy) delay(attempt int) time.Duration {
 }
 
 func (p RetryPolicy) attempts() int { return max(p.MaxAttempts, 1) }
+
+// Delay returns the wait before attempt+1, after attempt failed.
+func (p RetryPolicy) Delay(attempt int) time.Duration { return p.delay(attempt) }
+
+// Attempts returns the most attempts, the first included (at least 1).
+func (p RetryPolicy) Attempts() int { return p.attempts() }
 
 // Func adapts a step function with a typed output: the output is encoded
 // as JSON.

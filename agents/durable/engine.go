@@ -105,14 +105,10 @@ func (e *Engine) Register(wf Workflow) error {
 	if wf.Name == "" || len(wf.Steps) == 0 {
 		return fmt.Errorf("%w: %q needs a name and steps", ErrInvalidWorkflow, wf.Name)
 	}
-	seen := make(map[string]bool)
-	for _, s := range wf.Steps {
-		if s.Name == "" || s.Run == nil || seen[s.Name] {
-			return fmt.Errorf("%w: %q: step %q needs a unique name and a Run function", ErrInvalidWorkflow, wf.Name, s.Name)
-		}
-		seen[s.Name] = true
+	wf, err := CheckWorkflow(wf)
+	if err != nil {
+		return err
 	}
-	wf.Steps = append([]Step(nil), wf.Steps...)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.workflows[wf.Name]; ok {
@@ -120,6 +116,41 @@ func (e *Engine) Register(wf Workflow) error {
 	}
 	e.workflows[wf.Name] = &wf
 	return nil
+}
+
+// CheckWorkflow checks wf as Register does and returns a copy whose Wait
+// steps have their Run. Other engines than Engine use it.
+func CheckWorkflow(wf Workflow) (Workflow, error) {
+	if wf.Name == "" || len(wf.Steps) == 0 {
+		return wf, fmt.Errorf("%w: %q needs a name and steps", ErrInvalidWorkflow, wf.Name)
+	}
+	seen := make(map[string]bool)
+	wf.Steps = append([]Step(nil), wf.Steps...)
+	for i, s := range wf.Steps {
+		if s.Wait != nil {
+			if s.Run != nil || !s.Wait.valid() {
+				return wf, fmt.Errorf("%w: %q: step %q: a Wait step has no Run, and sleeps or waits for one signal", ErrInvalidWorkflow, wf.Name, s.Name)
+			}
+			wf.Steps[i].Run = s.Wait.run
+			s.Run = s.Wait.run
+		}
+		if s.Name == "" || s.Run == nil || seen[s.Name] {
+			return wf, fmt.Errorf("%w: %q: step %q needs a unique name and a Run function", ErrInvalidWorkflow, wf.Name, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return wf, nil
+}
+
+// Workflow returns the registered workflow of that name.
+func (e *Engine) Workflow(name string) (Workflow, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	wf, ok := e.workflows[name]
+	if !ok {
+		return Workflow{}, false
+	}
+	return *wf, true
 }
 
 // Start begins a run of the named workflow with input (a json.RawMessage
@@ -146,6 +177,15 @@ func (e *Engine) StartWithID(ctx context.Context, id, workflow string, input any
 	}
 	return e.start(ctx, id, workflow, input)
 }
+
+// ValidRunID reports whether id is a valid caller-chosen run ID.
+func ValidRunID(id string) bool { return validID(id) }
+
+// NewRunID returns a new random run ID, as Start makes.
+func NewRunID() string { return newRunID() }
+
+// SameJSON reports whether a and b encode equal JSON values.
+func SameJSON(a, b json.RawMessage) bool { return sameJSON(a, b) }
 
 func validID(id string) bool {
 	if id == "" || len(id) > 128 {

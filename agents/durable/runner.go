@@ -202,6 +202,7 @@ func (r *runner) exec(ctx context.Context, def *Step, rc *RunContext) (out json.
 // the goroutine that runs the step.
 type RunContext struct {
 	r        *runner
+	ext      *StepCall // set instead of r by RunStep
 	step     int
 	attempt  int
 	timers   int   // durable timers set so far in this execution
@@ -209,13 +210,28 @@ type RunContext struct {
 }
 
 // RunID returns the run's ID.
-func (c *RunContext) RunID() string { return c.r.rec.ID }
+func (c *RunContext) RunID() string {
+	if c.ext != nil {
+		return c.ext.RunID
+	}
+	return c.r.rec.ID
+}
 
 // Workflow returns the workflow's name.
-func (c *RunContext) Workflow() string { return c.r.rec.Workflow }
+func (c *RunContext) Workflow() string {
+	if c.ext != nil {
+		return c.ext.Workflow
+	}
+	return c.r.rec.Workflow
+}
 
 // Step returns the running step's name.
-func (c *RunContext) Step() string { return c.r.wf.Steps[c.step].Name }
+func (c *RunContext) Step() string {
+	if c.ext != nil {
+		return c.ext.Step
+	}
+	return c.r.wf.Steps[c.step].Name
+}
 
 // Attempt returns the attempt's number, from 1. A re-run of an interrupted
 // attempt after a restart keeps its number.
@@ -231,14 +247,23 @@ func (c *RunContext) IdempotencyKey() string {
 }
 
 // Input returns the run's input. The caller must not modify it.
-func (c *RunContext) Input() json.RawMessage { return c.r.rec.Input }
+func (c *RunContext) Input() json.RawMessage {
+	if c.ext != nil {
+		return c.ext.Input
+	}
+	return c.r.rec.Input
+}
 
 // DecodeInput decodes the run's input into v, rejecting unknown fields.
-func (c *RunContext) DecodeInput(v any) error { return decodeStrict(c.r.rec.Input, v) }
+func (c *RunContext) DecodeInput(v any) error { return decodeStrict(c.Input(), v) }
 
 // Output returns the output of an earlier, completed step. The caller must
 // not modify it.
 func (c *RunContext) Output(step string) (json.RawMessage, bool) {
+	if c.ext != nil {
+		out, ok := c.ext.Outputs[step]
+		return out, ok
+	}
 	for _, s := range c.r.rec.Steps {
 		if s.Name == step && s.Done {
 			return s.Output, true
@@ -263,6 +288,12 @@ func (c *RunContext) DecodeOutput(step string, v any) error {
 // spoken to the session that started the run). Like every side effect in a
 // step, it happens again if the step is re-run.
 func (c *RunContext) Notify(message string) {
+	if c.ext != nil {
+		if c.ext.Notify != nil {
+			c.ext.Notify(c.RunID(), message)
+		}
+		return
+	}
 	if c.r.e.notify != nil {
 		c.r.e.notify(c.RunID(), message)
 	}
@@ -272,6 +303,9 @@ func (c *RunContext) Notify(message string) {
 // re-run of this attempt after a restart waits only for what is left. It
 // returns ctx's cause if ctx ends first.
 func (c *RunContext) Sleep(ctx context.Context, d time.Duration) error {
+	if c.ext != nil {
+		return waitInStep("Sleep")
+	}
 	at, err := c.timer(d)
 	if err != nil {
 		return err
@@ -292,6 +326,9 @@ func (c *RunContext) WaitSignal(ctx context.Context, name string) (json.RawMessa
 // WaitSignalFor is WaitSignal bounded by a durable timer of d: ok is false
 // if d passed (counted across restarts, like Sleep) before a signal came.
 func (c *RunContext) WaitSignalFor(ctx context.Context, name string, d time.Duration) (payload json.RawMessage, ok bool, err error) {
+	if c.ext != nil {
+		return nil, false, waitInStep("signal " + name)
+	}
 	at, err := c.timer(d)
 	if err != nil {
 		return nil, false, err
@@ -318,6 +355,9 @@ func (c *RunContext) timer(d time.Duration) (time.Time, error) {
 }
 
 func (c *RunContext) waitSignal(ctx context.Context, name string, until time.Time) (json.RawMessage, bool, error) {
+	if c.ext != nil {
+		return nil, false, waitInStep("signal " + name)
+	}
 	var deadline <-chan time.Time
 	if !until.IsZero() {
 		d := until.Sub(c.r.e.clock.Now())

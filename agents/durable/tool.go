@@ -12,7 +12,7 @@ import (
 // Tool lets a model start a workflow: its arguments object becomes the
 // run's input. Create it with StartTool.
 type Tool struct {
-	engine      *Engine
+	engine      Backend
 	workflow    string
 	description string
 	schema      json.RawMessage
@@ -26,13 +26,11 @@ type Tool struct {
 // letters, digits, '_' and '-' become '_') that starts the named workflow.
 // Its parameters schema is the workflow's InputSchema, or any object if
 // the workflow is not registered yet or has none.
-func StartTool(e *Engine, workflow, description string) *Tool {
+func StartTool(e Backend, workflow, description string) *Tool {
 	schema := json.RawMessage(`{"type":"object"}`)
-	e.mu.Lock()
-	if wf, ok := e.workflows[workflow]; ok && wf.InputSchema != nil {
+	if wf, ok := e.Workflow(workflow); ok && wf.InputSchema != nil {
 		schema = wf.InputSchema
 	}
-	e.mu.Unlock()
 	return &Tool{engine: e, workflow: workflow, description: description, schema: schema}
 }
 
@@ -82,7 +80,7 @@ const (
 // workflow_status (the run's status, current step, result or error) and
 // cancel_workflow. Their failures (an unknown or finished run) are
 // returned as errors, which an agent shows the model.
-func ControlTools(e *Engine) []agents.Tool {
+func ControlTools(e Backend) []agents.Tool {
 	return []agents.Tool{
 		&controlTool{
 			spec: agents.ToolSpec{

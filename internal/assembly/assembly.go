@@ -49,7 +49,7 @@ type Assembly struct {
 	Mode, Entry string
 	// Workflows is the durable workflow engine, nil when the configuration
 	// declares no [[workflows]] and no agent uses a workflow tool.
-	Workflows *durable.Engine
+	Workflows durable.Backend
 
 	closers []func() error
 }

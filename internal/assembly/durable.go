@@ -17,6 +17,7 @@ import (
 	"github.com/voiced-dev/voiced/agents/durable/bolt"
 	"github.com/voiced-dev/voiced/agents/durable/declared"
 	"github.com/voiced-dev/voiced/agents/durable/redis"
+	"github.com/voiced-dev/voiced/agents/durable/temporal"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
 )
@@ -26,7 +27,7 @@ import (
 // that start and control them, and the routing of a run's messages back
 // to the session that started it.
 type durableRuntime struct {
-	engine     *durable.Engine
+	engine     durable.Backend
 	closeStore func() error
 	routes     *runRoutes
 
@@ -124,6 +125,19 @@ func dataDir() (string, error) {
 
 func openDurable(cfg config.Durable, log *slog.Logger) (*durableRuntime, error) {
 	d := &durableRuntime{routes: newRunRoutes()}
+	if cfg.Engine == "temporal" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e, err := temporal.Dial(ctx, temporal.Options{
+			Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TemporalTaskQueue,
+			Logger: log, Notify: d.routes.say,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.engine, d.closeStore = e, func() error { return nil }
+		return d, nil
+	}
 	var store durable.Store
 	switch cfg.Store {
 	case "", "bbolt":

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/voiced-dev/voiced/agents"
+	"github.com/voiced-dev/voiced/agents/durable"
+	"github.com/voiced-dev/voiced/agents/durable/temporal/temporaltest"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/demo"
 )
@@ -21,6 +23,17 @@ import (
 // it, workflow_status to follow it; the billing endpoint is a local server
 // that checks what it is sent, and the session hears the end.
 func TestWorkflowsExample(t *testing.T) {
+	testWorkflowsExample(t, config.Durable{Path: t.TempDir()})
+}
+
+// TestWorkflowsExampleTemporal is TestWorkflowsExample with
+// [durable] engine = "temporal", on a Temporal dev server.
+func TestWorkflowsExampleTemporal(t *testing.T) {
+	addr := temporaltest.Own(t)
+	testWorkflowsExample(t, config.Durable{Engine: "temporal", TemporalAddress: addr, TemporalTaskQueue: "voiced-" + durable.NewRunID()[4:]})
+}
+
+func testWorkflowsExample(t *testing.T, dcfg config.Durable) {
 	cfg, err := config.Load("../../examples/workflows.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +60,7 @@ func TestWorkflowsExample(t *testing.T) {
 	st := &cfg.Workflows[0].Steps[2]
 	st.URL = strings.Replace(st.URL, "https://billing.example.com", billing.URL, 1)
 
-	d, err := openDurable(config.Durable{Path: t.TempDir()}, nil)
+	d, err := openDurable(dcfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +70,9 @@ func TestWorkflowsExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := d.setAgents(cfg, map[string]agents.Runnable{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.engine.Resume(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	heard := make(chan string, 1)

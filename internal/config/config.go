@@ -538,6 +538,12 @@ type Durable struct {
 	// lasts without renewal: a dead server's runs are taken over by
 	// another between LeaseTTL and 4/3 of it later (default 15s).
 	LeaseTTL time.Duration `toml:"lease_ttl"`
+	// Engine runs the workflows: "builtin" (default: voiced itself, on
+	// Store) or "temporal" (a Temporal cluster; voiced is a worker).
+	Engine            string `toml:"engine"`
+	TemporalAddress   string `toml:"temporal_address"`    // default 127.0.0.1:7233
+	TemporalNamespace string `toml:"temporal_namespace"`  // default "default"
+	TemporalTaskQueue string `toml:"temporal_task_queue"` // default "voiced"
 }
 
 // HTTPTool is an entry of [[tools]] (see agents/httptool.Config).

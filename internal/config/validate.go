@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"time"
 )
@@ -137,6 +138,42 @@ func (c Config) validateAgents() []error {
 	}
 	if c.Durable.LeaseTTL < 0 || (c.Durable.LeaseTTL > 0 && c.Durable.LeaseTTL < 300*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("durable.lease_ttl %v: want at least 300ms", c.Durable.LeaseTTL))
+	}
+	errs = append(errs, validateTemporal(c.Durable)...)
+	return errs
+}
+
+// temporalNameRE: a Temporal namespace or task queue name as voiced
+// accepts it.
+var temporalNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+
+func validateTemporal(d Durable) []error {
+	var errs []error
+	temporal := false
+	switch d.Engine {
+	case "", "builtin":
+	case "temporal":
+		temporal = true
+	default:
+		errs = append(errs, fmt.Errorf("durable.engine %q: want \"builtin\" or \"temporal\"", d.Engine))
+	}
+	set := d.TemporalAddress != "" || d.TemporalNamespace != "" || d.TemporalTaskQueue != ""
+	if set && !temporal {
+		errs = append(errs, fmt.Errorf("durable.temporal_*: only with engine = \"temporal\""))
+	}
+	if temporal && d.Store != "" {
+		errs = append(errs, fmt.Errorf("durable.store %q: not used with engine = \"temporal\" (Temporal keeps the runs)", d.Store))
+	}
+	if a := d.TemporalAddress; a != "" {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("durable.temporal_address %q: want host:port", a))
+		}
+	}
+	if n := d.TemporalNamespace; n != "" && !temporalNameRE.MatchString(n) {
+		errs = append(errs, fmt.Errorf("durable.temporal_namespace %q: want letters, digits, '.', '_' and '-'", n))
+	}
+	if q := d.TemporalTaskQueue; q != "" && !temporalNameRE.MatchString(q) {
+		errs = append(errs, fmt.Errorf("durable.temporal_task_queue %q: want letters, digits, '.', '_' and '-'", q))
 	}
 	return errs
 }

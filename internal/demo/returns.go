@@ -80,20 +80,10 @@ func Returns(cfg ReturnsConfig) durable.Workflow {
 				}
 				return req, nil
 			})},
-			{Name: "approve", Run: durable.Func(func(ctx context.Context, r *durable.RunContext) (Approval, error) {
-				p, ok, err := r.WaitSignalFor(ctx, "approval", cfg.AutoApprove)
-				if err != nil {
-					return Approval{}, err
-				}
-				if !ok {
-					return Approval{Approved: true, By: "auto"}, nil
-				}
-				var a Approval
-				if err := json.Unmarshal(p, &a); err != nil {
-					return a, durable.Permanent(fmt.Errorf("demo: approval payload: %w", err))
-				}
-				return a, nil
-			})},
+			// A Wait step, so that it runs on either engine (the Temporal
+			// one waits only in such steps).
+			{Name: "approve", Wait: &durable.Wait{Signal: "approval", Timeout: cfg.AutoApprove,
+				Default: json.RawMessage(`{"approved":true,"by":"auto"}`)}},
 			{Name: "refund", Retry: durable.RetryPolicy{MaxAttempts: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second},
 				Run: durable.Func(func(ctx context.Context, r *durable.RunContext) (string, error) {
 					var req ReturnRequest
@@ -102,7 +92,7 @@ func Returns(cfg ReturnsConfig) durable.Workflow {
 						return "", err
 					}
 					if err := r.DecodeOutput("approve", &a); err != nil {
-						return "", err
+						return "", durable.Permanent(fmt.Errorf("demo: approval payload: %w", err))
 					}
 					if !a.Approved {
 						return "", nil

@@ -59,8 +59,8 @@ type Server struct {
 	sip      atomic.Pointer[sip.Server]                  // set by ListenSIP
 	carrier  atomic.Pointer[map[string]*carrier.Handler] // by vendor name
 	tel      atomic.Pointer[telemetry.Telemetry]
-	engine   atomic.Pointer[durable.Engine] // the workflow API's; nil without workflows
-	loaded   atomic.Bool                    // Load succeeded
+	engine   atomic.Pointer[durable.Backend] // the workflow API's; nil without workflows
+	loaded   atomic.Bool                     // Load succeeded
 	builder  *session.Builder
 	asm      *assembly.Assembly
 	tools    map[string]agents.Tool // added with AddTool
@@ -283,7 +283,7 @@ func (s *Server) Load() error {
 		Logger:           s.log,
 	}, s.builder.Run))
 	if a.Workflows != nil {
-		s.engine.Store(a.Workflows)
+		s.setWorkflows(a.Workflows)
 	}
 	s.loaded.Store(true)
 	return nil

@@ -26,7 +26,7 @@ func (s *Server) workflowRoutes() {
 // cancelWait bounds how long DELETE waits for a running step to stop.
 const cancelWait = 10 * time.Second
 
-func (s *Server) withEngine(h func(http.ResponseWriter, *http.Request, *durable.Engine)) http.HandlerFunc {
+func (s *Server) withEngine(h func(http.ResponseWriter, *http.Request, durable.Backend)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.loaded.Load() {
 			jsonError(w, http.StatusServiceUnavailable, "loading")
@@ -37,9 +37,13 @@ func (s *Server) withEngine(h func(http.ResponseWriter, *http.Request, *durable.
 			jsonError(w, http.StatusNotFound, "no workflows here: declare [[workflows]] in the configuration")
 			return
 		}
-		h(w, r, e)
+		h(w, r, *e)
 	}
 }
+
+// setWorkflows serves the workflow API on b (an Engine, or another
+// durable.Backend such as Temporal's).
+func (s *Server) setWorkflows(b durable.Backend) { s.engine.Store(&b) }
 
 type startRequest struct {
 	Workflow string          `json:"workflow"`
@@ -49,7 +53,7 @@ type startRequest struct {
 	ID string `json:"id"`
 }
 
-func (s *Server) startWorkflow(w http.ResponseWriter, r *http.Request, e *durable.Engine) {
+func (s *Server) startWorkflow(w http.ResponseWriter, r *http.Request, e durable.Backend) {
 	var req startRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -86,7 +90,7 @@ func (s *Server) startWorkflow(w http.ResponseWriter, r *http.Request, e *durabl
 	writeJSON(w, code, runView(info))
 }
 
-func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request, e *durable.Engine) {
+func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request, e durable.Backend) {
 	info, err := e.Status(r.Context(), r.PathValue("id"))
 	if err != nil {
 		workflowError(w, err)
@@ -100,7 +104,7 @@ type signalRequest struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-func (s *Server) signalWorkflow(w http.ResponseWriter, r *http.Request, e *durable.Engine) {
+func (s *Server) signalWorkflow(w http.ResponseWriter, r *http.Request, e durable.Backend) {
 	var req signalRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -121,7 +125,7 @@ func (s *Server) signalWorkflow(w http.ResponseWriter, r *http.Request, e *durab
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "signal": req.Signal, "status": "sent"})
 }
 
-func (s *Server) cancelWorkflow(w http.ResponseWriter, r *http.Request, e *durable.Engine) {
+func (s *Server) cancelWorkflow(w http.ResponseWriter, r *http.Request, e durable.Backend) {
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), cancelWait)
 	defer cancel()

@@ -59,12 +59,27 @@ func Build(c Config, lk Lookups) (durable.Workflow, error) {
 			return durable.Workflow{}, fmt.Errorf("%w: workflows %s: steps[%d] (%s): %w", ErrConfig, c.Name, i, s.Name, err)
 		}
 		earlier[s.Name] = true
-		wf.Steps = append(wf.Steps, durable.Step{
+		st := durable.Step{
 			Name:    s.Name,
-			Run:     run,
 			Timeout: s.Timeout,
 			Retry:   durable.RetryPolicy{MaxAttempts: s.Retries + 1, Backoff: s.Backoff, MaxBackoff: s.MaxBackoff},
-		})
+		}
+		switch s.Kind() {
+		case "sleep":
+			st.Wait = &durable.Wait{Sleep: s.Sleep}
+		case "signal":
+			st.Wait = &durable.Wait{Signal: s.Signal, Timeout: s.Wait}
+			if s.Default != nil {
+				b, err := json.Marshal(s.Default)
+				if err != nil {
+					return durable.Workflow{}, fmt.Errorf("%w: workflows %s: steps[%d] (%s): default: %w", ErrConfig, c.Name, i, s.Name, err)
+				}
+				st.Wait.Default = b
+			}
+		default:
+			st.Run = run
+		}
+		wf.Steps = append(wf.Steps, st)
 	}
 	return wf, nil
 }
@@ -100,34 +115,8 @@ func buildStep(s Step, earlier map[string]bool, lk Lookups) (stepFunc, error) {
 			}
 			return json.Marshal(answer)
 		}, nil
-	case "sleep":
-		return func(ctx context.Context, r *durable.RunContext) (json.RawMessage, error) {
-			return nil, r.Sleep(ctx, s.Sleep)
-		}, nil
-	case "signal":
-		var def json.RawMessage
-		if s.Default != nil {
-			b, err := json.Marshal(s.Default)
-			if err != nil {
-				return nil, fmt.Errorf("default: %w", err)
-			}
-			def = b
-		}
-		return func(ctx context.Context, r *durable.RunContext) (json.RawMessage, error) {
-			if s.Wait == 0 {
-				return r.WaitSignal(ctx, s.Signal)
-			}
-			p, ok, err := r.WaitSignalFor(ctx, s.Signal, s.Wait)
-			switch {
-			case err != nil:
-				return nil, err
-			case ok:
-				return p, nil
-			case def != nil:
-				return def, nil
-			}
-			return nil, durable.Permanent(fmt.Errorf("%w: no signal %q within %v", ErrStep, s.Signal, s.Wait))
-		}, nil
+	case "sleep", "signal":
+		return nil, nil // a durable.Wait step
 	case "say":
 		t, err := parseTemplate(s.Say, earlier)
 		if err != nil {
