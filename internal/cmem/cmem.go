@@ -22,7 +22,6 @@ import "C"
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -38,44 +37,47 @@ const (
 var tuneOnce sync.Once
 
 // Tune sets the allocator's mapping threshold and arena cap, once per
-// process. An explicit MALLOC_ARENA_MAX or MALLOC_MMAP_THRESHOLD_ in the
-// environment, or GLIBC_TUNABLES, is left to win: glibc read it at start,
-// and Tune does not override what the operator chose.
+// process, and starts the goroutine that runs Trim's trims. An explicit
+// MALLOC_ARENA_MAX or MALLOC_MMAP_THRESHOLD_ in the environment, or
+// GLIBC_TUNABLES, is left to win: glibc read it at start, and Tune does not
+// override what the operator chose. Call it from the process's start, not
+// from a testing/synctest bubble (its goroutine lives as long as the
+// process).
 func Tune() {
 	tuneOnce.Do(func() {
 		if !envSet() {
 			C.voiced_mallopt(C.M_MMAP_THRESHOLD, MmapThreshold)
 			C.voiced_mallopt(C.M_ARENA_MAX, Arenas)
 		}
+		go trimmer()
 	})
 }
 
-// trimGap bounds how often Trim walks the arenas.
+// trimGap bounds how often the trimmer walks the arenas.
 const trimGap = time.Second
 
 var (
+	trims    = make(chan struct{}, 1) // a trim is asked for
 	trimMu   sync.Mutex
 	trimLast time.Time
-	trimDue  atomic.Bool
 )
 
-// Trim asks the allocator to return free memory to the system. It is
-// cheap to call after every release of a native object: calls closer than
-// a second apart are folded into one, run on its own goroutine.
+// Trim asks for the allocator to return free memory to the system. It
+// never blocks, and is cheap to call after every release of a native
+// object: the trimmer Tune started trims at most once a second, and once
+// more after the last ask. Before Tune it does nothing.
 func Trim() {
-	if !trimDue.CompareAndSwap(false, true) {
-		return // one is pending
+	select {
+	case trims <- struct{}{}:
+	default: // one is pending already
 	}
-	go func() {
-		trimMu.Lock()
-		defer trimMu.Unlock()
-		if d := trimGap - time.Since(trimLast); d > 0 {
-			time.Sleep(d)
-		}
-		trimDue.Store(false)
-		C.voiced_trim()
-		trimLast = time.Now()
-	}()
+}
+
+func trimmer() {
+	for range trims {
+		TrimNow()
+		time.Sleep(trimGap)
+	}
 }
 
 // TrimNow returns free memory to the system at once, and waits.
