@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -91,7 +92,15 @@ func Start(t testing.TB, cfg config.Config, edit func(*server.Server), tools ...
 // Speech synthesizes text with flite's slt voice: 16 kHz mono PCM.
 func Speech(t testing.TB, text string) []int16 {
 	t.Helper()
-	syn, err := flite.New(flite.Config{Voice: "slt"})
+	return SpeechVoice(t, "slt", text)
+}
+
+// SpeechVoice synthesizes text with the named flite voice ("slt", "awb",
+// "kal", ...): 16 kHz mono PCM. A voice other than the bot's is a user the
+// server cannot mistake for its own echo.
+func SpeechVoice(t testing.TB, voice, text string) []int16 {
+	t.Helper()
+	syn, err := flite.New(flite.Config{Voice: voice})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +113,17 @@ func Speech(t testing.TB, text string) []int16 {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	return pcm
+}
+
+// Cough is a burst of Gaussian noise d long at about -12 dBFS, 16 kHz mono,
+// the same every time: a noise over the bot that is not speech.
+func Cough(d time.Duration) []int16 {
+	r := rand.New(rand.NewPCG(1, 2))
+	pcm := make([]int16, int(d.Seconds()*16000))
+	for i := range pcm {
+		pcm[i] = int16(r.NormFloat64() * 8000)
 	}
 	return pcm
 }
