@@ -34,6 +34,9 @@ type Event struct {
 	Message      string  `json:"message"`
 	VoiceToVoice float64 `json:"voice_to_voice_ms"`
 	STTFinal     float64 `json:"stt_final_ms"`
+	BargeIn      string  `json:"barge_in"`
+	PauseMs      float64 `json:"pause_ms"`
+	Resumes      int     `json:"resumes"`
 	At           time.Time
 }
 
@@ -41,6 +44,8 @@ type Event struct {
 type AudioIn struct {
 	At      time.Time
 	Seq     uint16
+	TS      uint32 // RTP timestamp (48 kHz)
+	Marker  bool   // RTP marker: the first packet of a talkspurt
 	Samples int
 	Peak    int
 }
@@ -170,7 +175,7 @@ func (c *client) readAudio(tr *pion.TrackRemote) {
 			peak = max(peak, abs(int(v)))
 		}
 		c.mu.Lock()
-		c.audio = append(c.audio, AudioIn{At: now, Seq: pkt.SequenceNumber, Samples: n, Peak: peak})
+		c.audio = append(c.audio, AudioIn{At: now, Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Marker: pkt.Marker, Samples: n, Peak: peak})
 		c.mu.Unlock()
 	}
 }
@@ -416,4 +421,78 @@ func types(evs []Event) string {
 		}
 	}
 	return b.String()
+}
+
+// Played is 20 ms of the bot's voice as the peer plays it out.
+type Played struct {
+	At   time.Time // when it starts playing
+	Loud bool      // peak above -40 dBFS
+}
+
+// playback returns when a browser would play each packet received so far,
+// in order: its jitter buffer plays the first packet of a talkspurt (the
+// RTP marker bit) on arrival, or once what it holds has played, and the
+// rest at the pace of their RTP timestamps from it; a packet that arrives
+// after its time restarts the clock (an underrun). Over loopback it adds no
+// delay of its own: what the peer hears after the server stops sending is
+// what the server had sent ahead of real time.
+func (c *client) playback() []Played {
+	_, au := c.snapshot()
+	thresh := int(32768 * math.Pow(10, -40.0/20))
+	var out []Played
+	var wall, end time.Time
+	var ts uint32
+	for i, a := range au {
+		due := wall.Add(time.Duration(int32(a.TS-ts)) * time.Second / 48000)
+		if i == 0 || a.Marker || a.At.After(due) || due.Before(end) {
+			wall, ts = a.At, a.TS
+			if wall.Before(end) {
+				wall = end
+			}
+			due = wall
+		}
+		end = due.Add(time.Duration(a.Samples) * time.Second / 48000)
+		out = append(out, Played{At: due, Loud: a.Peak > thresh})
+	}
+	return out
+}
+
+// silentFrom returns the first time at or after t0 from which pl holds no
+// loud audio for window. The caller makes sure audio went on being
+// received for window after it.
+func silentFrom(pl []Played, t0 time.Time, window time.Duration) time.Time {
+	s := t0
+	for _, p := range pl {
+		if !p.Loud || !p.At.Add(20*time.Millisecond).After(s) {
+			continue
+		}
+		if !p.At.Before(s.Add(window)) {
+			break
+		}
+		s = p.At.Add(20 * time.Millisecond)
+	}
+	return s
+}
+
+// loud returns how much loud audio pl plays in [from, to).
+func loud(pl []Played, from, to time.Time) time.Duration {
+	var d time.Duration
+	for _, p := range pl {
+		if p.Loud && !p.At.Before(from) && p.At.Before(to) {
+			d += 20 * time.Millisecond
+		}
+	}
+	return d
+}
+
+// pattern renders pl from from, 20 ms a character for n: '#' loud, '.'
+// silent or nothing played.
+func pattern(pl []Played, from time.Time, n int) string {
+	b := bytes.Repeat([]byte{'.'}, n)
+	for _, p := range pl {
+		if i := int(p.At.Sub(from) / (20 * time.Millisecond)); p.Loud && i >= 0 && i < n && p.At.Sub(from) >= 0 {
+			b[i] = '#'
+		}
+	}
+	return string(b)
 }

@@ -18,6 +18,11 @@ type result struct {
 	ServerVoiceToVoiceMs  []float64 `json:"server_voice_to_voice_ms"`
 	BargeInMs             []float64 `json:"barge_in_ms"`
 	AudioAfterInterruptMs []float64 `json:"audio_after_interrupt_ms"`
+	// TestE2EWebRTCBargeIn: from the user's first word to the silence
+	// the peer hears, for words that interrupt, and for noises and
+	// backchannels that only pause.
+	BargeInSilenceMs []float64 `json:"barge_in_silence_ms,omitempty"`
+	PauseSilenceMs   []float64 `json:"pause_silence_ms,omitempty"`
 }
 
 // startVoiced runs the real server (Silero VAD, pocketsphinx, flite, the
@@ -43,6 +48,8 @@ func writeResult(t *testing.T, r result) {
 	all.ServerVoiceToVoiceMs = append(all.ServerVoiceToVoiceMs, r.ServerVoiceToVoiceMs...)
 	all.BargeInMs = append(all.BargeInMs, r.BargeInMs...)
 	all.AudioAfterInterruptMs = append(all.AudioAfterInterruptMs, r.AudioAfterInterruptMs...)
+	all.BargeInSilenceMs = append(all.BargeInSilenceMs, r.BargeInSilenceMs...)
+	all.PauseSilenceMs = append(all.PauseSilenceMs, r.PauseSilenceMs...)
 	b, _ := json.MarshalIndent(all, "", "  ")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Error(err)
