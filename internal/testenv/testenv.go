@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -118,12 +119,45 @@ func SpeechVoice(t testing.TB, voice, text string) []int16 {
 }
 
 // Cough is a burst of Gaussian noise d long at about -12 dBFS, 16 kHz mono,
-// the same every time: a noise over the bot that is not speech.
+// the same every time: a noise over the bot that is not speech (Silero
+// VAD does not take it for speech: see VoicedCough).
 func Cough(d time.Duration) []int16 {
 	r := rand.New(rand.NewPCG(1, 2))
 	pcm := make([]int16, int(d.Seconds()*16000))
 	for i := range pcm {
 		pcm[i] = int16(r.NormFloat64() * 8000)
+	}
+	return pcm
+}
+
+// VoicedCough is a cough the speech detector takes for the start of speech:
+// 500 ms of noise excited by 150 Hz glottal pulses through a 400 Hz
+// resonance (a throat), with a 10 ms attack and a 300 ms decay, 16 kHz mono,
+// the same every time. Silero VAD hears about 450 ms of it as voiced (after
+// an Opus round trip too): more than its start duration, and, as the
+// turn-taking stage counts it (not within its echo tail of the pause), less
+// than MinDuration. A noise that pauses the bot but must not interrupt it.
+func VoicedCough() []int16 {
+	const (
+		rate  = 16000
+		f0    = 150.0 // glottal pulses, Hz
+		fr    = 400.0 // resonance, Hz
+		width = 0.97  // pole radius
+	)
+	r := rand.New(rand.NewPCG(1, 2))
+	pcm := make([]int16, rate*500/1000)
+	c1, c2 := 2*width*math.Cos(2*math.Pi*fr/rate), -width*width
+	var y1, y2 float64
+	for i := range pcm {
+		t := float64(i) / rate
+		x := r.NormFloat64()
+		if math.Mod(t*f0, 1) < 0.1 {
+			x += 6
+		}
+		y := x + c1*y1 + c2*y2
+		y2, y1 = y1, y
+		env := min(1, t/0.01) * math.Exp(-t/0.3)
+		pcm[i] = int16(max(-32000, min(32000, 800*env*y)))
 	}
 	return pcm
 }

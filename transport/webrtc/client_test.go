@@ -427,6 +427,10 @@ func types(evs []Event) string {
 type Played struct {
 	At   time.Time // when it starts playing
 	Loud bool      // peak above -40 dBFS
+	// Gap is, for the first packet of a talkspurt (RTP marker: the
+	// server's audio resumed after a gap), how long the server sent
+	// nothing before it (by the RTP timestamps); zero otherwise.
+	Gap time.Duration
 }
 
 // playback returns when a browser would play each packet received so far,
@@ -441,8 +445,13 @@ func (c *client) playback() []Played {
 	thresh := int(32768 * math.Pow(10, -40.0/20))
 	var out []Played
 	var wall, end time.Time
-	var ts uint32
+	var ts, next uint32
 	for i, a := range au {
+		var gap time.Duration
+		if i > 0 && a.Marker {
+			gap = time.Duration(int32(a.TS-next)) * time.Second / 48000
+		}
+		next = a.TS + uint32(a.Samples)
 		due := wall.Add(time.Duration(int32(a.TS-ts)) * time.Second / 48000)
 		if i == 0 || a.Marker || a.At.After(due) || due.Before(end) {
 			wall, ts = a.At, a.TS
@@ -452,26 +461,43 @@ func (c *client) playback() []Played {
 			due = wall
 		}
 		end = due.Add(time.Duration(a.Samples) * time.Second / 48000)
-		out = append(out, Played{At: due, Loud: a.Peak > thresh})
+		out = append(out, Played{At: due, Loud: a.Peak > thresh, Gap: gap})
 	}
 	return out
 }
 
-// silentFrom returns the first time at or after t0 from which pl holds no
-// loud audio for window. The caller makes sure audio went on being
-// received for window after it.
-func silentFrom(pl []Played, t0 time.Time, window time.Duration) time.Time {
-	s := t0
-	for _, p := range pl {
-		if !p.Loud || !p.At.Add(20*time.Millisecond).After(s) {
+// pauseAfter finds the first gap of at least 100 ms in the server's audio
+// (a talkspurt that ends: the next packet starts a new one; shorter gaps are
+// a busy server's hiccups) whose last packet plays after t0,
+// and returns when the peer stopped hearing the bot's voice before it (the
+// end of its last loud packet, or t0 if that was earlier: the voice had
+// stopped already) and when it heard it again after the gap (zero if it did
+// not). The audio received by now (or, if none, nothing since t0) ends in a
+// gap too if it stopped 100 ms before now. ok is false if there is no gap.
+func pauseAfter(pl []Played, t0, now time.Time) (silent, again time.Time, ok bool) {
+	silent = t0
+	for j := 1; j <= len(pl); j++ {
+		if j == len(pl) {
+			if prev := pl[j-1]; prev.Loud && prev.At.Add(20*time.Millisecond).After(silent) {
+				silent = prev.At.Add(20 * time.Millisecond)
+			}
+			return silent, time.Time{}, silent.Before(now.Add(-100 * time.Millisecond))
+		}
+		prev := pl[j-1]
+		if prev.Loud && prev.At.Add(20*time.Millisecond).After(silent) {
+			silent = prev.At.Add(20 * time.Millisecond)
+		}
+		if pl[j].Gap < 100*time.Millisecond || !prev.At.Add(20*time.Millisecond).After(t0) {
 			continue
 		}
-		if !p.At.Before(s.Add(window)) {
-			break
+		for _, p := range pl[j:] {
+			if p.Loud {
+				return silent, p.At, true
+			}
 		}
-		s = p.At.Add(20 * time.Millisecond)
+		return silent, time.Time{}, true
 	}
-	return s
+	return time.Time{}, time.Time{}, false
 }
 
 // loud returns how much loud audio pl plays in [from, to).
