@@ -12,18 +12,19 @@ import (
 
 // TestE2EWebRTCBargeIn is the WebSocket barge-in test
 // (e2e.TestE2EBargeInPauseAndResume) over WebRTC, with real audio: a pion
-// peer on headphones (no echo) asks for a long story on the events channel
-// and, sending Opus over it: a burst of white noise, which the speech
-// detector ignores (the story plays on); a cough with a voice in it and an
-// "uh huh" in another flite voice, which pause the story and resume it (no
-// `interrupted`, no new answer, the bot never stops speaking, and the
-// server counts both as false interruptions); then "wait, stop please, I
-// have a question", which stops it for good. The peer plays what it
-// receives as a browser's jitter buffer would (client.playback), so the
+// peer on headphones (no echo) asks for a long story on the events channel,
+// then sends Opus over it: a burst of white noise, which the speech detector
+// ignores (the story plays on); a synthetic cough with a voice in it, which
+// the detector usually hears; a throat clearing ("ahem") and an "uh huh" in
+// another flite voice, which it always hears. Heard, they pause the story
+// and it resumes: a gap in the server's audio, then the answer goes on with
+// no `interrupted`, no new answer, and no bot_stopped_speaking. Then "wait,
+// stop please, I have a question" stops it for good. The peer plays what
+// it receives as a browser's jitter buffer would (client.playback), so the
 // silence it hears is measured from the moment the user's first word was
 // sent, through the server's own queue (its playout lead) and the network.
-// The bound is loose for a busy machine under -race; the times are logged
-// (and written to VOICED_E2E_RESULTS).
+// The bounds are loose for a busy machine under -race; the times are
+// logged (and written to VOICED_E2E_RESULTS).
 func TestE2EWebRTCBargeIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -81,11 +82,23 @@ func TestE2EWebRTCBargeIn(t *testing.T) {
 		speaking()
 		first, _ := c.stream(o.pcm)
 		end := time.Now()
-		// The answer goes on: 200 ms of it heard after the noise ended
-		// (a busy recognizer may take seconds to judge a long noise).
-		back := func() bool { return loud(c.playback(), end, time.Now()) >= 200*time.Millisecond }
+		// The answer goes on: 200 ms of it heard after the noise ended,
+		// or after the speech detector said it did (a busy server's
+		// detector may lag by a second, and its recognizer take seconds
+		// to judge a long noise).
 		c.silence(time.Second)
-		if !c.silenceUntil(8*time.Second, back) {
+		from := end
+		started := func() bool { return c.count("user_started_speaking", first) > 0 }
+		if o.pause == always {
+			c.silenceUntil(4*time.Second, started)
+		}
+		if started() {
+			c.silenceUntil(8*time.Second, func() bool { return c.count("user_stopped_speaking", first) > 0 })
+			if e, ok := c.first("user_stopped_speaking", first); ok && e.At.After(from) {
+				from = e.At
+			}
+		}
+		if !c.silenceUntil(8*time.Second, func() bool { return loud(c.playback(), from, time.Now()) >= 200*time.Millisecond }) {
 			evs, _ := c.snapshot()
 			t.Fatalf("%s: the answer did not go on; events: %s", o.name, timeline(evs))
 		}
@@ -138,7 +151,9 @@ func TestE2EWebRTCBargeIn(t *testing.T) {
 	}
 	intr, _ := c.first("interrupted", first)
 	// The answer to the user's words, and its metrics, come after.
-	if !c.silenceUntil(10*time.Second, func() bool { return c.count("metrics", intr.At) > 0 }) {
+	if !c.silenceUntil(10*time.Second, func() bool {
+		return c.count("metrics", intr.At) > 0 && c.count("bot_started_speaking", intr.At) > 0
+	}) {
 		evs, _ := c.snapshot()
 		t.Fatalf("stop: the user's words were not answered; events: %s", timeline(evs))
 	}
