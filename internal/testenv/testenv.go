@@ -130,13 +130,15 @@ func Cough(d time.Duration) []int16 {
 	return pcm
 }
 
-// VoicedCough is a cough the speech detector takes for the start of speech:
-// 500 ms of noise excited by 150 Hz glottal pulses through a 400 Hz
-// resonance (a throat), with a 10 ms attack and a 300 ms decay, 16 kHz mono,
-// the same every time. Silero VAD hears about 450 ms of it as voiced (after
-// an Opus round trip too): more than its start duration, and, as the
-// turn-taking stage counts it (not within its echo tail of the pause), less
-// than MinDuration. A noise that pauses the bot but must not interrupt it.
+// VoicedCough is a cough with a voice in it: 500 ms of noise excited by
+// 150 Hz glottal pulses through a 400 Hz resonance (a throat), with a 10 ms
+// attack and a 300 ms decay, 16 kHz mono, the same every time. Silero VAD
+// scores most of it around its 0.5 threshold (0.4–0.8, after an Opus round
+// trip too, depending on where its chunks fall and on the model's state),
+// so the detector usually, not always, takes it for the start of speech.
+// Heard, it is shorter than the turn-taking stage's MinDuration as that
+// stage counts it (not within its echo tail of the pause): a noise that
+// pauses the bot but must not interrupt it.
 func VoicedCough() []int16 {
 	const (
 		rate  = 16000
