@@ -68,9 +68,9 @@ func TestE2EWebRTCBargeIn(t *testing.T) {
 	}{
 		// White noise: not speech to Silero, so not even a pause.
 		{"noise", testenv.Cough(300 * time.Millisecond), never},
-		// A cough with a voice in it: paused, then resumed. (On a
-		// loaded machine the server may conceal some of its packets as
-		// late, and then the detector may miss it.)
+		// A cough with a voice in it: paused, then resumed, when the
+		// detector hears it (Silero scores it near its threshold: see
+		// testenv.VoicedCough).
 		{"cough", testenv.VoicedCough(), usually},
 		// Clearing the throat, in another flite voice: too short to be
 		// an interruption. Silero hears all of it from a fresh state,
@@ -114,8 +114,8 @@ func TestE2EWebRTCBargeIn(t *testing.T) {
 			t.Fatalf("%s: the speech detector heard speech: %v, want %v; events: %s", o.name, heard, !heard, timeline(evs))
 		case !heard:
 			t.Logf("%s: the VAD heard no speech: no pause", o.name)
-		case !paused || !silent.Before(end.Add(2*time.Second)) || again.IsZero():
-			t.Errorf("%s: the bot's audio did not pause and resume (no gap in it from its onset to 2 s after it ended)", o.name)
+		case !paused || !silent.Before(end.Add(3*time.Second)) || again.IsZero():
+			t.Errorf("%s: the bot's audio did not pause and resume (no gap in it from its onset to 3 s after it ended)", o.name)
 		default:
 			t.Logf("%s: peer silent %v after its onset, for %v; heard the answer again %v after it ended", o.name,
 				silent.Sub(first).Round(time.Millisecond), again.Sub(silent).Round(time.Millisecond), again.Sub(end).Round(time.Millisecond))
