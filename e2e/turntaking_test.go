@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
 	"github.com/voiced-dev/voiced/internal/testenv"
-	"github.com/voiced-dev/voiced/processors/tts/flite"
 )
 
 // speakerphone is a client without echo cancellation: it plays what the
@@ -137,14 +134,7 @@ func (sp *speakerphone) dump() {
 }
 
 // cough is a burst of noise, d long, at about -12 dBFS.
-func cough(d time.Duration) []int16 {
-	r := rand.New(rand.NewPCG(1, 2))
-	pcm := make([]int16, int(d.Seconds()*16000))
-	for i := range pcm {
-		pcm[i] = int16(r.NormFloat64() * 8000)
-	}
-	return pcm
-}
+func cough(d time.Duration) []int16 { return testenv.Cough(d) }
 
 // startTurnServer runs voiced with echo cancellation on (as for a
 // speakerphone client) and returns its WebSocket URL.
@@ -233,17 +223,5 @@ func (sp *speakerphone) countUntil(from int, typ, end string) int {
 
 // speechVoice is speech in another flite voice.
 func speechVoice(t *testing.T, voice, text string) []int16 {
-	t.Helper()
-	syn, err := flite.New(flite.Config{Voice: voice})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pcm []int16
-	if err := syn.Synthesize(context.Background(), text, "", func(c []int16) error {
-		pcm = append(pcm, c...)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return pcm
+	return testenv.SpeechVoice(t, voice, text)
 }

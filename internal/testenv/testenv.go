@@ -6,6 +6,8 @@ package testenv
 import (
 	"context"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -91,7 +93,15 @@ func Start(t testing.TB, cfg config.Config, edit func(*server.Server), tools ...
 // Speech synthesizes text with flite's slt voice: 16 kHz mono PCM.
 func Speech(t testing.TB, text string) []int16 {
 	t.Helper()
-	syn, err := flite.New(flite.Config{Voice: "slt"})
+	return SpeechVoice(t, "slt", text)
+}
+
+// SpeechVoice synthesizes text with the named flite voice ("slt", "awb",
+// "kal", ...): 16 kHz mono PCM. A voice other than the bot's is a user the
+// server cannot mistake for its own echo.
+func SpeechVoice(t testing.TB, voice, text string) []int16 {
+	t.Helper()
+	syn, err := flite.New(flite.Config{Voice: voice})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +114,52 @@ func Speech(t testing.TB, text string) []int16 {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	return pcm
+}
+
+// Cough is a burst of Gaussian noise d long at about -12 dBFS, 16 kHz mono,
+// the same every time: a noise over the bot that is not speech (Silero
+// VAD does not take it for speech: see VoicedCough).
+func Cough(d time.Duration) []int16 {
+	r := rand.New(rand.NewPCG(1, 2))
+	pcm := make([]int16, int(d.Seconds()*16000))
+	for i := range pcm {
+		pcm[i] = int16(r.NormFloat64() * 8000)
+	}
+	return pcm
+}
+
+// VoicedCough is a cough with a voice in it: 500 ms of noise excited by
+// 150 Hz glottal pulses through a 400 Hz resonance (a throat), with a 10 ms
+// attack and a 300 ms decay, 16 kHz mono, the same every time. Silero VAD
+// scores most of it around its 0.5 threshold (0.4–0.8, after an Opus round
+// trip too, depending on where its chunks fall and on the model's state),
+// so the detector usually, not always, takes it for the start of speech.
+// Heard, it is shorter than the turn-taking stage's MinDuration as that
+// stage counts it (not within its echo tail of the pause): a noise that
+// pauses the bot but must not interrupt it.
+func VoicedCough() []int16 {
+	const (
+		rate  = 16000
+		f0    = 150.0 // glottal pulses, Hz
+		fr    = 400.0 // resonance, Hz
+		width = 0.97  // pole radius
+	)
+	r := rand.New(rand.NewPCG(1, 2))
+	pcm := make([]int16, rate*500/1000)
+	c1, c2 := 2*width*math.Cos(2*math.Pi*fr/rate), -width*width
+	var y1, y2 float64
+	for i := range pcm {
+		t := float64(i) / rate
+		x := r.NormFloat64()
+		if math.Mod(t*f0, 1) < 0.1 {
+			x += 6
+		}
+		y := x + c1*y1 + c2*y2
+		y2, y1 = y1, y
+		env := min(1, t/0.01) * math.Exp(-t/0.3)
+		pcm[i] = int16(max(-32000, min(32000, 800*env*y)))
 	}
 	return pcm
 }

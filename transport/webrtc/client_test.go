@@ -34,6 +34,9 @@ type Event struct {
 	Message      string  `json:"message"`
 	VoiceToVoice float64 `json:"voice_to_voice_ms"`
 	STTFinal     float64 `json:"stt_final_ms"`
+	BargeIn      string  `json:"barge_in"`
+	PauseMs      float64 `json:"pause_ms"`
+	Resumes      int     `json:"resumes"`
 	At           time.Time
 }
 
@@ -41,6 +44,8 @@ type Event struct {
 type AudioIn struct {
 	At      time.Time
 	Seq     uint16
+	TS      uint32 // RTP timestamp (48 kHz)
+	Marker  bool   // RTP marker: the first packet of a talkspurt
 	Samples int
 	Peak    int
 }
@@ -170,7 +175,7 @@ func (c *client) readAudio(tr *pion.TrackRemote) {
 			peak = max(peak, abs(int(v)))
 		}
 		c.mu.Lock()
-		c.audio = append(c.audio, AudioIn{At: now, Seq: pkt.SequenceNumber, Samples: n, Peak: peak})
+		c.audio = append(c.audio, AudioIn{At: now, Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Marker: pkt.Marker, Samples: n, Peak: peak})
 		c.mu.Unlock()
 	}
 }
@@ -416,4 +421,104 @@ func types(evs []Event) string {
 		}
 	}
 	return b.String()
+}
+
+// Played is 20 ms of the bot's voice as the peer plays it out.
+type Played struct {
+	At   time.Time // when it starts playing
+	Loud bool      // peak above -40 dBFS
+	// Gap is, for the first packet of a talkspurt (RTP marker: the
+	// server's audio resumed after a gap), how long the server sent
+	// nothing before it (by the RTP timestamps); zero otherwise.
+	Gap time.Duration
+}
+
+// playback returns when a browser would play each packet received so far,
+// in order: its jitter buffer plays the first packet of a talkspurt (the
+// RTP marker bit) on arrival, or once what it holds has played, and the
+// rest at the pace of their RTP timestamps from it; a packet that arrives
+// after its time restarts the clock (an underrun). Over loopback it adds no
+// delay of its own: what the peer hears after the server stops sending is
+// what the server had sent ahead of real time.
+func (c *client) playback() []Played {
+	_, au := c.snapshot()
+	thresh := int(32768 * math.Pow(10, -40.0/20))
+	var out []Played
+	var wall, end time.Time
+	var ts, next uint32
+	for i, a := range au {
+		var gap time.Duration
+		if i > 0 && a.Marker {
+			gap = time.Duration(int32(a.TS-next)) * time.Second / 48000
+		}
+		next = a.TS + uint32(a.Samples)
+		due := wall.Add(time.Duration(int32(a.TS-ts)) * time.Second / 48000)
+		if i == 0 || a.Marker || a.At.After(due) || due.Before(end) {
+			wall, ts = a.At, a.TS
+			if wall.Before(end) {
+				wall = end
+			}
+			due = wall
+		}
+		end = due.Add(time.Duration(a.Samples) * time.Second / 48000)
+		out = append(out, Played{At: due, Loud: a.Peak > thresh, Gap: gap})
+	}
+	return out
+}
+
+// pauseAfter finds the first gap of at least 100 ms in the server's audio
+// (a talkspurt that ends: the next packet starts a new one; shorter gaps are
+// a busy server's hiccups) whose last packet plays after t0,
+// and returns when the peer stopped hearing the bot's voice before it (the
+// end of its last loud packet, or t0 if that was earlier: the voice had
+// stopped already) and when it heard it again after the gap (zero if it did
+// not). The audio received by now (or, if none, nothing since t0) ends in a
+// gap too if it stopped 100 ms before now. ok is false if there is no gap.
+func pauseAfter(pl []Played, t0, now time.Time) (silent, again time.Time, ok bool) {
+	silent = t0
+	for j := 1; j <= len(pl); j++ {
+		if j == len(pl) {
+			if prev := pl[j-1]; prev.Loud && prev.At.Add(20*time.Millisecond).After(silent) {
+				silent = prev.At.Add(20 * time.Millisecond)
+			}
+			return silent, time.Time{}, silent.Before(now.Add(-100 * time.Millisecond))
+		}
+		prev := pl[j-1]
+		if prev.Loud && prev.At.Add(20*time.Millisecond).After(silent) {
+			silent = prev.At.Add(20 * time.Millisecond)
+		}
+		if pl[j].Gap < 100*time.Millisecond || !prev.At.Add(20*time.Millisecond).After(t0) {
+			continue
+		}
+		for _, p := range pl[j:] {
+			if p.Loud {
+				return silent, p.At, true
+			}
+		}
+		return silent, time.Time{}, true
+	}
+	return time.Time{}, time.Time{}, false
+}
+
+// loud returns how much loud audio pl plays in [from, to).
+func loud(pl []Played, from, to time.Time) time.Duration {
+	var d time.Duration
+	for _, p := range pl {
+		if p.Loud && !p.At.Before(from) && p.At.Before(to) {
+			d += 20 * time.Millisecond
+		}
+	}
+	return d
+}
+
+// pattern renders pl from from, 20 ms a character for n: '#' loud, '.'
+// silent or nothing played.
+func pattern(pl []Played, from time.Time, n int) string {
+	b := bytes.Repeat([]byte{'.'}, n)
+	for _, p := range pl {
+		if i := int(p.At.Sub(from) / (20 * time.Millisecond)); p.Loud && i >= 0 && i < n && p.At.Sub(from) >= 0 {
+			b[i] = '#'
+		}
+	}
+	return string(b)
 }

@@ -18,6 +18,13 @@ type result struct {
 	ServerVoiceToVoiceMs  []float64 `json:"server_voice_to_voice_ms"`
 	BargeInMs             []float64 `json:"barge_in_ms"`
 	AudioAfterInterruptMs []float64 `json:"audio_after_interrupt_ms"`
+	// TestE2EWebRTCBargeIn: from the user's first word to the silence
+	// the peer hears, for words that interrupt, and for noises and
+	// backchannels that only pause; and from the end of such a noise to
+	// the answer heard again.
+	BargeInSilenceMs []float64 `json:"barge_in_silence_ms,omitempty"`
+	PauseSilenceMs   []float64 `json:"pause_silence_ms,omitempty"`
+	ResumeAfterMs    []float64 `json:"resume_after_ms,omitempty"`
 }
 
 // startVoiced runs the real server (Silero VAD, pocketsphinx, flite, the
@@ -43,6 +50,9 @@ func writeResult(t *testing.T, r result) {
 	all.ServerVoiceToVoiceMs = append(all.ServerVoiceToVoiceMs, r.ServerVoiceToVoiceMs...)
 	all.BargeInMs = append(all.BargeInMs, r.BargeInMs...)
 	all.AudioAfterInterruptMs = append(all.AudioAfterInterruptMs, r.AudioAfterInterruptMs...)
+	all.BargeInSilenceMs = append(all.BargeInSilenceMs, r.BargeInSilenceMs...)
+	all.PauseSilenceMs = append(all.PauseSilenceMs, r.PauseSilenceMs...)
+	all.ResumeAfterMs = append(all.ResumeAfterMs, r.ResumeAfterMs...)
 	b, _ := json.MarshalIndent(all, "", "  ")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Error(err)
