@@ -589,6 +589,11 @@ func (s *stream) Close() error {
 	err := s.err
 	s.changed()
 	s.mu.Unlock()
+	if err == io.EOF {
+		// The final result is in: the read loop is sending CloseStream
+		// and returning. Let it, rather than cut the message off.
+		<-s.done
+	}
 	s.wmu.Lock()
 	s.conn.Close()
 	s.wmu.Unlock()
