@@ -204,8 +204,8 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	var warm SoakResult
 	s.res = &warm
 	var wg sync.WaitGroup
-	for i := range min(cfg.Sessions, 5) {
-		wg.Go(func() { s.good(ctx, -1-i, 1, time.Time{}) })
+	for range min(cfg.Sessions, 5) {
+		wg.Go(func() { s.good(ctx, 1, time.Time{}) })
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -252,7 +252,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 				return
 			}
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				s.good(ctx, i, 1+(i+n)%cfg.Turns, deadline)
+				s.good(ctx, 1+(i+n)%cfg.Turns, deadline)
 			}
 		})
 	}
@@ -418,12 +418,12 @@ func (c *wsClient) start() error {
 	return c.ws.WriteMessage(gws.TextMessage, []byte(`{"type":"start","sample_rate":16000}`))
 }
 
-// good runs one well-behaved session of turns turns (slot < 0: warm-up):
+// good runs one well-behaved session of turns turns:
 // it waits for ready, then per turn speaks the utterance in real time and
 // streams silence until the answer has been heard to its end, then says
 // end and expects the server's 1000 "end". After deadline (if set) it
 // starts no new turn.
-func (s *soak) good(ctx context.Context, slot, turns int, deadline time.Time) {
+func (s *soak) good(ctx context.Context, turns int, deadline time.Time) {
 	asked, answered, fail := 0, 0, ""
 	var late *sessionLate
 	defer func() {
@@ -438,7 +438,12 @@ func (s *soak) good(ctx context.Context, slot, turns int, deadline time.Time) {
 				s.res.FirstFailure = fail
 			}
 		}
-		if late != nil && len(late.v) > 0 {
+		if late == nil {
+			return
+		}
+		late.mu.Lock() // an observation may still be under way
+		defer late.mu.Unlock()
+		if len(late.v) > 0 {
 			d := Summarize(late.v)
 			s.p99s = append(s.p99s, d.P99)
 			s.res.LateFrames += d.N
@@ -470,11 +475,7 @@ func (s *soak) good(ctx context.Context, slot, turns int, deadline time.Time) {
 	}
 	late = &sessionLate{}
 	s.late.Store(id, late)
-	defer func() {
-		s.late.Delete(id)
-		late.mu.Lock() // no observation is under way
-		late.mu.Unlock()
-	}()
+	defer s.late.Delete(id)
 	tick := time.NewTicker(frameDur)
 	defer tick.Stop()
 	send := func(b []byte) bool {

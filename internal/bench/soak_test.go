@@ -35,7 +35,7 @@ func TestSoakClients(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.good(ctx, 0, 2, time.Time{})
+		s.good(ctx, 2, time.Time{})
 	}()
 	t.Run("misbehaving", func(t *testing.T) {
 		for _, k := range misbehaviors {
