@@ -140,7 +140,7 @@ func SoakMarkdown(r *SoakResult, note string) []byte {
 	if note != "" {
 		fmt.Fprintf(&w, "> %s\n\n", note)
 	}
-	fmt.Fprintf(&w, "Written by `voiced bench soak --sessions %d --duration %v` (`make soak`) on %s, commit %s.\n\n",
+	fmt.Fprintf(&w, "Written by `voiced bench soak --sessions %d --duration %v` (`make soak` runs it with SOAK_SESSIONS and SOAK_DURATION) on %s, commit %s.\n\n",
 		r.Sessions, r.Duration, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit)
 	fmt.Fprintf(&w, "The real server (internal/server, default configuration) serves on 127.0.0.1 in the same process as its clients, "+
 		"which speak docs/protocol.md over real WebSocket connections. The real Silero VAD hears every session; speech recognition, "+
