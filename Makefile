@@ -101,6 +101,13 @@ $(STATICCHECK):
 bench: setup build ## run the benchmarks (scripts/bench.sh) and write bench/results
 	bash scripts/bench.sh
 
+SOAK_SESSIONS ?= 200
+SOAK_DURATION ?= 10m
+
+.PHONY: soak
+soak: setup build ## SOAK_SESSIONS (200) churning sessions and misbehaving clients for SOAK_DURATION (10m); writes bench/results/soak.md
+	$(BIN) bench soak --sessions $(SOAK_SESSIONS) --duration $(SOAK_DURATION) --out bench/results
+
 .PHONY: fuzz
 fuzz: deps ## run every fuzz target in the tree for FUZZTIME (default 10s) each
 	GO=$(GO) bash scripts/fuzz.sh

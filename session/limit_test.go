@@ -21,8 +21,8 @@ import (
 // TestSessionEndsPolitely runs whole sessions through the real playout:
 // at the maximum length, and when the server drains, the user hears the
 // warning and the goodbye (as they reach the client), and the session is
-// closed with the reason's code; meanwhile the load meter is told how
-// long input audio waited at the detector.
+// closed with the reason's code; meanwhile the load meter and OnInputLateness
+// are told how long input audio waited at the detector.
 func TestSessionEndsPolitely(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -45,6 +45,7 @@ func TestSessionEndsPolitely(t *testing.T) {
 				drain := make(chan struct{})
 				start := time.Now()
 				var said []string
+				late := map[string]int{} // OnInputLateness calls by session ID
 				heard := pipeline.ObserverFunc(func(h pipeline.Hop) {
 					if a, ok := h.Frame.(*frame.BotSpoke); ok && h.First {
 						mu.Lock()
@@ -54,6 +55,11 @@ func TestSessionEndsPolitely(t *testing.T) {
 				})
 				b := &session.Builder{VAD: silentVAD{}, STT: noSTT{t}, TTS: wordSynth{}, Model: model,
 					Draining: drain, Load: load, Observers: []pipeline.Observer{heard},
+					OnInputLateness: func(id string, d time.Duration) {
+						mu.Lock()
+						late[id]++
+						mu.Unlock()
+					},
 					Config: session.Config{Limit: sessionlimit.Config{
 						MaxDuration: 2 * time.Minute, WarnBefore: 30 * time.Second,
 						Warning: "Soon.", Goodbye: "Bye.", ShutdownGoodbye: "Restarting.",
@@ -107,6 +113,11 @@ func TestSessionEndsPolitely(t *testing.T) {
 				if l := load.Load(); l.Frames == 0 {
 					t.Errorf("load meter saw no input frames")
 				}
+				mu.Lock()
+				if len(late) != 1 || late["s"] < 100 {
+					t.Errorf("OnInputLateness calls by session: %v, want only s's, one per input frame", late)
+				}
+				mu.Unlock()
 			})
 		})
 	}

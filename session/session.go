@@ -111,6 +111,10 @@ type Builder struct {
 	// Load, if set, is told every session's input lateness (how long
 	// input audio waits at the turn detector), for load-aware admission.
 	Load *transport.LoadMeter
+	// OnInputLateness, if set, is also told each input frame's lateness
+	// (the measurement Load gets), with its session's ID (voiced bench
+	// soak keeps it per session).
+	OnInputLateness func(sessionID string, d time.Duration)
 }
 
 // Run implements transport.Factory: it runs one conversation over s.
@@ -152,8 +156,8 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 			"llm_first", m.LLMFirst, "tts_first", m.TTSFirst)
 	})
 	obs := append([]pipeline.Observer{tracker}, b.Observers...)
-	if b.Load != nil {
-		obs = append(obs, &lateness{stage: ends.vad, observe: b.Load.ObserveLateness, arrived: map[uint64]time.Time{}})
+	if observe := b.lateness(s.ID); observe != nil {
+		obs = append(obs, &lateness{stage: ends.vad, observe: observe, arrived: map[uint64]time.Time{}})
 	}
 	if s.Observer != nil {
 		obs = append(obs, s.Observer)
@@ -167,6 +171,21 @@ func (b *Builder) Run(ctx context.Context, s *transport.Session) (err error) {
 	}
 	p = pipeline.New(pipeline.Options{Observers: obs, Logger: log}, procs...)
 	return ended(transport.Run(ctx, s, p))
+}
+
+// lateness returns what is told a session's input lateness: Load and
+// OnInputLateness, or nil for neither.
+func (b *Builder) lateness(id string) func(time.Duration) {
+	load, on := b.Load, b.OnInputLateness
+	switch {
+	case load != nil && on != nil:
+		return func(d time.Duration) { load.ObserveLateness(d); on(id, d) }
+	case load != nil:
+		return load.ObserveLateness
+	case on != nil:
+		return func(d time.Duration) { on(id, d) }
+	}
+	return nil
 }
 
 // enders are the stages that may end a session politely, and where the

@@ -49,6 +49,7 @@ const usage = `usage:
   voiced call [--config FILE] [--sip-addr HOST:PORT] [--from ID] [--agent A] [--trunk T] sip:user@host
       (dial out through the configured trunk; prints the call's events as JSON lines)
   voiced bench [--quick] [--out DIR]
+  voiced bench soak [--sessions N] [--duration D] [--out DIR]
   voiced token access --identity I [--agent A] [--ttl 15m] [--config FILE]
       (an access token for /ws and /webrtc/offer, signed with $VOICED_TOKEN_SECRET)
 ` + livekitUsage + `
