@@ -255,6 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	transport.BoundSendBuffer(ws.NetConn())
 	ws.SetReadLimit(MaxMessage)
 	c := &conn{
 		Conn:   transport.NewConn(transport.ConnConfig{Kind: h.Kind(), Logger: h.cfg.Logger}),

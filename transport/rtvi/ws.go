@@ -139,6 +139,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
+	transport.BoundSendBuffer(ws.NetConn())
 	ws.SetReadLimit(MaxFrame)
 	c := &wsConn{
 		Conn:  transport.NewConn(transport.ConnConfig{Kind: KindWS, Logger: h.cfg.Logger, ErrorMessage: ErrorMessage}),

@@ -7,7 +7,6 @@ package websocket
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,25 +28,6 @@ const Kind = "websocket"
 // closeWait is how long a closed session waits for the client to answer
 // the close before the connection is dropped.
 const closeWait = time.Second
-
-// SendBuffer bounds the kernel's send buffer of each connection. Left to
-// autotuning it grows to net.ipv4.tcp_wmem's maximum (4 MiB on Linux),
-// minutes of the bot's voice, and a client that stops reading would be
-// noticed (slow_client) only once that much had piled up. 64 KiB (Linux
-// doubles it) is more than a second of audio at 48 kHz and carries the
-// voice over round trips of up to a second.
-const SendBuffer = 64 << 10
-
-// boundSendBuffer applies SendBuffer to nc (under TLS, to the TCP
-// connection beneath).
-func boundSendBuffer(nc net.Conn) {
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	if b, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
-		b.SetWriteBuffer(SendBuffer)
-	}
-}
 
 // Subprotocol is the WebSocket subprotocol of docs/protocol.md. Offering
 // it is optional.
@@ -176,7 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	boundSendBuffer(ws.NetConn())
+	transport.BoundSendBuffer(ws.NetConn())
 	c := newConn(ws, h.log)
 	c.idle = h.cfg.InputIdleTimeout
 	c.pace = transport.Pacer{Burst: h.cfg.InputBurst, MaxAhead: h.cfg.InputMaxAhead}
