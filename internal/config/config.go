@@ -277,6 +277,9 @@ type WebRTC struct {
 	MaxCandidates      int `toml:"max_candidates"`       // default 50
 	MaxMediaSections   int `toml:"max_media_sections"`   // default 4
 	MaxBindingRequests int `toml:"max_binding_requests"` // default 7
+	// PlayoutLead is how far ahead of real time the bot's audio is sent
+	// (default 40ms; webrtc.Config.PlayoutLead).
+	PlayoutLead time.Duration `toml:"playout_lead"`
 }
 
 // ICEServer is one [[webrtc.ice_servers]] entry. A TURN server's
@@ -304,6 +307,9 @@ func (w WebRTC) validate() []error {
 		if l.v < 1 {
 			errs = append(errs, fmt.Errorf("webrtc.%s %d: want >= 1", l.key, l.v))
 		}
+	}
+	if w.PlayoutLead < 0 || w.PlayoutLead > time.Second {
+		errs = append(errs, fmt.Errorf("webrtc.playout_lead %v: want 0 (the default, 40ms) to 1s", w.PlayoutLead))
 	}
 	if w.MaxBindingRequests > 65535 {
 		errs = append(errs, fmt.Errorf("webrtc.max_binding_requests %d: want <= 65535", w.MaxBindingRequests))

@@ -23,6 +23,8 @@ func TestWebRTCSection(t *testing.T) {
 		{"[[webrtc.ice_servers]]\nusername_env = \"U\"\n", "no urls"},
 		{"[[webrtc.ice_servers]]\nurls = [\"turn:t.example\"]\nusername_env = \"U\"\n", "both username_env and credential_env"},
 		{"[webrtc]\nstun = \"x\"\n", "stun"},
+		{"[webrtc]\nplayout_lead = \"2s\"\n", "webrtc.playout_lead 2s"},
+		{"[webrtc]\nplayout_lead = \"-20ms\"\n", "webrtc.playout_lead -20ms"},
 	} {
 		if _, err := Parse([]byte(tc.file)); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: %v, want %q", tc.file, err, tc.err)

@@ -28,6 +28,7 @@ func webrtcConfig(cfg config.Config, getenv func(string) string) (webrtc.Config,
 		MaxCandidates:      w.MaxCandidates,
 		MaxMediaSections:   w.MaxMediaSections,
 		MaxBindingRequests: w.MaxBindingRequests,
+		PlayoutLead:        w.PlayoutLead,
 	}
 	var errs []error
 	for i, s := range w.ICEServers {

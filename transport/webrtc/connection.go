@@ -108,7 +108,7 @@ func (c *conn) serve(h *Handler) {
 		c.Close(err)
 		return
 	}
-	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: opus.Format})
+	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: opus.Format, Lead: h.cfg.PlayoutLead})
 	s := c.Session(opus.Format, opus.Format, in, play, c.feed)
 	c.Logger().Info("session started")
 	// The session outlives the offer's request: its context is its own,

@@ -299,7 +299,7 @@ func (c *smallConn) serve() {
 		c.Close(err)
 		return
 	}
-	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: opus.Format})
+	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: opus.Format, Lead: c.h.cfg.PlayoutLead})
 	b := rtvi.NewBridge(rtvi.Config{
 		SessionID:     c.ID(),
 		Metadata:      c.meta,

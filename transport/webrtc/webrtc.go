@@ -60,6 +60,9 @@ const (
 	EventsLabel = "events"
 )
 
+// DefaultPlayoutLead is Config.PlayoutLead's default: two packets.
+const DefaultPlayoutLead = 40 * time.Millisecond
+
 // DefaultMaxSessions bounds a Handler's sessions when it has no shared
 // Admission.
 const DefaultMaxSessions = 50
@@ -97,6 +100,11 @@ type Config struct {
 	// JitterDelay is how many packets a gap in the peer's audio is waited
 	// on before it is concealed (default rtpaudio.DefaultJitterDelay).
 	JitterDelay int
+	// PlayoutLead is how far ahead of real time the bot's audio is sent
+	// (default DefaultPlayoutLead). The peer's jitter buffer absorbs the
+	// pacing's jitter; all the lead adds to how long a pause or an
+	// interruption takes to be heard.
+	PlayoutLead time.Duration
 	// Loopback keeps ICE on the loopback interface (UDP over IPv4 on lo):
 	// for tests and for a server that only takes local clients.
 	Loopback bool
@@ -172,6 +180,9 @@ func NewHandler(cfg Config, run transport.Factory) *Handler {
 	}
 	if cfg.JitterDelay <= 0 {
 		cfg.JitterDelay = rtpaudio.DefaultJitterDelay
+	}
+	if cfg.PlayoutLead <= 0 {
+		cfg.PlayoutLead = DefaultPlayoutLead
 	}
 	if cfg.MaxCandidates <= 0 {
 		cfg.MaxCandidates = DefaultMaxCandidates
