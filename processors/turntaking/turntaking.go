@@ -82,10 +82,10 @@ type Config struct {
 	// audio may still carry the echo of what the client had been sent
 	// ahead (the playout's lead, the room, capture and the uplink), and
 	// the end of a noise that started the speech: voiced audio heard that
-	// soon after a pause does not count toward MinDuration unless the
-	// voice goes on past it (default 300 ms; negative: all voiced audio
-	// counts). Residual echo, or a cough over it, stops when the playout
-	// does; the user's own speech goes on, and then all of it counts.
+	// soon after a pause does not count toward MinDuration (default
+	// 300 ms; negative: all voiced audio counts). Residual echo, or a
+	// cough over it, stops when the playout does; the user's own speech
+	// goes on.
 	EchoTail time.Duration `toml:"echo_tail"`
 
 	// FinalWait bounds how long after UserStoppedSpeaking the stage waits
@@ -494,9 +494,8 @@ func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
 
 // addVoiced takes the detector's voiced count of the pending speech (from its
 // onset, StartDuration included): audio voiced within EchoTail of the
-// pause counts only once the voice goes on past it. The first UserSpeaking
-// after an onset is the baseline (its StartDuration was heard before the
-// pause). p.mu held.
+// pause does not count. The first UserSpeaking after an onset is the
+// baseline (its StartDuration was heard before the pause). p.mu held.
 func (p *Processor) addVoiced(voiced time.Duration, now time.Time) {
 	if p.heard < 0 {
 		p.heard = 0
@@ -515,10 +514,7 @@ func (p *Processor) addVoiced(voiced time.Duration, now time.Time) {
 		p.tail += d
 		return
 	}
-	// Voice that goes on past the echo tail is the user's: what was
-	// heard within the tail was theirs too.
-	p.voiced += d + p.tail
-	p.tail = 0
+	p.voiced += d
 }
 
 // pause pauses the bot's playout, if it may and is not paused, and (re)arms
