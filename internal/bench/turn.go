@@ -198,8 +198,11 @@ func (p *turnProbe) WriteAudio(pcm []int16) error {
 // RunTurns holds a conversation of prof.Turns turns through the real
 // session pipeline (transport input, VAD state machine, STT, agent, TTS,
 // playout) with fake providers and a scripted VAD model, in real time, and
-// measures each turn. Each turn is 640 ms of tone, then silence until 300 ms
-// after the answer starts; the next turn barges in on the rest of it.
+// measures each turn. Each turn is 800 ms of tone, then silence until 300 ms
+// after the answer starts; the next turn barges in on the rest of it. (Over
+// the bot, the turn-taking stage does not count the first EchoTail of a
+// pause toward MinDuration: 800 ms qualify with room to spare, where 640 ms
+// made 340 ms of the 400 needed, or 400, by how the chunks fell.)
 func RunTurns(ctx context.Context, prof Profile, log *slog.Logger) (TurnRun, error) {
 	run := TurnRun{Profile: prof}
 	model := fake.New(fake.Config{Reply: Reply, FirstToken: prof.LLMFirst, TokensPerSecond: prof.TokensPerSecond, Expect: Transcript})
@@ -227,7 +230,7 @@ func RunTurns(ctx context.Context, prof Profile, log *slog.Logger) (TurnRun, err
 		}
 		for range prof.Turns {
 			var t0 time.Time
-			for range 32 {
+			for range 40 {
 				t, err := f.push(ctx, speech)
 				if err != nil {
 					return err
