@@ -207,11 +207,18 @@ func (s *Server) deleteCall(w http.ResponseWriter, r *http.Request) {
 }
 
 // callControl finds the phone call of a session for the call-control
-// tools.
+// tools: a SIP call, or a carrier media stream (docs/carriers.md).
 func (s *Server) callControl(sessionID string) (calltools.Call, bool) {
 	if h := s.sip.Load(); h != nil {
 		if c, ok := h.Control(sessionID); ok {
 			return c, true
+		}
+	}
+	if hs := s.carrier.Load(); hs != nil {
+		for _, h := range *hs {
+			if c, ok := h.Control(sessionID); ok {
+				return c, true
+			}
 		}
 	}
 	return nil, false
