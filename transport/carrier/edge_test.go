@@ -20,6 +20,7 @@ type edge struct {
 	api *fakeAPI
 	url string
 	adm *transport.Admission
+	h   *Handler
 }
 
 func newEdge(t *testing.T, w wire) *edge {
@@ -40,6 +41,7 @@ func newEdge(t *testing.T, w wire) *edge {
 		DTMFPause:  300 * time.Millisecond,
 		MarkWait:   2 * time.Second,
 	}, e.fa.run)
+	e.h = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
