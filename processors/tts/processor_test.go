@@ -807,3 +807,47 @@ func TestWordTimings(t *testing.T) {
 		}
 	})
 }
+
+// TestToolCallSaysTextBefore: the text before a tool call is synthesized
+// at the call, not held until the answer ends (a tool may wait for the
+// agent to finish speaking).
+func TestToolCallSaysTextBefore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		syn := blockingSynth{entered: make(chan string, 4), release: make(chan struct{})}
+		proc, err := tts.NewProcessor(syn, tts.ProcessorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := pipeline.New(pipeline.Options{}, proc)
+		ctx := context.Background()
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		push(t, p, &frame.LLMResponseStart{}, &frame.LLMText{Text: "Transferring you now"})
+		synctest.Wait()
+		select {
+		case got := <-syn.entered:
+			t.Fatalf("synthesizing %q before the sentence ended", got)
+		default:
+		}
+		push(t, p, &frame.ToolCall{Name: "transfer_call", CallID: "c1"})
+		synctest.Wait()
+		select {
+		case got := <-syn.entered:
+			if got != "Transferring you now" {
+				t.Errorf("synthesizing %q", got)
+			}
+		default:
+			t.Fatal("the text before the tool call was not synthesized")
+		}
+		close(syn.release)
+		push(t, p, &frame.LLMResponseEnd{}, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-syn.entered:
+			t.Errorf("synthesized %q again at the answer's end", got)
+		default:
+		}
+	})
+}
