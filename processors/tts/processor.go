@@ -175,15 +175,6 @@ func (p *Processor) Process(ctx context.Context, f frame.Frame, out pipeline.Emi
 	case *frame.LLMResponseStart:
 		p.fresh = true
 		p.shown, p.shownT = f.TextOnly, f.Turn
-	case *frame.ToolCall:
-		// The text before a tool call is said now, not after the tool:
-		// the caller hears "let me check" while it runs, and a tool that
-		// waits for the agent to finish speaking (a carrier's
-		// transfer_call) does not wait on itself.
-		p.own(f.Turn)
-		if s := p.sent.Flush(); s != "" {
-			p.say(ctx, f.Turn, s)
-		}
 	case *frame.Handoff:
 		// Text the previous agent said is spoken in its voice; what
 		// follows in the new agent's (or the default).
