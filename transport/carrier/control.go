@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/voiced-dev/voiced/transport"
 )
 
 // Call control for agents on carrier calls (internal/calltools): end the
@@ -16,13 +18,14 @@ import (
 // one; where it has none the tool is told so (ErrNotAvailable).
 
 var (
-	// ErrEndedByAgent ends a session whose agent hung up (end_call). It
-	// does not wrap transport.ErrClientGone: the call is then hung up
-	// through the vendor's API.
-	ErrEndedByAgent = errors.New("carrier: call ended by the agent")
+	// ErrEndedByAgent ends a session whose agent hung up (end_call), an
+	// ordinary end (it wraps transport.ErrEnded). It does not wrap
+	// transport.ErrClientGone: the call is then hung up through the
+	// vendor's API.
+	ErrEndedByAgent = fmt.Errorf("carrier: call ended by the agent: %w", transport.ErrEnded)
 	// ErrTransferred ends a session whose caller was transferred: the
 	// carrier carries the call on, so it is not hung up.
-	ErrTransferred = fmt.Errorf("carrier: caller transferred")
+	ErrTransferred = fmt.Errorf("carrier: caller transferred: %w", transport.ErrEnded)
 	// ErrNotAvailable is the answer of a control the vendor's API lacks.
 	ErrNotAvailable = errors.New("not available on this carrier")
 	// ErrTransfer wraps a transfer that failed; the call goes on.
@@ -78,8 +81,6 @@ func (k *Control) EndCall() {
 // for settle. It reports false when the call ended first; a ctx that ends
 // stops the wait (true: go on regardless).
 func (c *conn) quiet(ctx context.Context) bool {
-	stop := context.AfterFunc(ctx, func() {})
-	defer stop()
 	for ctx.Err() == nil {
 		if c.play != nil {
 			if err := c.play.Drain(ctx, nil); err != nil {
