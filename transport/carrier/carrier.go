@@ -199,6 +199,9 @@ type Config struct {
 	// MarkWait bounds the wait for the carrier to play out the last answer
 	// before hanging up (default 5 s).
 	MarkWait time.Duration
+	// Settle is how long the bot must stay quiet before the agent's
+	// end_call or transfer_call goes ahead (default 1.2 s).
+	Settle time.Duration
 	// PipelineFormat is the pipeline's audio format (default 16 kHz mono).
 	PipelineFormat frame.Format
 	Logger         *slog.Logger
@@ -234,6 +237,9 @@ func NewHandler(v Vendor, cfg Config, run transport.Factory) *Handler {
 	}
 	if cfg.MarkWait <= 0 {
 		cfg.MarkWait = 5 * time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = defaultSettle
 	}
 	if cfg.PipelineFormat == (frame.Format{}) {
 		cfg.PipelineFormat = frame.Mono16k

@@ -34,10 +34,10 @@ var (
 	ErrDTMF = errors.New("carrier: sending keys failed")
 )
 
-// settle is how long the bot must stay quiet before end_call hangs up and
-// before a transfer leaves: the agent's last sentence may still be on its
-// way to the playout (as on the SIP edge).
-const settle = 1200 * time.Millisecond
+// defaultSettle is how long the bot must stay quiet before end_call hangs
+// up and before a transfer leaves (Config.Settle): the agent's last
+// sentence may still be on its way to the playout (as on the SIP edge).
+const defaultSettle = 1200 * time.Millisecond
 
 // Control is the call-control handle of one live carrier call. Its methods
 // are safe for concurrent use.
@@ -78,7 +78,7 @@ func (k *Control) EndCall() {
 }
 
 // quiet waits until the playout has played everything and no audio came
-// for settle. It reports false when the call ended first; a ctx that ends
+// for Config.Settle. It reports false when the call ended first; a ctx that ends
 // stops the wait (true: go on regardless).
 func (c *conn) quiet(ctx context.Context) bool {
 	for ctx.Err() == nil {
@@ -88,7 +88,7 @@ func (c *conn) quiet(ctx context.Context) bool {
 			}
 		}
 		n := c.written.Load()
-		t := time.NewTimer(settle)
+		t := time.NewTimer(c.h.cfg.Settle)
 		select {
 		case <-t.C:
 		case <-c.Done():

@@ -40,6 +40,7 @@ func newEdge(t *testing.T, w wire) *edge {
 		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		DTMFPause:  300 * time.Millisecond,
 		MarkWait:   2 * time.Second,
+		Settle:     300 * time.Millisecond,
 	}, e.fa.run)
 	e.h = h
 	srv := httptest.NewServer(h)
