@@ -150,12 +150,17 @@ func (k *Control) Transfer(ctx context.Context, target string) error {
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
-	if err := v.Transfer(rctx, c.h.cfg.HTTPClient, c.h.cfg.API, c.call, target); err != nil {
-		return err
-	}
+	// Marked before the request: a session that ends meanwhile must not
+	// hang up a call the carrier may be moving.
 	c.mu.Lock()
 	c.transferred = true
 	c.mu.Unlock()
+	if err := v.Transfer(rctx, c.h.cfg.HTTPClient, c.h.cfg.API, c.call, target); err != nil {
+		c.mu.Lock()
+		c.transferred = false
+		c.mu.Unlock()
+		return err
+	}
 	c.Logger().Info("transferred", "target", target)
 	c.Close(ErrTransferred)
 	return nil
