@@ -94,7 +94,8 @@ func TestCallsAPI(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.ID == "" || w.Header().Get("Location") != "/calls/"+st.ID || st.To != "sip:billing@127.0.0.1" || st.State != sip.StateTrying {
+	if st.ID == "" || w.Header().Get("Location") != "/calls/"+st.ID || st.To != "sip:billing@127.0.0.1" ||
+		st.State != sip.StateTrying && st.State != sip.StateRinging { // loopback may ring at once
 		t.Fatalf("created %+v (Location %q)", st, w.Header().Get("Location"))
 	}
 	select {
