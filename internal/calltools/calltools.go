@@ -2,7 +2,9 @@
 // transfer_call and send_dtmf. An agent gets them by naming them in its
 // tools in the configuration; on a session that is not a phone call they
 // answer that they do not apply. The tools find the session's call
-// through Lookup (the SIP server's Control, docs/sip.md).
+// through Lookup: the SIP server's Control (docs/sip.md) or a carrier
+// media stream's (transport/carrier, docs/carriers.md), where a vendor
+// without the control answers that it is not available.
 package calltools
 
 import (
@@ -15,7 +17,8 @@ import (
 	"github.com/voiced-dev/voiced/agents"
 )
 
-// Call is what the tools need of a live call (sip.Control implements it).
+// Call is what the tools need of a live call (sip.Control and
+// carrier.Control implement it).
 type Call interface {
 	// EndCall hangs up once the agent has finished speaking.
 	EndCall()
@@ -63,7 +66,8 @@ type transferArgs struct {
 }
 
 // Tools returns the call-control tools. targets maps the names the model
-// may choose to SIP URIs; without targets there is no transfer_call.
+// may choose to SIP URIs or +E.164 numbers (carrier calls); without
+// targets there is no transfer_call.
 func Tools(lookup Lookup, targets map[string]string) []agents.Tool {
 	tools := []agents.Tool{
 		agents.MustTool("end_call",

@@ -200,6 +200,7 @@ type SIP struct {
 	Trunks []SIPTrunk `toml:"trunks"`
 	// TransferTargets names the lines the transfer_call tool may hand a
 	// caller to (sales = "sip:sales@pbx.example.net").
+	// A +E.164 number (+15550123) works on carrier calls only.
 	TransferTargets map[string]string `toml:"transfer_targets"`
 	// Registrations make voiced an extension of a PBX
 	// ([[sip.registrations]]).
@@ -782,8 +783,8 @@ func (p SIP) validate() []error {
 		}
 	}
 	for name, uri := range p.TransferTargets {
-		if !strings.HasPrefix(uri, "sip:") || strings.ContainsAny(uri, "<>\" \r\n") {
-			errs = append(errs, fmt.Errorf("sip.transfer_targets.%s: %q: want a sip: URI", name, uri))
+		if !carrier.ValidTarget(uri) {
+			errs = append(errs, fmt.Errorf("sip.transfer_targets.%s: %q: want a sip: URI or a +E.164 number", name, uri))
 		}
 	}
 	for i, r := range p.Registrations {

@@ -310,13 +310,14 @@ password_env = "REG_PW"
 expires = "2m"
 [sip.transfer_targets]
 sales = "sip:sales@pbx.example.net"
+front = "+15550123"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := c.SIP
 	if p.Auth.NonceTTL != time.Minute || p.Auth.Users[0].PasswordEnv != "PBX_PW" || p.Trunk.Address != "trunk.example.net:5060" ||
-		p.Trunks[0].Transport != "tcp" || p.Registrations[0].Expires != 2*time.Minute || p.TransferTargets["sales"] == "" {
+		p.Trunks[0].Transport != "tcp" || p.Registrations[0].Expires != 2*time.Minute || p.TransferTargets["sales"] == "" || p.TransferTargets["front"] != "+15550123" {
 		t.Errorf("decoded %+v", p)
 	}
 	for _, tc := range []struct{ name, file, want string }{
@@ -328,6 +329,7 @@ sales = "sip:sales@pbx.example.net"
 		{"password in the file", "[sip.trunk]\naddress = \"a\"\npassword = \"x\"\n", "password"},
 		{"registration without user", "[[sip.registrations]]\nregistrar = \"pbx\"\n", "sip.registrations[0]"},
 		{"transfer target not sip", "[sip.transfer_targets]\nx = \"tel:123\"\n", "sip.transfer_targets.x"},
+		{"transfer target short number", "[sip.transfer_targets]\nx = \"+12\"\n", "sip.transfer_targets.x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.file))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ type CallRequest struct {
 	From  string `json:"from"`  // caller ID (default the trunk's)
 	Agent string `json:"agent"` // entry agent (default the configuration's)
 	Trunk string `json:"trunk"` // trunk name (default the first)
-	// Metadata is kept with the call and returned by GET /calls/{id}.
+	// Metadata is kept with the call and returned by GET /calls/{id}, and
+	// the agents see it as session metadata "metadata.<key>".
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
@@ -119,7 +121,7 @@ func (s *Server) Dial(req CallRequest) (*sip.Call, error) {
 		}
 		b.Entry = req.Agent
 	}
-	c, err := srv.Dial(sip.DialRequest{To: req.To, From: req.From, Trunk: req.Trunk, Run: b.Run})
+	c, err := srv.Dial(sip.DialRequest{To: req.To, From: req.From, Trunk: req.Trunk, Run: withMetadata(b.Run, req.Metadata)})
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +138,25 @@ func (s *Server) Dial(req CallRequest) (*sip.Call, error) {
 	s.calls.mu.Unlock()
 	s.log.Info("outbound call", "call", c.ID(), "to", c.To(), "agent", req.Agent)
 	return c, nil
+}
+
+// withMetadata runs run with the request's metadata in the session's
+// metadata, each key as "metadata.<key>", as an RTVI start body's fields
+// are "body.<field>": the agents see it (agents.SessionState, handoff
+// conditions, hooks).
+func withMetadata(run transport.Factory, md map[string]string) transport.Factory {
+	if len(md) == 0 {
+		return run
+	}
+	return func(ctx context.Context, s *transport.Session) error {
+		if s.Metadata == nil {
+			s.Metadata = make(map[string]string, len(md))
+		}
+		for k, v := range md {
+			s.Metadata["metadata."+k] = v
+		}
+		return run(ctx, s)
+	}
 }
 
 func (s *Server) callStatus(c *sip.Call) CallStatus {
@@ -207,11 +228,18 @@ func (s *Server) deleteCall(w http.ResponseWriter, r *http.Request) {
 }
 
 // callControl finds the phone call of a session for the call-control
-// tools.
+// tools: a SIP call, or a carrier media stream (docs/carriers.md).
 func (s *Server) callControl(sessionID string) (calltools.Call, bool) {
 	if h := s.sip.Load(); h != nil {
 		if c, ok := h.Control(sessionID); ok {
 			return c, true
+		}
+	}
+	if hs := s.carrier.Load(); hs != nil {
+		for _, h := range *hs {
+			if c, ok := h.Control(sessionID); ok {
+				return c, true
+			}
 		}
 	}
 	return nil, false

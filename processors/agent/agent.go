@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/voiced-dev/voiced/agents"
 	"github.com/voiced-dev/voiced/frame"
@@ -349,6 +351,9 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string, textOn
 	defer stall.Stop()
 	ctx = agents.WithSession(ctx, s.info())
 	meta := frame.Meta{Turn: turn}
+	// open: the text sent so far does not end in whitespace, so the
+	// sentence splitters downstream still hold its last sentence.
+	open := false
 	out.Emit(&frame.LLMResponseStart{Meta: meta, TextOnly: textOnly})
 	for ev, err := range agent.Run(ctx, in) {
 		if err == nil && ctx.Err() == nil {
@@ -381,6 +386,8 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string, textOn
 				r.say(author, ev.Text)
 				s.mu.Unlock()
 				out.Emit(&frame.LLMText{Meta: meta, Text: ev.Text})
+				last, _ := utf8.DecodeLastRuneInString(ev.Text)
+				open = !unicode.IsSpace(last)
 			}
 		case agents.EventHandoff:
 			h := ev.Handoff
@@ -396,6 +403,14 @@ func (s *Processor) answer(ctx context.Context, turn uint32, text string, textOn
 			out.Emit(&frame.Handoff{Meta: meta, From: h.From, To: h.To, Voice: s.cfg.Voices[h.To]})
 		case agents.EventToolCall:
 			if c := ev.ToolCall; c != nil {
+				if open {
+					// The text before a tool call is complete: a line
+					// break ends its sentence, so that it is said now,
+					// not after the tool ("let me check" while it runs;
+					// a carrier's transfer_call waits for it).
+					out.Emit(&frame.LLMText{Meta: meta, Text: "\n"})
+					open = false
+				}
 				s.mu.Lock()
 				r.call(author, *c)
 				s.mu.Unlock()

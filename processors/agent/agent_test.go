@@ -324,3 +324,38 @@ func TestStageEntry(t *testing.T) {
 		t.Fatalf("unknown entry: %v", err)
 	}
 }
+
+// TestStageBreaksTextBeforeToolCall: text that a tool call follows is
+// ended with a line break, so that the sentence splitters say it before
+// the tool runs; text that ends in whitespace needs none.
+func TestStageBreaksTextBeforeToolCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := &scriptAgent{name: "desk", events: []agents.AgentEvent{
+			{Agent: "desk", Kind: agents.EventText, Text: "Transferring you now."},
+			{Agent: "desk", Kind: agents.EventToolCall, ToolCall: &agents.ToolCall{ID: "c1", Name: "transfer_call", Arguments: `{"target":"sales"}`}},
+			{Agent: "desk", Kind: agents.EventToolResult, ToolResult: &agents.ToolResult{CallID: "c1", Name: "transfer_call", Content: "ok"}},
+			{Agent: "desk", Kind: agents.EventText, Text: "One more. "},
+			{Agent: "desk", Kind: agents.EventToolCall, ToolCall: &agents.ToolCall{ID: "c2", Name: "end_call", Arguments: `{}`}},
+			{Agent: "desk", Kind: agents.EventToolResult, ToolResult: &agents.ToolResult{CallID: "c2", Name: "end_call", Content: "ok"}},
+		}}
+		st, err := agent.New(agent.Config{Agents: []agents.Runnable{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec pipelinetest.Recorder
+		p := pipeline.New(pipeline.Options{Sink: rec.Sink}, st)
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		p.Push(ctx, &frame.Transcript{Text: "sales please", Final: true})
+		synctest.Wait()
+		p.Push(ctx, &frame.End{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := "RS L(Transferring you now.) L(\n) Tool(transfer_call) Result(transfer_call) L(One more. ) Tool(end_call) Result(end_call) RE End"
+		if got := rec.Golden(); got != want {
+			t.Fatalf("frames out =\n %q\nwant\n %q", got, want)
+		}
+	})
+}

@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gws "github.com/gorilla/websocket"
@@ -130,6 +131,14 @@ type Vendor struct {
 	// the stream ends the call (Exotel's flow continues with its next
 	// applet).
 	Hangup func(ctx context.Context, hc *http.Client, api API, c Call) error
+	// Transfer hands the caller to target (+E.164 or a sip: URI) through
+	// the vendor's API; nil when it has none, NoTransfer saying why.
+	Transfer   func(ctx context.Context, hc *http.Client, api API, c Call, target string) error
+	NoTransfer string
+	// SendDTMF has the vendor play keys to the far end; nil when it
+	// cannot, NoDTMF saying why.
+	SendDTMF func(ctx context.Context, hc *http.Client, api API, c Call, keys string) error
+	NoDTMF   string
 }
 
 // Vendors are the carriers voiced serves, each at /carrier/{Name}.
@@ -190,6 +199,9 @@ type Config struct {
 	// MarkWait bounds the wait for the carrier to play out the last answer
 	// before hanging up (default 5 s).
 	MarkWait time.Duration
+	// Settle is how long the bot must stay quiet before the agent's
+	// end_call or transfer_call goes ahead (default 1.2 s).
+	Settle time.Duration
 	// PipelineFormat is the pipeline's audio format (default 16 kHz mono).
 	PipelineFormat frame.Format
 	Logger         *slog.Logger
@@ -201,6 +213,9 @@ type Handler struct {
 	cfg Config
 	run transport.Factory
 	up  gws.Upgrader
+
+	mu   sync.Mutex
+	live map[string]*conn // calls past their start, by session ID (Control)
 }
 
 // NewHandler returns the handler of v's streams, running run for each.
@@ -223,13 +238,16 @@ func NewHandler(v Vendor, cfg Config, run transport.Factory) *Handler {
 	if cfg.MarkWait <= 0 {
 		cfg.MarkWait = 5 * time.Second
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = defaultSettle
+	}
 	if cfg.PipelineFormat == (frame.Format{}) {
 		cfg.PipelineFormat = frame.Mono16k
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{v: v, cfg: cfg, run: run, up: gws.Upgrader{
+	return &Handler{v: v, cfg: cfg, run: run, live: map[string]*conn{}, up: gws.Upgrader{
 		ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10,
 		// Carriers are servers, not browsers, and the endpoint holds no
 		// ambient credentials a page could abuse: whatever Origin a
@@ -282,6 +300,11 @@ type conn struct {
 	codec  Codec
 	call   Call
 	callID string // from the URL
+	play   *transport.Playout
+
+	written      atomic.Int64 // audio messages written (Control's quiet wait)
+	endOnce      sync.Once    // EndCall
+	transferring atomic.Bool  // a Transfer is under way
 
 	msgs     chan inMsg    // reader → feed
 	rdone    chan struct{} // closed when the reader exits
@@ -294,6 +317,8 @@ type conn struct {
 	seq     int             // names marks
 	acked   chan struct{}   // signalled when a mark is answered
 	stopped bool            // the carrier reported the call's end
+	// transferred: the vendor took the call elsewhere; it is not hung up.
+	transferred bool
 }
 
 type inMsg struct {
@@ -326,12 +351,15 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	lead := max(100*time.Millisecond, 2*c.h.v.Chunk)
 	play := transport.NewPlayout(c, transport.PlayoutConfig{Format: call.Out, Chunk: c.h.v.Chunk, Lead: lead})
+	c.play = play
 	s := c.Session(call.In, call.Out, in, play, c.feed)
 	s.Observer = pipeline.ObserverFunc(c.onHop)
 	s.Notify = func(frame.Frame) {} // a phone line has no events channel
 	go c.writer()
 	c.Logger().Info("call started", "stream", call.StreamID, "call", call.CallID, "in_rate", call.In.SampleRate, "out_rate", call.Out.SampleRate)
+	c.h.register(c)
 	err = c.h.run(ctx, s)
+	c.h.unregister(c)
 	c.Close(err)
 	c.stopFeed()
 	<-c.wdone
@@ -349,7 +377,7 @@ func (c *conn) serve(ctx context.Context) {
 // with err: unless the caller hung up or the carrier went away.
 func (c *conn) hangsUp(err error) bool {
 	c.mu.Lock()
-	stopped := c.stopped
+	stopped := c.stopped || c.transferred
 	c.mu.Unlock()
 	return !stopped && !errors.Is(err, transport.ErrClientGone)
 }
@@ -559,6 +587,7 @@ func (c *conn) feed(ctx context.Context, p transport.Pusher) error {
 // WriteAudio implements transport.AudioWriter. A carrier buffers what it
 // is sent, so audio is a required message.
 func (c *conn) WriteAudio(pcm []int16) error {
+	c.written.Add(1)
 	c.Enqueue(c.codec.EncodeAudio(pcm), true)
 	return nil
 }
@@ -644,6 +673,7 @@ func (c *conn) closeWS(err error) {
 	switch {
 	case errors.Is(err, transport.ErrClientGone):
 		return
+	case errors.Is(err, ErrEndedByAgent), errors.Is(err, ErrTransferred):
 	case errors.Is(err, transport.ErrBadInput):
 		code, reason = gws.ClosePolicyViolation, transport.ErrorCode(err)
 	case errors.Is(err, transport.ErrShuttingDown):

@@ -20,6 +20,7 @@ type edge struct {
 	api *fakeAPI
 	url string
 	adm *transport.Admission
+	h   *Handler
 }
 
 func newEdge(t *testing.T, w wire) *edge {
@@ -39,7 +40,9 @@ func newEdge(t *testing.T, w wire) *edge {
 		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		DTMFPause:  300 * time.Millisecond,
 		MarkWait:   2 * time.Second,
+		Settle:     300 * time.Millisecond,
 	}, e.fa.run)
+	e.h = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

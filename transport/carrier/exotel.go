@@ -18,8 +18,11 @@ import (
 
 // Exotel is the Exotel Voicebot vendor. It has no Hangup: when the stream
 // closes, the call flow goes on to its next applet (a Hangup applet ends
-// the call), so closing the WebSocket is how the edge hangs up.
-var Exotel = Vendor{Name: "exotel", New: func() Codec { return &exotel{} }, Chunk: 100 * time.Millisecond}
+// the call), so closing the WebSocket is how the edge hangs up. The
+// Voicebot stream offers no transfer and no way to send keys.
+var Exotel = Vendor{Name: "exotel", New: func() Codec { return &exotel{} }, Chunk: 100 * time.Millisecond,
+	NoTransfer: "Exotel's Voicebot stream has no transfer; a Connect applet after it in the call flow can take the caller on",
+	NoDTMF:     "Exotel's Voicebot stream cannot send keys"}
 
 type exotel struct {
 	streamSID string

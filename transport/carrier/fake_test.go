@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,9 +168,10 @@ type restCall struct {
 
 // fakeAPI is a vendor's REST API that records every request.
 type fakeAPI struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []restCall
+	srv    *httptest.Server
+	refuse atomic.Bool // answer 404 to every request
+	mu     sync.Mutex
+	reqs   []restCall
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -179,6 +181,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		a.mu.Lock()
 		a.reqs = append(a.reqs, restCall{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)})
 		a.mu.Unlock()
+		if a.refuse.Load() {
+			http.Error(w, "no such call", http.StatusNotFound)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "{}")
 	}))

@@ -40,16 +40,19 @@ func creds(api API, userEnv, secretEnv string, userOptional bool) (user, secret 
 	return user, secret, nil
 }
 
-// do sends req and checks for a 2xx answer.
-func do(hc *http.Client, req *http.Request) error {
+// do sends a hang-up and checks for a 2xx answer.
+func do(hc *http.Client, req *http.Request) error { return doAs(hc, req, ErrHangup) }
+
+// doAs sends req and checks for a 2xx answer; a failure wraps wrap.
+func doAs(hc *http.Client, req *http.Request, wrap error) error {
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrHangup, err)
+		return fmt.Errorf("%w: %w", wrap, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%w: %s %s: %s: %s", ErrHangup, req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%w: %s %s: %s: %s", wrap, req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package carrier
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +22,14 @@ import (
 // Plivo is the Plivo audio-stream vendor. Hangup deletes the live call
 // (DELETE /v1/Account/{auth_id}/Call/{call_uuid}/, basic auth with the
 // auth id and token).
-var Plivo = Vendor{Name: "plivo", New: func() Codec { return &plivo{} }, Hangup: plivoHangup}
+// Keys are sent with POST /v1/Account/{auth_id}/Call/{call_uuid}/DTMF/
+// ({"digits": …}). Plivo's transfer of a live call fetches new Plivo XML
+// from a URL (aleg_url) that voiced does not serve, so there is no
+// transfer.
+var Plivo = Vendor{Name: "plivo", New: func() Codec { return &plivo{} }, Hangup: plivoHangup,
+	SendDTMF: plivoDTMF,
+	NoTransfer: "Plivo transfers a live call only to a URL serving Plivo XML (aleg_url), " +
+		"which voiced does not serve"}
 
 type plivo struct {
 	streamID    string
@@ -148,4 +156,20 @@ func plivoHangup(ctx context.Context, hc *http.Client, api API, c Call) error {
 	}
 	req.SetBasicAuth(id, token)
 	return do(hc, req)
+}
+
+// plivoDTMF sends keys on the call (POST …/Call/{call_uuid}/DTMF/).
+func plivoDTMF(ctx context.Context, hc *http.Client, api API, c Call, keys string) error {
+	id, token, err := creds(api, "PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN", false)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]string{"digits": keys})
+	u := base(api, PlivoAPI) + "/v1/Account/" + url.PathEscape(id) + "/Call/" + url.PathEscape(c.CallID) + "/DTMF/"
+	req, err := restRequest(ctx, http.MethodPost, u, "application/json", string(b))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(id, token)
+	return doAs(hc, req, ErrDTMF)
 }

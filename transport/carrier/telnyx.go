@@ -2,6 +2,7 @@ package carrier
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +22,10 @@ import (
 // Telnyx is the Telnyx media-streaming vendor. Hangup is Call Control's
 // hangup command (POST /v2/calls/{call_control_id}/actions/hangup with
 // the API key as a bearer token).
-var Telnyx = Vendor{Name: "telnyx", New: func() Codec { return &telnyx{} }, Hangup: telnyxHangup}
+// Transfer and keys are the Call Control commands transfer ({"to": …})
+// and send_dtmf ({"digits": …}) on the same call.
+var Telnyx = Vendor{Name: "telnyx", New: func() Codec { return &telnyx{} }, Hangup: telnyxHangup,
+	Transfer: telnyxTransfer, SendDTMF: telnyxDTMF}
 
 type telnyx struct {
 	enc encoding
@@ -146,4 +150,31 @@ func telnyxHangup(ctx context.Context, hc *http.Client, api API, c Call) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+key)
 	return do(hc, req)
+}
+
+// telnyxAction posts a Call Control command with a JSON body.
+func telnyxAction(ctx context.Context, hc *http.Client, api API, c Call, action string, body any, wrap error) error {
+	_, key, err := creds(api, "", "TELNYX_API_KEY", true)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	u := base(api, TelnyxAPI) + "/v2/calls/" + url.PathEscape(c.CallID) + "/actions/" + action
+	req, err := restRequest(ctx, http.MethodPost, u, "application/json", string(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	return doAs(hc, req, wrap)
+}
+
+func telnyxTransfer(ctx context.Context, hc *http.Client, api API, c Call, target string) error {
+	return telnyxAction(ctx, hc, api, c, "transfer", map[string]string{"to": target}, ErrTransfer)
+}
+
+func telnyxDTMF(ctx context.Context, hc *http.Client, api API, c Call, keys string) error {
+	return telnyxAction(ctx, hc, api, c, "send_dtmf", map[string]string{"digits": keys}, ErrDTMF)
 }

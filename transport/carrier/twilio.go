@@ -19,7 +19,15 @@ import (
 // Twilio is the Twilio Media Streams vendor. Hangup completes the call
 // (POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json with
 // Status=completed, basic auth with the account SID and auth token).
-var Twilio = Vendor{Name: "twilio", New: func() Codec { return &twilio{} }, Hangup: twilioHangup}
+//
+// Transfer updates the live call with TwiML <Response><Dial>target</Dial>
+// </Response> (the same resource, Twiml=…). Twilio has no call-control
+// request that sends keys: its <Play digits> would have to replace the
+// call's TwiML, which ends the media stream and with it the conversation.
+var Twilio = Vendor{Name: "twilio", New: func() Codec { return &twilio{} }, Hangup: twilioHangup,
+	Transfer: twilioTransfer,
+	NoDTMF: "Twilio sends keys only by replacing the call's TwiML (<Play digits>), " +
+		"which would end this media stream and the conversation"}
 
 type twilio struct {
 	streamSid string
@@ -154,4 +162,40 @@ func twilioHangup(ctx context.Context, hc *http.Client, api API, c Call) error {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(sid, token)
 	return do(hc, req)
+}
+
+// twilioUpdate posts form to the live call's resource (the Calls REST
+// resource's update).
+func twilioUpdate(ctx context.Context, hc *http.Client, api API, c Call, form url.Values, wrap error) error {
+	sid, token, err := creds(api, "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", true)
+	if err != nil {
+		return err
+	}
+	if sid == "" {
+		sid = c.AccountID
+	}
+	u := base(api, TwilioAPI) + "/2010-04-01/Accounts/" + url.PathEscape(sid) + "/Calls/" + url.PathEscape(c.CallID) + ".json"
+	req, err := restRequest(ctx, http.MethodPost, u, "application/x-www-form-urlencoded", form.Encode())
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(sid, token)
+	return doAs(hc, req, wrap)
+}
+
+// twilioTransfer replaces the call's TwiML with a <Dial> of target: the
+// stream stops and Twilio dials the number (<Dial>+1555…</Dial>) or the
+// SIP URI (<Dial><Sip>sip:…</Sip></Dial>).
+func twilioTransfer(ctx context.Context, hc *http.Client, api API, c Call, target string) error {
+	dial := xmlText(target)
+	if strings.HasPrefix(target, "sip:") {
+		dial = "<Sip>" + dial + "</Sip>"
+	}
+	twiml := "<Response><Dial>" + dial + "</Dial></Response>"
+	return twilioUpdate(ctx, hc, api, c, url.Values{"Twiml": {twiml}}, ErrTransfer)
+}
+
+// xmlText escapes s for XML character data.
+func xmlText(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }

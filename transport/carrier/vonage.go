@@ -37,7 +37,11 @@ import (
 // Vonage is the Vonage Voice WebSocket vendor. Hangup modifies the call
 // (PUT /v1/calls/{uuid} {"action":"hangup"}) with a JWT of the
 // application signed with its private key.
-var Vonage = Vendor{Name: "vonage", New: func() Codec { return &vonage{} }, Hangup: vonageHangup}
+// Transfer is PUT /v1/calls/{uuid} with {"action":"transfer"} and an
+// inline NCCO that connects the call to the target; keys are PUT
+// /v1/calls/{uuid}/dtmf ({"digits": …}).
+var Vonage = Vendor{Name: "vonage", New: func() Codec { return &vonage{} }, Hangup: vonageHangup,
+	Transfer: vonageTransfer, SendDTMF: vonageDTMF}
 
 type vonage struct {
 	rate    int
@@ -187,4 +191,49 @@ func vonageJWT(app, key string, now time.Time) (string, error) {
 		return "", err
 	}
 	return signing + "." + enc.EncodeToString(sig), nil
+}
+
+// vonageRequest sends a JSON request to the call's resource (path after
+// /v1/calls/{uuid}).
+func vonageRequest(ctx context.Context, hc *http.Client, api API, c Call, path string, body any, wrap error) error {
+	app, key, err := creds(api, "VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY", false)
+	if err != nil {
+		return err
+	}
+	tok, err := vonageJWT(app, key, time.Now())
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	u := base(api, VonageAPI) + "/v1/calls/" + url.PathEscape(c.CallID) + path
+	req, err := restRequest(ctx, http.MethodPut, u, "application/json", string(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return doAs(hc, req, wrap)
+}
+
+// vonageTransfer moves the call to an inline NCCO that connects it to
+// target: a phone endpoint (the number without its plus) or a SIP one.
+func vonageTransfer(ctx context.Context, hc *http.Client, api API, c Call, target string) error {
+	ep := map[string]string{"type": "phone", "number": strings.TrimPrefix(target, "+")}
+	if strings.HasPrefix(target, "sip:") {
+		ep = map[string]string{"type": "sip", "uri": target}
+	}
+	body := map[string]any{
+		"action": "transfer",
+		"destination": map[string]any{
+			"type": "ncco",
+			"ncco": []any{map[string]any{"action": "connect", "endpoint": []any{ep}}},
+		},
+	}
+	return vonageRequest(ctx, hc, api, c, "", body, ErrTransfer)
+}
+
+func vonageDTMF(ctx context.Context, hc *http.Client, api API, c Call, keys string) error {
+	return vonageRequest(ctx, hc, api, c, "/dtmf", map[string]string{"digits": keys}, ErrDTMF)
 }
