@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,11 +28,14 @@ func TestBaresipCallsVoiced(t *testing.T) {
 		{"PCMU", "g711.so", 8000},
 		{"G722", "g722.so", 16000},
 	} {
-		t.Run(tc.codec, func(t *testing.T) { testBaresipCall(t, tc.codec, tc.module, tc.rate) })
+		t.Run(tc.codec, func(t *testing.T) { testBaresipCall(t, tc.codec, tc.module, tc.rate, nil) })
 	}
 }
 
-func testBaresipCall(t *testing.T, codecName, module string, rate int) {
+// testBaresipCall has baresip call voiced with speech as its microphone
+// and checks what each side heard. via, when not nil, puts a proxy in
+// front of voiced: it returns the address baresip dials instead.
+func testBaresipCall(t *testing.T, codecName, module string, rate int, via func(t *testing.T, voiced netip.AddrPort) string) {
 	bin := requireBinary(t, "baresip", "baresip-core")
 	flite := requireBinary(t, "flite", "flite")
 	sox := requireBinary(t, "sox", "sox")
@@ -57,6 +61,10 @@ func testBaresipCall(t *testing.T, codecName, module string, rate int) {
 
 	fa := newFactory()
 	_, addr := startServer(t, Config{}, fa.run)
+	target := addr.String()
+	if via != nil {
+		target = via(t, addr)
+	}
 	sipPort, rtpPort := freePort(t), freePort(t)
 	rec := filepath.Join(dir, "rec")
 	if err := os.Mkdir(rec, 0o755); err != nil {
@@ -86,7 +94,7 @@ rtp_ports %d-%d
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-e", "/dial sip:demo@"+addr.String(), "-t", "11")
+	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-e", "/dial sip:demo@"+target, "-t", "11")
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("baresip did not finish: %v\n%s", err, out)

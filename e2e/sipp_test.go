@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/internal/config"
+	"github.com/voiced-dev/voiced/internal/server"
+	"github.com/voiced-dev/voiced/internal/testenv"
+)
+
+// TestE2ESippPCMUSpeech is an inbound call from sipp offering PCMU only,
+// whose caller speaks a sentence the test synthesized (flite, 8 kHz,
+// μ-law RTP in a capture file the test writes and sipp replays with
+// play_pcap_audio), to the real server: the call is answered in PCMU, the
+// caller's 8 kHz audio is upsampled and reaches the recognizer, and the
+// agent gets a transcript with the caller's words.
+func TestE2ESippPCMUSpeech(t *testing.T) {
+	bin := requireTool(t, "sipp", "sip-tester")
+	dir := t.TempDir()
+	said := "Hello there. What can you do for me?"
+	rs, err := audio.NewResampler(16000, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := append(make([]int16, 8000), rs.Process(nil, speech(t, said))...)
+	pcm = append(pcm, make([]int16, 8000)...)
+	capture := filepath.Join(dir, "pcmu.pcap")
+	if err := os.WriteFile(capture, rtpPCAP(audio.EncodeULaw(nil, pcm)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	playMs := len(pcm) / 8 // 8 samples a millisecond
+	scenario := filepath.Join(dir, "uac_pcmu.xml")
+	if err := os.WriteFile(scenario, []byte(fmt.Sprintf(sippPCMUScenario, capture, playMs+3000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := &callSeen{}
+	cfg := config.Default()
+	cfg.SIP.RTPPortMin, cfg.SIP.RTPPortMax = 32000, 32999
+	srv := testenv.Start(t, cfg, func(s *server.Server) {
+		s.Builder().Observers = append(s.Builder().Observers, seen)
+	})
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := srv.ListenSIP(ctx, sipAddr); err != nil {
+		t.Fatal(err)
+	}
+
+	sctx, scancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, bin, "-sf", scenario, "-s", "demo", "-m", "1",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mi", "127.0.0.1", "-mp", fmt.Sprint(freePort(t)),
+		"-t", "u1", "-timeout", "40s", "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(dir, "err.log"), "-nostdin", sipAddr)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		logs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+		t.Fatalf("sipp: %v\n%s\n%s", err, out, logs)
+	}
+
+	seen.mu.Lock()
+	formats, heard := seen.formats, strings.Join(seen.heard, " ")
+	seen.mu.Unlock()
+	t.Logf("the agent heard %q (caller audio in formats %v)", heard, formats)
+	if len(formats) == 0 {
+		t.Fatal("no caller audio reached the pipeline")
+	}
+	if overlap(said, heard) < 2 {
+		t.Errorf("the agent heard %q, want words of %q", heard, said)
+	}
+}
+
+// rtpPCAP returns a capture (pcap, Ethernet) of one RTP stream carrying
+// ulaw as PCMU (payload type 0), 20 ms a packet, timestamped in real time,
+// as sipp's play_pcap_audio replays it (it rewrites the addresses and
+// ports and keeps the RTP headers and the pacing).
+func rtpPCAP(ulaw []byte) []byte {
+	le := binary.LittleEndian
+	be := binary.BigEndian
+	var b []byte
+	// Global header: magic, version 2.4, zone, sigfigs, snaplen, Ethernet.
+	b = le.AppendUint32(b, 0xa1b2c3d4)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint16(b, 4)
+	b = le.AppendUint32(b, 0)
+	b = le.AppendUint32(b, 0)
+	b = le.AppendUint32(b, 65535)
+	b = le.AppendUint32(b, 1)
+	const ssrc = 0x766f6963
+	for i := 0; i*160 < len(ulaw); i++ {
+		payload := ulaw[i*160 : min(len(ulaw), (i+1)*160)]
+		rtp := []byte{0x80, 0}
+		if i == 0 {
+			rtp[1] |= 0x80 // marker: the talkspurt starts
+		}
+		rtp = be.AppendUint16(rtp, uint16(i))
+		rtp = be.AppendUint32(rtp, uint32(i*160))
+		rtp = be.AppendUint32(rtp, ssrc)
+		rtp = append(rtp, payload...)
+		udp := be.AppendUint16(nil, 40000)
+		udp = be.AppendUint16(udp, 6000)
+		udp = be.AppendUint16(udp, uint16(8+len(rtp)))
+		udp = be.AppendUint16(udp, 0) // no checksum (IPv4)
+		udp = append(udp, rtp...)
+		ip := []byte{0x45, 0}
+		ip = be.AppendUint16(ip, uint16(20+len(udp)))
+		ip = append(ip, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1)
+		be.PutUint16(ip[10:], ipChecksum(ip))
+		ip = append(ip, udp...)
+		frame := make([]byte, 12, 14+len(ip)) // destination and source MAC
+		frame = be.AppendUint16(frame, 0x0800)
+		frame = append(frame, ip...)
+		at := time.Duration(i) * 20 * time.Millisecond
+		b = le.AppendUint32(b, uint32(at/time.Second))
+		b = le.AppendUint32(b, uint32(at%time.Second/time.Microsecond))
+		b = le.AppendUint32(b, uint32(len(frame)))
+		b = le.AppendUint32(b, uint32(len(frame)))
+		b = append(b, frame...)
+	}
+	return b
+}
+
+func ipChecksum(h []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(h[i])<<8 | uint32(h[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// sippPCMUScenario is a caller offering PCMU alone that plays the capture
+// (%[1]s), listens for %[2]d ms in all, and hangs up.
+const sippPCMUScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="voiced inbound PCMU call with synthesized speech">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true">
+    <action><ereg regexp="PCMU/8000" search_in="body" check_it="true" assign_to="codec"/></action>
+  </recv>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <Reference variables="codec"/>
+  <nop><action><exec play_pcap_audio="%[1]s"/></action></nop>
+  <pause milliseconds="%[2]d"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+`
