@@ -76,7 +76,7 @@ tools = ["transfer_call", "end_call"]
 			mu.Lock()
 			rest = nil
 			mu.Unlock()
-			c := dialTwilio(t, wsURL)
+			c := dialCarrier(t, wsURL, twilioWire{})
 			time.Sleep(300 * time.Millisecond)
 			since := time.Now()
 			c.key(tc.key)
