@@ -177,7 +177,9 @@ func (s *speaker) Process(_ context.Context, f frame.Frame, out pipeline.Emitter
 	case *frame.ToolCall:
 		s.cur.tools = append(s.cur.tools, f.Agent+" "+f.Name+" "+f.Arguments)
 	case *frame.LLMResponseEnd:
-		s.cur.text = s.text.String()
+		// As spoken: the agent stage ends the sentence before a tool
+		// call with a line break.
+		s.cur.text = strings.Join(strings.Fields(s.text.String()), " ")
 		if s.cur.text != "" {
 			out.EmitUp(&frame.BotSpoke{Meta: frame.Meta{Turn: f.Turn}, Text: s.cur.text})
 		}
