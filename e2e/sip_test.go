@@ -81,18 +81,7 @@ func TestE2EBaresipG722(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	seen := &callSeen{}
-	cfg := config.Default()
-	cfg.SIP.RTPPortMin, cfg.SIP.RTPPortMax = 31000, 31999
-	srv := testenv.Start(t, cfg, func(s *server.Server) {
-		s.Builder().Observers = append(s.Builder().Observers, seen)
-	})
-	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := srv.ListenSIP(ctx, sipAddr); err != nil {
-		t.Fatal(err)
-	}
+	seen, sipAddr := startSIP(t, 31000, 31999)
 
 	rtpPort := freePort(t)
 	rec := filepath.Join(dir, "rec")
@@ -253,4 +242,22 @@ func requireTool(t *testing.T, name, pkg string) string {
 		t.Skipf("%s not installed (Debian package %s: make deps)", name, pkg)
 	}
 	return p
+}
+
+// startSIP starts the real server, listening for SIP on a free loopback
+// port with RTP on ports lo to hi, and returns what its calls' pipelines
+// carried and the SIP address.
+func startSIP(t *testing.T, lo, hi int) (*callSeen, string) {
+	t.Helper()
+	seen := &callSeen{}
+	cfg := config.Default()
+	cfg.SIP.RTPPortMin, cfg.SIP.RTPPortMax = lo, hi
+	srv := testenv.Start(t, cfg, func(s *server.Server) {
+		s.Builder().Observers = append(s.Builder().Observers, seen)
+	})
+	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if err := srv.ListenSIP(t.Context(), sipAddr); err != nil {
+		t.Fatal(err)
+	}
+	return seen, sipAddr
 }

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/voiced-dev/voiced/audio"
-	"github.com/voiced-dev/voiced/internal/config"
-	"github.com/voiced-dev/voiced/internal/server"
-	"github.com/voiced-dev/voiced/internal/testenv"
 )
 
 // TestE2ESippPCMUSpeech is an inbound call from sipp offering PCMU only,
@@ -43,18 +40,7 @@ func TestE2ESippPCMUSpeech(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	seen := &callSeen{}
-	cfg := config.Default()
-	cfg.SIP.RTPPortMin, cfg.SIP.RTPPortMax = 32000, 32999
-	srv := testenv.Start(t, cfg, func(s *server.Server) {
-		s.Builder().Observers = append(s.Builder().Observers, seen)
-	})
-	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := srv.ListenSIP(ctx, sipAddr); err != nil {
-		t.Fatal(err)
-	}
+	seen, sipAddr := startSIP(t, 32000, 32999)
 
 	sctx, scancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer scancel()

@@ -143,19 +143,9 @@ func density(ctx context.Context, r *Results, levels []int, quick bool, log, qui
 		return fmt.Errorf("silero VAD (run make models): %w", err)
 	}
 	defer m.Close()
-	syn, err := flite.New(flite.Config{})
+	speech, err := utterance(ctx)
 	if err != nil {
-		return fmt.Errorf("flite: %w", err)
-	}
-	if f := syn.Format(); f.SampleRate != 16000 || f.Channels != 1 {
-		return fmt.Errorf("flite speaks %+v, want 16 kHz mono", f)
-	}
-	var speech []int16
-	if err := syn.Synthesize(ctx, "Hello, what is the weather like today in Paris?", "", func(pcm []int16) error {
-		speech = append(speech, pcm...)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("flite: %w", err)
+		return err
 	}
 	cfg := DensityConfig{Levels: levels, Speech: speech, VAD: m, Logger: log, SessionLogger: quiet, Limit: r.Limit}
 	if quick {
@@ -166,4 +156,24 @@ func density(ctx context.Context, r *Results, levels []int, quick bool, log, qui
 	}
 	r.Density, err = RunDensity(ctx, cfg)
 	return err
+}
+
+// utterance is the user's question the density and soak runs speak:
+// flite's, 16 kHz mono.
+func utterance(ctx context.Context) ([]int16, error) {
+	syn, err := flite.New(flite.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("flite: %w", err)
+	}
+	if f := syn.Format(); f.SampleRate != 16000 || f.Channels != 1 {
+		return nil, fmt.Errorf("flite speaks %+v, want 16 kHz mono", f)
+	}
+	var speech []int16
+	if err := syn.Synthesize(ctx, "Hello, what is the weather like today in Paris?", "", func(pcm []int16) error {
+		speech = append(speech, pcm...)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("flite: %w", err)
+	}
+	return speech, nil
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"time"
-
-	"github.com/voiced-dev/voiced/processors/tts/flite"
 )
 
 // SoakUsage is the command line of SoakCommand.
@@ -46,19 +44,9 @@ func SoakCommand(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	syn, err := flite.New(flite.Config{})
+	speech, err := utterance(ctx)
 	if err != nil {
-		return fmt.Errorf("bench soak: flite: %w", err)
-	}
-	if f := syn.Format(); f.SampleRate != 16000 || f.Channels != 1 {
-		return fmt.Errorf("bench soak: flite speaks %+v, want 16 kHz mono", f)
-	}
-	var speech []int16
-	if err := syn.Synthesize(ctx, "Hello, what is the weather like today in Paris?", "", func(pcm []int16) error {
-		speech = append(speech, pcm...)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("bench soak: flite: %w", err)
+		return fmt.Errorf("bench soak: %w", err)
 	}
 	log.Info("soak", "sessions", *sessions, "duration", *duration)
 	r, err := RunSoak(ctx, SoakConfig{Sessions: *sessions, Duration: *duration, Turns: *turns, Speech: speech,
