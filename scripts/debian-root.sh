@@ -34,8 +34,16 @@ if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
 	debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR"
 fi
 
-# The machine's apt settings (mirrors, snapshot clock) and name resolution.
+# The machine's apt settings (mirrors, snapshot clock), name resolution and
+# the certificate authorities its network needs (a TLS-inspecting proxy's
+# CA, where there is one: Node and Go trust the file the environment names).
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+HOST_CA=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+CA_ENV=()
+if [ -f "$HOST_CA" ]; then
+	cp "$HOST_CA" "$ROOT/etc/host-ca.crt"
+	CA_ENV=(SSL_CERT_FILE=/etc/host-ca.crt NODE_EXTRA_CA_CERTS=/etc/host-ca.crt GIT_SSL_CAINFO=/etc/host-ca.crt CURL_CA_BUNDLE=/etc/host-ca.crt)
+fi
 for f in /etc/apt/apt.conf.d/*; do
 	case $(basename "$f") in docker-*) ;; *) cp "$f" "$ROOT/etc/apt/apt.conf.d/" ;; esac
 done
@@ -56,7 +64,7 @@ mountin bind /dev/pts /dev/pts
 mountin tmpfs tmpfs /dev/shm
 mountin tmpfs tmpfs /tmp
 
-inroot() { chroot "$ROOT" env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+inroot() { chroot "$ROOT" env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${CA_ENV[@]}" \
 	PATH=/usr/local/go/bin:/root/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
 echo "base tools: gcc git make curl python3 nodejs npm"
