@@ -97,6 +97,7 @@ type media struct {
 	enc  *audio.G722Encoder // of a G.722 call
 	// Receiver's decoder state, run's goroutine only.
 	dec *audio.G722Decoder
+	plc *audio.PLC // at the call's rate, which a call keeps
 
 	// onSend, when set (tests, benchmarks), is told the time of each packet.
 	onSend func(time.Time)
@@ -284,8 +285,10 @@ func (m *media) readPacket(deadline time.Time) (*rtp.Packet, error) {
 
 // callDecoder is the rtpaudio.Decoder of a call: G.722, μ-law or A-law,
 // whichever the call negotiated last (a call keeps its sample rate). None
-// of them has loss concealment of its own: a lost packet is silence. The
-// G.722 decoder runs on over it, its adaptation resuming on the next
+// of them has loss concealment of its own, so a lost packet is concealed
+// by audio.PLC (the last pitch period repeated and faded, ITU-T G.711
+// Appendix I) instead of a gap of silence with a click at each edge. The
+// G.722 decoder runs on over a loss, its adaptation resuming on the next
 // packet.
 type callDecoder struct{ m *media }
 
@@ -298,20 +301,33 @@ func (d callDecoder) codec() codec {
 func (d callDecoder) Format() frame.Format { return d.codec().format() }
 
 func (d callDecoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
-	switch d.codec() {
+	at := len(pcm)
+	c := d.codec()
+	switch c {
 	case g722:
 		if d.m.dec == nil {
 			d.m.dec = audio.NewG722Decoder()
 		}
-		return d.m.dec.Decode(pcm, payload), nil
+		pcm = d.m.dec.Decode(pcm, payload)
 	case pcma:
-		return audio.DecodeALaw(pcm, payload), nil
+		pcm = audio.DecodeALaw(pcm, payload)
+	default:
+		pcm = audio.DecodeULaw(pcm, payload)
 	}
-	return audio.DecodeULaw(pcm, payload), nil
+	d.plc(c).Good(pcm[at:])
+	return pcm, nil
 }
 
 func (d callDecoder) Conceal(pcm []int16) ([]int16, error) {
-	return append(pcm, make([]int16, d.codec().samples())...), nil
+	c := d.codec()
+	return d.plc(c).Conceal(pcm, c.samples()), nil
+}
+
+func (d callDecoder) plc(c codec) *audio.PLC {
+	if d.m.plc == nil {
+		d.m.plc = audio.NewPLC(c.audioRate)
+	}
+	return d.m.plc
 }
 
 // expired reports whether the peer has sent nothing for too long. A held

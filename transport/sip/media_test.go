@@ -239,8 +239,9 @@ func TestAccept(t *testing.T) {
 	}
 }
 
-// The receive path puts reordered packets back in order and stands
-// silence in for a lost one.
+// The receive path puts reordered packets back in order and conceals a
+// lost one: it carries on from the last audio heard, and the packet after
+// it takes over through a short cross-fade.
 func TestReceiveReorders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		conn := newFakeConn()
@@ -262,17 +263,25 @@ func TestReceiveReorders(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(time.Second)
-		var firsts []int16
+		var firsts, lasts []int16
 		for len(m.audio) > 0 {
-			firsts = append(firsts, (<-m.audio)[0])
+			c := <-m.audio
+			firsts, lasts = append(firsts, c[0]), append(lasts, c[len(c)-1])
 		}
-		want := []int16{1000, 2000, 3000, 0, 5000, 6000}
+		// Chunk 4 is the lost packet: it begins as the last one heard. Chunk
+		// 5 begins cross-faded from it and ends as sent.
+		want := []int16{1000, 2000, 3000, 3000, 5000, 6000}
 		if len(firsts) != len(want) {
 			t.Fatalf("chunks start with %v, want %v", firsts, want)
 		}
+		g711 := func(v int16) int16 { return audio.DecodeULaw(nil, audio.EncodeULaw(nil, []int16{v}))[0] }
 		for i, v := range firsts {
-			if d := v - audio.DecodeULaw(nil, audio.EncodeULaw(nil, []int16{want[i]}))[0]; d != 0 {
-				t.Fatalf("chunks start with %v, want %v", firsts, want)
+			w, got := g711(want[i]), v
+			if i == 4 {
+				got = lasts[i]
+			}
+			if got != w {
+				t.Fatalf("chunks start with %v and end with %v, want %v", firsts, lasts, want)
 			}
 		}
 	})
