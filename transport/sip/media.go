@@ -61,8 +61,12 @@ type media struct {
 
 	timeout, firstTimeout time.Duration
 
-	mu      sync.Mutex
-	codec   codec
+	mu    sync.Mutex
+	codec codec
+	// rate is the call's audio rate, its first codec's: the pipeline's
+	// side of the call keeps it when a re-INVITE moves the call to a codec
+	// of another rate, and the media resamples between the two.
+	rate    int
 	pt      uint8 // payload type of codec on this call
 	dtmfPT  uint8
 	remote  netip.AddrPort // where RTP goes: from SDP, then where it comes from
@@ -95,9 +99,13 @@ type media struct {
 	seq  uint16
 	ts   uint32
 	enc  *audio.G722Encoder // of a G.722 call
+	down resampler          // the call's rate to the codec's, when they differ
 	// Receiver's decoder state, run's goroutine only.
-	dec *audio.G722Decoder
-	plc *audio.PLC // at the call's rate, which a call keeps
+	dec     *audio.G722Decoder
+	plc     *audio.PLC // at plcRate, the codec's
+	plcRate int
+	up      resampler // the codec's rate to the call's, when they differ
+	dbuf    []int16   // decoded audio at the codec's rate, before up
 
 	// onSend, when set (tests, benchmarks), is told the time of each packet.
 	onSend func(time.Time)
@@ -125,6 +133,9 @@ func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.codec, m.pt, m.dtmfPT = o.codec, o.pt, o.dtmfPT
+	if m.rate == 0 {
+		m.rate = o.codec.audioRate
+	}
 	if !o.addr.Addr().IsUnspecified() && o.addr != m.remote {
 		if !m.latched || o.addr.Addr() != m.remote.Addr() {
 			m.remote, m.latched = o.addr, false
@@ -142,11 +153,11 @@ func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
 }
 
 // WriteAudio implements transport.AudioWriter: it queues audio at the
-// codec's rate for the sender. At most two seconds are kept.
+// call's rate for the sender. At most two seconds are kept.
 func (m *media) WriteAudio(pcm []int16) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.queue)+len(pcm) > m.codec.format().Samples(maxQueued) {
+	if len(m.queue)+len(pcm) > m.rate*int(maxQueued/time.Millisecond)/1000 {
 		return nil // the playout runs ahead of the clock: drop
 	}
 	m.queue = append(m.queue, pcm...)
@@ -170,7 +181,7 @@ func (m *media) send(ctx context.Context) {
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	var sent int64
-	pcm := make([]int16, g722.samples())
+	pcm := make([]int16, 2*g722.samples())
 	payload := make([]byte, 0, g722.samples())
 	buf := make([]byte, maxPayload)
 	for {
@@ -193,14 +204,19 @@ func (m *media) send(ctx context.Context) {
 
 func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.Time) {
 	m.mu.Lock()
-	c, pt, to, sending := m.codec, m.pt, m.remote, m.sending
-	pcm = pcm[:c.samples()]
-	n := copy(pcm, m.queue)
+	c, pt, to, sending, rate := m.codec, m.pt, m.remote, m.sending, m.rate
+	chunk := pcm[:rate*int(ptime/time.Millisecond)/1000]
+	n := copy(chunk, m.queue)
 	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
-	clear(pcm[n:])
+	clear(chunk[n:])
 	tone, toneStart, toneTS, isTone := m.nextTone(m.ts)
 	dtmfPT := m.dtmfPT
 	m.mu.Unlock()
+	pcm = chunk
+	if rate != c.audioRate {
+		// The call's audio at the codec's rate: one packet's worth.
+		pcm = fit(m.down.process(rate, c.audioRate, chunk, pcm[len(chunk):len(chunk)]), c.samples())
+	}
 	ts, marker := m.ts, first
 	if isTone {
 		// A key instead of audio (RFC 4733 §2.5.1): every packet of an
@@ -284,50 +300,103 @@ func (m *media) readPacket(deadline time.Time) (*rtp.Packet, error) {
 }
 
 // callDecoder is the rtpaudio.Decoder of a call: G.722, μ-law or A-law,
-// whichever the call negotiated last (a call keeps its sample rate). None
-// of them has loss concealment of its own, so a lost packet is concealed
-// by audio.PLC (the last pitch period repeated and faded, ITU-T G.711
-// Appendix I) instead of a gap of silence with a click at each edge. The
-// G.722 decoder runs on over a loss, its adaptation resuming on the next
-// packet.
+// whichever the call negotiated last, resampled to the call's rate when a
+// re-INVITE moved the call to a codec of another rate. None of them has
+// loss concealment of its own, so a lost packet is concealed by audio.PLC
+// (the last pitch period repeated and faded, ITU-T G.711 Appendix I)
+// instead of a gap of silence with a click at each edge. The G.722 decoder
+// runs on over a loss, its adaptation resuming on the next packet.
 type callDecoder struct{ m *media }
 
-func (d callDecoder) codec() codec {
+func (d callDecoder) codec() (codec, int) {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
-	return d.m.codec
+	return d.m.codec, d.m.rate
 }
 
-func (d callDecoder) Format() frame.Format { return d.codec().format() }
+// Format is the call's format, whatever the codec's rate.
+func (d callDecoder) Format() frame.Format {
+	_, rate := d.codec()
+	return frame.Format{SampleRate: rate, Channels: 1}
+}
 
 func (d callDecoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
-	at := len(pcm)
-	c := d.codec()
+	c, rate := d.codec()
+	dst := pcm
+	if c.audioRate != rate {
+		dst = d.m.dbuf[:0]
+	}
+	at := len(dst)
 	switch c {
 	case g722:
 		if d.m.dec == nil {
 			d.m.dec = audio.NewG722Decoder()
 		}
-		pcm = d.m.dec.Decode(pcm, payload)
+		dst = d.m.dec.Decode(dst, payload)
 	case pcma:
-		pcm = audio.DecodeALaw(pcm, payload)
+		dst = audio.DecodeALaw(dst, payload)
 	default:
-		pcm = audio.DecodeULaw(pcm, payload)
+		dst = audio.DecodeULaw(dst, payload)
 	}
-	d.plc(c).Good(pcm[at:])
-	return pcm, nil
+	d.plc(c).Good(dst[at:])
+	if c.audioRate == rate {
+		return dst, nil
+	}
+	d.m.dbuf = dst
+	return d.toCall(pcm, c, rate, dst), nil
 }
 
 func (d callDecoder) Conceal(pcm []int16) ([]int16, error) {
-	c := d.codec()
-	return d.plc(c).Conceal(pcm, c.samples()), nil
+	c, rate := d.codec()
+	if c.audioRate == rate {
+		return d.plc(c).Conceal(pcm, c.samples()), nil
+	}
+	d.m.dbuf = d.plc(c).Conceal(d.m.dbuf[:0], c.samples())
+	return d.toCall(pcm, c, rate, d.m.dbuf), nil
 }
 
+// toCall appends in, one packet of the codec's audio, to pcm at the
+// call's rate.
+func (d callDecoder) toCall(pcm []int16, c codec, rate int, in []int16) []int16 {
+	at := len(pcm)
+	pcm = d.m.up.process(c.audioRate, rate, in, pcm)
+	return append(pcm[:at], fit(pcm[at:], rate*int(ptime/time.Millisecond)/1000)...)
+}
+
+// plc is the call's concealer at the codec's rate (new when the rate
+// changes).
 func (d callDecoder) plc(c codec) *audio.PLC {
-	if d.m.plc == nil {
-		d.m.plc = audio.NewPLC(c.audioRate)
+	if d.m.plc == nil || d.m.plcRate != c.audioRate {
+		d.m.plc, d.m.plcRate = audio.NewPLC(c.audioRate), c.audioRate
 	}
 	return d.m.plc
+}
+
+// resampler converts one direction of a call between two rates, made anew
+// when they change.
+type resampler struct {
+	from, to int
+	r        *audio.Resampler
+}
+
+func (r *resampler) process(from, to int, in, out []int16) []int16 {
+	if r.r == nil || r.from != from || r.to != to {
+		rs, err := audio.NewResampler(from, to)
+		if err != nil { // 8 and 16 kHz are always supported
+			panic(fmt.Sprintf("sip: resampler %d → %d Hz: %v", from, to, err))
+		}
+		r.r, r.from, r.to = rs, from, to
+	}
+	return r.r.Process(out, in)
+}
+
+// fit returns s cut or padded with silence to n samples: a packet is always
+// one ptime, whatever the resampler's filter delay left over.
+func fit(s []int16, n int) []int16 {
+	if len(s) >= n {
+		return s[:n]
+	}
+	return append(s, make([]int16, n-len(s))...)
 }
 
 // expired reports whether the peer has sent nothing for too long. A held

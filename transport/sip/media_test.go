@@ -454,3 +454,80 @@ func TestG722Media(t *testing.T) {
 		}
 	})
 }
+
+// tone returns n samples of a sine of hz at rate.
+func tone(hz, rate, n int, amp float64) []int16 {
+	out := make([]int16, n)
+	for i := range out {
+		out[i] = int16(amp * math.Sin(2*math.Pi*float64(hz)*float64(i)/float64(rate)))
+	}
+	return out
+}
+
+// crossings counts the sign changes of s.
+func crossings(s []int16) int {
+	n := 0
+	for i := 1; i < len(s); i++ {
+		if (s[i-1] < 0) != (s[i] < 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// A re-INVITE may move a G.722 call (16 kHz) to G.711 (8 kHz): the call's
+// side keeps 16 kHz, and the media resamples both ways. A 1 kHz tone sent
+// in PCMU arrives as 16 kHz audio of 1 kHz, and the bot's 16 kHz 1 kHz tone
+// goes out as PCMU of 1 kHz, a packet of 160 bytes every 20 ms.
+func TestCodecChangeKeepsTheCallsRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		m := newMedia(conn, 10000, nil, 15*time.Second, 30*time.Second)
+		m.apply(testOffer(g722), SendRecv, netip.Addr{})
+		m.apply(testOffer(pcmu), SendRecv, netip.Addr{})
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() { m.run(ctx) })
+		wg.Go(func() { m.send(ctx) })
+		defer func() { cancel(); wg.Wait() }()
+
+		in := audio.EncodeULaw(nil, tone(1000, 8000, 8000, 8000))
+		for k := range 25 {
+			conn.in <- datagram{rtpBytes(t, 0, uint16(k+1), uint32(k+1)*tsStep, in[k*160:(k+1)*160]), peer}
+			time.Sleep(ptime)
+		}
+		m.WriteAudio(tone(1000, 16000, 16000, 8000))
+		time.Sleep(time.Second)
+		var got []int16
+		for len(m.audio) > 0 {
+			c := <-m.audio
+			if len(c) != 320 {
+				t.Fatalf("a chunk of %d samples, want 320 (20 ms at the call's 16 kHz)", len(c))
+			}
+			got = append(got, c...)
+		}
+		if len(got) < 20*320 {
+			t.Fatalf("%d samples received, want at least 20 packets' worth", len(got))
+		}
+		// 1 kHz: 2 crossings per ms. The first packets carry the filter's
+		// delay; judge the last 200 ms.
+		if c := crossings(got[len(got)-3200:]); c < 396 || c > 404 {
+			t.Errorf("%d zero crossings in 200 ms of the caller's 1 kHz tone at 16 kHz, want 400", c)
+		}
+		var out []int16
+		for _, p := range conn.packets() {
+			if p.p.PayloadType != 0 || len(p.p.Payload) != 160 {
+				t.Fatalf("sent pt %d, %d bytes; want PCMU, 160", p.p.PayloadType, len(p.p.Payload))
+			}
+			out = audio.DecodeULaw(out, p.p.Payload)
+		}
+		// The bot's tone went out over the last second: look in its middle.
+		if len(out) < 8000 {
+			t.Fatalf("%d samples sent", len(out))
+		}
+		mid := out[len(out)-6000 : len(out)-4400] // 200 ms
+		if c := crossings(mid); c < 396 || c > 404 {
+			t.Errorf("%d zero crossings in 200 ms of the bot's 1 kHz tone sent in PCMU, want 400", c)
+		}
+	})
+}

@@ -107,9 +107,10 @@ func (o *offer) hold() bool {
 // parseOffer picks the first audio stream of body that uses a supported
 // codec and chooses its codec: G.722 when offered, else the offerer's
 // first G.711 law. prefer, when set, is kept if the stream still offers it
-// (a re-INVITE must not switch codecs needlessly), and the choice is
-// limited to codecs of prefer's sample rate: a call's audio format is
-// fixed when it is answered.
+// (a re-INVITE must not switch codecs needlessly), and otherwise a codec of
+// prefer's sample rate comes before one of another rate: a call's audio
+// format is fixed when it is answered, and the media resamples a codec of
+// another rate to it.
 func parseOffer(body []byte, prefer *codec) (*offer, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
@@ -159,13 +160,19 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 				continue
 			}
 			for _, c := range supported {
-				if !strings.EqualFold(c.name, name) || c.rate != rate ||
-					prefer != nil && c.audioRate != prefer.audioRate {
+				if !strings.EqualFold(c.name, name) || c.rate != rate {
 					continue
 				}
 				r := c.rank() + 1
-				if prefer != nil && c == *prefer {
+				switch {
+				case prefer == nil:
+				case c == *prefer:
 					r = 0
+				case c.audioRate != prefer.audioRate:
+					// Another rate works (the call resamples) but is the
+					// last choice: a call's audio format stays what it was
+					// when it was answered.
+					r += 10
 				}
 				if best < 0 || r < best {
 					o.codec, o.pt, best = c, uint8(n), r

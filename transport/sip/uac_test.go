@@ -428,9 +428,9 @@ func (u *rawUAC) dialWith(user, fmts string, maps ...string) (*dialogInfo, strin
 
 // voiced answers G.722 when the offer has it, wherever in the offer's
 // order, and the call's audio is then 16 kHz end to end; without it, the
-// offerer's G.711 law at 8 kHz. A re-INVITE cannot move a call to another
-// sample rate: dropping G.722 from a G.722 call gets 488 and the call
-// goes on.
+// offerer's G.711 law at 8 kHz. A re-INVITE that drops G.722 from a G.722
+// call moves it to G.711 (the call's audio stays 16 kHz, resampled), and
+// one that offers only G.722 moves it back.
 func TestInviteCodecChoice(t *testing.T) {
 	fa := newFactory()
 	_, addr := startServer(t, Config{}, fa.run)
@@ -465,10 +465,14 @@ func TestInviteCodecChoice(t *testing.T) {
 				t.Errorf("session formats in %+v out %+v, want %+v", r.s.In, r.s.Out, tc.format)
 			}
 			if tc.format == frame.Mono16k {
-				if code, _ := u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "0 8")); code != 488 {
-					t.Errorf("re-INVITE without G.722 answered %d, want 488", code)
+				code, res := u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "0 8"))
+				if code != 200 || !strings.Contains(res, "RTP/AVP 0\r\n") {
+					t.Errorf("re-INVITE without G.722 answered %d:\n%s\nwant 200 with PCMU", code, res)
 				}
-				code, res := u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "0 9"))
+				if code == 200 {
+					u.ack(d, "")
+				}
+				code, res = u.request(d, "INVITE", "application/sdp", offerSDP(rtpAddr(u), "9"))
 				if code != 200 || !strings.Contains(res, "RTP/AVP 9\r\n") {
 					t.Errorf("re-INVITE with G.722 answered %d:\n%s", code, res)
 				}
