@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -32,10 +33,22 @@ func TestBaresipCallsVoiced(t *testing.T) {
 	}
 }
 
+// baresip calls voiced over SIP over TLS (its own listener, with a
+// certificate baresip is given the CA of): signalling is encrypted, the
+// call is answered, heard and hung up as over UDP.
+func TestBaresipCallsOverTLS(t *testing.T) {
+	testBaresipCallWith(t, "PCMU", "g711.so", 8000, nil, true)
+}
+
 // testBaresipCall has baresip call voiced with speech as its microphone
 // and checks what each side heard. via, when not nil, puts a proxy in
 // front of voiced: it returns the address baresip dials instead.
 func testBaresipCall(t *testing.T, codecName, module string, rate int, via func(t *testing.T, voiced netip.AddrPort) string) {
+	testBaresipCallWith(t, codecName, module, rate, via, false)
+}
+
+// testBaresipCallWith is testBaresipCall, over TLS when overTLS.
+func testBaresipCallWith(t *testing.T, codecName, module string, rate int, via func(t *testing.T, voiced netip.AddrPort) string, overTLS bool) {
 	bin := requireBinary(t, "baresip", "baresip-core")
 	flite := requireBinary(t, "flite", "flite")
 	sox := requireBinary(t, "sox", "sox")
@@ -60,10 +73,28 @@ func testBaresipCall(t *testing.T, codecName, module string, rate int, via func(
 	run(sox, speech, "-r", strconv.Itoa(rate), "-c", "1", "-b", "16", mic, "pad", "1", "4")
 
 	fa := newFactory()
-	_, addr := startServer(t, Config{}, fa.run)
+	var cfg Config
+	var caFile string
+	if overTLS {
+		var cert tls.Certificate
+		cert, caFile = testCertificate(t, dir)
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv, addr := startServer(t, cfg, fa.run)
 	target := addr.String()
 	if via != nil {
 		target = via(t, addr)
+	}
+	tlsConf := ""
+	if overTLS {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		tlsAddr, err := srv.Listen(ctx, "tls", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		target = tlsAddr.String() + ";transport=tls"
+		tlsConf = "sip_cafile " + caFile + "\n"
 	}
 	sipPort, rtpPort := freePort(t), freePort(t)
 	rec := filepath.Join(dir, "rec")
@@ -85,7 +116,7 @@ module_tmp account.so
 module_app menu.so
 snd_path %s
 rtp_ports %d-%d
-`, sipPort, mic, mods, module, rec, rtpPort, rtpPort+1)
+%s`, sipPort, mic, mods, module, rec, rtpPort, rtpPort+1, tlsConf)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,7 +85,12 @@ type Config struct {
 	Trunks []Trunk
 	// UserAgent is the User-Agent header (default "voiced").
 	UserAgent string
-	Logger    *slog.Logger
+	// TLS is the server side of SIP over TLS (RFC 3261 §26.3.1, usually
+	// port 5061): Listen with network "tls" needs it. Its certificate may
+	// change while serving (GetCertificate), new connections taking the
+	// new one.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 var (
@@ -206,9 +212,10 @@ func NewServer(cfg Config, run transport.Factory) (*Server, error) {
 	return s, nil
 }
 
-// Listen opens addr (host:port) on network ("udp" or "tcp") and serves it
-// until ctx ends or Shutdown. It returns once the socket is open; the
-// address it is bound to is returned (port 0 picks one).
+// Listen opens addr (host:port) on network ("udp", "tcp", or "tls" with
+// Config.TLS) and serves it until ctx ends or Shutdown. It returns once the
+// socket is open; the address it is bound to is returned (port 0 picks
+// one).
 func (s *Server) Listen(ctx context.Context, network, addr string) (netip.AddrPort, error) {
 	var (
 		bound netip.AddrPort
@@ -230,8 +237,19 @@ func (s *Server) Listen(ctx context.Context, network, addr string) (netip.AddrPo
 		}
 		bound = l.Addr().(*net.TCPAddr).AddrPort()
 		serve, stopL = func() error { return s.srv.ServeTCP(l) }, l.Close
+	case "tls":
+		if s.cfg.TLS == nil {
+			return bound, errors.New("sip: network tls: no TLS configuration (a certificate and its key)")
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return bound, fmt.Errorf("sip: %w", err)
+		}
+		bound = l.Addr().(*net.TCPAddr).AddrPort()
+		tl := tls.NewListener(l, s.cfg.TLS)
+		serve, stopL = func() error { return s.srv.ServeTLS(tl) }, tl.Close
 	default:
-		return bound, fmt.Errorf("sip: network %q: want udp or tcp", network)
+		return bound, fmt.Errorf("sip: network %q: want udp, tcp or tls", network)
 	}
 	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
 	s.mu.Lock()
@@ -302,10 +320,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // network is the listener network a request came over.
 func network(req *sip.Request) string {
-	if req.Transport() != "UDP" && req.Transport() != "" {
-		return "tcp"
+	switch req.Transport() {
+	case "UDP", "":
+		return "udp"
+	case "TLS":
+		return "tls"
 	}
-	return "udp"
+	return "tcp"
 }
 
 // listenAddr is the address of the listener req came in on.
@@ -323,9 +344,9 @@ func (s *Server) contact(req *sip.Request) sip.ContactHeader {
 	s.mu.Unlock()
 	host := s.localIPTo(sourceIP(req), l.Addr())
 	uri := sip.Uri{Scheme: "sip", Host: host.String(), Port: int(l.Port())}
-	if network == "tcp" {
+	if network != "udp" {
 		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", "tcp")
+		uri.UriParams.Add("transport", network)
 	}
 	return sip.ContactHeader{Address: uri}
 }
