@@ -256,7 +256,7 @@ func startSIP(t *testing.T, lo, hi int) (*callSeen, string) {
 		s.Builder().Observers = append(s.Builder().Observers, seen)
 	})
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	if err := srv.ListenSIP(t.Context(), sipAddr); err != nil {
+	if err := srv.ListenSIP(t.Context(), sipAddr, nil); err != nil {
 		t.Fatal(err)
 	}
 	return seen, sipAddr

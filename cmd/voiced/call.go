@@ -55,6 +55,9 @@ func callCmd(args []string, stdout, stderr io.Writer) error {
 	if cfg.SIP.Listen == "" {
 		cfg.SIP.Listen = "0.0.0.0:5060"
 	}
+	// Dialing out needs no TLS listener: one configured is served only by
+	// voiced serve.
+	cfg.SIP.TLSListen = ""
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv := server.New(cfg, log)
@@ -62,7 +65,7 @@ func callCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	if err := srv.ListenSIP(ctx, cfg.SIP.Listen); err != nil {
+	if err := srv.ListenSIP(ctx, cfg.SIP.Listen, nil); err != nil {
 		return err
 	}
 	defer func() {

@@ -1,6 +1,6 @@
 // Command voiced serves real-time voice conversations with LLM agents.
 //
-//	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level LEVEL] [--insecure] [--tls-cert F --tls-key F] [--metrics-addr HOST:PORT]
+//	voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--sip-tls-addr HOST:PORT] [--config FILE] [--log-level LEVEL] [--insecure] [--tls-cert F --tls-key F] [--metrics-addr HOST:PORT]
 //	voiced token access --identity I [--agent A] [--ttl 15m]
 //	voiced check-config FILE
 //	voiced call [--config FILE] [--sip-addr HOST:PORT] [--from ID] [--agent A] [--trunk T] sip:user@host
@@ -43,7 +43,7 @@ func main() {
 }
 
 const usage = `usage:
-  voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
+  voiced serve [--addr HOST:PORT] [--sip-addr HOST:PORT] [--sip-tls-addr HOST:PORT] [--config FILE] [--log-level debug|info|warn|error]
                [--insecure] [--tls-cert FILE --tls-key FILE] [--metrics-addr HOST:PORT]
   voiced check-config FILE
   voiced call [--config FILE] [--sip-addr HOST:PORT] [--from ID] [--agent A] [--trunk T] sip:user@host
@@ -191,6 +191,7 @@ func serve(args []string, stderr io.Writer) error {
 	insecure := fs.Bool("insecure", false, "serve a non-loopback address without authentication")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM): serve HTTPS and WSS; reloaded on SIGHUP")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	sipTLSAddr := fs.String("sip-tls-addr", "", "also answer SIP over TLS on HOST:PORT (usually 5061; the certificate of [sip] tls_cert, else --tls-cert)")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this (private) address instead")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -216,6 +217,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if *sipAddr != "" {
 		cfg.SIP.Listen = *sipAddr
+	}
+	if *sipTLSAddr != "" {
+		cfg.SIP.TLSListen = *sipTLSAddr
 	}
 	if *tlsCert != "" || *tlsKey != "" {
 		cfg.Server.TLSCert, cfg.Server.TLSKey = *tlsCert, *tlsKey
@@ -244,6 +248,13 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	var sipCert *certificate
+	if cfg.SIP.Listen != "" {
+		var err error
+		if sipCert, err = sipCertificate(cfg.SIP.TLSCert, cfg.SIP.TLSKey, cfg.Server.TLSCert, cfg.Server.TLSKey, cfg.SIP.TLSListen); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
@@ -254,16 +265,23 @@ func serve(args []string, stderr io.Writer) error {
 		srv.TLSConfig = cert.config()
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
+	}
+	if cert != nil || sipCert != nil {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		go func() {
 			for range hup {
-				if err := cert.reload(); err != nil {
-					log.Error("certificate not reloaded; serving the previous one", "err", err)
-					continue
+				for _, c := range []*certificate{cert, sipCert} {
+					if c == nil {
+						continue
+					}
+					if err := c.reload(); err != nil {
+						log.Error("certificate not reloaded; serving the previous one", "cert", c.certFile, "err", err)
+						continue
+					}
+					log.Info("certificate reloaded", "cert", c.certFile)
 				}
-				log.Info("certificate reloaded", "cert", cfg.Server.TLSCert)
 			}
 		}()
 	}
@@ -292,14 +310,22 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	defer srvx.Close()
 	if cfg.SIP.Listen != "" {
-		if err := srvx.ListenSIP(ctx, cfg.SIP.Listen); err != nil {
+		var sipTLS *tls.Config
+		if sipCert != nil {
+			sipTLS = sipCert.sipConfig()
+		}
+		if err := srvx.ListenSIP(ctx, cfg.SIP.Listen, sipTLS); err != nil {
 			srv.Close()
 			if msrv != nil {
 				msrv.Close()
 			}
 			return err
 		}
-		log.Info("SIP ready", "uri", "sip:demo@"+cfg.SIP.Listen)
+		if cfg.SIP.TLSListen != "" {
+			log.Info("SIP ready", "uri", "sip:demo@"+cfg.SIP.Listen, "tls_uri", "sip:demo@"+cfg.SIP.TLSListen+";transport=tls")
+		} else {
+			log.Info("SIP ready", "uri", "sip:demo@"+cfg.SIP.Listen)
+		}
 	}
 	log.Info("ready", "url", scheme+"://"+displayAddr(ln.Addr()))
 

@@ -49,3 +49,24 @@ func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 func (c *certificate) config() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get, NextProtos: []string{"http/1.1"}}
 }
+
+// sipConfig returns a TLS configuration for SIP over TLS serving the
+// current certificate.
+func (c *certificate) sipConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get}
+}
+
+// sipCertificate loads the certificate of [sip] tls_listen: [sip]'s own,
+// else [server]'s (nil when SIP over TLS is not configured).
+func sipCertificate(sipCert, sipKey, serverCert, serverKey, listen string) (*certificate, error) {
+	if listen == "" {
+		return nil, nil
+	}
+	if sipCert == "" {
+		sipCert, sipKey = serverCert, serverKey
+	}
+	if sipCert == "" {
+		return nil, fmt.Errorf("sip.tls_listen %q: no certificate (sip.tls_cert and sip.tls_key, or --tls-cert and --tls-key)", listen)
+	}
+	return loadCertificate(sipCert, sipKey)
+}

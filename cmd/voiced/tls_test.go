@@ -107,3 +107,35 @@ func TestTLSServes(t *testing.T) {
 		t.Fatalf("served %q, want HTTP/1.1 (WebSocket upgrades need it)", b)
 	}
 }
+
+// SIP over TLS serves [sip]'s own certificate, else the server's, and
+// refuses to start with neither.
+func TestSIPCertificate(t *testing.T) {
+	sipDir, srvDir := t.TempDir(), t.TempDir()
+	scf, skf := writeCert(t, sipDir, "sip.example")
+	hcf, hkf := writeCert(t, srvDir, "www.example")
+	cn := func(c *certificate) string {
+		t.Helper()
+		got, err := c.sipConfig().GetCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(got.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	if c, err := sipCertificate(scf, skf, hcf, hkf, "127.0.0.1:5061"); err != nil || cn(c) != "sip.example" {
+		t.Errorf("own certificate: %v", err)
+	}
+	if c, err := sipCertificate("", "", hcf, hkf, "127.0.0.1:5061"); err != nil || cn(c) != "www.example" {
+		t.Errorf("server's certificate: %v", err)
+	}
+	if _, err := sipCertificate("", "", "", "", "127.0.0.1:5061"); err == nil {
+		t.Error("no certificate accepted")
+	}
+	if c, err := sipCertificate(scf, skf, "", "", ""); c != nil || err != nil {
+		t.Errorf("no tls_listen: %v, %v", c, err)
+	}
+}

@@ -182,6 +182,12 @@ type ServerAuth struct {
 type SIP struct {
 	// Listen is host:port for SIP over UDP and TCP ("" for no SIP).
 	Listen string `toml:"listen"`
+	// TLSListen is host:port for SIP over TLS (usually port 5061; "" for
+	// none), with the certificate TLSCert and TLSKey (PEM files; default
+	// [server]'s), reloaded on SIGHUP like the HTTPS one.
+	TLSListen string `toml:"tls_listen"`
+	TLSCert   string `toml:"tls_cert"`
+	TLSKey    string `toml:"tls_key"`
 	// ExternalIP is the address put in SDP and Contact (behind NAT).
 	ExternalIP string `toml:"external_ip"`
 	// RTPPortMin and RTPPortMax bound the RTP ports (default 10000-20000).
@@ -721,6 +727,9 @@ func (c Config) validate(file []byte) error {
 		errs = append(errs, fmt.Errorf("sip.rtp_port_min %d, sip.rtp_port_max %d: want 0 < min < max <= 65535", p.RTPPortMin, p.RTPPortMax))
 	}
 	errs = append(errs, c.SIP.validate()...)
+	if c.SIP.TLSListen != "" && c.SIP.TLSCert == "" && c.Server.TLSCert == "" {
+		errs = append(errs, fmt.Errorf("sip.tls_listen %q: needs a certificate (sip.tls_cert and sip.tls_key, or server.tls_cert and server.tls_key)", c.SIP.TLSListen))
+	}
 	if l := c.SessionLimit; l.MaxDuration < 0 || l.WarnBefore < 0 || l.AnswerGrace < 0 {
 		errs = append(errs, fmt.Errorf("session_limit: max_duration %v, warn_before %v, answer_grace %v: want >= 0", l.MaxDuration, l.WarnBefore, l.AnswerGrace))
 	}
@@ -772,6 +781,9 @@ func (r RTVI) validate() []error {
 
 func (p SIP) validate() []error {
 	var errs []error
+	if (p.TLSCert == "") != (p.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("sip.tls_cert and sip.tls_key: set both or neither"))
+	}
 	for i, u := range p.Auth.Users {
 		if u.Username == "" || u.PasswordEnv == "" {
 			errs = append(errs, fmt.Errorf("sip.auth.users[%d]: want username and password_env", i))

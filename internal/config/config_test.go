@@ -288,6 +288,9 @@ func TestSIPSections(t *testing.T) {
 	c, err := Parse([]byte(`
 [sip]
 listen = "127.0.0.1:5060"
+tls_listen = "127.0.0.1:5061"
+tls_cert = "/etc/voiced/sip.pem"
+tls_key = "/etc/voiced/sip.key"
 [sip.auth]
 allow = ["10.0.0.0/8"]
 algorithms = ["MD5"]
@@ -317,6 +320,7 @@ front = "+15550123"
 	}
 	p := c.SIP
 	if p.Auth.NonceTTL != time.Minute || p.Auth.Users[0].PasswordEnv != "PBX_PW" || p.Trunk.Address != "trunk.example.net:5060" ||
+		p.TLSListen != "127.0.0.1:5061" || p.TLSCert != "/etc/voiced/sip.pem" || p.TLSKey != "/etc/voiced/sip.key" ||
 		p.Trunks[0].Transport != "tcp" || p.Registrations[0].Expires != 2*time.Minute || p.TransferTargets["sales"] == "" || p.TransferTargets["front"] != "+15550123" {
 		t.Errorf("decoded %+v", p)
 	}
@@ -330,6 +334,8 @@ front = "+15550123"
 		{"registration without user", "[[sip.registrations]]\nregistrar = \"pbx\"\n", "sip.registrations[0]"},
 		{"transfer target not sip", "[sip.transfer_targets]\nx = \"tel:123\"\n", "sip.transfer_targets.x"},
 		{"transfer target short number", "[sip.transfer_targets]\nx = \"+12\"\n", "sip.transfer_targets.x"},
+		{"tls_listen without a certificate", "[sip]\ntls_listen = \"127.0.0.1:5061\"\n", "sip.tls_listen"},
+		{"tls_cert without tls_key", "[sip]\ntls_cert = \"c.pem\"\n", "sip.tls_cert and sip.tls_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.file))

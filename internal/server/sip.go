@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -15,9 +16,10 @@ import (
 )
 
 // ListenSIP answers SIP calls on addr (host:port, UDP and TCP) with the
-// loaded agents, until Shutdown or ctx ends. Call it after Load. Routes in
-// [sip] choose the entry agent by the dialed user part.
-func (s *Server) ListenSIP(ctx context.Context, addr string) error {
+// loaded agents, until Shutdown or ctx ends, and on [sip] tls_listen over
+// TLS with tlsConf (required then). Call it after Load. Routes in [sip]
+// choose the entry agent by the dialed user part.
+func (s *Server) ListenSIP(ctx context.Context, addr string, tlsConf *tls.Config) error {
 	if s.builder == nil {
 		return errors.New("server: ListenSIP before Load")
 	}
@@ -49,13 +51,22 @@ func (s *Server) ListenSIP(ctx context.Context, addr string) error {
 		MediaTimeout: time.Duration(cfg.MediaTimeout),
 		Admission:    s.adm,
 		Routes:       routes,
+		TLS:          tlsConf,
 		Logger:       s.log,
 	}, entry(""))
 	if err != nil {
 		return err
 	}
-	for _, network := range []string{"udp", "tcp"} {
-		if _, err := srv.Listen(ctx, network, addr); err != nil {
+	listen := [][2]string{{"udp", addr}, {"tcp", addr}}
+	if cfg.TLSListen != "" {
+		if tlsConf == nil {
+			srv.Shutdown(ctx)
+			return fmt.Errorf("server: sip.tls_listen %q: no certificate", cfg.TLSListen)
+		}
+		listen = append(listen, [2]string{"tls", cfg.TLSListen})
+	}
+	for _, l := range listen {
+		if _, err := srv.Listen(ctx, l[0], l[1]); err != nil {
 			srv.Shutdown(ctx)
 			return fmt.Errorf("server: SIP: %w", err)
 		}
