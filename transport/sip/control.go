@@ -311,7 +311,7 @@ func (m *media) nextTone(ts uint32) (payload []byte, start bool, evTS uint32, ok
 	if pos == 0 {
 		q.ts = ts
 	}
-	dur := min(pos+1, tonePackets) * tsStep
+	dur := uint32(min(pos+1, tonePackets)) * m.codec.tsStep()
 	b := []byte{byte(strings.IndexByte(dtmfKeys, k.digit)), 10, byte(dur >> 8), byte(dur)}
 	if pos >= tonePackets {
 		b[1] |= 0x80 // End

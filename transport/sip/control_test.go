@@ -14,7 +14,7 @@ import (
 // growing duration, 3 end packets, then 3 of audio; all of the event with
 // its first timestamp, the marker on the first only.
 func TestToneOut(t *testing.T) {
-	m := &media{dtmfPT: 101}
+	m := &media{dtmfPT: 101, codec: pcmu}
 	done, err := m.queueTones("5#")
 	if err != nil {
 		t.Fatal(err)

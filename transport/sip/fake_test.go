@@ -206,3 +206,7 @@ func freePort(t *testing.T) int {
 	t.Fatal("no free port pair")
 	return 0
 }
+
+// tsStep is the RTP timestamp step of a 20 ms packet at the 8 kHz clock
+// of G.711 and G.722.
+const tsStep = 160

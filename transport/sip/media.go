@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/voiced-dev/voiced/audio"
+	"github.com/voiced-dev/voiced/audio/opus"
 	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/transport/rtpaudio"
 )
@@ -26,10 +27,7 @@ import (
 // quiet).
 
 const (
-	ptime = 20 * time.Millisecond
-	// tsStep is the RTP timestamp increment of a packet: every codec voiced
-	// speaks has an 8000 Hz RTP clock, G.722 included (RFC 3551 §4.5.2).
-	tsStep     = 160
+	ptime      = 20 * time.Millisecond
 	maxQueued  = 2 * time.Second
 	maxPayload = 1500
 	// maxBurst bounds the packets sent on one tick to catch up after the
@@ -99,9 +97,11 @@ type media struct {
 	seq  uint16
 	ts   uint32
 	enc  *audio.G722Encoder // of a G.722 call
+	oenc *opus.Encoder      // of an Opus call
 	down resampler          // the call's rate to the codec's, when they differ
 	// Receiver's decoder state, run's goroutine only.
 	dec     *audio.G722Decoder
+	odec    *opus.Decoder
 	plc     *audio.PLC // at plcRate, the codec's
 	plcRate int
 	up      resampler // the codec's rate to the call's, when they differ
@@ -181,8 +181,10 @@ func (m *media) send(ctx context.Context) {
 	t := time.NewTicker(ptime)
 	defer t.Stop()
 	var sent int64
-	pcm := make([]int16, 2*g722.samples())
-	payload := make([]byte, 0, g722.samples())
+	// Room for a packet at the highest rate (Opus, 48 kHz) and its
+	// resampled copy.
+	pcm := make([]int16, 2*opusCodec.samples())
+	payload := make([]byte, 0, maxPayload)
 	buf := make([]byte, maxPayload)
 	for {
 		select {
@@ -195,7 +197,10 @@ func (m *media) send(ctx context.Context) {
 				sent++
 			}
 			if sent < due { // starved: skip the lost time, keep the timestamps true
-				m.ts += uint32((due - sent) * tsStep)
+				m.mu.Lock()
+				step := m.codec.tsStep()
+				m.mu.Unlock()
+				m.ts += uint32(due-sent) * step
 				sent = due
 			}
 		}
@@ -230,6 +235,21 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 			m.enc = audio.NewG722Encoder()
 		}
 		payload = m.enc.Encode(payload[:0], pcm)
+	} else if c == opusCodec {
+		if m.oenc == nil {
+			enc, err := newOpusEncoder()
+			if err != nil {
+				m.log.Error("opus encoder", "err", err)
+				return
+			}
+			m.oenc = enc
+		}
+		b, err := m.oenc.Encode(pcm)
+		if err != nil {
+			m.log.Error("opus encode", "err", err)
+			return
+		}
+		payload = append(payload[:0], b...)
 	} else if c == pcma {
 		payload = audio.EncodeALaw(payload[:0], pcm)
 	} else {
@@ -243,7 +263,7 @@ func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.T
 		Payload: payload,
 	}
 	m.seq++
-	m.ts += tsStep
+	m.ts += c.tsStep()
 	if !sending || !to.IsValid() {
 		return // on hold, or nowhere to send: the clock runs on
 	}
@@ -328,6 +348,20 @@ func (d callDecoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
 	}
 	at := len(dst)
 	switch c {
+	case opusCodec:
+		dec, err := d.opus()
+		if err != nil {
+			return pcm, err
+		}
+		if dst, err = dec.Decode(dst, payload); err != nil {
+			return pcm, err
+		}
+		// Opus conceals loss itself (and rebuilds it from FEC).
+		if c.audioRate == rate {
+			return dst, nil
+		}
+		d.m.dbuf = dst
+		return d.toCall(pcm, c, rate, dst), nil
 	case g722:
 		if d.m.dec == nil {
 			d.m.dec = audio.NewG722Decoder()
@@ -348,11 +382,54 @@ func (d callDecoder) Decode(pcm []int16, payload []byte) ([]int16, error) {
 
 func (d callDecoder) Conceal(pcm []int16) ([]int16, error) {
 	c, rate := d.codec()
+	if c == opusCodec {
+		return d.opusOr(pcm, c, rate, func(dec *opus.Decoder, dst []int16) ([]int16, error) { return dec.Conceal(dst) })
+	}
 	if c.audioRate == rate {
 		return d.plc(c).Conceal(pcm, c.samples()), nil
 	}
 	d.m.dbuf = d.plc(c).Conceal(d.m.dbuf[:0], c.samples())
 	return d.toCall(pcm, c, rate, d.m.dbuf), nil
+}
+
+// DecodeFEC implements rtpaudio.FECDecoder: on an Opus call the lost
+// packet is rebuilt from the next one's in-band FEC; on others it is
+// concealed.
+func (d callDecoder) DecodeFEC(pcm []int16, next []byte) ([]int16, error) {
+	c, rate := d.codec()
+	if c != opusCodec {
+		return d.Conceal(pcm)
+	}
+	return d.opusOr(pcm, c, rate, func(dec *opus.Decoder, dst []int16) ([]int16, error) { return dec.DecodeFEC(dst, next) })
+}
+
+// opusOr runs f, an Opus decoding, appending to pcm at the call's rate.
+func (d callDecoder) opusOr(pcm []int16, c codec, rate int, f func(*opus.Decoder, []int16) ([]int16, error)) ([]int16, error) {
+	dec, err := d.opus()
+	if err != nil {
+		return pcm, err
+	}
+	if c.audioRate == rate {
+		return f(dec, pcm)
+	}
+	out, err := f(dec, d.m.dbuf[:0])
+	if err != nil {
+		return pcm, err
+	}
+	d.m.dbuf = out
+	return d.toCall(pcm, c, rate, out), nil
+}
+
+// opus returns the call's Opus decoder, made on first use.
+func (d callDecoder) opus() (*opus.Decoder, error) {
+	if d.m.odec == nil {
+		dec, err := opus.NewDecoder()
+		if err != nil {
+			return nil, err
+		}
+		d.m.odec = dec
+	}
+	return d.m.odec, nil
 }
 
 // toCall appends in, one packet of the codec's audio, to pcm at the
@@ -499,4 +576,17 @@ func (pp *portPool) listen() (*net.UDPConn, int, error) {
 		}
 	}
 	return nil, 0, fmt.Errorf("%w in %d-%d", ErrNoPorts, pp.min, pp.max)
+}
+
+// newOpusEncoder returns an encoder for a call's voice: in-band FEC on, for
+// the loss a phone network has.
+func newOpusEncoder() (*opus.Encoder, error) {
+	enc, err := opus.NewEncoder()
+	if err != nil {
+		return nil, err
+	}
+	if err := enc.SetInBandFEC(true, 5); err != nil {
+		return nil, err
+	}
+	return enc, nil
 }

@@ -52,8 +52,14 @@ func (d Direction) sends() bool { return d == SendRecv || d == SendOnly }
 // codec is an audio encoding voiced speaks over RTP.
 type codec struct {
 	name string // as in rtpmap
-	pt   uint8  // static payload type (RFC 3551)
-	rate int    // RTP clock rate, as in rtpmap
+	// pt is the static payload type (RFC 3551), or for a dynamic one the
+	// type voiced offers.
+	pt      uint8
+	dynamic bool
+	rate    int // RTP clock rate, as in rtpmap
+	// channels is the rtpmap's channel count when it must be written
+	// (Opus: always 2, RFC 7587 §7), else 0.
+	channels int
 	// audioRate is the sample rate of the audio: G.722's is 16000 although
 	// its RTP clock runs at 8000 (RFC 3551 §4.5.2).
 	audioRate int
@@ -63,11 +69,35 @@ var (
 	pcmu = codec{name: "PCMU", pt: 0, rate: 8000, audioRate: 8000}
 	pcma = codec{name: "PCMA", pt: 8, rate: 8000, audioRate: 8000}
 	g722 = codec{name: "G722", pt: 9, rate: 8000, audioRate: 16000}
+	// Opus (RFC 7587): 48 kHz, mono here, in-band FEC on.
+	opusCodec = codec{name: "opus", pt: 111, dynamic: true, rate: 48000, channels: 2, audioRate: 48000}
 )
 
 // supported lists the codecs voiced speaks, in its order of preference:
-// wideband G.722 first, then G.711.
-var supported = []codec{g722, pcmu, pcma}
+// wideband G.722 first (what phone networks carry, and cheap), then Opus,
+// then G.711.
+var supported = []codec{g722, opusCodec, pcmu, pcma}
+
+// rtpmap is the codec's rtpmap encoding: name/rate[/channels].
+func (c codec) rtpmap() string {
+	if c.channels > 0 {
+		return fmt.Sprintf("%s/%d/%d", c.name, c.rate, c.channels)
+	}
+	return fmt.Sprintf("%s/%d", c.name, c.rate)
+}
+
+// fmtp is the codec's format parameters line value, "" for none.
+func (c codec) fmtp() string {
+	if c == opusCodec {
+		// Mono is what voiced sends and prefers to receive; FEC lets a
+		// lost packet be rebuilt from the next.
+		return "useinbandfec=1; stereo=0; sprop-stereo=0"
+	}
+	return ""
+}
+
+// tsStep is the RTP timestamp increment of a packet of ptime.
+func (c codec) tsStep() uint32 { return uint32(c.rate / 50) }
 
 // format is the format of the codec's audio.
 func (c codec) format() frame.Format {
@@ -81,10 +111,13 @@ func (c codec) samples() int { return c.format().Samples(ptime) }
 // G.722 (16 kHz speech for the recognizer) and otherwise takes the
 // offerer's order.
 func (c codec) rank() int {
-	if c.audioRate > 8000 {
+	switch c {
+	case g722:
 		return 0
+	case opusCodec:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 // offer is what voiced takes from a peer's session description.
@@ -140,6 +173,7 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 		o.addr = netip.AddrPortFrom(addr, uint16(m.MediaName.Port.Value))
 		maps := rtpmaps(m)
 		best := -1 // rank of o.codec; -1 while none
+		events := map[int]uint8{} // telephone-event payload types by clock rate
 		for _, f := range m.MediaName.Formats {
 			n, err := strconv.Atoi(f)
 			if err != nil || n < 0 || n > 127 {
@@ -148,14 +182,14 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 			name, rate := maps[n].name, maps[n].rate
 			if name == "" { // static payload types need no rtpmap
 				for _, c := range supported {
-					if int(c.pt) == n {
+					if int(c.pt) == n && !c.dynamic {
 						name, rate = c.name, c.rate
 					}
 				}
 			}
-			if strings.EqualFold(name, "telephone-event") && rate == 8000 {
-				if o.dtmfPT == 0 {
-					o.dtmfPT = uint8(n)
+			if strings.EqualFold(name, "telephone-event") {
+				if _, ok := events[rate]; !ok {
+					events[rate] = uint8(n)
 				}
 				continue
 			}
@@ -180,6 +214,8 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 			}
 		}
 		if best >= 0 {
+			// Keys use the audio's RTP clock (RFC 4733 §2.1).
+			o.dtmfPT = events[o.codec.rate]
 			return o, nil
 		}
 	}
@@ -211,8 +247,8 @@ func rtpmaps(m *sdp.MediaDescription) map[int]rtpmap {
 		if err != nil {
 			continue
 		}
-		if len(parts) > 2 && parts[2] != "1" {
-			continue // stereo
+		if len(parts) > 2 && parts[2] != "1" && !strings.EqualFold(parts[0], opusCodec.name) {
+			continue // stereo (Opus always says 2, RFC 7587 §7, and is decoded to mono)
 		}
 		out[n] = rtpmap{name: parts[0], rate: rate}
 	}
@@ -269,17 +305,29 @@ func (a *answer) marshal(o *offer) []byte {
 			for _, c := range supported {
 				pts = append(pts, strconv.Itoa(int(c.pt)))
 			}
-			pts = append(pts, strconv.Itoa(int(dtmfOfferPT)))
+			pts = append(pts, strconv.Itoa(int(dtmfOfferPT)), strconv.Itoa(int(dtmfOfferPT48)))
 			fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", a.port, strings.Join(pts, " "))
 			for _, c := range supported {
-				fmt.Fprintf(&b, "a=rtpmap:%d %s/%d\r\n", c.pt, c.name, c.rate)
+				fmt.Fprintf(&b, "a=rtpmap:%d %s\r\n", c.pt, c.rtpmap())
+				if f := c.fmtp(); f != "" {
+					fmt.Fprintf(&b, "a=fmtp:%d %s\r\n", c.pt, f)
+				}
 			}
 			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmfOfferPT, dtmfOfferPT)
-		} else if a.dtmfPT != 0 {
-			fmt.Fprintf(&b, "m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/%d\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n",
-				a.port, a.pt, a.dtmfPT, a.pt, a.codec.name, a.codec.rate, a.dtmfPT, a.dtmfPT)
+			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/48000\r\na=fmtp:%d 0-16\r\n", dtmfOfferPT48, dtmfOfferPT48)
 		} else {
-			fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\na=rtpmap:%d %s/%d\r\n", a.port, a.pt, a.pt, a.codec.name, a.codec.rate)
+			if a.dtmfPT != 0 {
+				fmt.Fprintf(&b, "m=audio %d RTP/AVP %d %d\r\n", a.port, a.pt, a.dtmfPT)
+			} else {
+				fmt.Fprintf(&b, "m=audio %d RTP/AVP %d\r\n", a.port, a.pt)
+			}
+			fmt.Fprintf(&b, "a=rtpmap:%d %s\r\n", a.pt, a.codec.rtpmap())
+			if f := a.codec.fmtp(); f != "" {
+				fmt.Fprintf(&b, "a=fmtp:%d %s\r\n", a.pt, f)
+			}
+			if a.dtmfPT != 0 {
+				fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", a.dtmfPT, a.codec.rate, a.dtmfPT)
+			}
 		}
 		fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", a.dir)
 	}
@@ -297,5 +345,10 @@ func (a *answer) marshal(o *offer) []byte {
 	return []byte(b.String())
 }
 
-// dtmfOfferPT is the telephone-event payload type voiced offers.
-const dtmfOfferPT = 101
+// dtmfOfferPT and dtmfOfferPT48 are the telephone-event payload types
+// voiced offers, at the 8 kHz clock of G.711 and G.722 and the 48 kHz one of
+// Opus.
+const (
+	dtmfOfferPT   = 101
+	dtmfOfferPT48 = 110
+)

@@ -87,7 +87,20 @@ func TestParseOffer(t *testing.T) {
 		{name: "PCMU renumbered dynamically",
 			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 100", "a=rtpmap:100 PCMU/8000"),
 			want: pcmu, pt: 100, addr: "10.0.0.1:4000", dir: SendRecv},
-		{name: "only opus", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 111", "a=rtpmap:111 opus/48000/2"), err: ErrNoCodec},
+		{name: "only opus: Opus",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 96 101 97", "a=rtpmap:96 opus/48000/2", "a=rtpmap:101 telephone-event/8000", "a=rtpmap:97 telephone-event/48000"),
+			want: opusCodec, pt: 96, dtmf: 97, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "Opus without a 48 kHz telephone-event has no keys",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 96 101", "a=rtpmap:96 opus/48000/2", "a=rtpmap:101 telephone-event/8000"),
+			want: opusCodec, pt: 96, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "Opus before G.711: Opus",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 0 111", "a=rtpmap:111 opus/48000/2"),
+			want: opusCodec, pt: 111, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "G.722 before Opus",
+			body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 111 9", "a=rtpmap:111 opus/48000/2"),
+			want: g722, pt: 9, addr: "10.0.0.1:4000", dir: SendRecv},
+		{name: "opus at a wrong rate", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 111", "a=rtpmap:111 opus/16000/2"), err: ErrNoCodec},
+		{name: "payload type 111 without an rtpmap is not Opus", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 111"), err: ErrNoCodec},
 		{name: "wrong rate", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/AVP 96", "a=rtpmap:96 PCMU/16000"), err: ErrNoCodec},
 		{name: "SRTP only", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 4000 RTP/SAVP 0"), err: ErrNoCodec},
 		{name: "rejected stream", body: sdpOf("c=IN IP4 10.0.0.1", "m=audio 0 RTP/AVP 0"), err: ErrNoCodec},
@@ -149,7 +162,9 @@ func TestAnswerMarshal(t *testing.T) {
 	if err != nil || offerBack.codec != g722 || offerBack.dtmfPT != dtmfOfferPT {
 		t.Errorf("offer reads back as %+v, %v", offerBack, err)
 	}
-	if want := "m=audio 10000 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"; !strings.Contains(string(a.marshal(nil)), want) {
+	if want := "m=audio 10000 RTP/AVP 9 111 0 8 101 110\r\na=rtpmap:9 G722/8000\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"a=fmtp:111 useinbandfec=1; stereo=0; sprop-stereo=0\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n" +
+		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=rtpmap:110 telephone-event/48000\r\n"; !strings.Contains(string(a.marshal(nil)), want) {
 		t.Errorf("offer:\n%s\nwant it to contain\n%s", a.marshal(nil), want)
 	}
 	// The answer to a G.722 offer names it with its 8000 Hz RTP clock.

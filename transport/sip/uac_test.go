@@ -217,7 +217,7 @@ func TestInviteNoCommonCodec(t *testing.T) {
 	u := newRawUAC(t, addr)
 	rtpAddr := u.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
 	for _, body := range []string{
-		offerSDP(rtpAddr, "111 18", "a=rtpmap:111 opus/48000/2", "a=rtpmap:18 G729/8000"),
+		offerSDP(rtpAddr, "18 97", "a=rtpmap:18 G729/8000", "a=rtpmap:97 iLBC/8000"),
 		"",
 		"v=0\nthis is not SDP\n",
 	} {
@@ -522,7 +522,7 @@ func TestReinviteHoldAndInfo(t *testing.T) {
 		{"unhold", offerSDP(rtpAddr, "0", "a=sendrecv"), 200, SendRecv},
 		{"hold inactive", offerSDP(rtpAddr, "0", "a=inactive"), 200, Inactive},
 		{"hold RFC 2543", offerSDP(held, "0"), 200, Inactive},
-		{"no common codec", offerSDP(rtpAddr, "111", "a=rtpmap:111 opus/48000/2"), 488, ""},
+		{"no common codec", offerSDP(rtpAddr, "18", "a=rtpmap:18 G729/8000"), 488, ""},
 		{"unhold again", offerSDP(rtpAddr, "0"), 200, SendRecv},
 		{"empty re-INVITE", "", 200, SendRecv},
 	} {
