@@ -392,13 +392,16 @@ func (d callDecoder) Conceal(pcm []int16) ([]int16, error) {
 	return d.toCall(pcm, c, rate, d.m.dbuf), nil
 }
 
+// errNoFEC tells rtpaudio that the codec in use carries no FEC: it
+// conceals the loss instead.
+var errNoFEC = errors.New("sip: the call's codec has no FEC")
+
 // DecodeFEC implements rtpaudio.FECDecoder: on an Opus call the lost
-// packet is rebuilt from the next one's in-band FEC; on others it is
-// concealed.
+// packet is rebuilt from the next one's in-band FEC.
 func (d callDecoder) DecodeFEC(pcm []int16, next []byte) ([]int16, error) {
 	c, rate := d.codec()
 	if c != opusCodec {
-		return d.Conceal(pcm)
+		return pcm, errNoFEC
 	}
 	return d.opusOr(pcm, c, rate, func(dec *opus.Decoder, dst []int16) ([]int16, error) { return dec.DecodeFEC(dst, next) })
 }

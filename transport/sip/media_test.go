@@ -531,3 +531,53 @@ func TestCodecChangeKeepsTheCallsRate(t *testing.T) {
 		}
 	})
 }
+
+// An Opus call decodes to 48 kHz, and a lost packet is rebuilt from the
+// next one's in-band FEC (the encoder voiced uses for calls puts it in).
+func TestOpusCallRebuildsLossFromFEC(t *testing.T) {
+	enc, err := newOpusEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := tone(440, 48000, 48000, 8000)
+	var packets [][]byte
+	for k := range 30 {
+		b, err := enc.Encode(in[k*960 : (k+1)*960])
+		if err != nil {
+			t.Fatal(err)
+		}
+		packets = append(packets, append([]byte(nil), b...))
+	}
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		m := newMedia(conn, 10000, nil, 15*time.Second, 30*time.Second)
+		o := testOffer(opusCodec)
+		m.apply(o, SendRecv, netip.Addr{})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { m.run(ctx); close(done) }()
+		for k, p := range packets {
+			if k == 12 {
+				continue // lost
+			}
+			conn.in <- datagram{rtpBytes(t, opusCodec.pt, uint16(k+1), uint32(k+1)*960, p), peer}
+			time.Sleep(ptime)
+		}
+		time.Sleep(time.Second)
+		var chunks int
+		for len(m.audio) > 0 {
+			if c := <-m.audio; len(c) != 960 {
+				t.Fatalf("a chunk of %d samples, want 960 (20 ms at 48 kHz)", len(c))
+			}
+			chunks++
+		}
+		cancel()
+		<-done
+		if chunks != len(packets) {
+			t.Errorf("%d chunks for %d packets, one lost: want the loss filled", chunks, len(packets))
+		}
+		if m.stats.FEC != 1 || m.stats.PLC != 0 {
+			t.Errorf("stats %+v: want the lost packet rebuilt by FEC", m.stats)
+		}
+	})
+}
