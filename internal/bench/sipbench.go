@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,9 @@ type SIPConfig struct {
 	// Dir holds the scenario, the capture and sipp's files (default: a
 	// temporary directory, removed after).
 	Dir string
+	// CPUProfile, if set, is a file for a CPU profile (runtime/pprof) of
+	// the levels.
+	CPUProfile string
 	// Limit is the per-call input lateness p99 aimed at (default 20 ms).
 	Limit        time.Duration
 	Logger       *slog.Logger
@@ -109,6 +113,10 @@ type SIPLevel struct {
 	// SippCPU sipp's.
 	CPU     float64 `json:"cpu"`
 	SippCPU float64 `json:"sipp_cpu"`
+	// Waiting is the time the server's threads spent runnable but waiting
+	// for a CPU, over the level's wall time: the machine's share in the
+	// lateness (0 where /proc has no schedstat).
+	Waiting float64 `json:"waiting"`
 	// InviteOK is sipp's INVITE → 200 OK (rtd, whole milliseconds).
 	InviteOK Dist          `json:"invite_ok"`
 	Wall     time.Duration `json:"wall"`
@@ -271,6 +279,17 @@ func RunSIP(ctx context.Context, cfg SIPConfig) (*SIPResult, error) {
 	if err := os.WriteFile(scenario, fmt.Appendf(nil, sippBenchScenario, capture, playMs+200), 0o644); err != nil {
 		return nil, fmt.Errorf("bench: sip: %w", err)
 	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("bench: sip: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("bench: sip: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, n := range cfg.Levels {
 		lv, err := runSIPLevel(ctx, cfg, srv, late, scenario, sipAddr, n, time.Duration(playMs)*time.Millisecond)
 		if err != nil {
@@ -357,7 +376,7 @@ func runSIPLevel(ctx context.Context, cfg SIPConfig, srv *server.Server, late *s
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	begin := time.Now()
-	cpu0 := cpuTime()
+	cpu0, wait0 := cpuTime(), schedWait()
 	if err := cmd.Start(); err != nil {
 		return lv, fmt.Errorf("bench: sip: sipp: %w", err)
 	}
@@ -384,6 +403,7 @@ sample:
 	}
 	lv.Wall = time.Since(begin)
 	lv.CPU = float64(cpuTime()-cpu0) / float64(lv.Wall)
+	lv.Waiting = float64(schedWait()-wait0) / float64(lv.Wall)
 	if ps := cmd.ProcessState; ps != nil {
 		lv.SippCPU = float64(ps.UserTime()+ps.SystemTime()) / float64(lv.Wall)
 	}
@@ -449,6 +469,25 @@ sample:
 	}
 	lv.Lateness = Summarize(p99s)
 	return lv, nil
+}
+
+// schedWait is the time the process's threads have spent runnable, waiting
+// for a CPU: the second field of /proc/self/task/*/schedstat, summed over
+// the threads alive now (the Go runtime keeps its threads).
+func schedWait() time.Duration {
+	paths, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var sum time.Duration
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(n)
+		}
+	}
+	return sum
 }
 
 func freeUDPPort() (int, error) {

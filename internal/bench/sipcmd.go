@@ -14,7 +14,7 @@ import (
 )
 
 // SIPUsage is the command line of SIPCommand.
-const SIPUsage = `usage: voiced bench sip [--levels N,N,...] [--rate R] [--turns N] [--v2v N] [--out DIR] [--note TEXT]
+const SIPUsage = `usage: voiced bench sip [--levels N,N,...] [--rate R] [--turns N] [--v2v N] [--out DIR] [--note TEXT] [--cpuprofile FILE]
   Serves voiced on 127.0.0.1 (SIP over UDP, WebSocket) with the real
   Silero VAD and fast fake STT, model and TTS. Measures voice-to-voice at
   the caller, N turns one call at a time over SIP (a small Go caller,
@@ -36,6 +36,7 @@ func SIPCommand(args []string, stdout, stderr io.Writer) error {
 	v2v := fs.Int("v2v", 10, "voice-to-voice turns measured over SIP and over the WebSocket each")
 	out := fs.String("out", "bench/results", "output directory")
 	note := fs.String("note", "", "a note for the top of the report")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the concurrent calls to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func SIPCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	begin := time.Now()
 	r, err := RunSIP(ctx, SIPConfig{Levels: levels, Rate: *rate, Turns: *turns, V2V: *v2v, Speech: speech,
-		Logger: log, ServerLogger: log.With("from", "server")})
+		CPUProfile: *cpuProfile, Logger: log, ServerLogger: log.With("from", "server")})
 	if err != nil {
 		return fmt.Errorf("bench sip: %w", err)
 	}

@@ -106,16 +106,17 @@ func sipReport(b *bytes.Buffer, r *SIPResult, note string) {
 		"calls were over %s ms. Goal: ≥ 100 calls with every call's p99 < 20 ms.\n", ms(r.Limit))
 	p("- *RSS/call* = (peak RSS during the level − the level's baseline) / peak calls up.\n")
 	p("- *CPU*: CPU time over the level's wall time, in cores (2 = the whole machine), for voiced and for sipp (whose " +
-		"`play_pcap_audio` runs a thread per playing call).\n")
+		"`play_pcap_audio` runs a thread per playing call); *waiting*: the time voiced's threads were runnable but waited " +
+		"for a CPU (`/proc/self/task/*/schedstat`) over the wall time, in threads: what the rest of the machine took from it.\n")
 	p("- *INVITE → 200*: sipp's response time (rtd), which it counts in whole milliseconds (0 = under 1 ms).\n")
 	p("- *answered*: the server's turn reports (one per answer started); each successful call asks %d.\n\n", r.Turns)
-	p("| N | placed | up peak | up median | ok | failed | answered | lateness p99 median ms | worst ms | calls > %s ms | baseline MiB | peak RSS MiB | RSS/call MiB | voiced CPU | sipp CPU | INVITE→200 p50 ms | p99 ms | max ms | wall s | load after |\n",
+	p("| N | placed | up peak | up median | ok | failed | answered | lateness p99 median ms | worst ms | calls > %s ms | baseline MiB | peak RSS MiB | RSS/call MiB | voiced CPU | waiting | sipp CPU | INVITE→200 p50 ms | p99 ms | max ms | wall s | load after |\n",
 		ms(r.Limit))
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, l := range r.Levels {
-		p("| %d | %d | %d | %d | %d | %d | %d | %s | %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %.0f | %s |\n",
+		p("| %d | %d | %d | %d | %d | %d | %d | %s | %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %.0f | %s |\n",
 			l.Calls, l.Offered, l.Peak, l.Held, l.Successful, l.Failed, l.TurnsAnswered, ms(l.Lateness.P50), ms(l.Lateness.Max), l.Late,
-			float64(l.Baseline)/(1<<20), float64(l.RSS)/(1<<20), float64(l.PerCall)/(1<<20), l.CPU, l.SippCPU,
+			float64(l.Baseline)/(1<<20), float64(l.RSS)/(1<<20), float64(l.PerCall)/(1<<20), l.CPU, l.Waiting, l.SippCPU,
 			ms(l.InviteOK.P50), ms(l.InviteOK.P99), ms(l.InviteOK.Max), l.Wall.Seconds(), l.Load)
 	}
 	p("\n")
