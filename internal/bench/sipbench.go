@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/voiced-dev/voiced/audio"
@@ -63,14 +65,17 @@ type SIPConfig struct {
 
 // SIPResult is what `voiced bench sip` measured.
 type SIPResult struct {
-	Date        time.Time       `json:"date"`
-	Commit      string          `json:"commit"`
-	CPU         string          `json:"cpu"`
-	Cores       int             `json:"cores"`
-	GoVersion   string          `json:"go_version"`
-	SippVersion string          `json:"sipp_version"`
-	LoadBefore  string          `json:"load_before"`
-	LoadAfter   string          `json:"load_after"`
+	Date        time.Time `json:"date"`
+	Commit      string    `json:"commit"`
+	CPU         string    `json:"cpu"`
+	Cores       int       `json:"cores"`
+	GoVersion   string    `json:"go_version"`
+	SippVersion string    `json:"sipp_version"`
+	LoadBefore  string    `json:"load_before"`
+	LoadAfter   string    `json:"load_after"`
+	// Nice is the process's nice value (the shared box runs benchmarks at
+	// 19, under everything else).
+	Nice        int             `json:"nice"`
 	Speech      time.Duration   `json:"speech"`
 	Limit       time.Duration   `json:"limit"`
 	Turns       int             `json:"turns_per_call"`
@@ -220,11 +225,15 @@ func RunSIP(ctx context.Context, cfg SIPConfig) (*SIPResult, error) {
 	var m Results
 	m.machine()
 	res.Date, res.Commit, res.CPU, res.Cores, res.GoVersion, res.LoadBefore = m.Date, m.Commit, m.CPU, m.Cores, m.GoVersion, m.LoadBefore
-	if out, err := exec.Command(cfg.Sipp, "-v").CombinedOutput(); err == nil || len(out) > 0 {
-		for _, l := range strings.Split(string(out), "\n") {
-			if l = strings.TrimSpace(l); strings.HasPrefix(l, "SIPp v") {
-				res.SippVersion = strings.TrimSuffix(l, ".")
-			}
+	// getpriority(2) returns 20 − nice.
+	if p, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0); err == nil {
+		res.Nice = 20 - p
+	}
+	// sipp -v exits non-zero after printing its version.
+	out, _ := exec.Command(cfg.Sipp, "-v").CombinedOutput()
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "SIPp v") {
+			res.SippVersion = strings.TrimSuffix(l, ".")
 		}
 	}
 	log.Info("bench sip: server up", "sip", sipAddr, "ws", soak.url)
@@ -420,11 +429,8 @@ sample:
 		lv.Note = fmt.Sprintf("sipp: %v", werr)
 	}
 	if len(counts) > 0 {
-		held := make([]time.Duration, len(counts))
-		for i, c := range counts {
-			held[i] = time.Duration(c)
-		}
-		lv.Held = int(Summarize(held).P50)
+		slices.Sort(counts)
+		lv.Held = counts[len(counts)/2]
 	}
 	if lv.Peak > 0 {
 		lv.PerCall = (lv.RSS - lv.Baseline) / int64(lv.Peak)

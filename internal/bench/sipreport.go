@@ -54,7 +54,8 @@ func sipReport(b *bytes.Buffer, r *SIPResult, note string) {
 	p("## Measured with `voiced bench sip`\n\n")
 	p("- date: %s\n- commit: %s\n- machine: %s, %d cores, %s; %s\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit, r.CPU, r.Cores, r.GoVersion, r.SippVersion)
 	p("- load average (1, 5, 15 min, as `uptime` gives it) at start: %s; at end: %s. The machine is shared: "+
-		"other work (builds, a long test run) ran at the same time, so these figures are pessimistic.\n", r.LoadBefore, r.LoadAfter)
+		"other work (builds, a long test run) ran at the same time, and this run (voiced and sipp) had nice %d, "+
+		"so these figures are pessimistic.\n", r.LoadBefore, r.LoadAfter, r.Nice)
 	if note != "" {
 		p("- note: %s\n", note)
 	}
@@ -70,8 +71,9 @@ func sipReport(b *bytes.Buffer, r *SIPResult, note string) {
 		"silence then the sentence (resampled to 8 kHz, μ-law) as RTP paced 20 ms, then silence, and hangs up after the answer. "+
 		"WebSocket: the same, PCM16 at 16 kHz, 20 ms a message. Voice-to-voice is from sending the packet (message) that holds the "+
 		"last audible sample of the sentence (above −40 dBFS) to the arrival of the first reply packet with an audible sample, "+
-		"as in the WebSocket end-to-end figure of README.md section 5. It includes the VAD's 500 ms stop duration and the fakes' "+
-		"STT, model and TTS times.\n\n", max(len(r.SIPV2V), len(r.WSV2V)))
+		"as in the WebSocket end-to-end figure of README.md section 5. It includes the VAD's 500 ms stop duration, counted from the "+
+		"last chunk Silero finds voiced, which comes before the last sample above −40 dBFS (hence figures under 500 ms), "+
+		"and the fakes' STT, model and TTS times.\n\n", max(len(r.SIPV2V), len(r.WSV2V)))
 	sd, wd := Summarize(append([]time.Duration(nil), r.SIPV2V...)), Summarize(append([]time.Duration(nil), r.WSV2V...))
 	p("| path | turns | p50 ms | p90 ms | min ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")
 	p("| SIP (PCMU 8 kHz, RTP) | %d | %s | %s | %s | %s |\n", sd.N, ms(sd.P50), ms(sd.P90), ms(sd.Min), ms(sd.Max))
