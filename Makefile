@@ -108,6 +108,12 @@ SOAK_DURATION ?= 10m
 soak: setup build ## SOAK_SESSIONS (200) churning sessions and misbehaving clients for SOAK_DURATION (10m); writes bench/results/soak.md
 	$(BIN) bench soak --sessions $(SOAK_SESSIONS) --duration $(SOAK_DURATION) --out bench/results
 
+SIP_LEVELS ?= 25,50,100,150
+
+.PHONY: bench-sip
+bench-sip: setup build ## SIP voice-to-voice at the caller next to the WebSocket, then SIP_LEVELS (25,50,100,150) concurrent sipp calls (about 4 min); writes bench/results/sip.md
+	$(BIN) bench sip --levels $(SIP_LEVELS) --out bench/results
+
 .PHONY: fuzz
 fuzz: deps ## run every fuzz target in the tree for FUZZTIME (default 10s) each
 	GO=$(GO) bash scripts/fuzz.sh

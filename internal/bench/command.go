@@ -23,13 +23,16 @@ const Usage = `usage: voiced bench [--quick] [--out DIR] [--micro FILE] [--e2e F
   providers (instant and cloud-like), and session density with the real
   Silero VAD, then writes DIR/README.md, DIR/*.svg and DIR/results.json.
   --micro and --e2e add go test -bench output and the e2e tests' JSON.
-` + SoakUsage
+` + SoakUsage + "\n" + SIPUsage
 
 // Command runs the harness: it is `voiced bench`.
 // Progress goes to stderr; the report's path to stdout.
 func Command(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "soak" {
 		return SoakCommand(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "sip" {
+		return SIPCommand(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -345,6 +345,10 @@ type wsClient struct {
 	closeCode   int    // the server's close code (1006 without a close frame)
 	closeReason string
 	answers     int
+
+	// audio, if set before read starts, is given each binary message (the
+	// bot's voice) as it arrives, on the reader's goroutine.
+	audio func(at time.Time, pcm []byte)
 }
 
 func dialSoak(ctx context.Context, url string, readBuf int) (*wsClient, error) {
@@ -386,6 +390,9 @@ func (c *wsClient) read(stopAfterReady bool) {
 				c.closeCode, c.closeReason = ce.Code, ce.Text
 			}
 			return
+		}
+		if typ == gws.BinaryMessage && c.audio != nil {
+			c.audio(time.Now(), data)
 		}
 		if typ != gws.TextMessage {
 			continue
