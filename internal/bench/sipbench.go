@@ -329,7 +329,7 @@ func listenSIP(ctx context.Context, srv *server.Server) (netip.AddrPort, error) 
 		}
 		addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		c.Close()
-		if err = srv.ListenSIP(ctx, addr.String()); err == nil {
+		if err = srv.ListenSIP(ctx, addr.String(), nil); err == nil {
 			return addr, nil
 		}
 	}
