@@ -71,8 +71,8 @@ func sipReport(b *bytes.Buffer, r *SIPResult, note string) {
 		"silence then the sentence (resampled to 8 kHz, μ-law) as RTP paced 20 ms, then silence, and hangs up after the answer. "+
 		"WebSocket: the same, PCM16 at 16 kHz, 20 ms a message. Voice-to-voice is from sending the packet (message) that holds the "+
 		"last audible sample of the sentence (above −40 dBFS) to the arrival of the first reply packet with an audible sample, "+
-		"as in the WebSocket end-to-end figure of README.md section 5. It includes the VAD's 500 ms stop duration, counted from the "+
-		"last chunk Silero finds voiced, which comes before the last sample above −40 dBFS (hence figures under 500 ms), "+
+		"as in the WebSocket end-to-end figure of README.md section 5. It includes the VAD's stop duration (`[vad] stop_duration`, 300 ms in the default configuration the bench serves), counted from the "+
+		"last chunk Silero finds voiced, which comes before the last sample above −40 dBFS, "+
 		"and the fakes' STT, model and TTS times.\n\n", max(len(r.SIPV2V), len(r.WSV2V)))
 	sd, wd := Summarize(append([]time.Duration(nil), r.SIPV2V...)), Summarize(append([]time.Duration(nil), r.WSV2V...))
 	p("| path | turns | p50 ms | p90 ms | min ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")
