@@ -357,6 +357,6 @@ func receive(ctx context.Context, s Stream, utt uint64, rt pipeline.Runtime, out
 		// User speech belongs to the current turn: stamping it with the
 		// turn of whatever the stage happens to be processing could mark
 		// it stale after a barge-in, and it would be dropped.
-		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final, Utterance: utt})
+		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final, Utterance: utt, Spotted: r.Spotted})
 	}
 }

@@ -14,6 +14,11 @@ import (
 type Result struct {
 	Text  string
 	Final bool // the utterance's last, settled result
+	// Spotted, on a final result, are the words of a small vocabulary
+	// (interrupt words, backchannels) that a recognizer able to spot them
+	// heard in the utterance, with their times from its start, whatever
+	// Text says; nil when it did not look (see frame.Transcript.Spotted).
+	Spotted []frame.Word
 }
 
 // Recognizer opens recognition streams. Implementations are safe for
