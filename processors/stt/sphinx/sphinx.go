@@ -39,6 +39,7 @@ const (
 const (
 	DefaultInterimEvery = 300 * time.Millisecond
 	DefaultPool         = 4
+	DefaultSpotMax      = 3 * time.Second
 )
 
 var (
@@ -63,6 +64,20 @@ type Config struct {
 	// beyond that are freed. More than Pool streams may be open at once (a
 	// decoder is then loaded for each, slowly).
 	Pool int `toml:"pool"`
+	// Spot is a small vocabulary (interrupt words, backchannels, fillers)
+	// to spot: the final result of an utterance no longer than SpotMax
+	// carries, in Spotted, what a second pass over its audio with a
+	// grammar of only these words heard, with their times. The language
+	// model mishears short words said alone ("wait" as "lake", "stop" as
+	// "top", worse over a phone line); a search that may choose among
+	// these words only finds them where they were said, and its fillers
+	// take up the rest. Words not in the dictionary are left out (a
+	// hyphenated one is taken by its parts). Empty: no second pass.
+	Spot []string `toml:"spot"`
+	// SpotMax is the longest utterance given the second pass (default
+	// 3 s): commands and backchannels are short, and the pass costs a
+	// fraction of the first.
+	SpotMax time.Duration `toml:"spot_max"`
 }
 
 // Recognizer recognizes 16 kHz mono speech. It is safe for concurrent use;
@@ -70,6 +85,7 @@ type Config struct {
 type Recognizer struct {
 	cfg          Config
 	interimEvery int // samples
+	spotMax      int // samples (0: no spotting)
 
 	mu     sync.Mutex
 	idle   []*decoder
@@ -96,6 +112,9 @@ func New(cfg Config) (*Recognizer, error) {
 	if cfg.Pool == 0 {
 		cfg.Pool = DefaultPool
 	}
+	if cfg.SpotMax == 0 {
+		cfg.SpotMax = DefaultSpotMax
+	}
 	if cfg.InterimEvery < 0 {
 		return nil, fmt.Errorf("sphinx: negative InterimEvery %v", cfg.InterimEvery)
 	}
@@ -116,6 +135,9 @@ func New(cfg Config) (*Recognizer, error) {
 		return nil, err
 	}
 	r := &Recognizer{cfg: cfg, interimEvery: frame.Mono16k.Samples(cfg.InterimEvery)}
+	if d.spot && cfg.SpotMax > 0 {
+		r.spotMax = frame.Mono16k.Samples(cfg.SpotMax)
+	}
 	if r.interimEvery < 1 {
 		r.interimEvery = 1
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -715,4 +716,49 @@ func BenchmarkSend20ms(b *testing.B) {
 	b.StopTimer()
 	s.Close()
 	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(20*time.Millisecond), "xRT")
+}
+
+// TestSpot: with Spot, the final result carries what a search limited to
+// those words heard, and when; words missing from the dictionary are left
+// out, a hyphenated one taken by its parts; utterances over SpotMax, and
+// recognizers without Spot, get no second pass.
+func TestSpot(t *testing.T) {
+	spot := []string{"stop", "wait", "no", "mm-hm", "uh-huh", "uh", "um", "ah", "mm", "frobnicatez"}
+	r := newRecognizer(t, Config{Spot: spot})
+	pcm := append(append(noise(8000, 1), synth(t, "wait")...), noise(4800, 2)...)
+	// Twice: the second time on a decoder that has decoded before (its
+	// frame count goes on), and on a pooled one that spotted.
+	for range 2 {
+		rc := mustTranscribe(t, r, pcm)
+		var words []string
+		for _, w := range rc.final.Spotted {
+			words = append(words, w.Text)
+			if w.End <= w.Start || w.End > time.Duration(len(pcm))*time.Second/16000 {
+				t.Errorf("spotted %q from %v to %v, outside the %v utterance", w.Text, w.Start, w.End, time.Duration(len(pcm))*time.Second/16000)
+			}
+		}
+		t.Logf("final %q, spotted %q", rc.final.Text, words)
+		if !slices.Contains(words, "wait") {
+			t.Errorf("spotted %q, want wait", words)
+		}
+		for _, res := range rc.interims {
+			if res.Spotted != nil {
+				t.Errorf("interim %q has spotted words", res.Text)
+			}
+		}
+	}
+	// The decoder went back to the language model: the next utterance
+	// on it is recognized in full.
+	if rc := mustTranscribe(t, r, synth(t, "what is the weather today")); overlap("what is the weather today", rc.final.Text) < 0.8 {
+		t.Errorf("after spotting, final %q", rc.final.Text)
+	}
+
+	short := newRecognizer(t, Config{Spot: spot, SpotMax: 100 * time.Millisecond})
+	if rc := mustTranscribe(t, short, pcm); rc.final.Spotted != nil {
+		t.Errorf("over SpotMax: spotted %v", rc.final.Spotted)
+	}
+	none := newRecognizer(t, Config{})
+	if rc := mustTranscribe(t, none, pcm); rc.final.Spotted != nil {
+		t.Errorf("without Spot: spotted %v", rc.final.Spotted)
+	}
 }
