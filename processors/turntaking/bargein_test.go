@@ -1,6 +1,7 @@
 package turntaking_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -291,5 +292,105 @@ func TestJudge(t *testing.T) {
 		if got := turntaking.Judge(tc.text, cont); got != tc.want {
 			t.Errorf("Judge(%q) = %v, want %v", tc.text, got, tc.want)
 		}
+	}
+}
+
+// spotted is a final transcript whose recognizer also spotted words (text
+// and milliseconds, in order, back to back).
+func spotted(text string, words ...any) *frame.Transcript {
+	tr := final(text)
+	var at time.Duration
+	for i := 0; i+1 < len(words); i += 2 {
+		d := time.Duration(words[i+1].(int)) * time.Millisecond
+		tr.Spotted = append(tr.Spotted, frame.Word{Text: words[i].(string), Start: at, End: at + d})
+		at += d
+	}
+	return tr
+}
+
+// TestSpottedGolden: the recognizer's spotting pass judges speech over the
+// bot that its full search misheard: an interrupt word that is most of what
+// it spotted interrupts (and is the user's turn); one that is a small part
+// of it, among backchannels and fillers, does not.
+func TestSpottedGolden(t *testing.T) {
+	// Short speech over the bot, resumed on the stop, then its final.
+	short := func(f *frame.Transcript) []step {
+		return []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, f),
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   turntaking.Config
+		steps []step
+		want  string
+		turn  uint32
+	}{{
+		// "wait" on a phone line, heard as "lake": spotted as "mm
+		// wait uh", the command is 390 of 510 ms.
+		name:  "a misheard command, spotted",
+		steps: short(spotted("lake", "mm", 60, "wait", 390, "uh", 60)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(wait)@1582 End",
+		turn:  2,
+	}, {
+		// "uh huh" spotted as "uh no uh": "no" is 190 of 340 ms, under
+		// the 0.6 share: a backchannel.
+		name:  "an interrupt word that is not most of the speech",
+		steps: short(spotted("some of", "uh", 100, "no", 190, "uh", 50)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back(some of) End",
+		turn:  1,
+	}, {
+		name:  "spotting off",
+		cfg:   turntaking.Config{SpotShare: -1},
+		steps: short(spotted("lake", "mm", 60, "wait", 390, "uh", 60)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back(lake) End",
+		turn:  1,
+	}, {
+		// The full search's words stand when they say more than a
+		// command: the user's turn is what it heard.
+		name:  "a spotted command in a longer sentence keeps its words",
+		steps: short(spotted("read it off when", "wait", 320, "stop", 340, "mm", 100)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(read it off when)@1582 End",
+		turn:  2,
+	}, {
+		// "wait, stop please" split by the detector's stop: the first
+		// part (heard as "randy") resumed, its final late, after the
+		// second began: spotted, it interrupts.
+		name: "the first part of a split command, late",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(268*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(68*time.Millisecond, of(1, spotted("randy", "mm", 60, "wait", 330, "uh", 40))),
+		},
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) EP(0+0) Final(wait)@1500 End",
+		turn: 2,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, last, _ := run(t, tc.cfg, tc.steps)
+			if got != tc.want {
+				t.Errorf("frames out\n %s\nwant\n %s", got, tc.want)
+			}
+			if last != tc.turn {
+				t.Errorf("turn %d, want %d", last, tc.turn)
+			}
+		})
+	}
+}
+
+func TestSpotWords(t *testing.T) {
+	got := turntaking.Config{InterruptWords: []string{"stop"}, Backchannels: []string{"mm", "yeah"}}.SpotWords()
+	if strings.Join(got, " ") != "stop mm yeah" {
+		t.Errorf("SpotWords = %q", got)
+	}
+	if got := (turntaking.Config{}).SpotWords(); len(got) != len(turntaking.DefaultInterruptWords)+len(turntaking.DefaultBackchannels) {
+		t.Errorf("default SpotWords = %q", got)
 	}
 }
