@@ -30,6 +30,15 @@ type Recognizer interface {
 	Open(ctx context.Context) (Stream, error)
 }
 
+// Spotter is a Recognizer that can also spot a small vocabulary in an
+// utterance (Result.Spotted): OpenSpotting opens a stream whose final result
+// carries what it spotted. The second pass delays the final, so the
+// Processor asks for it only for speech heard while the bot speaks, which
+// the turn-taking stage judges by it; other utterances are opened with Open.
+type Spotter interface {
+	OpenSpotting(ctx context.Context) (Stream, error)
+}
+
 // Stream recognizes one utterance. Send and Finish are called from one
 // goroutine; Recv may be called from another.
 type Stream interface {

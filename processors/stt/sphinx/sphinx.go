@@ -65,8 +65,8 @@ type Config struct {
 	// decoder is then loaded for each, slowly).
 	Pool int `toml:"pool"`
 	// Spot is a small vocabulary (interrupt words, backchannels, fillers)
-	// to spot: the final result of an utterance no longer than SpotMax
-	// carries, in Spotted, what a second pass over its audio with a
+	// to spot: the final result of an utterance no longer than SpotMax,
+	// opened with OpenSpotting, carries, in Spotted, what a second pass over its audio with a
 	// grammar of only these words heard, with their times. The language
 	// model mishears short words said alone ("wait" as "lake", "stop" as
 	// "top", worse over a phone line); a search that may choose among
@@ -92,7 +92,10 @@ type Recognizer struct {
 	closed bool
 }
 
-var _ stt.Recognizer = (*Recognizer)(nil)
+var (
+	_ stt.Recognizer = (*Recognizer)(nil)
+	_ stt.Spotter    = (*Recognizer)(nil)
+)
 
 // New validates cfg, applies defaults and loads one decoder so the first
 // stream does not pay for model loading.
@@ -168,6 +171,18 @@ func (r *Recognizer) Format() frame.Format { return frame.Mono16k }
 // decoder back. ctx is checked before the (possibly slow) decoder load; model
 // loading itself cannot be cancelled.
 func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {
+	return r.open(ctx, false)
+}
+
+// OpenSpotting implements stt.Spotter: Open, and the final result of an
+// utterance no longer than SpotMax carries the words of Spot heard in it
+// (nothing more without Spot). The second pass runs in Finish, before the
+// final is queued.
+func (r *Recognizer) OpenSpotting(ctx context.Context) (stt.Stream, error) {
+	return r.open(ctx, r.spotMax > 0)
+}
+
+func (r *Recognizer) open(ctx context.Context, spot bool) (stt.Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sphinx: open: %w", err)
 	}
@@ -179,7 +194,7 @@ func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {
 		d.free()
 		return nil, fmt.Errorf("sphinx: open: %w", err)
 	}
-	return newStream(r, d), nil
+	return newStream(r, d, spot), nil
 }
 
 // Close frees the idle decoders and makes Open fail with ErrClosed. Decoders

@@ -39,14 +39,14 @@ type Stream struct {
 
 var _ stt.Stream = (*Stream)(nil)
 
-func newStream(r *Recognizer, d *decoder) *Stream {
+func newStream(r *Recognizer, d *decoder, spotting bool) *Stream {
 	return &Stream{
 		r:        r,
 		dec:      d,
 		inUtt:    true,
 		wake:     make(chan struct{}, 1),
 		closeCh:  make(chan struct{}),
-		spotting: r.spotMax > 0,
+		spotting: spotting,
 	}
 }
 
