@@ -22,7 +22,8 @@ func TestPauseGolden(t *testing.T) {
 		turn  uint32
 	}{{
 		// "stop" is short (256 ms voiced, under MinDuration) but
-		// always interrupts, as soon as it is recognized.
+		// always interrupts, as soon as it is recognized; said alone,
+		// it is held for the rest of what the user has to say (Hold).
 		name: "stop word interrupts at once",
 		steps: []step{
 			wait(0, botOn()),
@@ -32,7 +33,7 @@ func TestPauseGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("stop")),
 		},
-		want: "Pause@1000 Start Barge(interrupted,200) Int(2) interim(stop) Stop EP(50+0) Final(stop)@1750 End",
+		want: "Pause@1000 Start Barge(interrupted,200) Int(2) interim(stop) Stop EP(1050+1000) Final(stop)@2750 End",
 		turn: 2,
 	}, {
 		// The answer resumed, then the recognizer heard "no": the
@@ -45,7 +46,7 @@ func TestPauseGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("no")),
 		},
-		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(no)@1582 End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(1050+1000) Final(no)@2582 End",
 		turn: 2,
 	}, {
 		// Voice after a resume pauses again; the pauses add up.
@@ -140,7 +141,7 @@ func TestPauseGolden(t *testing.T) {
 		turn: 2,
 	}, {
 		// The same, heard right: the late stop word interrupts, and
-		// starts the user's turn.
+		// starts the user's turn, which goes on while they speak.
 		name: "a late stop word of earlier speech interrupts",
 		steps: []step{
 			wait(0, botOn()),
@@ -150,8 +151,10 @@ func TestPauseGolden(t *testing.T) {
 			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(256)),
 			wait(68*time.Millisecond, of(1, final("wait"))),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, of(2, final("stop please"))),
 		},
-		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) EP(0+0) Final(wait)@1500 End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) Stop EP(50+0) Final(wait stop please)@1750 End",
 		turn: 2,
 	}, {
 		// A noise resumed, then speech: the noise's empty final,
@@ -331,10 +334,11 @@ func TestSpottedGolden(t *testing.T) {
 		turn  uint32
 	}{{
 		// "wait" on a phone line, heard as "lake": spotted as "mm
-		// wait uh", the command is 390 of 510 ms.
+		// wait uh", the command is 390 of 510 ms. The user's turn is
+		// "wait", held for what follows.
 		name:  "a misheard command, spotted",
 		steps: short(spotted("lake", "mm", 60, "wait", 390, "uh", 60)),
-		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(wait)@1582 End",
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(1050+1000) Final(wait)@2582 End",
 		turn:  2,
 	}, {
 		// "uh huh" spotted as "uh no uh": "no" is 190 of 340 ms, under
@@ -369,8 +373,10 @@ func TestSpottedGolden(t *testing.T) {
 			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(256)),
 			wait(68*time.Millisecond, of(1, spotted("randy", "mm", 60, "wait", 330, "uh", 40))),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, of(2, final("and green"))),
 		},
-		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) EP(0+0) Final(wait)@1500 End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) Stop EP(50+0) Final(wait and green)@1750 End",
 		turn: 2,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -283,6 +283,7 @@ type Processor struct {
 	judging   uint64            // ID of the UserStartedSpeaking that opened the pending speech
 	orphan    orphan            // earlier speech over the bot whose words are still to come
 	skipFinal bool              // an interim was released in place of the coming final
+	cut       bool              // the user's speech interrupted the bot: a bare command in its final is held
 
 	// Pause first, decide after.
 	quiet    *time.Timer   // the user's quiet time during a pause
@@ -494,8 +495,8 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 
 // late judges a transcript of the orphan speech: a stop word, or a final
 // that qualifies with the orphan's voiced audio, interrupts (and a final is
-// then the start of the user's turn); a final that does not is a
-// backchannel, consumed. It reports whether f was consumed. p.mu held.
+// then the start of the user's turn, held while they speak on); a final
+// that does not is a backchannel, consumed. It reports whether f was consumed. p.mu held.
 func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
 	o := p.orphan
 	if !f.Final {
@@ -509,6 +510,15 @@ func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
 	ws := words(f.Text)
 	if p.qualify(o.voiced, p.count(f.Text), len(ws)) || p.command(f) {
 		p.interrupt(out, "user interrupted")
+		if !p.stopped {
+			// The user is speaking again ("wait, stop please" split
+			// at its comma): the words that interrupted start a turn
+			// that goes on, and the next final joins them. Released
+			// now, they would be answered over the user's next words.
+			p.setDue(none, 0)
+			p.held, p.heldSrc = join(p.held, p.commanded(f).Text), nil
+			return true
+		}
 		p.final(p.commanded(f), out)
 		return true
 	}
@@ -617,6 +627,7 @@ func (p *Processor) interrupt(out pipeline.Emitter, reason string) {
 	p.quiet.Stop()
 	p.pending, p.paused = false, false
 	n := p.rt.Interrupt(reason)
+	p.cut = judged
 	if judged {
 		out.Emit(&frame.BargeIn{Meta: frame.Meta{Turn: n}, Outcome: frame.BargeInInterrupted, Paused: p.pauseSum})
 	}
@@ -636,7 +647,15 @@ func (p *Processor) final(f *frame.Transcript, out pipeline.Emitter) {
 	if text == "" {
 		return
 	}
-	if hold := p.holdFor(text); hold > 0 {
+	hold := p.holdFor(text)
+	if p.cut && p.cfg.Hold > 0 && p.onlyStop(text) {
+		// A bare "wait" or "stop" that cut the bot off is seldom all
+		// the user has to say: "wait, stop please, I have a
+		// question". Answered at once, it would be answered over them.
+		hold = max(hold, p.unfinishedHold())
+	}
+	p.cut = false
+	if hold > 0 {
 		p.held, p.heldSrc, p.holdUsed = text, f, hold
 		p.setDue(holding, hold)
 		return
@@ -749,6 +768,17 @@ func (p *Processor) commanded(f *frame.Transcript) *frame.Transcript {
 	c := *f
 	c.Text = strings.Join(ws, " ")
 	return &c
+}
+
+// onlyStop reports whether s is InterruptWords only.
+func (p *Processor) onlyStop(s string) bool {
+	ws := words(s)
+	for _, w := range ws {
+		if !p.stop[w] {
+			return false
+		}
+	}
+	return len(ws) > 0
 }
 
 // stopWord reports whether s has one of InterruptWords.
