@@ -342,7 +342,7 @@ func TestSpottedGolden(t *testing.T) {
 		turn:  2,
 	}, {
 		// "uh huh" spotted as "uh no uh": "no" is 190 of 340 ms, under
-		// the 0.6 share: a backchannel.
+		// the 0.7 share: a backchannel.
 		name:  "an interrupt word that is not most of the speech",
 		steps: short(spotted("some of", "uh", 100, "no", 190, "uh", 50)),
 		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back(some of) End",

@@ -70,7 +70,7 @@ type Config struct {
 	// SpotShare: speech over the bot also interrupts when the recognizer's
 	// spotting pass (frame.Transcript.Spotted: a second pass over a short
 	// utterance limited to SpotWords) heard InterruptWords for at least
-	// this share of the words it spotted there (default 0.6; negative:
+	// this share of the words it spotted there (default 0.7; negative:
 	// spotted words are not used). The full recognizer mishears a command
 	// said alone ("wait" as "lake", worse over a phone line); a search
 	// limited to interrupt words and backchannels finds it, its
@@ -185,7 +185,7 @@ func (c *Config) defaults() {
 		c.EchoTail = 300 * time.Millisecond
 	}
 	if c.SpotShare == 0 {
-		c.SpotShare = 0.6
+		c.SpotShare = 0.7
 	}
 }
 
