@@ -191,10 +191,10 @@ func onset(voice []int16) time.Duration {
 
 // TestE2EBargeInPauseAndResume: over the WebSocket with real audio, a
 // long answer is paused when the user talks over it and the client falls
-// silent soon after the first word; a backchannel ("yeah", which the
-// embedded recognizer hears as such; its "mm-hm" comes out as other words)
-// resumes it without an interruption; "stop" stops it for good. The bounds
-// are loose for a loaded machine; the times are logged.
+// silent soon after the first word; a backchannel, "mm-hm", resumes it
+// without an interruption; "stop" stops it for good. flite spells the
+// text "mm-hm" ("em em aitch em"); "um hum" is how it says the hum. The
+// bounds are loose for a loaded machine; the times are logged.
 func TestE2EBargeInPauseAndResume(t *testing.T) {
 	url := testenv.Start(t, config.Default(), nil).WebSocket()
 	l := dialListener(t, url)
@@ -209,8 +209,8 @@ func TestE2EBargeInPauseAndResume(t *testing.T) {
 	}
 	l.talk(1500*time.Millisecond, nil)
 
-	// "Yeah" over the story: paused, then resumed, not interrupted.
-	mm := speechVoice(t, "awb", "yeah")
+	// "Mm-hm" over the story: paused, then resumed, not interrupted.
+	mm := speechVoice(t, "awb", "um hum")
 	t0 := l.talk(2*time.Second, mm)
 	spoke := t0.Add(onset(mm))
 	end := t0.Add(time.Duration(len(mm)) * time.Second / 16000)

@@ -134,8 +134,8 @@ type OutputAudio struct {
 	Words []Word
 }
 
-// Word is when one word of a synthesized sentence is heard: from Start to
-// End, measured from the start of the sentence's audio.
+// Word is when one word is heard: from Start to End, measured from the
+// start of its audio (a synthesized sentence's, or a user's utterance's).
 type Word struct {
 	Text       string
 	Start, End time.Duration

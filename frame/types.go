@@ -106,6 +106,13 @@ type Transcript struct {
 	// shown, not spoken (RTVI's send-text with audio_response false): the
 	// agent opens it with a TextOnly LLMResponseStart.
 	TextOnly bool
+	// Spotted, on a final transcript of speech, are the words of a small
+	// vocabulary (the turn-taking stage's interrupt words and
+	// backchannels) that the recognizer heard in the utterance by a
+	// second pass limited to them, with their times; nil when it did not
+	// look (stt.Result.Spotted). The turn-taking stage reads them to judge
+	// speech over the bot that the full recognizer mishears.
+	Spotted []Word
 }
 
 // LLMText is a delta of the model's streamed answer.

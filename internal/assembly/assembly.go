@@ -89,7 +89,14 @@ func Load(ctx context.Context, cfg config.Config, opts Options) (a *Assembly, er
 	if err != nil {
 		return nil, fmt.Errorf("assembly: telemetry: %w", err)
 	}
-	rec, err := recognizer(a, cfg.STT, obs, log)
+	sc := cfg.STT
+	if sc.Sphinx.Spot == nil {
+		// The embedded recognizer spots the turn stage's interrupt
+		// words and backchannels in short utterances, for its judgment
+		// of speech over the bot.
+		sc.Sphinx.Spot = cfg.Turn.SpotWords()
+	}
+	rec, err := recognizer(a, sc, obs, log)
 	if err != nil {
 		return nil, err
 	}

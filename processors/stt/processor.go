@@ -87,6 +87,7 @@ type sttJob struct {
 	kind jobKind
 	pcm  []int16       // jobOpen: the pre-roll; jobAudio: the audio (owned by the job)
 	utt  uint64        // jobOpen: the utterance's UserStartedSpeaking ID
+	spot bool          // jobOpen: the bot was speaking: spot words (Spotter)
 	done chan struct{} // jobDrain: closed once every final has been emitted
 }
 
@@ -239,7 +240,9 @@ func (p *Processor) start(utt uint64) {
 	}
 	p.preN = 0
 	p.dropped = false
-	if !p.queue(sttJob{kind: jobOpen, pcm: pre, utt: utt}) {
+	// Speech over the bot is judged by what the recognizer spots in it.
+	spot := p.rt.State().BotSpeaking()
+	if !p.queue(sttJob{kind: jobOpen, pcm: pre, utt: utt, spot: spot}) {
 		p.overrun()
 		return
 	}
@@ -259,7 +262,7 @@ func (p *Processor) work(ctx context.Context) {
 		}
 		switch j.kind {
 		case jobOpen:
-			p.openStream(ctx, j.pcm, j.utt)
+			p.openStream(ctx, j.pcm, j.utt, j.spot)
 		case jobAudio:
 			if p.stream == nil {
 				break // the open failed: the utterance is lost
@@ -293,16 +296,21 @@ func (p *Processor) work(ctx context.Context) {
 	}
 }
 
-// openStream opens a stream for utterance utt, sends it the pre-roll and
-// starts its receiver. Worker only.
-func (p *Processor) openStream(ctx context.Context, pre []int16, utt uint64) {
+// openStream opens a stream for utterance utt (a spotting one if spot and
+// the recognizer is a Spotter), sends it the pre-roll and starts its
+// receiver. Worker only.
+func (p *Processor) openStream(ctx context.Context, pre []int16, utt uint64, spot bool) {
 	if p.stream != nil {
 		// The previous utterance never got its finish (the queue was
 		// full): abandon it.
 		p.stream.Close()
 		p.stream = nil
 	}
-	s, err := p.rec.Open(ctx)
+	open := p.rec.Open
+	if sp, ok := p.rec.(Spotter); ok && spot {
+		open = sp.OpenSpotting
+	}
+	s, err := open(ctx)
 	if err != nil {
 		p.out.Emit(&frame.Error{Err: fmt.Errorf("stt: open: %w", err)})
 		return
@@ -357,6 +365,6 @@ func receive(ctx context.Context, s Stream, utt uint64, rt pipeline.Runtime, out
 		// User speech belongs to the current turn: stamping it with the
 		// turn of whatever the stage happens to be processing could mark
 		// it stale after a barge-in, and it would be dropped.
-		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final, Utterance: utt})
+		out.Emit(&frame.Transcript{Meta: frame.Meta{Turn: rt.Turn()}, Text: text, Final: r.Final, Utterance: utt, Spotted: r.Spotted})
 	}
 }

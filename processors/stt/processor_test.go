@@ -97,6 +97,7 @@ type fakeStream struct {
 	queue    []stt.Result
 	eof      bool
 	failed   bool
+	spot     bool // opened with OpenSpotting (spotRec)
 }
 
 func (s *fakeStream) push(res stt.Result) {
@@ -109,7 +110,11 @@ func (s *fakeStream) push(res stt.Result) {
 
 func (s *fakeStream) final() {
 	s.push(stt.Result{Text: "  "})
-	s.push(stt.Result{Text: fmt.Sprintf(" final %d ", len(s.sent)), Final: true})
+	res := stt.Result{Text: fmt.Sprintf(" final %d ", len(s.sent)), Final: true}
+	if s.spot {
+		res.Spotted = []frame.Word{{Text: "stop", End: 300 * time.Millisecond}}
+	}
+	s.push(res)
 	s.eof = true
 }
 
@@ -656,6 +661,57 @@ func TestTranscriptsNameTheirUtterance(t *testing.T) {
 		want := map[string]uint64{"final 1200": starts[0], "final 1500": starts[1]}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("transcripts' utterances %v, want %v", got, want)
+		}
+	})
+}
+
+// spotRec is a fakeRec that is an stt.Spotter: its spotting streams'
+// finals carry a spotted "stop".
+type spotRec struct{ *fakeRec }
+
+func (r spotRec) OpenSpotting(ctx context.Context) (stt.Stream, error) {
+	st, err := r.Open(ctx)
+	if err == nil {
+		r.mu.Lock()
+		st.(*fakeStream).spot = true
+		r.mu.Unlock()
+	}
+	return st, err
+}
+
+// TestSpotsOverTheBot: a Spotter's spotting streams are opened for speech
+// that starts while the bot speaks, and their spotted words reach the
+// transcript; other speech is opened plainly (the second pass would only
+// delay its final).
+func TestSpotsOverTheBot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := spotRec{&fakeRec{t: t, format: frame.Mono16k}}
+		var out recorder
+		p := pipeline.New(pipeline.Options{Sink: out.Sink}, stt.NewProcessor(rec, stt.ProcessorConfig{}))
+		ctx := context.Background()
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		fd := &feeder{p: p}
+		fd.run(t, "2a start 2a stop")
+		synctest.Wait()
+		if err := p.Push(ctx, &frame.BotStartedSpeaking{}); err != nil {
+			t.Fatal(err)
+		}
+		fd.run(t, "start 2a stop")
+		synctest.Wait()
+		fd.run(t, "end")
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range out.Frames() {
+			if tr, ok := f.(*frame.Transcript); ok && tr.Final {
+				got = append(got, fmt.Sprintf("%s %v", tr.Text, tr.Spotted))
+			}
+		}
+		want := []string{"final 1200 []", "final 600 [{stop 0s 300ms}]"} // the second without pre-roll
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("finals %q, want %q", got, want)
 		}
 	})
 }

@@ -14,6 +14,11 @@ import (
 type Result struct {
 	Text  string
 	Final bool // the utterance's last, settled result
+	// Spotted, on a final result, are the words of a small vocabulary
+	// (interrupt words, backchannels) that a recognizer able to spot them
+	// heard in the utterance, with their times from its start, whatever
+	// Text says; nil when it did not look (see frame.Transcript.Spotted).
+	Spotted []frame.Word
 }
 
 // Recognizer opens recognition streams. Implementations are safe for
@@ -23,6 +28,15 @@ type Recognizer interface {
 	Format() frame.Format
 	// Open starts recognizing one utterance.
 	Open(ctx context.Context) (Stream, error)
+}
+
+// Spotter is a Recognizer that can also spot a small vocabulary in an
+// utterance (Result.Spotted): OpenSpotting opens a stream whose final result
+// carries what it spotted. The second pass delays the final, so the
+// Processor asks for it only for speech heard while the bot speaks, which
+// the turn-taking stage judges by it; other utterances are opened with Open.
+type Spotter interface {
+	OpenSpotting(ctx context.Context) (Stream, error)
 }
 
 // Stream recognizes one utterance. Send and Finish are called from one

@@ -1,6 +1,7 @@
 package turntaking_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ func TestPauseGolden(t *testing.T) {
 		turn  uint32
 	}{{
 		// "stop" is short (256 ms voiced, under MinDuration) but
-		// always interrupts, as soon as it is recognized.
+		// always interrupts, as soon as it is recognized; said alone,
+		// it is held for the rest of what the user has to say (Hold).
 		name: "stop word interrupts at once",
 		steps: []step{
 			wait(0, botOn()),
@@ -31,7 +33,7 @@ func TestPauseGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("stop")),
 		},
-		want: "Pause@1000 Start Barge(interrupted,200) Int(2) interim(stop) Stop EP(50+0) Final(stop)@1750 End",
+		want: "Pause@1000 Start Barge(interrupted,200) Int(2) interim(stop) Stop EP(1050+1000) Final(stop)@2750 End",
 		turn: 2,
 	}, {
 		// The answer resumed, then the recognizer heard "no": the
@@ -44,7 +46,7 @@ func TestPauseGolden(t *testing.T) {
 			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
 			wait(50*time.Millisecond, final("no")),
 		},
-		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(no)@1582 End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(1050+1000) Final(no)@2582 End",
 		turn: 2,
 	}, {
 		// Voice after a resume pauses again; the pauses add up.
@@ -139,7 +141,7 @@ func TestPauseGolden(t *testing.T) {
 		turn: 2,
 	}, {
 		// The same, heard right: the late stop word interrupts, and
-		// starts the user's turn.
+		// starts the user's turn, which goes on while they speak.
 		name: "a late stop word of earlier speech interrupts",
 		steps: []step{
 			wait(0, botOn()),
@@ -149,8 +151,10 @@ func TestPauseGolden(t *testing.T) {
 			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
 			wait(32*time.Millisecond, speaking(256)),
 			wait(68*time.Millisecond, of(1, final("wait"))),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, of(2, final("stop please"))),
 		},
-		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) EP(0+0) Final(wait)@1500 End",
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) Stop EP(50+0) Final(wait stop please)@1750 End",
 		turn: 2,
 	}, {
 		// A noise resumed, then speech: the noise's empty final,
@@ -291,5 +295,108 @@ func TestJudge(t *testing.T) {
 		if got := turntaking.Judge(tc.text, cont); got != tc.want {
 			t.Errorf("Judge(%q) = %v, want %v", tc.text, got, tc.want)
 		}
+	}
+}
+
+// spotted is a final transcript whose recognizer also spotted words (text
+// and milliseconds, in order, back to back).
+func spotted(text string, words ...any) *frame.Transcript {
+	tr := final(text)
+	var at time.Duration
+	for i := 0; i+1 < len(words); i += 2 {
+		d := time.Duration(words[i+1].(int)) * time.Millisecond
+		tr.Spotted = append(tr.Spotted, frame.Word{Text: words[i].(string), Start: at, End: at + d})
+		at += d
+	}
+	return tr
+}
+
+// TestSpottedGolden: the recognizer's spotting pass judges speech over the
+// bot that its full search misheard: an interrupt word that is most of what
+// it spotted interrupts (and is the user's turn); one that is a small part
+// of it, among backchannels and fillers, does not.
+func TestSpottedGolden(t *testing.T) {
+	// Short speech over the bot, resumed on the stop, then its final.
+	short := func(f *frame.Transcript) []step {
+		return []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(500*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, f),
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   turntaking.Config
+		steps []step
+		want  string
+		turn  uint32
+	}{{
+		// "wait" on a phone line, heard as "lake": spotted as "mm
+		// wait uh", the command is 390 of 510 ms. The user's turn is
+		// "wait", held for what follows.
+		name:  "a misheard command, spotted",
+		steps: short(spotted("lake", "mm", 60, "wait", 390, "uh", 60)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(1050+1000) Final(wait)@2582 End",
+		turn:  2,
+	}, {
+		// "uh huh" spotted as "uh no uh": "no" is 190 of 340 ms, under
+		// the 0.7 share: a backchannel.
+		name:  "an interrupt word that is not most of the speech",
+		steps: short(spotted("some of", "uh", 100, "no", 190, "uh", 50)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back(some of) End",
+		turn:  1,
+	}, {
+		name:  "spotting off",
+		cfg:   turntaking.Config{SpotShare: -1},
+		steps: short(spotted("lake", "mm", 60, "wait", 390, "uh", 60)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(resumed,232) Back(lake) End",
+		turn:  1,
+	}, {
+		// The full search's words stand when they say more than a
+		// command: the user's turn is what it heard.
+		name:  "a spotted command in a longer sentence keeps its words",
+		steps: short(spotted("read it off when", "wait", 320, "stop", 340, "mm", 100)),
+		want:  "Pause@1000 Start Resume(232)@1232 Stop Barge(interrupted,232) Int(2) EP(50+0) Final(read it off when)@1582 End",
+		turn:  2,
+	}, {
+		// "wait, stop please" split by the detector's stop: the first
+		// part (heard as "randy") resumed, its final late, after the
+		// second began: spotted, it interrupts.
+		name: "the first part of a split command, late",
+		steps: []step{
+			wait(0, botOn()),
+			wait(time.Second, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(268*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(100*time.Millisecond, &frame.UserStartedSpeaking{}),
+			wait(32*time.Millisecond, speaking(256)),
+			wait(68*time.Millisecond, of(1, spotted("randy", "mm", 60, "wait", 330, "uh", 40))),
+			wait(200*time.Millisecond, &frame.UserStoppedSpeaking{}),
+			wait(50*time.Millisecond, of(2, final("and green"))),
+		},
+		want: "Pause@1000 Start Resume(232)@1232 Stop Pause@1400 Start Barge(interrupted,100) Int(2) Stop EP(50+0) Final(wait and green)@1750 End",
+		turn: 2,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, last, _ := run(t, tc.cfg, tc.steps)
+			if got != tc.want {
+				t.Errorf("frames out\n %s\nwant\n %s", got, tc.want)
+			}
+			if last != tc.turn {
+				t.Errorf("turn %d, want %d", last, tc.turn)
+			}
+		})
+	}
+}
+
+func TestSpotWords(t *testing.T) {
+	got := turntaking.Config{InterruptWords: []string{"stop"}, Backchannels: []string{"mm", "yeah"}}.SpotWords()
+	if strings.Join(got, " ") != "stop mm yeah" {
+		t.Errorf("SpotWords = %q", got)
+	}
+	if got := (turntaking.Config{}).SpotWords(); len(got) != len(turntaking.DefaultInterruptWords)+len(turntaking.DefaultBackchannels) {
+		t.Errorf("default SpotWords = %q", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,18 @@ type Config struct {
 	// InterruptWords interrupt the bot as soon as the recognizer hears one
 	// of them, whatever MinDuration says (default DefaultInterruptWords).
 	InterruptWords []string `toml:"interrupt_words"`
+	// SpotShare: speech over the bot also interrupts when the recognizer's
+	// spotting pass (frame.Transcript.Spotted: a second pass over a short
+	// utterance limited to SpotWords) heard InterruptWords for at least
+	// this share of the words it spotted there (default 0.7; negative:
+	// spotted words are not used). The full recognizer mishears a command
+	// said alone ("wait" as "lake", worse over a phone line); a search
+	// limited to interrupt words and backchannels finds it, its
+	// backchannels and fillers taking up the rest of the speech. Requiring
+	// the command to be most of it keeps a backchannel that the narrow
+	// search matches in part to an interrupt word ("aitch" in a spelled
+	// "M M H M" heard as "wait") from interrupting.
+	SpotShare float64 `toml:"spot_share"`
 
 	// ResumeFalseInterruption (default true) pauses the bot's playout the
 	// moment the user starts speaking over it, and resumes it from where
@@ -171,6 +184,17 @@ func (c *Config) defaults() {
 	if c.EchoTail == 0 {
 		c.EchoTail = 300 * time.Millisecond
 	}
+	if c.SpotShare == 0 {
+		c.SpotShare = 0.7
+	}
+}
+
+// SpotWords are the words a recognizer's spotting pass should look for
+// (stt.Result.Spotted) for this configuration: InterruptWords and
+// Backchannels (with the fillers among them, which take up what is neither).
+func (c Config) SpotWords() []string {
+	c.defaults()
+	return append(slices.Clone(c.InterruptWords), c.Backchannels...)
 }
 
 // finalWaitMax bounds, in FinalWaits from the user's stop, how long a
@@ -259,6 +283,7 @@ type Processor struct {
 	judging   uint64            // ID of the UserStartedSpeaking that opened the pending speech
 	orphan    orphan            // earlier speech over the bot whose words are still to come
 	skipFinal bool              // an interim was released in place of the coming final
+	cut       bool              // the user's speech interrupted the bot: a bare command in its final is held
 
 	// Pause first, decide after.
 	quiet    *time.Timer   // the user's quiet time during a pause
@@ -451,7 +476,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 		}
 		if judged {
 			p.words, p.said = max(p.words, p.count(f.Text)), max(p.said, len(words(f.Text)))
-			if !p.qualifies() && !p.stopWord(f.Text) {
+			if !p.qualifies() && !p.command(f) {
 				p.unpause(out, time.Now())
 				p.pending = false
 				out.Emit(&frame.BargeIn{Outcome: frame.BargeInResumed, Paused: p.pauseSum})
@@ -459,6 +484,7 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 				return nil
 			}
 			p.interrupt(out, "user interrupted")
+			f = p.commanded(f)
 		}
 		p.final(f, out)
 		return nil
@@ -469,8 +495,8 @@ func (p *Processor) Process(_ context.Context, f frame.Frame, out pipeline.Emitt
 
 // late judges a transcript of the orphan speech: a stop word, or a final
 // that qualifies with the orphan's voiced audio, interrupts (and a final is
-// then the start of the user's turn); a final that does not is a
-// backchannel, consumed. It reports whether f was consumed. p.mu held.
+// then the start of the user's turn, held while they speak on); a final
+// that does not is a backchannel, consumed. It reports whether f was consumed. p.mu held.
 func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
 	o := p.orphan
 	if !f.Final {
@@ -482,9 +508,18 @@ func (p *Processor) late(f *frame.Transcript, out pipeline.Emitter) bool {
 	}
 	p.orphan = orphan{}
 	ws := words(f.Text)
-	if p.qualify(o.voiced, p.count(f.Text), len(ws)) || p.stopWord(f.Text) {
+	if p.qualify(o.voiced, p.count(f.Text), len(ws)) || p.command(f) {
 		p.interrupt(out, "user interrupted")
-		p.final(f, out)
+		if !p.stopped {
+			// The user is speaking again ("wait, stop please" split
+			// at its comma): the words that interrupted start a turn
+			// that goes on, and the next final joins them. Released
+			// now, they would be answered over the user's next words.
+			p.setDue(none, 0)
+			p.held, p.heldSrc = join(p.held, p.commanded(f).Text), nil
+			return true
+		}
+		p.final(p.commanded(f), out)
 		return true
 	}
 	out.Emit(&frame.BargeIn{Outcome: frame.BargeInResumed, Paused: o.paused})
@@ -592,6 +627,7 @@ func (p *Processor) interrupt(out pipeline.Emitter, reason string) {
 	p.quiet.Stop()
 	p.pending, p.paused = false, false
 	n := p.rt.Interrupt(reason)
+	p.cut = judged
 	if judged {
 		out.Emit(&frame.BargeIn{Meta: frame.Meta{Turn: n}, Outcome: frame.BargeInInterrupted, Paused: p.pauseSum})
 	}
@@ -611,7 +647,15 @@ func (p *Processor) final(f *frame.Transcript, out pipeline.Emitter) {
 	if text == "" {
 		return
 	}
-	if hold := p.holdFor(text); hold > 0 {
+	hold := p.holdFor(text)
+	if p.cut && p.cfg.Hold > 0 && p.onlyStop(text) {
+		// A bare "wait" or "stop" that cut the bot off is seldom all
+		// the user has to say: "wait, stop please, I have a
+		// question". Answered at once, it would be answered over them.
+		hold = max(hold, p.unfinishedHold())
+	}
+	p.cut = false
+	if hold > 0 {
 		p.held, p.heldSrc, p.holdUsed = text, f, hold
 		p.setDue(holding, hold)
 		return
@@ -685,6 +729,56 @@ func (p *Processor) count(s string) int {
 		}
 	}
 	return n
+}
+
+// command reports whether a final transcript of speech over the bot says
+// one of InterruptWords: in its text, or spotted (SpotShare).
+func (p *Processor) command(f *frame.Transcript) bool {
+	if p.stopWord(f.Text) {
+		return true
+	}
+	if p.cfg.SpotShare < 0 || len(f.Spotted) == 0 {
+		return false
+	}
+	var all, stop time.Duration
+	for _, w := range f.Spotted {
+		d := w.End - w.Start
+		all += d
+		if p.stop[strings.ToLower(w.Text)] {
+			stop += d
+		}
+	}
+	return stop > 0 && float64(stop) >= p.cfg.SpotShare*float64(all)
+}
+
+// commanded is f as the user's turn after it interrupted the bot: when its
+// text has none of InterruptWords and its words are only a short
+// utterance's, its spotted interrupt words ("wait" for the full
+// recognizer's "lake") are what the user said, so the agent answers them.
+func (p *Processor) commanded(f *frame.Transcript) *frame.Transcript {
+	if p.stopWord(f.Text) || !p.command(f) || p.count(f.Text) > 3 {
+		return f
+	}
+	var ws []string
+	for _, w := range f.Spotted {
+		if p.stop[strings.ToLower(w.Text)] {
+			ws = append(ws, strings.ToLower(w.Text))
+		}
+	}
+	c := *f
+	c.Text = strings.Join(ws, " ")
+	return &c
+}
+
+// onlyStop reports whether s is InterruptWords only.
+func (p *Processor) onlyStop(s string) bool {
+	ws := words(s)
+	for _, w := range ws {
+		if !p.stop[w] {
+			return false
+		}
+	}
+	return len(ws) > 0
 }
 
 // stopWord reports whether s has one of InterruptWords.

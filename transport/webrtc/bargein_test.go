@@ -16,7 +16,7 @@ import (
 // then sends Opus over it: a burst of white noise, which the speech detector
 // ignores (the story plays on); a synthetic cough with a voice in it and a
 // throat clearing ("ahem") in another flite voice, which the detector
-// usually hears; an "uh huh" in that voice, which it always hears. Heard,
+// usually hears; an "mm-hm" in that voice, which it always hears. Heard,
 // they pause the story
 // and it resumes: a gap in the server's audio, then the answer goes on with
 // no `interrupted`, no new answer, and no bot_stopped_speaking. Then "wait,
@@ -77,10 +77,10 @@ func TestE2EWebRTCBargeIn(t *testing.T) {
 		// but after earlier sounds (its recurrent state) sometimes less
 		// than the detector's start duration.
 		{"ahem", testenv.SpeechVoice(t, "awb", "ahem"), usually},
-		// flite's "mm-hm" (and "mhm") come out of pocketsphinx as
-		// several words ("they may chimp"), which interrupt as any
-		// words of substance would; its "uh huh" is heard as short.
-		{"uh-huh", testenv.SpeechVoice(t, "awb", "uh huh"), always},
+		// "Mm-hm": flite spells the text "mm-hm" (and "mhm") as
+		// letters, "em em aitch em", words of substance to any
+		// recognizer; "um hum" is how it says the hum.
+		{"mm-hm", testenv.SpeechVoice(t, "awb", "um hum"), always},
 	} {
 		speaking()
 		first, _ := c.stream(o.pcm)

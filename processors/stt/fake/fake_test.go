@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -68,7 +69,7 @@ func TestTimeline(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 		for i := range want {
-			if got[i] != want[i] {
+			if !reflect.DeepEqual(got[i], want[i]) {
 				t.Errorf("result %d: got %+v, want %+v", i, got[i], want[i])
 			}
 		}

@@ -43,9 +43,12 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
+	"github.com/voiced-dev/voiced/frame"
 	"github.com/voiced-dev/voiced/internal/cmem"
 )
 
@@ -58,7 +61,8 @@ var initMu sync.Mutex
 // decoder is one pocketsphinx decoder. It is not safe for concurrent use; the
 // owner (the pool or one stream) serializes every call.
 type decoder struct {
-	ps *C.ps_decoder_t
+	ps   *C.ps_decoder_t
+	spot bool // it has the spotting grammar (Config.Spot)
 }
 
 // newDecoder loads the models named by cfg into a fresh decoder. It is slow
@@ -85,7 +89,127 @@ func newDecoder(cfg *Config) (*decoder, error) {
 	if ps == nil {
 		return nil, fmt.Errorf("%w: cannot load models (hmm %s, lm %s, dict %s)", ErrDecoder, cfg.HMM, cfg.LM, cfg.Dict)
 	}
-	return &decoder{ps: ps}, nil
+	d := &decoder{ps: ps}
+	if len(cfg.Spot) > 0 {
+		if err := d.setSpot(cfg.Spot); err != nil {
+			d.free()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Search names: the language model's (pocketsphinx's default search) and
+// the spotting grammar's.
+const (
+	lmSearch   = "_default"
+	spotSearch = "voiced_spot"
+)
+
+// setSpot adds the spotting grammar: any sequence of the words of spot
+// that are in the dictionary (a hyphenated word not in it by its parts,
+// "mm-hm" as "mm hm" when both are). The language model stays the active
+// search.
+func (d *decoder) setSpot(spot []string) error {
+	var alts []string
+	seen := map[string]bool{}
+	for _, w := range spot {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if w == "" || seen[w] {
+			continue
+		}
+		seen[w] = true
+		parts := []string{w}
+		if !d.known(w) {
+			parts = strings.Split(w, "-")
+		}
+		ok := true
+		for _, p := range parts {
+			ok = ok && p != "" && d.known(p) && !strings.ContainsAny(p, "<>|;()[]*+/\"")
+		}
+		if ok {
+			alts = append(alts, strings.Join(parts, " "))
+		}
+	}
+	if len(alts) == 0 {
+		return nil
+	}
+	g := "#JSGF V1.0;\ngrammar voiced;\npublic <spot> = (" + strings.Join(alts, " | ") + ")+;\n"
+	name := C.CString(spotSearch)
+	defer C.free(unsafe.Pointer(name))
+	gram := C.CString(g)
+	defer C.free(unsafe.Pointer(gram))
+	if C.ps_set_jsgf_string(d.ps, name, gram) < 0 {
+		return fmt.Errorf("%w: spotting grammar", ErrDecoder)
+	}
+	d.spot = true
+	return d.use(lmSearch)
+}
+
+// known reports whether w is in the decoder's dictionary.
+func (d *decoder) known(w string) bool {
+	cw := C.CString(w)
+	defer C.free(unsafe.Pointer(cw))
+	p := C.ps_lookup_word(d.ps, cw)
+	if p == nil {
+		return false
+	}
+	C.free(unsafe.Pointer(p))
+	return true
+}
+
+// use makes the search named name the active one.
+func (d *decoder) use(name string) error {
+	n := C.CString(name)
+	defer C.free(unsafe.Pointer(n))
+	if C.ps_set_search(d.ps, n) < 0 {
+		return fmt.Errorf("%w: no search %q", ErrDecoder, name)
+	}
+	return nil
+}
+
+// spotWords decodes pcm (a whole utterance) with the spotting grammar and
+// returns the grammar's words heard in it, with their times from the start
+// of pcm (silence and noise segments left out). The language model is the
+// active search again when it returns.
+func (d *decoder) spotWords(pcm []int16) (words []frame.Word, err error) {
+	if err := d.use(spotSearch); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if e := d.use(lmSearch); e != nil && err == nil {
+			err = e
+		}
+	}()
+	if err := d.start(); err != nil {
+		return nil, err
+	}
+	if err := d.process(pcm); err != nil {
+		d.end()
+		return nil, err
+	}
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	// Frames are 10 ms (pocketsphinx's default frame rate, 100/s). The
+	// grammar search numbers them from the decoder's first utterance,
+	// not this one's: the path's first segment (silence, mostly) starts
+	// this utterance.
+	const frameDur = 10 * time.Millisecond
+	first := C.int(-1)
+	for it := C.ps_seg_iter(d.ps); it != nil; it = C.ps_seg_next(it) {
+		var sf, ef C.int
+		C.ps_seg_frames(it, &sf, &ef)
+		if first < 0 {
+			first = sf
+		}
+		w := C.GoString(C.ps_seg_word(it))
+		if w == "" || w[0] == '<' || w[0] == '[' || w[0] == '(' {
+			continue // <sil>, <s>, </s>, [NOISE], (NULL)
+		}
+		words = append(words, frame.Word{Text: w, Start: time.Duration(sf-first) * frameDur, End: time.Duration(ef+1-first) * frameDur})
+	}
+	return words, nil
 }
 
 func (d *decoder) start() error {

@@ -39,6 +39,7 @@ const (
 const (
 	DefaultInterimEvery = 300 * time.Millisecond
 	DefaultPool         = 4
+	DefaultSpotMax      = 3 * time.Second
 )
 
 var (
@@ -63,6 +64,20 @@ type Config struct {
 	// beyond that are freed. More than Pool streams may be open at once (a
 	// decoder is then loaded for each, slowly).
 	Pool int `toml:"pool"`
+	// Spot is a small vocabulary (interrupt words, backchannels, fillers)
+	// to spot: the final result of an utterance no longer than SpotMax,
+	// opened with OpenSpotting, carries, in Spotted, what a second pass over its audio with a
+	// grammar of only these words heard, with their times. The language
+	// model mishears short words said alone ("wait" as "lake", "stop" as
+	// "top", worse over a phone line); a search that may choose among
+	// these words only finds them where they were said, and its fillers
+	// take up the rest. Words not in the dictionary are left out (a
+	// hyphenated one is taken by its parts). Empty: no second pass.
+	Spot []string `toml:"spot"`
+	// SpotMax is the longest utterance given the second pass (default
+	// 3 s): commands and backchannels are short, and the pass costs a
+	// fraction of the first.
+	SpotMax time.Duration `toml:"spot_max"`
 }
 
 // Recognizer recognizes 16 kHz mono speech. It is safe for concurrent use;
@@ -70,13 +85,17 @@ type Config struct {
 type Recognizer struct {
 	cfg          Config
 	interimEvery int // samples
+	spotMax      int // samples (0: no spotting)
 
 	mu     sync.Mutex
 	idle   []*decoder
 	closed bool
 }
 
-var _ stt.Recognizer = (*Recognizer)(nil)
+var (
+	_ stt.Recognizer = (*Recognizer)(nil)
+	_ stt.Spotter    = (*Recognizer)(nil)
+)
 
 // New validates cfg, applies defaults and loads one decoder so the first
 // stream does not pay for model loading.
@@ -95,6 +114,9 @@ func New(cfg Config) (*Recognizer, error) {
 	}
 	if cfg.Pool == 0 {
 		cfg.Pool = DefaultPool
+	}
+	if cfg.SpotMax == 0 {
+		cfg.SpotMax = DefaultSpotMax
 	}
 	if cfg.InterimEvery < 0 {
 		return nil, fmt.Errorf("sphinx: negative InterimEvery %v", cfg.InterimEvery)
@@ -116,6 +138,9 @@ func New(cfg Config) (*Recognizer, error) {
 		return nil, err
 	}
 	r := &Recognizer{cfg: cfg, interimEvery: frame.Mono16k.Samples(cfg.InterimEvery)}
+	if d.spot && cfg.SpotMax > 0 {
+		r.spotMax = frame.Mono16k.Samples(cfg.SpotMax)
+	}
 	if r.interimEvery < 1 {
 		r.interimEvery = 1
 	}
@@ -146,6 +171,18 @@ func (r *Recognizer) Format() frame.Format { return frame.Mono16k }
 // decoder back. ctx is checked before the (possibly slow) decoder load; model
 // loading itself cannot be cancelled.
 func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {
+	return r.open(ctx, false)
+}
+
+// OpenSpotting implements stt.Spotter: Open, and the final result of an
+// utterance no longer than SpotMax carries the words of Spot heard in it
+// (nothing more without Spot). The second pass runs in Finish, before the
+// final is queued.
+func (r *Recognizer) OpenSpotting(ctx context.Context) (stt.Stream, error) {
+	return r.open(ctx, r.spotMax > 0)
+}
+
+func (r *Recognizer) open(ctx context.Context, spot bool) (stt.Stream, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sphinx: open: %w", err)
 	}
@@ -157,7 +194,7 @@ func (r *Recognizer) Open(ctx context.Context) (stt.Stream, error) {
 		d.free()
 		return nil, fmt.Errorf("sphinx: open: %w", err)
 	}
-	return newStream(r, d), nil
+	return newStream(r, d, spot), nil
 }
 
 // Close frees the idle decoders and makes Open fail with ErrClosed. Decoders

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -154,6 +155,16 @@ func reader(s stt.Stream, interim chan<- stt.Result) <-chan received {
 	return done
 }
 
+// opener opens a stream: a Recognizer, or spotting (its OpenSpotting).
+type opener interface {
+	Open(ctx context.Context) (stt.Stream, error)
+}
+
+// spotting opens a Recognizer's streams with OpenSpotting.
+type spotting struct{ r *Recognizer }
+
+func (s spotting) Open(ctx context.Context) (stt.Stream, error) { return s.r.OpenSpotting(ctx) }
+
 // send feeds pcm to s in 20 ms chunks.
 func send(tb testing.TB, s stt.Stream, pcm []int16) {
 	tb.Helper()
@@ -168,7 +179,7 @@ func send(tb testing.TB, s stt.Stream, pcm []int16) {
 // audio in 20 ms chunks, then Finish. It waits for an interim result before
 // calling Finish, so it fails if no interim appears while audio is sent. It
 // may run on any goroutine.
-func transcribe(r *Recognizer, pcm []int16) (received, error) {
+func transcribe(r opener, pcm []int16) (received, error) {
 	ctx := context.Background()
 	s, err := r.Open(ctx)
 	if err != nil {
@@ -200,7 +211,7 @@ func transcribe(r *Recognizer, pcm []int16) (received, error) {
 	return rc, nil
 }
 
-func mustTranscribe(tb testing.TB, r *Recognizer, pcm []int16) received {
+func mustTranscribe(tb testing.TB, r opener, pcm []int16) received {
 	tb.Helper()
 	rc, err := transcribe(r, pcm)
 	if err != nil {
@@ -629,8 +640,11 @@ func TestFormat(t *testing.T) {
 // language model). In the pipeline Finish follows the turn detector's stop
 // time, so the "pause" cases, with 300 ms of low hiss after the speech, are
 // the realistic ones.
+// With spot, the final waits for the spotting pass over the utterance
+// (a short one's: under SpotMax).
 func BenchmarkFinish(b *testing.B) {
 	r := newRecognizer(b, Config{})
+	spot := newRecognizer(b, Config{Spot: []string{"stop", "wait", "no", "mm", "mhm", "uh-huh", "uh", "um", "ah", "oh", "yeah", "yes", "okay", "right", "sure"}})
 	for _, say := range []string{
 		"turn on the lights in the kitchen",
 		"please call my mother",
@@ -645,11 +659,14 @@ func BenchmarkFinish(b *testing.B) {
 			b.Run(strings.ReplaceAll(say, " ", "_")+"/"+c.name, func(b *testing.B) {
 				benchFinish(b, r, c.pcm)
 			})
+			b.Run(strings.ReplaceAll(say, " ", "_")+"/"+c.name+"/spot", func(b *testing.B) {
+				benchFinish(b, spotting{spot}, c.pcm)
+			})
 		}
 	}
 }
 
-func benchFinish(b *testing.B, r *Recognizer, pcm []int16) {
+func benchFinish(b *testing.B, r opener, pcm []int16) {
 	ctx := context.Background()
 	for range b.N {
 		b.StopTimer()
@@ -715,4 +732,54 @@ func BenchmarkSend20ms(b *testing.B) {
 	b.StopTimer()
 	s.Close()
 	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(20*time.Millisecond), "xRT")
+}
+
+// TestSpot: with Spot, the final result of a stream opened with
+// OpenSpotting carries what a search limited to those words heard, and
+// when; words missing from the dictionary are left out, a hyphenated one
+// taken by its parts; streams opened with Open, utterances over SpotMax,
+// and recognizers without Spot get no second pass.
+func TestSpot(t *testing.T) {
+	spot := []string{"stop", "wait", "no", "mm-hm", "uh-huh", "uh", "um", "ah", "mm", "frobnicatez"}
+	rec := newRecognizer(t, Config{Spot: spot})
+	r := spotting{rec}
+	pcm := append(append(noise(8000, 1), synth(t, "wait")...), noise(4800, 2)...)
+	// Twice: the second time on a decoder that has decoded before (its
+	// frame count goes on), and on a pooled one that spotted.
+	for range 2 {
+		rc := mustTranscribe(t, r, pcm)
+		var words []string
+		for _, w := range rc.final.Spotted {
+			words = append(words, w.Text)
+			if w.End <= w.Start || w.End > time.Duration(len(pcm))*time.Second/16000 {
+				t.Errorf("spotted %q from %v to %v, outside the %v utterance", w.Text, w.Start, w.End, time.Duration(len(pcm))*time.Second/16000)
+			}
+		}
+		t.Logf("final %q, spotted %q", rc.final.Text, words)
+		if !slices.Contains(words, "wait") {
+			t.Errorf("spotted %q, want wait", words)
+		}
+		for _, res := range rc.interims {
+			if res.Spotted != nil {
+				t.Errorf("interim %q has spotted words", res.Text)
+			}
+		}
+	}
+	// The decoder went back to the language model: the next utterance
+	// on it is recognized in full.
+	if rc := mustTranscribe(t, r, synth(t, "what is the weather today")); overlap("what is the weather today", rc.final.Text) < 0.8 {
+		t.Errorf("after spotting, final %q", rc.final.Text)
+	}
+
+	if rc := mustTranscribe(t, rec, pcm); rc.final.Spotted != nil {
+		t.Errorf("opened with Open: spotted %v", rc.final.Spotted)
+	}
+	short := newRecognizer(t, Config{Spot: spot, SpotMax: 100 * time.Millisecond})
+	if rc := mustTranscribe(t, spotting{short}, pcm); rc.final.Spotted != nil {
+		t.Errorf("over SpotMax: spotted %v", rc.final.Spotted)
+	}
+	none := newRecognizer(t, Config{})
+	if rc := mustTranscribe(t, spotting{none}, pcm); rc.final.Spotted != nil {
+		t.Errorf("without Spot: spotted %v", rc.final.Spotted)
+	}
 }

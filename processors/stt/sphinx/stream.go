@@ -26,6 +26,8 @@ type Stream struct {
 	finished   bool
 	pending    int // samples since the last interim check
 	lastInterm string
+	audio      []int16 // the utterance so far, for the spotting pass (nil: too long, or none)
+	spotting   bool
 
 	mu      sync.Mutex
 	queue   []stt.Result
@@ -37,13 +39,14 @@ type Stream struct {
 
 var _ stt.Stream = (*Stream)(nil)
 
-func newStream(r *Recognizer, d *decoder) *Stream {
+func newStream(r *Recognizer, d *decoder, spotting bool) *Stream {
 	return &Stream{
-		r:       r,
-		dec:     d,
-		inUtt:   true,
-		wake:    make(chan struct{}, 1),
-		closeCh: make(chan struct{}),
+		r:        r,
+		dec:      d,
+		inUtt:    true,
+		wake:     make(chan struct{}, 1),
+		closeCh:  make(chan struct{}),
+		spotting: spotting,
 	}
 }
 
@@ -65,6 +68,13 @@ func (s *Stream) Send(ctx context.Context, pcm []int16) error {
 	}
 	if err := s.dec.process(pcm); err != nil {
 		return fmt.Errorf("sphinx: send: %w", err)
+	}
+	if s.spotting {
+		if len(s.audio)+len(pcm) <= s.r.spotMax {
+			s.audio = append(s.audio, pcm...)
+		} else {
+			s.spotting, s.audio = false, nil
+		}
 	}
 	s.pending += len(pcm)
 	if s.pending < s.r.interimEvery {
@@ -102,7 +112,21 @@ func (s *Stream) Finish(ctx context.Context) error {
 		s.setEOF()
 		return fmt.Errorf("sphinx: finish: %w", err)
 	}
-	s.push(stt.Result{Text: s.dec.hyp(), Final: true}, true)
+	res := stt.Result{Text: s.dec.hyp(), Final: true}
+	if s.spotting && len(s.audio) > 0 {
+		words, err := s.dec.spotWords(s.audio)
+		s.audio = nil
+		if err != nil {
+			// The decoder may be left on the wrong search: do not
+			// pool it.
+			s.dec.free()
+			s.dec = nil
+			s.setEOF()
+			return fmt.Errorf("sphinx: finish: %w", err)
+		}
+		res.Spotted = words
+	}
+	s.push(res, true)
 	return nil
 }
 
