@@ -172,7 +172,7 @@ func parseOffer(body []byte, prefer *codec) (*offer, error) {
 		}
 		o.addr = netip.AddrPortFrom(addr, uint16(m.MediaName.Port.Value))
 		maps := rtpmaps(m)
-		best := -1 // rank of o.codec; -1 while none
+		best := -1                // rank of o.codec; -1 while none
 		events := map[int]uint8{} // telephone-event payload types by clock rate
 		for _, f := range m.MediaName.Formats {
 			n, err := strconv.Atoi(f)
