@@ -51,12 +51,9 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	}
 	var levels []int
 	if *levelsFlag != "" {
-		for _, s := range strings.Split(*levelsFlag, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || n <= 0 {
-				return fmt.Errorf("bench: --levels: bad count %q", s)
-			}
-			levels = append(levels, n)
+		var err error
+		if levels, err = parseCounts(*levelsFlag); err != nil {
+			return fmt.Errorf("bench: --levels: %w", err)
 		}
 	}
 	var micro []byte
@@ -179,4 +176,17 @@ func utterance(ctx context.Context) ([]int16, error) {
 		return nil, fmt.Errorf("flite: %w", err)
 	}
 	return speech, nil
+}
+
+// parseCounts reads a comma-separated list of positive counts ("25,50,100").
+func parseCounts(list string) ([]int, error) {
+	var counts []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad count %q", s)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -43,13 +41,9 @@ func SIPCommand(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("bench sip: unexpected arguments %q\n%s", fs.Args(), SIPUsage)
 	}
-	var levels []int
-	for _, s := range strings.Split(*levelsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("bench sip: --levels: bad count %q", s)
-		}
-		levels = append(levels, n)
+	levels, err := parseCounts(*levelsFlag)
+	if err != nil {
+		return fmt.Errorf("bench sip: --levels: %w", err)
 	}
 	if *rate <= 0 || *turns <= 0 || *v2v <= 0 {
 		return fmt.Errorf("bench sip: --rate, --turns and --v2v must be positive\n%s", SIPUsage)

@@ -157,7 +157,7 @@ func (m *media) apply(o *offer, dir Direction, signal netip.Addr) {
 func (m *media) WriteAudio(pcm []int16) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.queue)+len(pcm) > m.rate*int(maxQueued/time.Millisecond)/1000 {
+	if len(m.queue)+len(pcm) > samplesIn(m.rate, maxQueued) {
 		return nil // the playout runs ahead of the clock: drop
 	}
 	m.queue = append(m.queue, pcm...)
@@ -210,7 +210,7 @@ func (m *media) send(ctx context.Context) {
 func (m *media) sendOne(pcm []int16, payload, buf []byte, first bool, now time.Time) {
 	m.mu.Lock()
 	c, pt, to, sending, rate := m.codec, m.pt, m.remote, m.sending, m.rate
-	chunk := pcm[:rate*int(ptime/time.Millisecond)/1000]
+	chunk := pcm[:samplesIn(rate, ptime)]
 	n := copy(chunk, m.queue)
 	m.queue = m.queue[:copy(m.queue, m.queue[n:])]
 	clear(chunk[n:])
@@ -440,7 +440,7 @@ func (d callDecoder) opus() (*opus.Decoder, error) {
 func (d callDecoder) toCall(pcm []int16, c codec, rate int, in []int16) []int16 {
 	at := len(pcm)
 	pcm = d.m.up.process(c.audioRate, rate, in, pcm)
-	return append(pcm[:at], fit(pcm[at:], rate*int(ptime/time.Millisecond)/1000)...)
+	return append(pcm[:at], fit(pcm[at:], samplesIn(rate, ptime))...)
 }
 
 // plc is the call's concealer at the codec's rate (new when the rate
@@ -468,6 +468,11 @@ func (r *resampler) process(from, to int, in, out []int16) []int16 {
 		r.r, r.from, r.to = rs, from, to
 	}
 	return r.r.Process(out, in)
+}
+
+// samplesIn is the number of samples in d of mono audio at rate.
+func samplesIn(rate int, d time.Duration) int {
+	return frame.Format{SampleRate: rate, Channels: 1}.Samples(d)
 }
 
 // fit returns s cut or padded with silence to n samples: a packet is always
