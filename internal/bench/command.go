@@ -31,6 +31,9 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "soak" {
 		return SoakCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "soak-clients" {
+		return SoakClientsCommand(os.Stdin, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "sip" {
 		return SIPCommand(args[1:], stdout, stderr)
 	}

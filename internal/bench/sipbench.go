@@ -207,12 +207,13 @@ func RunSIP(ctx context.Context, cfg SIPConfig) (*SIPResult, error) {
 	// The soak's server: its admission limits off, its fakes in the
 	// builder; the builder's lateness and turn hooks are replaced before
 	// ListenSIP copies it, so that SIP calls report theirs.
-	soak, srv, stop, err := startSoak(SoakConfig{Sessions: maxCalls + 10, Speech: cfg.Speech,
+	soak, stop, err := startSoak(SoakConfig{Sessions: maxCalls + 10, Speech: cfg.Speech,
 		StartTimeout: 30 * time.Second, InputIdleTimeout: 60 * time.Second, Logger: log, ServerLogger: cfg.ServerLogger})
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
+	srv := soak.srv
 	late := &sipLate{v: map[string][]time.Duration{}}
 	b := srv.Builder()
 	b.OnInputLateness, b.OnMetrics = late.observe, late.answered

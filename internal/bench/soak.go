@@ -1,23 +1,24 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	gws "github.com/gorilla/websocket"
-
 	"github.com/voiced-dev/voiced/agents/llm/fake"
-	"github.com/voiced-dev/voiced/audio"
 	"github.com/voiced-dev/voiced/internal/cmem"
 	"github.com/voiced-dev/voiced/internal/config"
 	"github.com/voiced-dev/voiced/internal/server"
@@ -29,7 +30,8 @@ import (
 // SoakConfig sets up a soak run: the real server on loopback, Sessions
 // well-behaved WebSocket clients at all times (each speaks a few turns in
 // real time, is answered, hangs up and is replaced), and one misbehaving
-// client of each kind at any time, for Duration.
+// client of each kind at any time, for Duration. The clients run in a
+// process of their own (see soakclient.go).
 type SoakConfig struct {
 	Sessions int           // concurrent well-behaved sessions (default 200)
 	Duration time.Duration // of the churn (default 10 min)
@@ -55,6 +57,8 @@ type SoakConfig struct {
 	Logger        *slog.Logger
 	// ServerLogger receives the server's records at Warn and above.
 	ServerLogger *slog.Logger
+	// ClientLog receives the client process's stderr (default: discarded).
+	ClientLog io.Writer
 }
 
 // Soak providers: fast fakes, so that what is measured is voiced itself
@@ -65,20 +69,16 @@ var soakProfile = Profile{Name: "soak-fast", STTFinal: 30 * time.Millisecond, LL
 // soakPerChar makes the bot's answer (Reply) about 1.8 s of audio.
 const soakPerChar = 25 * time.Millisecond
 
-// A soak run's state, shared by its clients.
-type soak struct {
-	cfg    SoakConfig
-	url    string
-	speech [][]byte // the utterance as 20 ms PCM16LE messages
-	quiet  []byte   // 20 ms of silence
-	ends   *endLog
-
-	late sync.Map // session ID → *sessionLate, while its client runs
-
-	mu     sync.Mutex
-	res    *SoakResult
-	p99s   []time.Duration // per well-behaved session
-	misbyK map[string]*MisbehaviorResult
+// soakServer is a soak run's server side: the server, how its sessions
+// ended, and the input lateness of the sessions the clients watch, served
+// to the clients by its control API.
+type soakServer struct {
+	cfg     SoakConfig
+	srv     *server.Server
+	url     string // the server's /ws
+	control string // the control API's base URL
+	ends    *endLog
+	late    sync.Map // session ID → *sessionLate, while its client watches
 }
 
 // sessionLate collects one session's input lateness samples.
@@ -87,7 +87,7 @@ type sessionLate struct {
 	v  []time.Duration
 }
 
-func (s *soak) observeLateness(id string, d time.Duration) {
+func (s *soakServer) observeLateness(id string, d time.Duration) {
 	if v, ok := s.late.Load(id); ok {
 		l := v.(*sessionLate)
 		l.mu.Lock()
@@ -98,8 +98,9 @@ func (s *soak) observeLateness(id string, d time.Duration) {
 
 // startSoak fills in cfg's defaults and starts the server: the default
 // configuration, its limits set for one loopback address carrying every
-// client, the fast fakes in its builder. stop stops it.
-func startSoak(cfg SoakConfig) (s *soak, srv *server.Server, stop func(), err error) {
+// client, the fast fakes in its builder; and the control API beside it.
+// stop stops both.
+func startSoak(cfg SoakConfig) (s *soakServer, stop func(), err error) {
 	if cfg.Sessions <= 0 {
 		cfg.Sessions = 200
 	}
@@ -130,21 +131,16 @@ func startSoak(cfg SoakConfig) (s *soak, srv *server.Server, stop func(), err er
 	if cfg.ServerLogger == nil {
 		cfg.ServerLogger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ClientLog == nil {
+		cfg.ClientLog = io.Discard
+	}
 	if len(cfg.Speech) < 320 {
-		return nil, nil, nil, errors.New("bench: soak needs speech")
+		return nil, nil, errors.New("bench: soak needs speech")
 	}
 	// Native memory freed by ended sessions goes back, as under serve.
 	cmem.Tune()
 
-	res := &SoakResult{Sessions: cfg.Sessions, Duration: cfg.Duration, Turns: cfg.Turns,
-		Speech: time.Duration(len(cfg.Speech)) * time.Second / 16000, Limit: cfg.Limit, Tolerance: cfg.Tolerance,
-		StartTimeout: cfg.StartTimeout, InputIdleTimeout: cfg.InputIdleTimeout}
-	s = &soak{cfg: cfg, res: res, ends: newEndLog(cfg.ServerLogger.Handler()), misbyK: map[string]*MisbehaviorResult{}}
-	for i := 0; i+320 <= len(cfg.Speech); i += 320 {
-		s.speech = append(s.speech, audio.EncodePCM16(nil, cfg.Speech[i:i+320]))
-	}
-	s.quiet = make([]byte, 640)
-
+	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler())}
 	sc := config.Default()
 	sc.Server.Addr = "127.0.0.1:0"
 	sc.Server.MaxSessions = cfg.Sessions + 100
@@ -155,12 +151,13 @@ func startSoak(cfg SoakConfig) (s *soak, srv *server.Server, stop func(), err er
 	if cfg.InputMaxAhead > 0 {
 		sc.Server.InputMaxAhead = cfg.InputMaxAhead
 	}
-	res.InputMaxAhead = sc.Server.InputMaxAhead
-	srv = server.New(sc, slog.New(s.ends))
+	s.cfg.InputMaxAhead = sc.Server.InputMaxAhead
+	srv := server.New(sc, slog.New(s.ends))
 	if err := srv.Load(); err != nil {
 		srv.Close()
-		return nil, nil, nil, fmt.Errorf("bench: soak: load the server (run make models): %w", err)
+		return nil, nil, fmt.Errorf("bench: soak: load the server (run make models): %w", err)
 	}
+	s.srv = srv
 	b := srv.Builder()
 	b.STT = sttfake.New(sttfake.Config{Transcript: Transcript, Final: soakProfile.STTFinal})
 	b.TTS = ttsfake.New(ttsfake.Config{FirstAudio: soakProfile.TTSFirst, RTF: soakProfile.TTSRTF, PerChar: soakPerChar})
@@ -171,122 +168,205 @@ func startSoak(cfg SoakConfig) (s *soak, srv *server.Server, stop func(), err er
 	ln, err := net.Listen("tcp", sc.Server.Addr)
 	if err != nil {
 		srv.Close()
-		return nil, nil, nil, fmt.Errorf("bench: soak: %w", err)
+		return nil, nil, fmt.Errorf("bench: soak: %w", err)
 	}
 	hs := srv.HTTPServer()
 	go hs.Serve(ln)
 	s.url = "ws://" + ln.Addr().String() + "/ws"
-	cfg.Logger.Info("soak: server up", "url", s.url)
-	return s, srv, func() {
+	cl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		hs.Close()
+		srv.Close()
+		return nil, nil, fmt.Errorf("bench: soak: %w", err)
+	}
+	cs := &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go cs.Serve(cl)
+	s.control = "http://" + cl.Addr().String()
+	cfg.Logger.Info("soak: server up", "url", s.url, "control", s.control)
+	return s, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		hs.Close()
+		cs.Close()
 		srv.Close()
 	}, nil
+}
+
+// controlHandler is the API the client process asks:
+//
+//	POST /watch?id=S          start collecting session S's input lateness
+//	POST /finish?id=S         stop, and return the lateness's Dist
+//	GET  /end?id=S&wait=D     how S ended (serverEnd), waiting up to D for
+//	                          it to be logged; take=1 forgets it afterwards
+func (s *soakServer) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /watch", func(w http.ResponseWriter, r *http.Request) {
+		id := r.FormValue("id")
+		if id == "" {
+			http.Error(w, "no id", http.StatusBadRequest)
+			return
+		}
+		s.late.Store(id, &sessionLate{})
+	})
+	mux.HandleFunc("POST /finish", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := s.late.LoadAndDelete(r.FormValue("id"))
+		if !ok {
+			http.Error(w, "session not watched", http.StatusNotFound)
+			return
+		}
+		l := v.(*sessionLate)
+		l.mu.Lock() // an observation may still be under way
+		d := Summarize(l.v)
+		l.mu.Unlock()
+		reply(w, d)
+	})
+	mux.HandleFunc("GET /end", func(w http.ResponseWriter, r *http.Request) {
+		wait, err := time.ParseDuration(r.FormValue("wait"))
+		if err != nil || wait < 0 || wait > time.Minute {
+			http.Error(w, "bad wait", http.StatusBadRequest)
+			return
+		}
+		id, take := r.FormValue("id"), r.FormValue("take") == "1"
+		var e serverEnd
+		var err2 error
+		if wait > 0 || take {
+			err2, e.Logged = s.ends.wait(id, wait, take)
+		} else {
+			err2, e.Logged = s.ends.peek(id)
+		}
+		if err2 != nil {
+			e.Failed, e.Code, e.Text, e.Expected = true, transport.ErrorCode(err2), err2.Error(), transport.Expected(err2)
+		}
+		reply(w, e)
+	})
+	return mux
+}
+
+// clients runs the client process with cfg and returns what it tallied
+// and the CPU time it used. Stopping ctx stops it.
+func (s *soakServer) clients(ctx context.Context, cc soakClientConfig) (soakTally, time.Duration, error) {
+	var t soakTally
+	exe, err := os.Executable()
+	if err != nil {
+		return t, 0, fmt.Errorf("bench: soak: the client process: %w", err)
+	}
+	cc.URL, cc.Control, cc.Limit, cc.Turns, cc.TurnTimeout = s.url, s.control, s.cfg.Limit, s.cfg.Turns, s.cfg.TurnTimeout
+	cc.Speech = speechBytes(s.cfg.Speech)
+	in, err := json.Marshal(cc)
+	if err != nil {
+		return t, 0, err
+	}
+	cmd := exec.Command(exe, "bench", "soak-clients")
+	// A test binary is not voiced: its TestMain runs Command with these.
+	cmd.Env = append(os.Environ(), "VOICED_BENCH_ARGS=soak-clients")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, s.cfg.ClientLog
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return t, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return t, 0, fmt.Errorf("bench: soak: start the client process: %w", err)
+	}
+	// stdin stays open while the clients run: closing it stops them.
+	if _, err := stdin.Write(append(in, '\n')); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return t, 0, fmt.Errorf("bench: soak: the client process: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { stdin.Close() })
+	defer stop()
+	err = cmd.Wait()
+	stdin.Close()
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if err != nil {
+		if ctx.Err() != nil {
+			return t, cpu, ctx.Err()
+		}
+		return t, cpu, fmt.Errorf("bench: soak: the client process: %w", err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &t); err != nil {
+		return t, cpu, fmt.Errorf("bench: soak: the client process's tally: %w", err)
+	}
+	return t, cpu, nil
 }
 
 // RunSoak runs the soak and returns its measurements; Criteria judges
 // them. ctx cancels it.
 func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
-	s, srv, stop, err := startSoak(cfg)
+	s, stop, err := startSoak(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	cfg, res, log := s.cfg, s.res, s.cfg.Logger
+	cfg, log := s.cfg, s.cfg.Logger
+	res := &SoakResult{Sessions: cfg.Sessions, Duration: cfg.Duration, Turns: cfg.Turns,
+		Speech: time.Duration(len(cfg.Speech)) * time.Second / 16000, Limit: cfg.Limit, Tolerance: cfg.Tolerance,
+		StartTimeout: cfg.StartTimeout, InputIdleTimeout: cfg.InputIdleTimeout, InputMaxAhead: cfg.InputMaxAhead}
 	var m Results
 	m.machine()
 	res.Date, res.Commit, res.CPU, res.Cores, res.GoVersion, res.LoadBefore = m.Date, m.Commit, m.CPU, m.Cores, m.GoVersion, m.LoadBefore
 
 	// Warm-up: a few sessions, one turn each, so that pools and lazily
 	// made state exist before the baseline; they are not counted.
-	var warm SoakResult
-	s.res = &warm
-	var wg sync.WaitGroup
-	for range min(cfg.Sessions, 5) {
-		wg.Go(func() { s.good(ctx, 1, time.Time{}) })
+	warm, _, err := s.clients(ctx, soakClientConfig{Warm: true, Sessions: min(cfg.Sessions, 5)})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	s.res, s.p99s = res, nil
-	s.mu.Unlock()
 	if warm.TurnsAnswered == 0 {
 		return nil, fmt.Errorf("bench: soak: the warm-up sessions were not answered (%s)", warm.FirstFailure)
 	}
 	log.Info("soak: warmed up", "sessions", warm.GoodSessions, "answered", warm.TurnsAnswered)
-	res.Baseline = settle(srv, 3*time.Second, nil)
+	res.Baseline = settle(s.srv, 3*time.Second, nil)
 	log.Info("soak: baseline", "goroutines", res.Baseline.Goroutines, "rss_mb", res.Baseline.RSS>>20)
 
 	// The load.
 	begin := time.Now()
-	deadline := begin.Add(cfg.Duration)
 	cpu0 := cpuTime()
 	var peak atomic.Pointer[Snapshot]
 	peak.Store(&Snapshot{})
+	sampling, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			sn := snapshot(srv)
+		for sampling.Err() == nil {
+			sn := snapshot(s.srv)
 			if p := peak.Load(); sn.RSS > p.RSS || sn.Goroutines > p.Goroutines || sn.Sessions > p.Sessions {
 				peak.Store(&Snapshot{RSS: max(sn.RSS, p.RSS), Goroutines: max(sn.Goroutines, p.Goroutines), Sessions: max(sn.Sessions, p.Sessions)})
 			}
 			select {
 			case <-time.After(time.Second):
-			case <-ctx.Done():
+			case <-sampling.Done():
 			}
 		}
 	}()
-	for i := range cfg.Sessions {
-		// Slots start spread over the first 5 s (or a quarter of a short
-		// run), then each replaces its session as soon as it hangs up.
-		delay := time.Duration(i) * min(5*time.Second, cfg.Duration/4) / time.Duration(cfg.Sessions)
-		wg.Go(func() {
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				s.good(ctx, 1+(i+n)%cfg.Turns, deadline)
-			}
-		})
-	}
-	for _, k := range misbehaviors {
-		wg.Go(func() {
-			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				s.misbehave(ctx, k, n)
-				select {
-				case <-time.After(500 * time.Millisecond):
-				case <-ctx.Done():
-				}
-			}
-		})
-	}
-	wg.Wait()
+	t, clientCPU, err := s.clients(ctx, soakClientConfig{Sessions: cfg.Sessions, Duration: cfg.Duration})
+	stopSampling()
 	<-sampled
 	res.Wall = time.Since(begin)
 	res.CPU1 = float64(cpuTime()-cpu0) / float64(res.Wall)
+	res.ClientCPU = float64(clientCPU) / float64(res.Wall)
 	res.Peak = *peak.Load()
 	res.LoadAfter = loadLine()
-	if ctx.Err() != nil {
-		return res, ctx.Err()
+	if err != nil {
+		return res, err
 	}
-
-	// After: every client gone; the server settles.
-	res.After = settle(srv, 30*time.Second, &res.Baseline)
-	s.mu.Lock()
-	res.Lateness = Summarize(s.p99s)
+	res.GoodSessions, res.GoodFailed, res.FirstFailure = t.GoodSessions, t.GoodFailed, t.FirstFailure
+	res.TurnsAsked, res.TurnsAnswered = t.TurnsAsked, t.TurnsAnswered
+	res.Lateness, res.LateFrames, res.LateSessions = Summarize(t.P99s), t.LateFrames, t.LateSessions
 	for _, k := range misbehaviors {
-		if r := s.misbyK[k.name]; r != nil {
+		if r := t.Misbehaving[k.name]; r != nil {
 			res.Misbehaving = append(res.Misbehaving, *r)
 		}
 	}
-	s.mu.Unlock()
+
+	// After: every client gone; the server settles.
+	res.After = settle(s.srv, 30*time.Second, &res.Baseline)
 	log.Info("soak: after", "goroutines", res.After.Goroutines, "rss_mb", res.After.RSS>>20, "sessions", res.After.Sessions)
 	return res, nil
 }
@@ -323,413 +403,6 @@ func settle(srv *server.Server, wait time.Duration, base *Snapshot) Snapshot {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// soakEvent is what a client reads of a server event.
-type soakEvent struct {
-	Type        string `json:"type"`
-	SessionID   string `json:"session_id"`
-	Code        string `json:"code"`
-	Interrupted bool   `json:"interrupted"`
-}
-
-// wsClient is one client connection with a reader that records events.
-type wsClient struct {
-	ws       *gws.Conn
-	ready    chan string   // the session ID, once
-	answered chan struct{} // one per answer heard to its end
-	done     chan struct{} // the reader ended
-
-	// Set by the reader before done is closed.
-	errCode     string // the last error event's code
-	closeCode   int    // the server's close code (1006 without a close frame)
-	closeReason string
-	answers     int
-
-	// audio, if set before read starts, is given each binary message (the
-	// bot's voice) as it arrives, on the reader's goroutine.
-	audio func(at time.Time, pcm []byte)
-}
-
-func dialSoak(ctx context.Context, url string, readBuf int) (*wsClient, error) {
-	d := gws.Dialer{HandshakeTimeout: 10 * time.Second}
-	if readBuf > 0 {
-		// Set before connecting, so that the window offered is small
-		// from the start.
-		nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, readBuf)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}}
-		d.NetDialContext = nd.DialContext
-	}
-	ws, resp, err := d.DialContext(ctx, url, nil)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial: HTTP %d: %w", resp.StatusCode, err)
-		}
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	return &wsClient{ws: ws, ready: make(chan string, 1), answered: make(chan struct{}, 16), done: make(chan struct{})}, nil
-}
-
-// read reads until the connection ends; stopAfterReady makes it stop
-// reading (without closing) once ready arrived: a client that never reads.
-func (c *wsClient) read(stopAfterReady bool) {
-	defer close(c.done)
-	c.closeCode = gws.CloseAbnormalClosure
-	for {
-		typ, data, err := c.ws.ReadMessage()
-		if err != nil {
-			var ce *gws.CloseError
-			if errors.As(err, &ce) {
-				c.closeCode, c.closeReason = ce.Code, ce.Text
-			}
-			return
-		}
-		if typ == gws.BinaryMessage && c.audio != nil {
-			c.audio(time.Now(), data)
-		}
-		if typ != gws.TextMessage {
-			continue
-		}
-		var ev soakEvent
-		if json.Unmarshal(data, &ev) != nil {
-			continue
-		}
-		switch ev.Type {
-		case "ready":
-			c.ready <- ev.SessionID
-			if stopAfterReady {
-				return
-			}
-		case "bot_stopped_speaking":
-			if !ev.Interrupted {
-				c.answers++
-				select {
-				case c.answered <- struct{}{}:
-				default:
-				}
-			}
-		case "error":
-			c.errCode = ev.Code
-		}
-	}
-}
-
-func (c *wsClient) start() error {
-	return c.ws.WriteMessage(gws.TextMessage, []byte(`{"type":"start","sample_rate":16000}`))
-}
-
-// good runs one well-behaved session of turns turns:
-// it waits for ready, then per turn speaks the utterance in real time and
-// streams silence until the answer has been heard to its end, then says
-// end and expects the server's 1000 "end". After deadline (if set) it
-// starts no new turn.
-func (s *soak) good(ctx context.Context, turns int, deadline time.Time) {
-	asked, answered, fail := 0, 0, ""
-	var late *sessionLate
-	defer func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.res.GoodSessions++
-		s.res.TurnsAsked += asked
-		s.res.TurnsAnswered += answered
-		if fail != "" {
-			s.res.GoodFailed++
-			if s.res.FirstFailure == "" {
-				s.res.FirstFailure = fail
-			}
-		}
-		if late == nil {
-			return
-		}
-		late.mu.Lock() // an observation may still be under way
-		defer late.mu.Unlock()
-		if len(late.v) > 0 {
-			d := Summarize(late.v)
-			s.p99s = append(s.p99s, d.P99)
-			s.res.LateFrames += d.N
-			if d.P99 > s.cfg.Limit {
-				s.res.LateSessions++
-			}
-		}
-	}()
-	c, err := dialSoak(ctx, s.url, 0)
-	if err != nil {
-		fail = err.Error()
-		return
-	}
-	defer c.ws.Close()
-	go c.read(false)
-	if err := c.start(); err != nil {
-		fail = "start: " + err.Error()
-		return
-	}
-	var id string
-	select {
-	case id = <-c.ready:
-	case <-c.done:
-		fail = fmt.Sprintf("closed before ready (%d %s)", c.closeCode, c.closeReason)
-		return
-	case <-time.After(10 * time.Second):
-		fail = "no ready within 10 s"
-		return
-	}
-	late = &sessionLate{}
-	s.late.Store(id, late)
-	defer s.late.Delete(id)
-	tick := time.NewTicker(frameDur)
-	defer tick.Stop()
-	send := func(b []byte) bool {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return false
-		}
-		if err := c.ws.WriteMessage(gws.BinaryMessage, b); err != nil {
-			fail = fmt.Sprintf("send: %v (closed %d %s, error %q)", err, c.closeCode, c.closeReason, c.errCode)
-			return false
-		}
-		return true
-	}
-	for t := range turns {
-		if t > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			break
-		}
-		for _, b := range s.speech {
-			if !send(b) {
-				return
-			}
-		}
-		asked++
-		wait := time.Now().Add(s.cfg.TurnTimeout)
-	listen:
-		for {
-			select {
-			case <-c.answered:
-				answered++
-				break listen
-			default:
-			}
-			if time.Now().After(wait) {
-				fail = fmt.Sprintf("turn %d not answered within %v", t+1, s.cfg.TurnTimeout)
-				return
-			}
-			if !send(s.quiet) {
-				return
-			}
-		}
-		for range 15 { // a breath before the next turn
-			if !send(s.quiet) {
-				return
-			}
-		}
-	}
-	if err := c.ws.WriteMessage(gws.TextMessage, []byte(`{"type":"end"}`)); err != nil {
-		fail = "end: " + err.Error()
-		return
-	}
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		fail = "no close within 10 s of end"
-		return
-	}
-	if c.closeCode != gws.CloseNormalClosure || c.closeReason != "end" {
-		fail = fmt.Sprintf("closed with %d %q (error %q), want 1000 \"end\"", c.closeCode, c.closeReason, c.errCode)
-		return
-	}
-	if err, ok := s.ends.wait(id, 2*time.Second); ok && err != nil && !transport.Expected(err) {
-		fail = fmt.Sprintf("server: session failed: %v", err)
-	}
-}
-
-// A misbehavior is a kind of bad client and what the server must do to it.
-type misbehavior struct {
-	name, does string
-	// want is the documented outcome; ok judges one.
-	want string
-	ok   func(o misOutcome) bool
-}
-
-type misOutcome struct {
-	errCode   string // the error event's code the client read
-	closeCode int
-	server    error // the session's end as the server logged it (nil: unknown)
-	logged    bool
-	took      time.Duration
-	note      string
-}
-
-func serverCode(code string) func(misOutcome) bool {
-	return func(o misOutcome) bool { return o.logged && transport.ErrorCode(o.server) == code }
-}
-
-// malformed are the bad messages a malformed client sends, in turn, and the
-// codes docs/protocol.md gives them.
-var malformed = []struct {
-	text   bool
-	data   []byte
-	code   string
-	closed int
-}{
-	{true, []byte(`{"type":`), "invalid_json", gws.CloseInvalidFramePayloadData},
-	{true, []byte(`{"type":"shout"}`), "unknown_type", gws.ClosePolicyViolation},
-	{false, []byte{1, 2, 3}, "odd_audio", gws.CloseInvalidFramePayloadData},
-	{true, []byte{'"', 0xff, 0xfe, '"'}, "invalid_utf8", gws.CloseInvalidFramePayloadData},
-	{true, []byte(`{"type":"start","sample_rate":16000}`), "bad_start", gws.ClosePolicyViolation},
-}
-
-var misbehaviors = []misbehavior{
-	{name: "fast", does: "streams speech as fast as the socket takes it",
-		want: "error `too_fast`, close 1008", ok: serverCode("too_fast")},
-	{name: "silent", does: "sends start, then nothing (reads everything)",
-		want: "error `idle`, close 1008, after input_idle_timeout", ok: serverCode("idle")},
-	{name: "mute", does: "connects and sends nothing at all",
-		want: "close 1001 without an error event, after start_timeout",
-		ok:   func(o misOutcome) bool { return o.closeCode == gws.CloseGoingAway && o.errCode == "" }},
-	{name: "slow-reader", does: "reads ready, then speaks in real time and never reads again (4 KiB receive buffer)",
-		want: "session ended with `slow_client`", ok: serverCode("slow_client")},
-	{name: "malformed", does: "sends start, then one bad message (bad JSON, unknown type, odd-length audio, invalid UTF-8, a second start, in turn)",
-		want: "its documented error code and close code",
-		ok:   nil}, // judged per message, in misbehave
-}
-
-// misbehave runs one misbehaving client of kind k and records what
-// happened to it.
-func (s *soak) misbehave(ctx context.Context, k misbehavior, n int) {
-	begin := time.Now()
-	var o misOutcome
-	ok := false
-	defer func() {
-		o.took = time.Since(begin)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		r := s.misbyK[k.name]
-		if r == nil {
-			r = &MisbehaviorResult{Kind: k.name, Does: k.does, Want: k.want, Outcomes: map[string]int{}}
-			s.misbyK[k.name] = r
-		}
-		r.Clients++
-		if ok {
-			r.AsExpected++
-		} else if r.FirstUnexpected == "" {
-			r.FirstUnexpected = o.describe()
-		}
-		r.Outcomes[o.describe()]++
-		r.MaxTook = max(r.MaxTook, o.took)
-	}()
-	readBuf := 0
-	if k.name == "slow-reader" {
-		readBuf = 4096
-	}
-	c, err := dialSoak(ctx, s.url, readBuf)
-	if err != nil {
-		o.note = err.Error()
-		return
-	}
-	defer c.ws.Close()
-	go c.read(k.name == "slow-reader")
-	if k.name != "mute" {
-		if err := c.start(); err != nil {
-			o.note = "start: " + err.Error()
-			return
-		}
-	}
-	capWait := 60 * time.Second
-	switch k.name {
-	case "fast":
-		for i := 0; ctx.Err() == nil && time.Since(begin) < capWait; i++ {
-			c.ws.SetWriteDeadline(time.Now().Add(capWait))
-			if c.ws.WriteMessage(gws.BinaryMessage, s.speech[i%len(s.speech)]) != nil {
-				break
-			}
-		}
-	case "slow-reader":
-		var id string
-		select {
-		case id = <-c.ready:
-		case <-time.After(10 * time.Second):
-			o.note = "no ready"
-			return
-		}
-		tick := time.NewTicker(frameDur)
-		defer tick.Stop()
-		for i := 0; ctx.Err() == nil && time.Since(begin) < capWait; i++ {
-			<-tick.C
-			b := s.quiet
-			if j := i % (len(s.speech) + 250); j < len(s.speech) {
-				b = s.speech[j]
-			}
-			c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if c.ws.WriteMessage(gws.BinaryMessage, b) != nil {
-				break
-			}
-			if _, done := s.ends.peek(id); done {
-				break
-			}
-		}
-		o.server, o.logged = s.ends.wait(id, 10*time.Second)
-		o.closeCode = -1 // it never read the close
-		ok = k.ok(o)
-		return
-	case "malformed":
-		m := malformed[n%len(malformed)]
-		typ := gws.BinaryMessage
-		if m.text {
-			typ = gws.TextMessage
-		}
-		if err := c.ws.WriteMessage(typ, m.data); err != nil {
-			o.note = "send: " + err.Error()
-		}
-	}
-	select {
-	case <-c.done:
-	case <-time.After(capWait + 10*time.Second):
-		o.note = "not closed within " + (capWait + 10*time.Second).String()
-	}
-	o.errCode, o.closeCode = c.errCode, c.closeCode
-	select {
-	case id := <-c.ready:
-		o.server, o.logged = s.ends.wait(id, 2*time.Second)
-	default:
-	}
-	if k.name == "malformed" {
-		m := malformed[n%len(malformed)]
-		ok = o.errCode == m.code && o.closeCode == m.closed
-		return
-	}
-	ok = k.ok(o)
-}
-
-func (o misOutcome) describe() string {
-	var d string
-	switch {
-	case o.closeCode == -1:
-		d = "read nothing"
-	case o.errCode != "":
-		d = fmt.Sprintf("error %s, close %d", o.errCode, o.closeCode)
-	default:
-		d = fmt.Sprintf("close %d", o.closeCode)
-	}
-	if o.logged {
-		if code := transport.ErrorCode(o.server); code != "" {
-			d += "; server: " + code
-		} else if o.server != nil {
-			d += "; server: " + o.server.Error()
-		} else {
-			d += "; server: normal end"
-		}
-	}
-	if o.note != "" {
-		d += "; " + o.note
-	}
-	return d
 }
 
 // endLog is the server's log handler: it keeps how each session ended
@@ -797,8 +470,9 @@ func (h *endLog) peek(id string) (error, bool) {
 	return err, ok
 }
 
-// wait takes session id's end, waiting up to d for it to be logged.
-func (h *endLog) wait(id string, d time.Duration) (error, bool) {
+// wait returns session id's end, waiting up to d for it to be logged;
+// take forgets it.
+func (h *endLog) wait(id string, d time.Duration, take bool) (error, bool) {
 	t := time.AfterFunc(d, func() {
 		h.mu.Lock()
 		h.cond.Broadcast()
@@ -810,7 +484,9 @@ func (h *endLog) wait(id string, d time.Duration) (error, bool) {
 	defer h.mu.Unlock()
 	for {
 		if err, ok := h.errs[id]; ok {
-			delete(h.errs, id)
+			if take {
+				delete(h.errs, id)
+			}
 			return err, true
 		}
 		if !time.Now().Before(end) {

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,10 +16,25 @@ import (
 	"github.com/voiced-dev/voiced/internal/testenv"
 )
 
+// TestMain lets a test run the soak's client process: with
+// VOICED_BENCH_ARGS set, the test binary is `voiced bench` with those
+// arguments.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("VOICED_BENCH_ARGS"); args != "" {
+		if err := Command(strings.Fields(args), os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "voiced bench:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // TestSoakClients runs each of the soak's clients once against the real
-// server (real Silero VAD, the soak's fakes): a well-behaved session is
-// answered and ends cleanly with its lateness measured, and every
-// misbehaving client is cut off as documented.
+// server (real Silero VAD, the soak's fakes), asking the server's side
+// through the control API as the client process does: a well-behaved
+// session is answered and ends cleanly with its lateness measured, and
+// every misbehaving client is cut off as documented.
 func TestSoakClients(t *testing.T) {
 	testenv.RequireModels(t)
 	speech := testenv.Speech(t, "Hello, what is the weather like today in Paris?")
@@ -25,12 +42,17 @@ func TestSoakClients(t *testing.T) {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s, _, stop, err := startSoak(SoakConfig{Sessions: 1, Speech: speech, StartTimeout: time.Second, InputIdleTimeout: 2 * time.Second, InputMaxAhead: 2 * time.Second,
+	srv, stop, err := startSoak(SoakConfig{Sessions: 1, Speech: speech, StartTimeout: time.Second, InputIdleTimeout: 2 * time.Second, InputMaxAhead: 2 * time.Second,
 		Logger: log, ServerLogger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
+	s, err := newSoakClients(soakClientConfig{URL: srv.url, Control: srv.control, Sessions: 1, Turns: 2,
+		TurnTimeout: 20 * time.Second, Limit: 20 * time.Millisecond, Speech: speechBytes(speech)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	done := make(chan struct{})
 	go func() {
@@ -50,7 +72,7 @@ func TestSoakClients(t *testing.T) {
 				}
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				r := s.misbyK[k.name]
+				r := s.t.Misbehaving[k.name]
 				if r == nil || r.Clients != n || r.AsExpected != n {
 					t.Errorf("%s: %+v, want %d clients cut off as documented (%s)", k.name, r, n, k.want)
 				}
@@ -59,21 +81,65 @@ func TestSoakClients(t *testing.T) {
 	})
 	t.Run("good", func(t *testing.T) {
 		<-done
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		r := s.res
+		r := s.tally()
 		if r.GoodSessions != 1 || r.GoodFailed != 0 || r.TurnsAsked != 2 || r.TurnsAnswered != 2 {
 			t.Errorf("well-behaved session: %d sessions, %d failed (%s), %d of %d turns answered, want 1, 0, 2 of 2",
 				r.GoodSessions, r.GoodFailed, r.FirstFailure, r.TurnsAnswered, r.TurnsAsked)
 		}
-		if len(s.p99s) != 1 || r.LateFrames < 100 {
-			t.Errorf("lateness: %d sessions, %d frames measured; want 1 session, one sample per 20 ms", len(s.p99s), r.LateFrames)
+		if len(r.P99s) != 1 || r.LateFrames < 100 {
+			t.Errorf("lateness: %d sessions, %d frames measured; want 1 session, one sample per 20 ms", len(r.P99s), r.LateFrames)
 		}
 	})
 	n := 0
-	s.late.Range(func(any, any) bool { n++; return true })
+	srv.late.Range(func(any, any) bool { n++; return true })
 	if n != 0 {
 		t.Errorf("%d sessions' lateness still collected after their clients ended", n)
+	}
+	// The control API refuses what it cannot answer.
+	if _, err := s.ctl.finish("no-such-session"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("finish of an unwatched session: %v, want 404", err)
+	}
+	if e := s.ctl.end("no-such-session", 0, false); e.Logged || e.Text != "" {
+		t.Errorf("end of an unknown session: %+v, want not logged", e)
+	}
+}
+
+// TestRunSoak runs a short soak end to end, its clients in their own
+// process (this test binary, through TestMain): the tally crosses back,
+// the client process's CPU is measured, and every turn is answered.
+func TestRunSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 6 s soak")
+	}
+	testenv.RequireModels(t)
+	speech := testenv.Speech(t, "Hello, what is the weather like today in Paris?")
+	var clientLog bytes.Buffer
+	r, err := RunSoak(context.Background(), SoakConfig{Sessions: 2, Duration: 6 * time.Second, Turns: 1, Speech: speech,
+		StartTimeout: time.Second, InputIdleTimeout: 2 * time.Second, ClientLog: &clientLog})
+	if err != nil {
+		t.Fatalf("%v\nclient process: %s", err, clientLog.String())
+	}
+	if r.GoodSessions < 2 || r.GoodFailed != 0 || r.TurnsAsked < 2 || r.TurnsAnswered != r.TurnsAsked {
+		t.Errorf("%d sessions, %d failed (%s), %d of %d turns answered; want ≥ 2 sessions, every turn answered",
+			r.GoodSessions, r.GoodFailed, r.FirstFailure, r.TurnsAnswered, r.TurnsAsked)
+	}
+	if r.Lateness.N != r.GoodSessions || r.LateFrames < 100*r.GoodSessions {
+		t.Errorf("lateness of %d sessions, %d frames; want every session's, one sample per 20 ms", r.Lateness.N, r.LateFrames)
+	}
+	if r.ClientCPU <= 0 || r.CPU1 <= 0 {
+		t.Errorf("CPU: server %.3f, clients %.3f cores; want both measured", r.CPU1, r.ClientCPU)
+	}
+	kinds := map[string]bool{}
+	for _, m := range r.Misbehaving {
+		kinds[m.Kind] = m.Clients > 0
+	}
+	for _, k := range []string{"fast", "mute", "malformed"} { // the ones cut within 6 s
+		if !kinds[k] {
+			t.Errorf("no %s client ran: %+v", k, r.Misbehaving)
+		}
+	}
+	if r.Baseline.RSS == 0 || r.After.RSS == 0 {
+		t.Errorf("RSS not measured: baseline %d, after %d", r.Baseline.RSS, r.After.RSS)
 	}
 }
 

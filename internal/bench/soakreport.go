@@ -27,7 +27,8 @@ type SoakResult struct {
 	Tolerance                      float64
 	StartTimeout, InputIdleTimeout time.Duration
 	InputMaxAhead                  time.Duration
-	CPU1                           float64 // CPU time per wall second over the load (1 = one core)
+	CPU1                           float64 // the server process's CPU time per wall second over the load (1 = one core)
+	ClientCPU                      float64 // the client process's, likewise
 
 	// Baseline is after the warm-up, before the load; After once every
 	// client is gone and the server has settled; Peak the highest seen
@@ -142,14 +143,14 @@ func SoakMarkdown(r *SoakResult, note string) []byte {
 	}
 	fmt.Fprintf(&w, "Written by `voiced bench soak --sessions %d --duration %v` (`make soak` runs it with SOAK_SESSIONS and SOAK_DURATION) on %s, commit %s.\n\n",
 		r.Sessions, r.Duration, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit)
-	fmt.Fprintf(&w, "The real server (internal/server, default configuration) serves on 127.0.0.1 in the same process as its clients, "+
-		"which speak docs/protocol.md over real WebSocket connections. The real Silero VAD hears every session; speech recognition, "+
+	fmt.Fprintf(&w, "The real server (internal/server, default configuration) serves on 127.0.0.1; its clients run in a process of their own "+
+		"(`voiced bench soak-clients`, on the same cores) and speak docs/protocol.md over real WebSocket connections. The real Silero VAD hears every session; speech recognition, "+
 		"the model and speech synthesis are fast fakes (final transcript after %v, first token after %v then %.0f tokens/s, first audio after %v at RTF %.1f).\n\n",
 		soakProfile.STTFinal, soakProfile.LLMFirst, soakProfile.TokensPerSecond, soakProfile.TTSFirst, soakProfile.TTSRTF)
 	fmt.Fprintf(&w, "## Machine\n\n")
 	fmt.Fprintf(&w, "- %s, %d cores, %s\n", r.CPU, r.Cores, r.GoVersion)
-	fmt.Fprintf(&w, "- load average (1, 5, 15 min) at start: %s; at end: %s (the clients run on the same cores as the server)\n", r.LoadBefore, r.LoadAfter)
-	fmt.Fprintf(&w, "- process CPU during the load: %.2f cores\n\n", r.CPU1)
+	fmt.Fprintf(&w, "- load average (1, 5, 15 min) at start: %s; at end: %s\n", r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(&w, "- CPU during the load: server process %.2f cores, client process %.2f cores\n\n", r.CPU1, r.ClientCPU)
 
 	fmt.Fprintf(&w, "## Parameters\n\n")
 	fmt.Fprintf(&w, "- %d well-behaved sessions at all times for %v (ran %v): each waits for `ready`, speaks a %.1f s utterance in real time "+
