@@ -391,10 +391,11 @@ func testCarrierCall(t *testing.T, tc carrierCase) {
 	}
 	time.Sleep(1200 * time.Millisecond) // let it talk
 	barge := time.Now()
-	// Words of substance: over 8 kHz audio pocketsphinx seldom hears
-	// "wait" or "stop", and the detector may split a short phrase at its
-	// comma into two bursts, each too short to qualify on its own (the
-	// turn-taking stage's own tests cover short words and stop words).
+	// Words of substance beside the interrupt words, so that the barge-in
+	// does not rest on the spotting pass alone (it hears "wait" or "stop"
+	// over 8 kHz about 20 times in 22) and survives the detector splitting
+	// the phrase at its comma (the turn-taking stage's own tests cover
+	// short words and stop words).
 	c.say(speech(t, "wait, stop please, I have a question"))
 	var cleared time.Time
 	if !waitUntil(8*time.Second, func() bool { cleared, ok = c.clearSince(barge); return ok }) {

@@ -2,18 +2,24 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +65,10 @@ type SoakConfig struct {
 	ServerLogger *slog.Logger
 	// ClientLog receives the client process's stderr (default: discarded).
 	ClientLog io.Writer
+	// ClientNice is the client process's nice value (0: the server's). The
+	// clients stand in for callers on other machines; on a small machine a
+	// positive value keeps the server's threads from queueing behind them.
+	ClientNice int
 }
 
 // Soak providers: fast fakes, so that what is measured is voiced itself
@@ -79,6 +89,13 @@ type soakServer struct {
 	control string // the control API's base URL
 	ends    *endLog
 	late    sync.Map // session ID → *sessionLate, while its client watches
+
+	// Frames of watched sessions later than cfg.Limit, by second of the
+	// load (from lateFrom), to tell spikes that hit every session at once
+	// from sessions late on their own.
+	lateMu   sync.Mutex
+	lateFrom time.Time
+	lateBy   map[int]int
 }
 
 // sessionLate collects one session's input lateness samples.
@@ -93,7 +110,27 @@ func (s *soakServer) observeLateness(id string, d time.Duration) {
 		l.mu.Lock()
 		l.v = append(l.v, d)
 		l.mu.Unlock()
+		if d > s.cfg.Limit {
+			s.lateMu.Lock()
+			if !s.lateFrom.IsZero() {
+				s.lateBy[int(time.Since(s.lateFrom)/time.Second)]++
+			}
+			s.lateMu.Unlock()
+		}
 	}
+}
+
+// lateSeconds returns the seconds of the load with frames over the limit,
+// the most first.
+func (s *soakServer) lateSeconds() []LateSecond {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	out := make([]LateSecond, 0, len(s.lateBy))
+	for at, n := range s.lateBy {
+		out = append(out, LateSecond{At: at, Frames: n})
+	}
+	slices.SortFunc(out, func(a, b LateSecond) int { return cmp.Or(b.Frames-a.Frames, a.At-b.At) })
+	return out
 }
 
 // startSoak fills in cfg's defaults and starts the server: the default
@@ -140,7 +177,7 @@ func startSoak(cfg SoakConfig) (s *soakServer, stop func(), err error) {
 	// Native memory freed by ended sessions goes back, as under serve.
 	cmem.Tune()
 
-	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler())}
+	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler()), lateBy: map[int]int{}}
 	sc := config.Default()
 	sc.Server.Addr = "127.0.0.1:0"
 	sc.Server.MaxSessions = cfg.Sessions + 100
@@ -262,6 +299,15 @@ func (s *soakServer) clients(ctx context.Context, cc soakClientConfig) (soakTall
 		return t, 0, err
 	}
 	cmd := exec.Command(exe, "bench", "soak-clients")
+	if s.cfg.ClientNice != 0 {
+		// Through nice(1): a nice value set after the start would miss
+		// the threads the Go runtime has already made.
+		nice, err := exec.LookPath("nice")
+		if err != nil {
+			return t, 0, fmt.Errorf("bench: soak: the client process's nice value: %w", err)
+		}
+		cmd = exec.Command(nice, "-n", strconv.Itoa(s.cfg.ClientNice), exe, "bench", "soak-clients")
+	}
 	// A test binary is not voiced: its TestMain runs Command with these.
 	cmd.Env = append(os.Environ(), "VOICED_BENCH_ARGS=soak-clients")
 	var out bytes.Buffer
@@ -327,14 +373,25 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 
 	// The load.
 	begin := time.Now()
-	cpu0 := cpuTime()
+	s.lateMu.Lock()
+	s.lateFrom = begin
+	s.lateMu.Unlock()
+	cpu0, wait0, sched0 := cpuTime(), schedWait(), goSched()
+	trims0, trimTime0, _ := cmem.Trims()
 	var peak atomic.Pointer[Snapshot]
 	peak.Store(&Snapshot{})
+	steal0 := stealTime()
+	stealBy := map[int]time.Duration{} // by second of the load, as sampled
 	sampling, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
+		prev := steal0
 		for sampling.Err() == nil {
+			if st := stealTime(); st > prev {
+				stealBy[max(int(time.Since(begin)/time.Second)-1, 0)] += st - prev
+				prev = st
+			}
 			sn := snapshot(s.srv)
 			if p := peak.Load(); sn.RSS > p.RSS || sn.Goroutines > p.Goroutines || sn.Sessions > p.Sessions {
 				peak.Store(&Snapshot{RSS: max(sn.RSS, p.RSS), Goroutines: max(sn.Goroutines, p.Goroutines), Sessions: max(sn.Sessions, p.Sessions)})
@@ -350,7 +407,19 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	<-sampled
 	res.Wall = time.Since(begin)
 	res.CPU1 = float64(cpuTime()-cpu0) / float64(res.Wall)
+	res.Waiting = float64(schedWait()-wait0) / float64(res.Wall)
+	res.GoSched, res.GCPause = goSched().since(sched0)
+	res.Steal = float64(stealTime()-steal0) / float64(res.Wall)
+	res.LateSeconds = s.lateSeconds()
+	for i, l := range res.LateSeconds {
+		// The sampler's seconds are not the lateness's: take the most
+		// around it.
+		res.LateSeconds[i].Steal = max(stealBy[l.At-1], stealBy[l.At], stealBy[l.At+1])
+	}
+	trims, trimTime, trimWorst := cmem.Trims()
+	res.Trims, res.TrimTime, res.TrimWorst = trims-trims0, trimTime-trimTime0, trimWorst
 	res.ClientCPU = float64(clientCPU) / float64(res.Wall)
+	res.ClientNice = cfg.ClientNice
 	res.Peak = *peak.Load()
 	res.LoadAfter = loadLine()
 	if err != nil {
@@ -494,4 +563,75 @@ func (h *endLog) wait(id string, d time.Duration, take bool) (error, bool) {
 		}
 		h.cond.Wait()
 	}
+}
+
+// schedHists are the Go runtime's histograms of how long goroutines
+// waited to run and how long the world stopped for the collector.
+type schedHists struct{ latency, gc *metrics.Float64Histogram }
+
+func goSched() schedHists {
+	ms := []metrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(ms)
+	var h schedHists
+	if ms[0].Value.Kind() == metrics.KindFloat64Histogram {
+		h.latency = ms[0].Value.Float64Histogram()
+	}
+	if ms[1].Value.Kind() == metrics.KindFloat64Histogram {
+		h.gc = ms[1].Value.Float64Histogram()
+	}
+	return h
+}
+
+// since returns the goroutine scheduling latency and the GC pauses
+// between h0 and h, each as a Dist of bucket upper bounds.
+func (h schedHists) since(h0 schedHists) (latency, gc Dist) {
+	return histSince(h.latency, h0.latency), histSince(h.gc, h0.gc)
+}
+
+// histSince summarizes the counts h added since h0 (same buckets), each
+// observation taken at its bucket's upper bound.
+func histSince(h, h0 *metrics.Float64Histogram) Dist {
+	if h == nil || h0 == nil || len(h.Counts) != len(h0.Counts) {
+		return Dist{}
+	}
+	var n uint64
+	for i := range h.Counts {
+		n += h.Counts[i] - h0.Counts[i]
+	}
+	if n == 0 {
+		return Dist{}
+	}
+	at := func(q float64) time.Duration {
+		want := uint64(math.Ceil(q * float64(n)))
+		var c uint64
+		for i := range h.Counts {
+			c += h.Counts[i] - h0.Counts[i]
+			if c >= want && c > 0 {
+				up := h.Buckets[i+1]
+				if math.IsInf(up, 1) {
+					up = h.Buckets[i]
+				}
+				return time.Duration(up * float64(time.Second))
+			}
+		}
+		return 0
+	}
+	return Dist{N: int(n), P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: at(1)}
+}
+
+// stealTime is the time the hypervisor ran something else while this
+// machine's CPUs wanted to run (the steal column of /proc/stat's cpu line,
+// summed over the CPUs; 0 where unknown).
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[8], 10, 64)
+	return time.Duration(n) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }

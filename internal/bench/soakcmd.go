@@ -31,6 +31,7 @@ func SoakCommand(args []string, stdout, stderr io.Writer) error {
 	turns := fs.Int("turns", 3, "most turns per session")
 	out := fs.String("out", "bench/results", "output directory")
 	note := fs.String("note", "", "a note for the top of the report")
+	nice := fs.Int("client-nice", 10, "the client process's nice value (0: level with the server)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func SoakCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("soak", "sessions", *sessions, "duration", *duration)
 	r, err := RunSoak(ctx, SoakConfig{Sessions: *sessions, Duration: *duration, Turns: *turns, Speech: speech,
-		Logger: log, ServerLogger: log.With("from", "server")})
+		ClientNice: *nice, ClientLog: stderr, Logger: log, ServerLogger: log.With("from", "server")})
 	if err != nil {
 		return err
 	}

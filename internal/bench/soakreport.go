@@ -29,6 +29,23 @@ type SoakResult struct {
 	InputMaxAhead                  time.Duration
 	CPU1                           float64 // the server process's CPU time per wall second over the load (1 = one core)
 	ClientCPU                      float64 // the client process's, likewise
+	ClientNice                     int     // the client process's nice value
+	// Waiting is how long the server's threads waited for a CPU per wall
+	// second (schedstat); GoSched how long its goroutines waited to run
+	// and GCPause its stop-the-world pauses (the Go runtime's histograms,
+	// at bucket bounds), over the load.
+	Waiting          float64
+	GoSched, GCPause Dist
+	// Trims counts the C allocator's trims over the load (cmem), TrimTime
+	// their total, TrimWorst the longest in the process.
+	// Steal is the CPU time the hypervisor took from the machine per
+	// wall second over the load (/proc/stat).
+	Steal               float64
+	Trims               int
+	TrimTime, TrimWorst time.Duration
+	// LateSeconds are the seconds of the load in which well-behaved
+	// sessions had frames over Limit, the most first.
+	LateSeconds []LateSecond
 
 	// Baseline is after the warm-up, before the load; After once every
 	// client is gone and the server has settled; Peak the highest seen
@@ -47,6 +64,15 @@ type SoakResult struct {
 	LateFrames   int
 
 	Misbehaving []MisbehaviorResult
+}
+
+// LateSecond counts the frames over the limit in one second of the load.
+type LateSecond struct {
+	At     int // seconds from the start of the load
+	Frames int
+	// Steal is the most CPU time the hypervisor took from this machine
+	// in that second or one beside it.
+	Steal time.Duration
 }
 
 // MisbehaviorResult is what happened to the misbehaving clients of one
@@ -150,7 +176,7 @@ func SoakMarkdown(r *SoakResult, note string) []byte {
 	fmt.Fprintf(&w, "## Machine\n\n")
 	fmt.Fprintf(&w, "- %s, %d cores, %s\n", r.CPU, r.Cores, r.GoVersion)
 	fmt.Fprintf(&w, "- load average (1, 5, 15 min) at start: %s; at end: %s\n", r.LoadBefore, r.LoadAfter)
-	fmt.Fprintf(&w, "- CPU during the load: server process %.2f cores, client process %.2f cores\n\n", r.CPU1, r.ClientCPU)
+	fmt.Fprintf(&w, "- CPU during the load: server process %.2f cores, client process %.2f cores (at nice %d)\n\n", r.CPU1, r.ClientCPU, r.ClientNice)
 
 	fmt.Fprintf(&w, "## Parameters\n\n")
 	fmt.Fprintf(&w, "- %d well-behaved sessions at all times for %v (ran %v): each waits for `ready`, speaks a %.1f s utterance in real time "+
@@ -185,8 +211,27 @@ func SoakMarkdown(r *SoakResult, note string) []byte {
 		fmt.Fprintf(&w, "- first failure: %s\n", r.FirstFailure)
 	}
 	d := r.Lateness
-	fmt.Fprintf(&w, "- input lateness p99 per session, over %d sessions (%d frames): median %v, p90 %v, worst %v; %d over %v\n\n",
+	fmt.Fprintf(&w, "- input lateness p99 per session, over %d sessions (%d frames): median %v, p90 %v, worst %v; %d over %v\n",
 		d.N, r.LateFrames, d.P50.Round(10*time.Microsecond), d.P90.Round(10*time.Microsecond), d.Max.Round(10*time.Microsecond), r.LateSessions, r.Limit)
+	var lateFrames int
+	for _, l := range r.LateSeconds {
+		lateFrames += l.Frames
+	}
+	fmt.Fprintf(&w, "- frames over %v: %d, in %d of the load's seconds", r.Limit, lateFrames, len(r.LateSeconds))
+	for i, l := range r.LateSeconds[:min(len(r.LateSeconds), 8)] {
+		sep := ", "
+		if i == 0 {
+			sep = "; the most: "
+		}
+		fmt.Fprintf(&w, "%s%d at %d s", sep, l.Frames, l.At)
+		if l.Steal > 0 {
+			fmt.Fprintf(&w, " (steal %v)", l.Steal)
+		}
+	}
+	fmt.Fprintf(&w, "\n- the hypervisor took %.3f s of CPU per second from the machine over the load (steal, /proc/stat)", r.Steal)
+	fmt.Fprintf(&w, "\n- the server process over the load: its threads waited for a CPU %.2f s per second; goroutines waited to run p99 %v, worst %v; "+
+		"GC stopped the world %d times, worst %v (runtime/metrics buckets); glibc trimmed %d times, %v in all, worst %v\n\n",
+		r.Waiting, r.GoSched.P99, r.GoSched.Max, r.GCPause.N, r.GCPause.Max, r.Trims, r.TrimTime.Round(time.Millisecond), r.TrimWorst.Round(10*time.Microsecond))
 
 	fmt.Fprintf(&w, "## Misbehaving clients\n\n| kind | does | documented | clients | as documented | longest | outcomes |\n|---|---|---|---|---|---|---|\n")
 	for _, m := range r.Misbehaving {

@@ -60,6 +60,9 @@ var (
 	trims    = make(chan struct{}, 1) // a trim is asked for
 	trimMu   sync.Mutex
 	trimLast time.Time
+	// Under trimMu: see Trims.
+	trimCount            int
+	trimTotal, trimWorst time.Duration
 )
 
 // Trim asks for the allocator to return free memory to the system. It
@@ -84,6 +87,20 @@ func trimmer() {
 func TrimNow() {
 	trimMu.Lock()
 	defer trimMu.Unlock()
+	start := time.Now()
 	C.voiced_trim()
 	trimLast = time.Now()
+	took := trimLast.Sub(start)
+	trimCount++
+	trimTotal += took
+	trimWorst = max(trimWorst, took)
+}
+
+// Trims returns how many trims ran in this process, their total time and
+// the longest: glibc holds each arena's lock while it trims it, so native
+// code allocating meanwhile waits.
+func Trims() (n int, total, worst time.Duration) {
+	trimMu.Lock()
+	defer trimMu.Unlock()
+	return trimCount, trimTotal, trimWorst
 }
