@@ -12,11 +12,13 @@ import (
 )
 
 // SoakUsage is the command line of SoakCommand.
-const SoakUsage = `usage: voiced bench soak [--sessions N] [--duration D] [--turns N] [--out DIR] [--note TEXT]
+const SoakUsage = `usage: voiced bench soak [--sessions N] [--duration D] [--turns N] [--out DIR] [--note TEXT] [--client-nice N]
   Serves voiced on 127.0.0.1 with the real Silero VAD and fast fake
   STT, model and TTS, and keeps N well-behaved WebSocket sessions talking
   (each hangs up after a few turns and is replaced) for D, beside clients
-  that misbehave; then checks goroutines and RSS against their baseline,
+  that misbehave; the clients run in a second process (voiced bench
+  soak-clients) at nice N (default 10, standing in for callers on other
+  machines). Then it checks goroutines and RSS against their baseline,
   every session's input lateness p99, that every turn was answered and
   that every bad client was cut off as documented. Writes DIR/soak.md and
   DIR/soak.json; exits non-zero when a criterion fails.`
