@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +67,11 @@ type SoakConfig struct {
 	ServerLogger *slog.Logger
 	// ClientLog receives the client process's stderr (default: discarded).
 	ClientLog io.Writer
+	// TraceDir, if set, keeps a flight recorder of the server process's
+	// execution trace (runtime/trace) during the load and writes its last
+	// seconds there when well-behaved sessions' frames run late: at most
+	// three traces, 30 s apart. Tracing costs CPU of its own.
+	TraceDir string
 	// ClientNice is the client process's nice value (0: the server's). The
 	// clients stand in for callers on other machines; on a small machine a
 	// positive value keeps the server's threads from queueing behind them.
@@ -96,6 +103,10 @@ type soakServer struct {
 	lateMu   sync.Mutex
 	lateFrom time.Time
 	lateBy   map[int]int
+
+	// late is signalled (never blocking) on each frame over the limit,
+	// for the flight recorder.
+	lateSignal chan struct{}
 }
 
 // sessionLate collects one session's input lateness samples.
@@ -116,6 +127,10 @@ func (s *soakServer) observeLateness(id string, d time.Duration) {
 				s.lateBy[int(time.Since(s.lateFrom)/time.Second)]++
 			}
 			s.lateMu.Unlock()
+			select {
+			case s.lateSignal <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -177,7 +192,7 @@ func startSoak(cfg SoakConfig) (s *soakServer, stop func(), err error) {
 	// Native memory freed by ended sessions goes back, as under serve.
 	cmem.Tune()
 
-	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler()), lateBy: map[int]int{}}
+	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler()), lateBy: map[int]int{}, lateSignal: make(chan struct{}, 1)}
 	sc := config.Default()
 	sc.Server.Addr = "127.0.0.1:0"
 	sc.Server.MaxSessions = cfg.Sessions + 100
@@ -376,7 +391,13 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	s.lateMu.Lock()
 	s.lateFrom = begin
 	s.lateMu.Unlock()
-	cpu0, wait0, sched0 := cpuTime(), schedWait(), goSched()
+	traced := func() []string { return nil }
+	if cfg.TraceDir != "" {
+		if traced, err = s.record(ctx, begin); err != nil {
+			return nil, err
+		}
+	}
+	cpu0, wait0, sched0, gc0 := cpuTime(), schedWait(), goSched(), gcCPU()
 	trims0, trimTime0, _ := cmem.Trims()
 	var peak atomic.Pointer[Snapshot]
 	peak.Store(&Snapshot{})
@@ -405,10 +426,12 @@ func RunSoak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	t, clientCPU, err := s.clients(ctx, soakClientConfig{Sessions: cfg.Sessions, Duration: cfg.Duration})
 	stopSampling()
 	<-sampled
+	res.Traces = traced() // before the after-measurement: the recorder holds memory
 	res.Wall = time.Since(begin)
 	res.CPU1 = float64(cpuTime()-cpu0) / float64(res.Wall)
 	res.Waiting = float64(schedWait()-wait0) / float64(res.Wall)
 	res.GoSched, res.GCPause = goSched().since(sched0)
+	res.GCCPU = float64(gcCPU()-gc0) / float64(res.Wall)
 	res.Steal = float64(stealTime()-steal0) / float64(res.Wall)
 	res.LateSeconds = s.lateSeconds()
 	for i, l := range res.LateSeconds {
@@ -634,4 +657,77 @@ func stealTime() time.Duration {
 	}
 	n, _ := strconv.ParseInt(f[8], 10, 64)
 	return time.Duration(n) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// record starts the flight recorder and the goroutine that writes its
+// window to cfg.TraceDir when frames run late. done stops both and returns
+// the files written.
+func (s *soakServer) record(ctx context.Context, begin time.Time) (done func() []string, err error) {
+	if err := os.MkdirAll(s.cfg.TraceDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: soak: trace dir: %w", err)
+	}
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: 5 * time.Second, MaxBytes: 64 << 20})
+	if err := fr.Start(); err != nil {
+		return nil, fmt.Errorf("bench: soak: flight recorder: %w", err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	var files []string
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for len(files) < 3 {
+			select {
+			case <-s.lateSignal:
+			case <-rctx.Done():
+				return
+			}
+			at := int(time.Since(begin) / time.Second)
+			select { // the episode's tail too
+			case <-time.After(2 * time.Second):
+			case <-rctx.Done():
+			}
+			name := filepath.Join(s.cfg.TraceDir, fmt.Sprintf("soak-late-%ds.trace", at))
+			f, err := os.Create(name)
+			if err != nil {
+				s.cfg.Logger.Warn("soak: trace", "err", err)
+				return
+			}
+			_, err = fr.WriteTo(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				s.cfg.Logger.Warn("soak: trace", "err", err)
+				return
+			}
+			s.cfg.Logger.Info("soak: frames late; trace written", "file", name)
+			files = append(files, name)
+			select { // one per episode
+			case <-time.After(30 * time.Second):
+			case <-rctx.Done():
+				return
+			}
+			select { // a signal from the episode just written is stale
+			case <-s.lateSignal:
+			default:
+			}
+		}
+	}()
+	return func() []string {
+		stop()
+		<-written
+		fr.Stop()
+		return files
+	}, nil
+}
+
+// gcCPU is the CPU time the Go collector has spent in this process (an
+// estimate of the runtime's: runtime/metrics).
+func gcCPU() time.Duration {
+	ms := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(ms)
+	if ms[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(ms[0].Value.Float64() * float64(time.Second))
 }

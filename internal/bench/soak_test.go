@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
@@ -114,8 +116,10 @@ func TestRunSoak(t *testing.T) {
 	testenv.RequireModels(t)
 	speech := testenv.Speech(t, "Hello, what is the weather like today in Paris?")
 	var clientLog bytes.Buffer
+	// Every frame is "late" to a 1 ns limit: the flight recorder writes.
+	traces := t.TempDir()
 	r, err := RunSoak(context.Background(), SoakConfig{Sessions: 2, Duration: 6 * time.Second, Turns: 1, Speech: speech,
-		StartTimeout: time.Second, InputIdleTimeout: 2 * time.Second, ClientLog: &clientLog})
+		StartTimeout: time.Second, InputIdleTimeout: 2 * time.Second, ClientLog: &clientLog, Limit: time.Nanosecond, TraceDir: traces})
 	if err != nil {
 		t.Fatalf("%v\nclient process: %s", err, clientLog.String())
 	}
@@ -136,6 +140,17 @@ func TestRunSoak(t *testing.T) {
 	for _, k := range []string{"fast", "mute", "malformed"} { // the ones cut within 6 s
 		if !kinds[k] {
 			t.Errorf("no %s client ran: %+v", k, r.Misbehaving)
+		}
+	}
+	if r.LateSessions != r.GoodSessions || len(r.LateSeconds) == 0 {
+		t.Errorf("to a 1 ns limit %d of %d sessions were late, in %d seconds; want all, in some", r.LateSessions, r.GoodSessions, len(r.LateSeconds))
+	}
+	if len(r.Traces) == 0 {
+		t.Error("no execution trace written")
+	}
+	for _, f := range r.Traces {
+		if st, err := os.Stat(f); err != nil || st.Size() == 0 || filepath.Dir(f) != traces {
+			t.Errorf("trace %s: %v", f, err)
 		}
 	}
 	if r.Baseline.RSS == 0 || r.After.RSS == 0 {
@@ -220,5 +235,23 @@ func TestWriteSoakReport(t *testing.T) {
 	var back SoakResult
 	if err != nil || json.Unmarshal(b, &back) != nil || back.TurnsAsked != 2 || back.Duration != time.Minute {
 		t.Errorf("soak.json: %v\n%s", err, b)
+	}
+}
+
+// TestHistSince: the counts added between two readings of a runtime
+// histogram are summarized at their buckets' upper bounds.
+func TestHistSince(t *testing.T) {
+	buckets := []float64{0, 0.001, 0.01, 0.1, math.Inf(1)}
+	h0 := &metrics.Float64Histogram{Buckets: buckets, Counts: []uint64{5, 5, 5, 5}}
+	h := &metrics.Float64Histogram{Buckets: buckets, Counts: []uint64{5 + 90, 5 + 9, 5 + 1, 5 + 2}}
+	d := histSince(h, h0)
+	if d.N != 102 || d.P50 != time.Millisecond || d.P90 != 10*time.Millisecond || d.P99 != 100*time.Millisecond || d.Max != 100*time.Millisecond {
+		t.Errorf("got %+v; want 102 counts, p50 1ms, p90 10ms, p99 and max 100ms (the last bucket is open: its lower bound)", d)
+	}
+	if d := histSince(h0, h0); d.N != 0 {
+		t.Errorf("nothing added: %+v", d)
+	}
+	if d := histSince(h, nil); d.N != 0 {
+		t.Errorf("no first reading: %+v", d)
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // SoakUsage is the command line of SoakCommand.
-const SoakUsage = `usage: voiced bench soak [--sessions N] [--duration D] [--turns N] [--out DIR] [--note TEXT] [--client-nice N]
+const SoakUsage = `usage: voiced bench soak [--sessions N] [--duration D] [--turns N] [--out DIR] [--note TEXT] [--client-nice N] [--trace-dir DIR]
   Serves voiced on 127.0.0.1 with the real Silero VAD and fast fake
   STT, model and TTS, and keeps N well-behaved WebSocket sessions talking
   (each hangs up after a few turns and is replaced) for D, beside clients
@@ -33,6 +33,7 @@ func SoakCommand(args []string, stdout, stderr io.Writer) error {
 	turns := fs.Int("turns", 3, "most turns per session")
 	out := fs.String("out", "bench/results", "output directory")
 	note := fs.String("note", "", "a note for the top of the report")
+	traceDir := fs.String("trace-dir", "", "keep a flight recorder of the server's execution trace and write it here when frames run late")
 	nice := fs.Int("client-nice", 10, "the client process's nice value (0: level with the server)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,7 +54,7 @@ func SoakCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("soak", "sessions", *sessions, "duration", *duration)
 	r, err := RunSoak(ctx, SoakConfig{Sessions: *sessions, Duration: *duration, Turns: *turns, Speech: speech,
-		ClientNice: *nice, ClientLog: stderr, Logger: log, ServerLogger: log.With("from", "server")})
+		TraceDir: *traceDir, ClientNice: *nice, ClientLog: stderr, Logger: log, ServerLogger: log.With("from", "server")})
 	if err != nil {
 		return err
 	}

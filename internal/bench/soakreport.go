@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type SoakResult struct {
 	// and GCPause its stop-the-world pauses (the Go runtime's histograms,
 	// at bucket bounds), over the load.
 	Waiting          float64
+	GCCPU            float64 // the Go collector's CPU time per wall second
 	GoSched, GCPause Dist
 	// Trims counts the C allocator's trims over the load (cmem), TrimTime
 	// their total, TrimWorst the longest in the process.
@@ -43,6 +45,9 @@ type SoakResult struct {
 	Steal               float64
 	Trims               int
 	TrimTime, TrimWorst time.Duration
+	// Traces are the execution traces the flight recorder wrote
+	// (SoakConfig.TraceDir).
+	Traces []string
 	// LateSeconds are the seconds of the load in which well-behaved
 	// sessions had frames over Limit, the most first.
 	LateSeconds []LateSecond
@@ -228,10 +233,13 @@ func SoakMarkdown(r *SoakResult, note string) []byte {
 			fmt.Fprintf(&w, " (steal %v)", l.Steal)
 		}
 	}
+	if len(r.Traces) > 0 {
+		fmt.Fprintf(&w, "\n- execution traces of the server process around late frames (flight recorder on: its cost is in these numbers): %s", strings.Join(r.Traces, ", "))
+	}
 	fmt.Fprintf(&w, "\n- the hypervisor took %.3f s of CPU per second from the machine over the load (steal, /proc/stat)", r.Steal)
 	fmt.Fprintf(&w, "\n- the server process over the load: its threads waited for a CPU %.2f s per second; goroutines waited to run p99 %v, worst %v; "+
-		"GC stopped the world %d times, worst %v (runtime/metrics buckets); glibc trimmed %d times, %v in all, worst %v\n\n",
-		r.Waiting, r.GoSched.P99, r.GoSched.Max, r.GCPause.N, r.GCPause.Max, r.Trims, r.TrimTime.Round(time.Millisecond), r.TrimWorst.Round(10*time.Microsecond))
+		"the Go collector used %.2f cores and stopped the world %d times, worst %v (runtime/metrics buckets); glibc trimmed %d times, %v in all, worst %v\n\n",
+		r.Waiting, r.GoSched.P99, r.GoSched.Max, r.GCCPU, r.GCPause.N, r.GCPause.Max, r.Trims, r.TrimTime.Round(time.Millisecond), r.TrimWorst.Round(10*time.Microsecond))
 
 	fmt.Fprintf(&w, "## Misbehaving clients\n\n| kind | does | documented | clients | as documented | longest | outcomes |\n|---|---|---|---|---|---|---|\n")
 	for _, m := range r.Misbehaving {
