@@ -36,7 +36,7 @@ func TestE2ESippPCMUSpeech(t *testing.T) {
 	}
 	playMs := len(pcm) / 8 // 8 samples a millisecond
 	scenario := filepath.Join(dir, "uac_pcmu.xml")
-	if err := os.WriteFile(scenario, []byte(fmt.Sprintf(sippPCMUScenario, capture, playMs+3000)), 0o644); err != nil {
+	if err := os.WriteFile(scenario, []byte(fmt.Sprintf(bench.SippCallerScenario, capture, playMs+3000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -66,70 +66,3 @@ func TestE2ESippPCMUSpeech(t *testing.T) {
 		t.Errorf("the agent heard %q, want words of %q", heard, said)
 	}
 }
-
-// sippPCMUScenario is a caller offering PCMU alone that plays the capture
-// (%[1]s), listens for %[2]d ms in all, and hangs up.
-const sippPCMUScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="voiced inbound PCMU call with synthesized speech">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true">
-    <action><ereg regexp="PCMU/8000" search_in="body" check_it="true" assign_to="codec"/></action>
-  </recv>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <Reference variables="codec"/>
-  <nop><action><exec play_pcap_audio="%[1]s"/></action></nop>
-  <pause milliseconds="%[2]d"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port];transport=[transport]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-`

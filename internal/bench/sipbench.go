@@ -286,7 +286,7 @@ func RunSIP(ctx context.Context, cfg SIPConfig) (*SIPResult, error) {
 		return nil, err
 	}
 	scenario := filepath.Join(cfg.Dir, "uac_bench.xml")
-	if err := os.WriteFile(scenario, fmt.Appendf(nil, sippBenchScenario, capture, playMs+200), 0o644); err != nil {
+	if err := os.WriteFile(scenario, fmt.Appendf(nil, SippCallerScenario, capture, playMs+200), 0o644); err != nil {
 		return nil, fmt.Errorf("bench: sip: %w", err)
 	}
 	if cfg.CPUProfile != "" {
@@ -559,12 +559,14 @@ func parseSippRTT(r io.Reader) ([]time.Duration, error) {
 	return v, sc.Err()
 }
 
-// sippBenchScenario is a caller offering PCMU alone that plays the capture
-// (%[1]s: its turns and the silences while the bot answers), waits for it
-// to end (%[2]d ms) and hangs up. INVITE → 200 OK is timed (rtd).
-const sippBenchScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+// SippCallerScenario is a sipp caller offering PCMU alone (it fails the
+// call unless the answer is PCMU/8000) that plays the capture (%[1]s: the
+// caller's turns and the silences while the bot answers), waits for it to
+// end (%[2]d ms) and hangs up. INVITE → 200 OK is timed (rtd). The bench's
+// load and the e2e sipp test both call with it.
+const SippCallerScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="voiced bench sip caller">
+<scenario name="voiced PCMU caller">
   <send retrans="500">
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -589,7 +591,9 @@ const sippBenchScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true">
+    <action><ereg regexp="PCMU/8000" search_in="body" check_it="true" assign_to="codec"/></action>
+  </recv>
   <send>
     <![CDATA[
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -604,6 +608,7 @@ const sippBenchScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
+  <Reference variables="codec"/>
   <nop><action><exec play_pcap_audio="%[1]s"/></action></nop>
   <pause milliseconds="%[2]d"/>
   <send retrans="500">

@@ -97,7 +97,7 @@ func sipReport(b *bytes.Buffer, r *SIPResult, note string) {
 
 	p("### Concurrent calls\n\n")
 	p("For each level N, sipp (another process, on the same 2 cores) places %d×N calls over UDP, at most N at once, %d a second "+
-		"(`sipp -sf uac_bench.xml -s demo -l N -r %d -m %d×N -t u1 -trace_rtt -trace_stat`; the scenario is `sippBenchScenario` "+
+		"(`sipp -sf uac_bench.xml -s demo -l N -r %d -m %d×N -t u1 -trace_rtt -trace_stat`; the scenario is `SippCallerScenario` "+
 		"in `internal/bench/sipbench.go`). Each call offers PCMU alone and plays, with `play_pcap_audio`, half a second of silence, "+
 		"then %d× the sentence followed by %s of silence while the bot answers; then BYE. Between levels the server settles "+
 		"(every call ended, a GC with the heap and glibc's free memory handed back) and its RSS is the level's baseline.\n\n",

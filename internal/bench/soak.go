@@ -104,8 +104,8 @@ type soakServer struct {
 	lateFrom time.Time
 	lateBy   map[int]int
 
-	// late is signalled (never blocking) on each frame over the limit,
-	// for the flight recorder.
+	// lateSignal is signalled (never blocking) on each frame over the
+	// limit, for the flight recorder (nil without one).
 	lateSignal chan struct{}
 }
 
@@ -192,7 +192,10 @@ func startSoak(cfg SoakConfig) (s *soakServer, stop func(), err error) {
 	// Native memory freed by ended sessions goes back, as under serve.
 	cmem.Tune()
 
-	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler()), lateBy: map[int]int{}, lateSignal: make(chan struct{}, 1)}
+	s = &soakServer{cfg: cfg, ends: newEndLog(cfg.ServerLogger.Handler()), lateBy: map[int]int{}}
+	if cfg.TraceDir != "" {
+		s.lateSignal = make(chan struct{}, 1)
+	}
 	sc := config.Default()
 	sc.Server.Addr = "127.0.0.1:0"
 	sc.Server.MaxSessions = cfg.Sessions + 100
@@ -283,16 +286,11 @@ func (s *soakServer) controlHandler() http.Handler {
 			http.Error(w, "bad wait", http.StatusBadRequest)
 			return
 		}
-		id, take := r.FormValue("id"), r.FormValue("take") == "1"
 		var e serverEnd
-		var err2 error
-		if wait > 0 || take {
-			err2, e.Logged = s.ends.wait(id, wait, take)
-		} else {
-			err2, e.Logged = s.ends.peek(id)
-		}
-		if err2 != nil {
-			e.Failed, e.Code, e.Text, e.Expected = true, transport.ErrorCode(err2), err2.Error(), transport.Expected(err2)
+		end, logged := s.ends.wait(r.FormValue("id"), wait, r.FormValue("take") == "1")
+		e.Logged = logged
+		if end != nil {
+			e.Failed, e.Code, e.Text, e.Expected = true, transport.ErrorCode(end), end.Error(), transport.Expected(end)
 		}
 		reply(w, e)
 	})
@@ -554,16 +552,8 @@ func (h *endLog) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *endLog) WithGroup(string) slog.Handler { return h } // the server's records use none
 
-// peek returns session id's end if it was logged, leaving it.
-func (h *endLog) peek(id string) (error, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	err, ok := h.errs[id]
-	return err, ok
-}
-
-// wait returns session id's end, waiting up to d for it to be logged;
-// take forgets it.
+// wait returns session id's end, waiting up to d (which may be 0) for it
+// to be logged; take forgets it.
 func (h *endLog) wait(id string, d time.Duration, take bool) (error, bool) {
 	t := time.AfterFunc(d, func() {
 		h.mu.Lock()
